@@ -1,0 +1,311 @@
+"""The bootstrapping loop, in rounds.
+
+Each round samples its prompts with a random generator seeded by (seed, round) from
+the pool as it stood when the round began, sends them concurrently, and then decides
+candidates in a fixed order. A round is therefore a pure function of the pool, the
+seed and the model's answers; since every answer is journaled, an interrupted round
+is replayed from the journal on resume without paying for any answer twice, and the
+resumed run is the run that would have happened without the interruption.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+
+from .client import ModelClient, RequestFailed
+from .config import Config
+from .filters import clean_instances, instruction_rejection
+from .parsing import parse_alpaca_tasks, parse_instances, parse_instructions, parse_yes_no
+from .prompts import PromptSet
+from .report import ProgressView, Stats
+from .rundir import RunDir
+from .seeds import Instance, Task
+from .similarity import RougeIndex
+
+SIMILAR_SHOWN = 5
+ALPACA_EXAMPLES = 3
+CLASSIFY_TOKENS = 16
+
+
+@dataclass
+class Request:
+    stage: str
+    slot: str  # where in the run this request belongs, e.g. "r3.instances.r0003-01-04"
+    round: int
+    prompt: str
+    max_tokens: int
+    temperature: float
+    stop: list[str] | None = None
+    next_number: int = 0  # the list number the prompt ends with, where the answer's list goes on
+
+
+@dataclass
+class Candidate:
+    id: str
+    instruction: str
+    source: dict
+    most_similar: list[dict]
+    is_classification: bool | None = None
+    instances: list[Instance] | None = None
+
+
+class Run:
+    """State of one run (pool, index, counters), rebuilt from the run directory."""
+
+    def __init__(self, config: Config, prompts: PromptSet, seeds: list[Task], rundir: RunDir,
+                 client: ModelClient, stats: Stats, view: ProgressView):
+        self.config, self.prompts, self.seeds, self.rundir = config, prompts, seeds, rundir
+        self.client, self.stats, self.view = client, stats, view
+        stats.retries = client.retries
+        self.continued = config.api == "completion"
+        responses = rundir.responses.read()
+        tasks = rundir.tasks.read()
+        rejected = rundir.rejected.read()
+        rounds = [r["round"] for r in responses] + [t["source"]["round"] for t in tasks] + [r["round"] for r in rejected]
+        self.round = max(rounds, default=0)  # the first round to (re)play
+        self.cache = {r["key"]: r for r in responses}
+        for record in responses:
+            stats.count_response(record)
+        self.written_tasks = {t["id"] for t in tasks}
+        self.written_rejections = {r["id"] for r in rejected}
+        for record in rejected:
+            if record["round"] < self.round:
+                stats.count_rejection(record)
+        self.index = RougeIndex(task.instruction for task in seeds)
+        self.machine: list[str] = []
+        for record in tasks:
+            if record["source"]["round"] < self.round:
+                self._join_pool(record)
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while self.stats.accepted < self.stats.target:
+            if self.config.mode == "alpaca":
+                await self.alpaca_round()
+            else:
+                await self.self_instruct_round()
+            self.rundir.sync()
+            self.round += 1
+
+    async def self_instruct_round(self) -> None:
+        rng = random.Random(f"{self.config.seed}:{self.round}")
+        requests = [self._instruction_request(rng, i) for i in range(self.config.requests_per_round)]
+        answers = await self._ask_all(requests)
+        candidates = self._screen_instructions(requests, answers)
+        await self._gather(*(self._complete_candidate(c) for c in candidates))
+        self._accept_in_order(candidates)
+
+    async def alpaca_round(self) -> None:
+        rng = random.Random(f"{self.config.seed}:{self.round}")
+        requests = [self._alpaca_request(rng, i) for i in range(self.config.requests_per_round)]
+        answers = await self._ask_all(requests)
+        candidates = []
+        round_index = RougeIndex()
+        for request, answer in zip(requests, answers):
+            if answer["error"]:
+                continue
+            tasks = parse_alpaca_tasks(answer["text"], request.next_number, self.continued)
+            if not tasks:
+                self._reject(f"{request.slot}.0", request, "unparseable_response", answer["text"][:500])
+                continue
+            if answer["finish_reason"] == "length":
+                cut = tasks.pop()
+                self._reject(f"{request.slot}.{len(tasks)}", request, "cut_off", cut["instruction"])
+            for j, task in enumerate(tasks):
+                candidate = self._screen(request, j, task["instruction"], round_index)
+                if candidate is None:
+                    continue
+                candidate.instances = self._usable_instances(
+                    candidate, request, [Instance(task["input"], task["output"])])
+                if candidate.instances:
+                    candidates.append(candidate)
+        self._accept_in_order(candidates)
+
+    # -- stages -----------------------------------------------------------------------------
+
+    def _instruction_request(self, rng: random.Random, i: int) -> Request:
+        config = self.config
+        examples = rng.sample([t.instruction for t in self.seeds], min(config.seed_examples, len(self.seeds)))
+        examples += rng.sample(self.machine, min(config.machine_examples, len(self.machine)))
+        rng.shuffle(examples)
+        next_number = len(examples) + 1
+        prompt = self.prompts.render("instructions", examples=self.prompts.numbered(examples), next=f"{next_number}.")
+        stop = [f"\n{next_number + 12}."] + (["\n\n"] if self.continued else [])
+        return Request("instructions", f"r{self.round}.instructions.{i}", self.round, prompt,
+                       config.max_tokens, config.temperature, stop, next_number)
+
+    def _alpaca_request(self, rng: random.Random, i: int) -> Request:
+        config = self.config
+        shown = [t for t in rng.sample(self.seeds, min(ALPACA_EXAMPLES, len(self.seeds)))]
+        examples = self.prompts.alpaca_examples(
+            [(t.instruction, t.instances[0].input if t.instances else "", t.instances[0].output if t.instances else "")
+             for t in shown])
+        next_number = len(shown) + 1
+        last = len(shown) + config.tasks_per_request
+        prompt = self.prompts.render("alpaca", examples=examples, count=config.tasks_per_request,
+                                     next=self.prompts.alpaca_item(next_number))
+        return Request("alpaca", f"r{self.round}.alpaca.{i}", self.round, prompt, config.max_tokens,
+                       config.temperature, [f"\n{last + 1}."], next_number)
+
+    def _screen_instructions(self, requests: list[Request], answers: list[dict]) -> list[Candidate]:
+        """Parse each answer and keep the instructions that pass the heuristics and similarity."""
+        candidates = []
+        round_index = RougeIndex()
+        for request, answer in zip(requests, answers):
+            if answer["error"]:
+                continue
+            parsed = parse_instructions(answer["text"], request.next_number, self.continued,
+                                        cut_off=answer["finish_reason"] == "length")
+            if parsed.cut_off:
+                self._reject(f"{request.slot}.{len(parsed.items)}", request, "cut_off", parsed.cut_off)
+            if not parsed.items and not parsed.cut_off:
+                self._reject(f"{request.slot}.0", request, "unparseable_response", answer["text"][:500])
+            for j, text in enumerate(parsed.items):
+                candidate = self._screen(request, j, text, round_index)
+                if candidate is not None:
+                    candidates.append(candidate)
+        return candidates
+
+    def _screen(self, request: Request, j: int, text: str, round_index: RougeIndex) -> Candidate | None:
+        config = self.config
+        cid = f"r{request.round:04d}-{request.slot.rsplit('.', 1)[1]}-{j:02d}"
+        self.stats.candidates["generated"] += 1
+        reason = instruction_rejection(text, config.lang, config.min_length, config.max_length)
+        if reason:
+            self._reject(cid, request, reason, text)
+            return None
+        matches = [(m.score, m.text) for m in self.index.most_similar(text, SIMILAR_SHOWN)]
+        matches += [(m.score, m.text) for m in round_index.most_similar(text, SIMILAR_SHOWN)]
+        matches.sort(key=lambda m: -m[0])
+        most_similar = [{"instruction": t, "score": round(s, 4)} for s, t in matches[:SIMILAR_SHOWN]]
+        if matches and matches[0][0] > config.threshold:
+            self._reject(cid, request, "too_similar", text, most_similar=most_similar)
+            return None
+        round_index.add(text)
+        self.stats.candidates["screened"] += 1
+        return Candidate(cid, text, {"round": request.round, "request": request.slot, "item": j}, most_similar)
+
+    async def _complete_candidate(self, candidate: Candidate) -> None:
+        """Classification identification, then instance generation (output-first for classification)."""
+        request = Request("classify", f"r{self.round}.classify.{candidate.id}", self.round,
+                          self.prompts.render("classify", instruction=candidate.instruction),
+                          CLASSIFY_TOKENS, 0.0, ["\n"] if self.continued else None)
+        answer = await self.ask(request)
+        if answer["error"]:
+            self._reject(candidate.id, request, f"request_failed:{answer['error']}", candidate.instruction)
+            return
+        candidate.is_classification = parse_yes_no(answer["text"])
+        if candidate.is_classification is None:
+            self._reject(candidate.id, request, "unparseable_classification", candidate.instruction,
+                         detail=answer["text"][:200])
+            return
+        stage = "instances_classification" if candidate.is_classification else "instances"
+        request = Request("instances", f"r{self.round}.instances.{candidate.id}", self.round,
+                          self.prompts.render(stage, instruction=candidate.instruction),
+                          self.config.max_tokens, self.config.temperature, ["\nTask:", "\n任务："])
+        answer = await self.ask(request)
+        if answer["error"]:
+            self._reject(candidate.id, request, f"request_failed:{answer['error']}", candidate.instruction)
+            return
+        instances = parse_instances(answer["text"], candidate.is_classification, self.continued)
+        if answer["finish_reason"] == "length" and instances:
+            instances.pop()
+        if not instances:
+            self._reject(candidate.id, request, "unparseable_instances", candidate.instruction,
+                         detail=answer["text"][:500])
+            return
+        candidate.instances = self._usable_instances(candidate, request, instances)
+
+    def _usable_instances(self, candidate: Candidate, request: Request, instances: list[Instance]) -> list[Instance]:
+        kept, dropped = clean_instances(instances)
+        if not kept:
+            reasons = sorted({reason for _, reason in dropped})
+            self._reject(candidate.id, request, "no_valid_instances", candidate.instruction,
+                         detail=", ".join(reasons))
+        return kept[: self.config.instances_per_task]
+
+    def _accept_in_order(self, candidates: list[Candidate]) -> None:
+        for candidate in candidates:
+            if not candidate.instances:
+                continue
+            if self.stats.accepted >= self.stats.target:
+                break
+            record = {
+                "id": candidate.id,
+                "instruction": candidate.instruction,
+                "instances": [{"input": i.input, "output": i.output} for i in candidate.instances],
+                "is_classification": candidate.is_classification,
+                "most_similar": candidate.most_similar,
+                "source": candidate.source,
+            }
+            if record["id"] not in self.written_tasks:
+                self.rundir.tasks.append(record)
+                self.written_tasks.add(record["id"])
+            self._join_pool(record)
+        self.view.refresh()
+
+    def _join_pool(self, record: dict) -> None:
+        self.index.add(record["instruction"])
+        self.machine.append(record["instruction"])
+        self.stats.accepted += 1
+
+    def _reject(self, rid: str, request: Request, reason: str, instruction: str, *, detail: str | None = None,
+                most_similar: list[dict] | None = None) -> None:
+        record = {"id": f"{rid}:{request.stage}", "round": request.round, "stage": request.stage, "reason": reason,
+                  "instruction": instruction, "request": request.slot}
+        if detail:
+            record["detail"] = detail
+        if most_similar:
+            record["most_similar"] = most_similar
+        self.stats.count_rejection(record)
+        if record["id"] not in self.written_rejections:
+            self.rundir.rejected.append(record)
+            self.written_rejections.add(record["id"])
+
+    # -- requests ---------------------------------------------------------------------------
+
+    async def ask(self, request: Request) -> dict:
+        """The journaled answer to a request, sending it only if it was never answered."""
+        key = request_key(request, self.config)
+        if key in self.cache:
+            return self.cache[key]
+        record = {"key": key, "slot": request.slot, "round": request.round, "stage": request.stage}
+        try:
+            completion = await self.client.complete(request.prompt, max_tokens=request.max_tokens,
+                                                    temperature=request.temperature, top_p=self.config.top_p,
+                                                    stop=request.stop)
+            record.update(text=completion.text, finish_reason=completion.finish_reason,
+                          prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
+                          error=None)
+        except RequestFailed as exc:
+            record.update(text="", finish_reason=None, error=exc.reason, detail=exc.detail)
+        self.rundir.responses.append(record)
+        self.cache[key] = record
+        self.stats.count_response(record)
+        self.view.refresh()
+        return record
+
+    async def _ask_all(self, requests: list[Request]) -> list[dict]:
+        return await self._gather(*(self.ask(r) for r in requests))
+
+    @staticmethod
+    async def _gather(*coroutines):
+        """Run concurrently; the first fatal error cancels the rest."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(c) for c in coroutines]
+        except BaseExceptionGroup as failure:
+            raise failure.exceptions[0] from None
+        return [t.result() for t in tasks]
+
+
+def request_key(request: Request, config: Config) -> str:
+    payload = {"slot": request.slot, "prompt": request.prompt, "model": config.model, "api": config.api,
+               "max_tokens": request.max_tokens, "temperature": request.temperature, "top_p": config.top_p,
+               "stop": request.stop}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:32]

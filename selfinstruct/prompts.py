@@ -1,0 +1,81 @@
+"""Prompt templates: one file per language and stage under ``prompts/<lang>/``.
+
+Templates use ``$name`` placeholders (string.Template). The lists inside them
+(numbered instructions, alpaca examples) are rendered here with the field labels
+the parser reads back, so a custom template only changes the prose around them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+from .config import ConfigError
+
+PLACEHOLDERS = {
+    "instructions": {"examples", "next"},
+    "classify": {"instruction"},
+    "instances": {"instruction"},
+    "instances_classification": {"instruction"},
+    "alpaca": {"examples", "count", "next"},
+}
+
+LABELS = {
+    "en": {"instruction": "Instruction", "input": "Input", "output": "Output", "none": "None", "colon": ": "},
+    "zh": {"instruction": "指令", "input": "输入", "output": "输出", "none": "无", "colon": "："},
+}
+
+
+class PromptError(ConfigError):
+    pass
+
+
+@dataclass
+class PromptSet:
+    lang: str
+    templates: dict[str, Template]
+    files: list[Path]
+
+    @classmethod
+    def load(cls, folder: Path, lang: str, stages: list[str] | None = None) -> PromptSet:
+        """Read and check the templates before any request is sent."""
+        templates, files = {}, []
+        for stage in stages or list(PLACEHOLDERS):
+            path = Path(folder) / lang / f"{stage}.txt"
+            try:
+                text = path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                raise PromptError(f"missing prompt template {path}") from None
+            except (OSError, UnicodeDecodeError) as exc:
+                raise PromptError(f"cannot read prompt template {path}: {exc}") from None
+            template = Template(text)
+            if not template.is_valid():
+                raise PromptError(f"{path}: a '$' that is not a placeholder; write '$$' for a literal dollar sign")
+            found, wanted = set(template.get_identifiers()), PLACEHOLDERS[stage]
+            if found != wanted:
+                raise PromptError(f"{path}: placeholders must be {_names(wanted)}, found {_names(found)}")
+            templates[stage], files = template, files + [path]
+        return cls(lang, templates, files)
+
+    def render(self, stage: str, **values: object) -> str:
+        return self.templates[stage].substitute({k: str(v) for k, v in values.items()})
+
+    def numbered(self, instructions: list[str]) -> str:
+        return "\n".join(f"{n}. {text}" for n, text in enumerate(instructions, start=1))
+
+    def alpaca_examples(self, tasks: list[tuple[str, str, str]]) -> str:
+        return "\n".join(self.alpaca_item(n, *task) for n, task in enumerate(tasks, start=1))
+
+    def alpaca_item(self, number: int, instruction: str = "", input: str = "", output: str | None = None) -> str:
+        """One numbered example; with ``output=None`` just the opening the model continues."""
+        labels = LABELS[self.lang]
+        colon = labels["colon"]
+        head = f"###\n{number}. {labels['instruction']}{colon}{instruction}".rstrip()
+        if output is None:
+            return head
+        return f"{head}\n{labels['input']}{colon}{input or labels['none']}\n{labels['output']}{colon}{output}"
+
+
+def _names(names: set[str]) -> str:
+    return ", ".join(f"${n}" for n in sorted(names)) or "none"

