@@ -11,16 +11,18 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import random
 import re
 import time
 from collections import Counter
 from dataclasses import dataclass
 
 import openai
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 _KEY_LIKE = re.compile(r"\b(sk|key|tok)-[A-Za-z0-9_*\-]{3,}")
 MAX_RETRY_AFTER = 120.0
+MAX_BACKOFF = 60.0
 
 
 class FatalAPIError(RuntimeError):
@@ -112,7 +114,8 @@ class ModelClient:
         retry_after = _retry_after(state.outcome.exception())
         if retry_after is not None:
             return min(retry_after, MAX_RETRY_AFTER)
-        return wait_exponential_jitter(initial=self._retry_wait, max=60, jitter=self._retry_wait)(state)
+        backoff = min(MAX_BACKOFF, self._retry_wait * 2 ** (state.attempt_number - 1))
+        return backoff + random.uniform(0, self._retry_wait)
 
     def _explain(self, exc: openai.APIStatusError) -> str:
         hints = {

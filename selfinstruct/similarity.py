@@ -127,3 +127,141 @@ class RougeIndex:
         self._codes.append("".join(map(_code, ids)))
         self._lengths.append(len(ids))
         return index
+
+    def most_similar(self, text: str, k: int = 5) -> list[Match]:
+        """The k entries with the highest score (> 0), best first; ties go to the lower index."""
+        return [Match(i, self.texts[i], score) for score, i in self._search(text, k, 0.0, False)]
+
+    def max_similarity(self, text: str) -> float:
+        """The highest score of text against any entry; 0.0 for an empty pool."""
+        found = self._search(text, 1, 0.0, False)
+        return found[0][0] if found else 0.0
+
+    def first_above(self, text: str, threshold: float) -> Match | None:
+        """Some entry scoring strictly above threshold, or None; stops at the first one found."""
+        found = self._search(text, 1, threshold, True)
+        if not found:
+            return None
+        score, i = found[0]
+        return Match(i, self.texts[i], score)
+
+    def _query(self, text: str):
+        """Query length, its token-id code string, and its posting lists, rarest first.
+
+        A token occurring c times in the query is matched against the lists for
+        its 1st..c-th occurrences, so hit counts add up to min(c_query, c_entry):
+        the bag-of-tokens overlap. Unknown tokens match nothing and are dropped
+        from the code string, which leaves the LCS unchanged.
+        """
+        tokens = tokenize(text)
+        counts: dict[int, int] = {}
+        code = []
+        for token in tokens:
+            token_id = self._token_ids.get(token)
+            if token_id is not None:
+                counts[token_id] = counts.get(token_id, 0) + 1
+                code.append(_code(token_id))
+        lists = []
+        for token_id, count in counts.items():
+            lists.extend(self._postings[token_id][:count])
+        lists.sort(key=len)
+        return len(tokens), "".join(code), lists
+
+    def _search(self, text: str, k: int, threshold: float, first: bool) -> list[tuple[float, int]]:
+        """Exact top-k (score, index) with score > threshold, best first.
+
+        With first=True, return as soon as one entry above threshold is found.
+        """
+        query_len, query_code, lists = self._query(text)
+        if not lists:
+            return []
+        n = len(self.texts)
+        lengths = np.frombuffer(self._lengths, dtype=np.int32)
+        top: list[tuple[float, int]] = []  # best first: score desc, index asc
+
+        def cutoff() -> float:
+            """Score an unchecked entry must reach to change the answer."""
+            return threshold if len(top) < k else max(threshold, top[-1][0])
+
+        def check(entries: np.ndarray) -> bool:
+            """Score entries exactly and merge them into top; True to stop early."""
+            codes = self._codes
+            lcs = cdist([query_code], [codes[i] for i in entries.tolist()],
+                        scorer=LCSseq.similarity, dtype=np.int32)[0]
+            scores = _f_measures(lcs, lengths[entries], query_len)
+            better = (scores > threshold) & (scores >= cutoff())
+            for score, i in zip(scores[better].tolist(), entries[better].tolist()):
+                if first:
+                    top[:] = [(score, i)]
+                    return True
+                if len(top) < k or score > top[-1][0] or (score == top[-1][0] and i < top[-1][1]):
+                    top.append((score, i))
+                    top.sort(key=lambda item: (-item[0], item[1]))
+                    del top[k:]
+            return False
+
+        # 1. Count hits from the rarest lists (cheap), then score the entries
+        #    with the most hits: usually the best match, which raises the cutoff.
+        m = len(lists)
+        counted, size = 1, len(lists[0])
+        while counted < m and size + len(lists[counted]) <= n * COUNT_BUDGET:
+            size += len(lists[counted])
+            counted += 1
+        hits = np.bincount(np.concatenate(lists[:counted]), minlength=n)
+        candidates = np.flatnonzero(hits)
+        seeds = np.empty(0, dtype=np.int64)
+        if not first:
+            candidate_hits = hits[candidates]
+            seeds = candidates[candidate_hits == candidate_hits.max()][:max(16, k)]
+            check(seeds)
+        # 2. An entry hit by none of the counted lists shares at most u tokens
+        #    (u = uncounted lists), so F <= 2u / (query_len + u). Count more
+        #    lists until that bound falls below the cutoff.
+        needed = counted
+        while needed < m and _unseen_bound(m - needed, query_len) >= cutoff() - BOUND_MARGIN:
+            needed += 1
+        if needed > counted:
+            hits += np.bincount(np.concatenate(lists[counted:needed]), minlength=n)
+            counted = needed
+            candidates = np.flatnonzero(hits)
+        # 3. Any entry's overlap is at most its hits + u: keep entries whose
+        #    F bound reaches the cutoff, best bound first.
+        uncounted = m - counted
+        entry_lengths = lengths[candidates]
+        overlap = np.minimum(hits[candidates] + uncounted, entry_lengths)
+        bounds = 2 * overlap / (query_len + entry_lengths)
+        keep = bounds >= cutoff() - BOUND_MARGIN
+        if len(seeds):
+            keep &= ~np.isin(candidates, seeds)
+        candidates, bounds = candidates[keep], bounds[keep]
+        order = np.argsort(-bounds, kind="stable")
+        candidates, bounds = candidates[order], bounds[order]
+        # 4. Score in order of bound, in growing batches, until no bound reaches the cutoff.
+        start, batch = 0, 16
+        while start < len(candidates) and bounds[start] >= cutoff() - BOUND_MARGIN:
+            stop = start + batch
+            part = candidates[start:stop][bounds[start:stop] >= cutoff() - BOUND_MARGIN]
+            if check(part):
+                break
+            start, batch = stop, batch * 2
+        return top
+
+
+COUNT_BUDGET = 0.25
+
+
+def _f_measures(lcs: np.ndarray, lengths: np.ndarray, query_len: int) -> np.ndarray:
+    """f_measure for many entries at once, with the same float operations (0 where lcs is 0)."""
+    precision = lcs / lengths
+    recall = lcs / query_len
+    with np.errstate(invalid="ignore"):
+        scores = 2 * precision * recall / (precision + recall)
+    scores[lcs == 0] = 0.0
+    return scores
+
+
+def _unseen_bound(uncounted: int, query_len: int) -> float:
+    """Highest F an entry can have if it shares at most `uncounted` tokens with the query."""
+    if uncounted == 0:
+        return 0.0
+    return 2 * uncounted / (query_len + uncounted)

@@ -1,0 +1,34 @@
+"""Writing a run's accepted tasks in the formats training code reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .journal import Journal, write_atomic
+
+FORMATS = ("alpaca", "seeds")
+
+
+def export_run(run_dir: Path | str, fmt: str = "alpaca", output: Path | str | None = None) -> tuple[Path, int]:
+    """``alpaca``: a JSON array, one {instruction, input, output} per instance.
+    ``seeds``: seed-task JSONL, so a run's output can seed another run."""
+    run_dir = Path(run_dir)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    tasks_file = run_dir / "tasks.jsonl"
+    if not (run_dir / "config.json").exists():
+        raise FileNotFoundError(f"{run_dir} is not a selfinstruct run directory (no config.json)")
+    tasks = Journal(tasks_file).read()
+    if fmt == "alpaca":
+        output = Path(output) if output else run_dir / "alpaca_data.json"
+        records = [{"instruction": t["instruction"], "input": i["input"], "output": i["output"]}
+                   for t in tasks for i in t["instances"]]
+        text = json.dumps(records, ensure_ascii=False, indent=2) + "\n"
+    else:
+        output = Path(output) if output else run_dir / "seed_tasks.jsonl"
+        records = [{"id": t["id"], "name": t["id"], "instruction": t["instruction"], "instances": t["instances"],
+                    "is_classification": bool(t["is_classification"])} for t in tasks]
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    write_atomic(output, text)
+    return output, len(records)

@@ -1,0 +1,86 @@
+"""Starting, resuming and finishing a generation run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from contextlib import ExitStack
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+from .client import ModelClient
+from .config import Config, ConfigError
+from .pipeline import Run
+from .prompts import PromptSet
+from .report import ProgressView, Stats
+from .rundir import RunDir
+from .seeds import load_seed_tasks
+
+STAGES = {
+    "self-instruct": ["instructions", "classify", "instances", "instances_classification"],
+    "alpaca": ["alpaca"],
+}
+DEFAULT_REMOTE_MODEL = "gpt-4o-mini"
+
+
+def generate(config: Config, *, progress: bool = False, allow_changes: bool = False) -> dict:
+    """Run (or resume) the loop until ``config.num_instructions`` tasks are accepted; return the summary."""
+    return asyncio.run(generate_async(config, progress=progress, allow_changes=allow_changes))
+
+
+async def generate_async(config: Config, *, progress: bool = False, allow_changes: bool = False) -> dict:
+    config = config.with_defaults()
+    prompts = PromptSet.load(config.prompts, config.lang, STAGES[config.mode])
+    seeds = load_seed_tasks(config.seeds)
+    config, api_key = resolve_endpoint(config)
+    output = config.output or Path("runs") / f"{config.lang}-{config.mode}-{datetime.now():%Y%m%d-%H%M%S}"
+    config = replace(config, output=output)
+    rundir = RunDir.open(output, config.to_dict(), config.signature(prompts.files), allow_changes)
+    stats = Stats(target=config.num_instructions)
+    previous_seconds = rundir.previous_summary.get("wall_seconds", 0.0)
+    started = time.monotonic()
+    with ExitStack() as stack:
+        if config.local:
+            server = stack.enter_context(start_local_server(config, rundir.path / "server.log"))
+            config = replace(config, base_url=server.base_url)
+        client = ModelClient(base_url=config.base_url, api_key=api_key, model=config.model, api=config.api,
+                             concurrency=config.concurrency, timeout=config.timeout,
+                             max_retries=config.max_retries, retry_wait=config.retry_wait)
+        try:
+            view = ProgressView(stats, progress)
+            run = Run(config, prompts, seeds, rundir, client, stats, view)
+            with view:
+                await run.run()
+        finally:
+            stats.wall_seconds = previous_seconds + time.monotonic() - started
+            summary = {"run_dir": str(rundir.path), "complete": stats.accepted >= stats.target, **stats.to_dict()}
+            try:
+                rundir.write_summary(summary)
+            finally:
+                rundir.close()
+                await client.close()
+    return summary
+
+
+def resolve_endpoint(config: Config) -> tuple[Config, str | None]:
+    """Settle where requests go: an explicit or environment endpoint, else the embedded model."""
+    base_url = config.base_url or os.environ.get("OPENAI_BASE_URL") or None
+    api_key = config.api_key or os.environ.get("OPENAI_API_KEY") or None
+    local = config.local or config.local_model is not None or base_url is None
+    if local:
+        model = config.model or (config.local_model.name if config.local_model else "gemma-3-270m-q4_k_m.gguf")
+        return replace(config, local=True, base_url=None, api=config.api or "completion", model=model), None
+    if api_key is None and "api.openai.com" in base_url:
+        raise ConfigError("no API key: set OPENAI_API_KEY or pass --api-key")
+    return replace(config, base_url=base_url, api=config.api or "chat", model=config.model or DEFAULT_REMOTE_MODEL), api_key
+
+
+def start_local_server(config: Config, log_path: Path):
+    """The embedded llama.cpp server, for runs without an endpoint."""
+    from .local import LocalServer, bundled_model_path
+
+    model_path = config.local_model or bundled_model_path()
+    return LocalServer(model_path, ctx=config.ctx, threads=config.threads, log_path=log_path,
+                       chat=config.api == "chat")

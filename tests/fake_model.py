@@ -1,0 +1,101 @@
+"""A scripted stand-in for a model: recognises each stage's prompt and answers in kind.
+
+Instructions are built from random vocabulary so they are distinct (low ROUGE-L),
+answers follow the prompt's format for the chat API (whole list) or the completion
+API (continuing the prompt), and ``classification_every`` makes every n-th
+instruction a classification task.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+
+from openai_stub import Reply, Request
+
+EN_WORDS = ("river planet budget recipe poem engine garden ticket museum protein algebra violin harbour "
+            "desert lantern bicycle glacier market volcano orchard library festival tunnel compass meadow "
+            "canyon robot pepper tiger castle vaccine satellite theatre pottery forest marathon sonnet "
+            "ladder island dragon coffee archive kettle magnet pilot saddle quartz ribbon sculpture walnut").split()
+EN_VERBS = ("Explain Describe Compare Summarise Rewrite Classify Translate List Suggest Evaluate Outline "
+            "Critique Design Plan Estimate Argue Define Predict").split()
+ZH_CHARS = "山水风雨花草树木日月星云江河湖海春夏秋冬东南西北金木火土鸟鱼虫兽书画诗词茶酒琴棋米面油盐车船桥路门窗灯笔"
+ZH_VERBS = ["解释", "描述", "比较", "总结", "改写", "翻译", "列出", "评价", "设计", "规划", "估算", "论证", "预测"]
+
+
+class FakeModel:
+    def __init__(self, seed: int = 7, classification_every: int = 3):
+        self.rng = random.Random(seed)
+        self.lock = threading.Lock()
+        self.classification_every = classification_every
+        self.counter = 0
+
+    def __call__(self, request: Request) -> Reply | str:
+        prompt = request.prompt
+        chat = request.endpoint == "chat"
+        with self.lock:
+            if "Here is a list of tasks" in prompt or "下面是人们请 AI 助手完成的一组任务" in prompt:
+                return self.instructions(prompt, chat)
+            if prompt.rstrip().endswith(("Classification:", "分类任务：")):
+                return self.classify(prompt)
+            if prompt.rstrip().endswith(("Class label:", "类别：")):
+                return self.labelled_instances(prompt, chat)
+            if prompt.rstrip().endswith(("Input:", "输入：")):
+                return self.instances(prompt, chat)
+            if "new, varied tasks" in prompt or "请想出" in prompt:
+                return self.alpaca(prompt, chat)
+        raise AssertionError(f"fake model cannot tell the stage of: {prompt[-200:]!r}")
+
+    def instruction(self, zh: bool) -> str:
+        self.counter += 1
+        if zh:
+            body = "".join(self.rng.choice(ZH_CHARS) for _ in range(10))
+            return f"{self.rng.choice(ZH_VERBS)}{body}的第{self.counter}种方法"
+        words = " ".join(self.rng.choice(EN_WORDS) for _ in range(6))
+        return f"{self.rng.choice(EN_VERBS)} the {words} case {self.counter}"
+
+    def instructions(self, prompt: str, chat: bool) -> str:
+        zh = "任务" in prompt
+        first = int(re.findall(r"^(\d+)\.\s*$", prompt, re.M)[-1])
+        items = [f"{n}. {self.instruction(zh)}" for n in range(first, first + 5)]
+        text = "\n".join(items)
+        return text if chat else text[len(f"{first}."):]
+
+    def classify(self, prompt: str) -> str:
+        number = re.findall(r"(\d+)", prompt.rstrip().splitlines()[-2])
+        is_cls = bool(number) and int(number[-1]) % self.classification_every == 0
+        zh = prompt.rstrip().endswith("分类任务：")
+        return (" 是" if is_cls else " 否") if zh else (" Yes" if is_cls else " No")
+
+    def instances(self, prompt: str, chat: bool) -> str:
+        zh = prompt.rstrip().endswith("输入：")
+        if zh:
+            text = "输入：一段关于春天的文字\n输出：春天来了，花开了。\n示例 2\n输入：无\n输出：这是第二个示例的答案。"
+        else:
+            text = "Input: a short note about spring\nOutput: Spring has come and the flowers bloom.\n" \
+                   "Example 2\nInput: None\nOutput: This is the answer of the second example."
+        return ("示例 1\n" if zh else "Example 1\n") + text if chat else " " + text.split("：" if zh else ": ", 1)[1]
+
+    def labelled_instances(self, prompt: str, chat: bool) -> str:
+        zh = prompt.rstrip().endswith("类别：")
+        if zh:
+            text = "类别：正面\n输入：这家店的菜很好吃。\n类别：负面\n输入：服务太慢了。"
+        else:
+            text = "Class label: Positive\nInput: The food here is great.\nClass label: Negative\nInput: The service was slow."
+        return text if chat else " " + text.split("：" if zh else ": ", 1)[1]
+
+    def alpaca(self, prompt: str, chat: bool) -> str:
+        zh = "请想出" in prompt
+        first = int(re.findall(r"^(\d+)\.\s*(?:Instruction|指令)", prompt, re.M)[-1])
+        blocks = []
+        for n in range(first, first + 4):
+            if zh:
+                blocks.append(f"###\n{n}. 指令：{self.instruction(True)}\n输入：无\n输出：第{n}个任务的答案。")
+            else:
+                blocks.append(f"###\n{n}. Instruction: {self.instruction(False)}\nInput: None\nOutput: Answer number {n}.")
+        text = "\n".join(blocks)
+        if chat:
+            return text
+        head = f"###\n{first}. 指令：" if zh else f"###\n{first}. Instruction: "
+        return text[len(head):]
