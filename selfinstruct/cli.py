@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 from .client import FatalAPIError, redact
 from .config import Config, ConfigError
@@ -20,14 +19,12 @@ from .runner import generate as run_generate
 
 app = typer.Typer(help="Build instruction-tuning datasets the Self-Instruct / Alpaca / BELLE way.",
                   no_args_is_help=True, add_completion=False)
-err = Console(stderr=True)
-out = Console()
 
 BAD_INPUT, API_REFUSED, INTERRUPTED = 2, 3, 130
 
 
 def _fail(message: str, code: int) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
 
@@ -110,20 +107,21 @@ def _run(config: Config, allow_changes: bool, quiet: bool) -> None:
         _fail(redact(str(exc), secret), 1)
     except KeyboardInterrupt:
         where = config.output or "the run directory"
-        err.print(f"\ninterrupted; everything answered so far is saved. Resume with: selfinstruct resume {where}")
+        typer.echo(f"\ninterrupted; everything answered so far is saved. Resume with: selfinstruct resume {where}",
+                   err=True)
         raise typer.Exit(INTERRUPTED)
     _print_summary(summary)
 
 
 def _print_summary(summary: dict) -> None:
-    out.print(f"run directory: {summary['run_dir']}", highlight=False)
-    out.print(f"accepted {summary['accepted']}/{summary['target']}, rejected {summary['rejected']}, "
+    typer.echo(f"run directory: {summary['run_dir']}")
+    typer.echo(f"accepted {summary['accepted']}/{summary['target']}, rejected {summary['rejected']}, "
               f"requests {summary['requests']}, tokens in {summary['tokens_in']} / out {summary['tokens_out']}, "
-              f"{summary['wall_seconds']:.1f} s", highlight=False)
+              f"{summary['wall_seconds']:.1f} s")
     for reason, count in summary["rejected_by_reason"].items():
-        out.print(f"  rejected {reason}: {count}", highlight=False)
+        typer.echo(f"  rejected {reason}: {count}")
     for reason, count in summary["failed_requests_by_reason"].items():
-        out.print(f"  failed requests {reason}: {count}", highlight=False)
+        typer.echo(f"  failed requests {reason}: {count}")
 
 
 @app.command()
@@ -137,4 +135,4 @@ def export(
         path, count = export_run(run_dir, fmt, output)
     except (ValueError, FileNotFoundError, JournalError) as exc:
         _fail(str(exc), BAD_INPUT)
-    out.print(f"wrote {count} records to {path}", highlight=False)
+    typer.echo(f"wrote {count} records to {path}")

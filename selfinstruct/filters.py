@@ -38,6 +38,8 @@ def instruction_rejection(text: str, lang: str, min_length: int, max_length: int
         return "empty"
     if unicodedata.category(text[0])[0] in "PS" and text[0] not in _OPENING_QUOTES:
         return "starts_with_punctuation"
+    if detect_lang(text) != lang or (lang == "en" and not text[0].isascii()):
+        return "wrong_language"
     length = length_of(text, lang)
     if length < min_length:
         return "too_short"
@@ -48,8 +50,6 @@ def instruction_rejection(text: str, lang: str, min_length: int, max_length: int
         unsupported = _UNSUPPORTED_EN.search(text)
     if unsupported:
         return "unsupported_modality"
-    if detect_lang(text) != lang or (lang == "en" and not text[0].isascii()):
-        return "wrong_language"
     return None
 
 
@@ -59,7 +59,8 @@ def clean_instances(instances: list[Instance]) -> tuple[list[Instance], list[tup
     dropped: list[tuple[Instance, str]] = []
     outputs_by_input: dict[str, set[str]] = {}
     for instance in instances:
-        outputs_by_input.setdefault(instance.input.strip(), set()).add(instance.output.strip())
+        if instance.output.strip():
+            outputs_by_input.setdefault(instance.input.strip(), set()).add(instance.output.strip())
     seen: set[tuple[str, str]] = set()
     for instance in instances:
         given, output = instance.input.strip(), instance.output.strip()

@@ -30,6 +30,8 @@ _FIELD_NAMES = {"instruction": "instruction", "指令": "instruction", "input": 
                 "task": "task", "任务": "task"}
 _NO_INPUT = {"", "none", "no input", "n/a", "na", "null", "<noinput>", "<no input>", "无", "无输入", "没有", "空", "(none)", "（无）"}
 _YES = re.compile(r"^\W*(yes|y|true|是的|是|对)\b", re.IGNORECASE)
+_LABEL_PREFIX = re.compile(r"^\s*(?:classification|is it classification\??|answer|分类任务|是否分类任务|答案|回答)\s*[:：]\s*",
+                           re.IGNORECASE)
 _NO = re.compile(r"^\W*(no|n|false|不是|否|不)\b", re.IGNORECASE)
 
 
@@ -63,7 +65,7 @@ def parse_instructions(text: str, next_number: int, continued: bool, cut_off: bo
 
 def parse_yes_no(text: str) -> bool | None:
     """The classification answer; None when it is neither yes nor no."""
-    head = text.strip().split("\n", 1)[0]
+    head = _LABEL_PREFIX.sub("", text.strip().split("\n", 1)[0])
     if _NO.match(head):  # checked first: "不是" starts with neither "是" nor "对", but "否" must not be read as yes
         return False
     if _YES.match(head):

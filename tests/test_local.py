@@ -192,13 +192,13 @@ def test_port_in_use_is_a_server_error(fake_gguf):
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(LocalServerError, match=f"127.0.0.1:{port}"):
-            LocalServer(fake_gguf, port=port).start()
+            LocalServer(fake_gguf, port=port, log_path=fake_gguf.with_suffix(".log")).start()
 
 
-def test_server_dying_at_start_up_reports_its_log(fake_gguf, fake_server_command):
+def test_server_dying_at_start_up_reports_its_log(fake_gguf, fake_server_command, tmp_path):
     fake_server_command("print('loading... out of memory', flush=True); raise SystemExit(3)")
     with pytest.raises(LocalServerError, match="(?s)exited with code 3.*out of memory"):
-        LocalServer(fake_gguf).start()
+        LocalServer(fake_gguf, log_path=tmp_path / "server.log").start()
 
 
 def test_server_not_up_in_time_is_stopped(fake_gguf, fake_server_command):
@@ -210,7 +210,8 @@ def test_server_not_up_in_time_is_stopped(fake_gguf, fake_server_command):
     assert time.monotonic() - started < 10
     assert server.process is None
     assert str(server.log_path) in str(error.value)
-    assert server.log_path.exists()  # kept for the user to read
+    assert server.log_path.exists()  # our temporary log is kept for the user to read
+    server.log_path.unlink()
 
 
 @real_model
@@ -263,9 +264,10 @@ def test_server_answers_a_completion_and_stops(model_path, monkeypatch):
 
 
 @real_model
-def test_corrupt_gguf_fails_with_log_tail(fake_gguf):
+def test_corrupt_gguf_fails_with_log_tail(fake_gguf, tmp_path):
+    server = LocalServer(fake_gguf, start_timeout=60, log_path=tmp_path / "server.log")
     with pytest.raises(LocalServerError, match="exited with code") as error:
-        LocalServer(fake_gguf, start_timeout=60).start()
+        server.start()
     log_tail = str(error.value).split("Last lines of its log", 1)[1]
     assert "gguf" in log_tail.lower()
 
@@ -282,12 +284,13 @@ def test_ctrl_c_inside_with_block_stops_server(model_path):
 
 @real_model
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
-def test_server_dies_with_sigkilled_parent(model_path):
+def test_server_dies_with_sigkilled_parent(model_path, tmp_path):
+    log_path = tmp_path / "server.log"
     script = textwrap.dedent(
         f"""
         import time
         from selfinstruct.local import LocalServer
-        server = LocalServer({str(model_path)!r}, ctx=512).start()
+        server = LocalServer({str(model_path)!r}, ctx=512, log_path={str(log_path)!r}).start()
         print(server.pid, flush=True)
         time.sleep(600)
         """

@@ -1,0 +1,127 @@
+"""The command line, end to end against the scripted server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from openai_stub import Reply
+from typer.testing import CliRunner
+
+from selfinstruct.cli import app
+
+KEY = "sk-distinctive-Fake-Key-7f3a9c"
+
+
+def invoke(*args, env=None):
+    return CliRunner().invoke(app, [str(a) for a in args], env=env, catch_exceptions=False)
+
+
+def common(server, out, *more):
+    return ["generate", "--base-url", server.base_url, "--api-key", KEY, "--model", "stub-model", "-o", out,
+            "--requests-per-round", 2, "--quiet", *more]
+
+
+def test_generate_prints_summary_and_exports(server, tmp_path):
+    result = invoke(*common(server, tmp_path / "run", "--lang", "en", "-n", 5))
+    assert result.exit_code == 0, result.output
+    assert f"run directory: {tmp_path / 'run'}" in result.output
+    assert "accepted 5/5" in result.output
+    result = invoke("export", tmp_path / "run", "--format", "alpaca")
+    assert result.exit_code == 0
+    records = json.loads((tmp_path / "run" / "alpaca_data.json").read_text())
+    assert f"wrote {len(records)} records" in result.output
+
+
+def test_api_key_lands_nowhere(server, tmp_path):
+    result = invoke(*common(server, tmp_path / "run", "--lang", "en", "-n", 4))
+    assert result.exit_code == 0
+    assert KEY not in result.output
+    written = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]
+    assert len(written) >= 4
+    for path in written:
+        assert KEY not in path.read_text(encoding="utf-8", errors="replace"), path
+    assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in server.requests)
+
+
+def test_refused_key_exits_non_zero_without_showing_it(server, tmp_path):
+    server.responder = lambda request: Reply(status=401, text=f"Incorrect API key provided: {KEY}")
+    result = invoke(*common(server, tmp_path / "run", "--lang", "en"))
+    assert result.exit_code == 3
+    assert "401" in result.output and "OPENAI_API_KEY" in result.output
+    assert KEY not in result.output
+    assert server.count() <= 2
+
+
+def test_bad_seed_file_exits_2_and_writes_nothing(server, tmp_path):
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text('{"instruction": "Name a colour.", "instances": [{"input": "", "output": "Blue."}]}\n'
+                     '{"instruction": 7, "instances": []}\n')
+    result = invoke(*common(server, tmp_path / "run", "--lang", "en", "--seeds", seeds))
+    assert result.exit_code == 2
+    assert f"{seeds}:2: field 'instruction': expected a string, got int" in result.output.replace("\n", "")
+    assert not (tmp_path / "run").exists()
+    assert server.count() == 0
+
+
+def test_unknown_language_exits_2_before_any_request(server, tmp_path):
+    result = invoke(*common(server, tmp_path / "run", "--lang", "fr"))
+    assert result.exit_code == 2
+    assert "unknown lang 'fr'" in result.output
+    assert server.count() == 0
+
+
+def test_missing_prompt_template_exits_2(server, tmp_path):
+    (tmp_path / "prompts" / "en").mkdir(parents=True)
+    result = invoke(*common(server, tmp_path / "run", "--lang", "en", "--prompts", tmp_path / "prompts"))
+    assert result.exit_code == 2
+    assert "missing prompt template" in result.output and "instructions.txt" in result.output
+    assert server.count() == 0
+
+
+def test_unwritable_output_exits_2(server, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = invoke(*common(server, blocker / "run", "--lang", "en"))
+    assert result.exit_code == 2
+    assert "cannot create run directory" in result.output
+    assert server.count() == 0
+
+
+def test_config_file_and_flags(server, tmp_path):
+    toml = tmp_path / "run.toml"
+    toml.write_text(f'lang = "en"\nnum-instructions = 3\nbase-url = "{server.base_url}"\nmodel = "stub-model"\n')
+    result = invoke("generate", "--config", toml, "-n", 4, "-o", tmp_path / "run", "--quiet")
+    assert result.exit_code == 0, result.output
+    settings = json.loads((tmp_path / "run" / "config.json").read_text())["settings"]
+    assert (settings["lang"], settings["num_instructions"]) == ("en", 4)
+
+
+def test_changed_settings_are_refused_on_resume(server, tmp_path):
+    assert invoke(*common(server, tmp_path / "run", "--lang", "en", "-n", 3)).exit_code == 0
+    result = invoke(*common(server, tmp_path / "run", "--lang", "en", "-n", 6, "--temperature", 0.2))
+    assert result.exit_code == 2
+    assert "temperature: 0.7 -> 0.2" in result.output and "--allow-changes" in result.output
+    result = invoke(*common(server, tmp_path / "run", "--lang", "en", "-n", 6, "--temperature", 0.2,
+                            "--allow-changes"))
+    assert result.exit_code == 0, result.output
+
+
+def test_resume_extends_the_target(server, tmp_path):
+    assert invoke(*common(server, tmp_path / "run", "--lang", "en", "-n", 3)).exit_code == 0
+    result = invoke("resume", tmp_path / "run", "-n", 6, "--quiet", env={"OPENAI_API_KEY": KEY})
+    assert result.exit_code == 0, result.output
+    tasks = (tmp_path / "run" / "tasks.jsonl").read_text().splitlines()
+    assert len(tasks) == 6
+
+
+def test_console_script_runs_from_another_directory(server, tmp_path):
+    env = dict(os.environ, OPENAI_API_KEY=KEY, OPENAI_BASE_URL=server.base_url)
+    script = os.path.join(os.path.dirname(sys.executable), "selfinstruct")
+    args = ["generate", "--lang", "zh", "-n", "3", "-o", "out", "--model", "stub-model", "--quiet"]
+    done = subprocess.run([script, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "accepted 3/3" in done.stdout
+    assert len((tmp_path / "out" / "tasks.jsonl").read_text(encoding="utf-8").splitlines()) == 3

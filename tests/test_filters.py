@@ -1,0 +1,81 @@
+"""Every heuristic rule, in both languages."""
+
+from __future__ import annotations
+
+import pytest
+
+from selfinstruct.filters import clean_instances, detect_lang, instruction_rejection
+from selfinstruct.seeds import Instance
+
+
+def en(text):
+    return instruction_rejection(text, "en", 4, 150)
+
+
+def zh(text):
+    return instruction_rejection(text, "zh", 6, 300)
+
+
+def test_good_instructions_pass():
+    assert en("Write a short poem about autumn leaves.") is None
+    assert zh("写一首关于秋天落叶的短诗。") is None
+    assert zh("《静夜思》的作者是谁？请简要介绍他。") is None  # titles may open a sentence
+    assert zh("用 Python 写一个函数，计算列表的平均值。") is None
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("", "empty"), ("   ", "empty"),
+    ("- Write a poem about rain.", "starts_with_punctuation"),
+    (", and then summarise the text.", "starts_with_punctuation"),
+    ("Summarise it.", "too_short"),
+    (" ".join(["word"] * 151), "too_long"),
+    ("Describe the image of a cat on the sofa.", "unsupported_modality"),
+    ("Draw a map of your neighbourhood.", "unsupported_modality"),
+    ("Create a flowchart of the login process.", "unsupported_modality"),
+    ("Plot the sales figures for each month.", "unsupported_modality"),
+    ("Compose music for a short birthday song.", "unsupported_modality"),
+    ("Go to the website and book a table.", "unsupported_modality"),
+    ("Summarise the attached video lecture.", "unsupported_modality"),
+    ("Open the file and count the lines.", "unsupported_modality"),
+    ("请把这段话翻译成英文吧谢谢", "wrong_language"),
+    ("Ésta es una instrucción rara.", "wrong_language"),
+])
+def test_english_rules(text, reason):
+    assert en(text) == reason
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("、把这句话改写得更正式。", "starts_with_punctuation"),
+    ("写诗", "too_short"),
+    ("写" * 301, "too_long"),
+    ("描述这张图片里的人在做什么。", "unsupported_modality"),
+    ("根据这段视频总结主要内容。", "unsupported_modality"),
+    ("为这首歌配上一段音乐伴奏。", "unsupported_modality"),
+    ("画一只正在睡觉的小猫。", "unsupported_modality"),
+    ("绘制公司组织结构的流程图。", "unsupported_modality"),
+    ("请把这张照片修得更亮一些。", "unsupported_modality"),
+    ("Please write an English poem about the sea.", "wrong_language"),
+])
+def test_chinese_rules(text, reason):
+    assert zh(text) == reason
+
+
+def test_detect_lang():
+    assert detect_lang("把这句话翻译成英文：I like tea.") == "zh"
+    assert detect_lang("Translate into French: the weather is nice.") == "en"
+    assert detect_lang("12345") == "en"
+
+
+def test_instance_rules():
+    kept, dropped = clean_instances([
+        Instance("a", "b"),
+        Instance("same", "same"),
+        Instance("", "  "),
+        Instance("q", "one answer"),
+        Instance("q", "another answer"),
+        Instance("a", "b"),
+        Instance("", "no input is fine"),
+    ])
+    assert kept == [Instance("a", "b"), Instance("", "no input is fine")]
+    assert sorted(reason for _, reason in dropped) == [
+        "conflicting_outputs", "conflicting_outputs", "duplicate_instance", "empty_output", "input_equals_output"]
