@@ -97,6 +97,7 @@ def resume(
 def _run(config: Config, allow_changes: bool, quiet: bool) -> None:
     secret = config.api_key
     try:
+        config = config.with_defaults()
         summary = run_generate(config, progress=not quiet and sys.stderr.isatty(), allow_changes=allow_changes)
     except (ConfigError, RecordError, RunDirError) as exc:
         _fail(redact(str(exc), secret), BAD_INPUT)
@@ -106,9 +107,8 @@ def _run(config: Config, allow_changes: bool, quiet: bool) -> None:
     except JournalError as exc:
         _fail(redact(str(exc), secret), 1)
     except KeyboardInterrupt:
-        where = config.output or "the run directory"
-        typer.echo(f"\ninterrupted; everything answered so far is saved. Resume with: selfinstruct resume {where}",
-                   err=True)
+        typer.echo(f"\ninterrupted; everything answered so far is saved. "
+                   f"Resume with: selfinstruct resume {config.output}", err=True)
         raise typer.Exit(INTERRUPTED)
     _print_summary(summary)
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime
 from pathlib import Path
 
 from .resources import default_prompts, default_seeds
@@ -117,10 +118,11 @@ class Config:
             raise ConfigError(f"{path}: {exc}") from None
 
     def with_defaults(self) -> Config:
-        """Fill in what depends on other settings: seed file, prompts folder, lengths."""
+        """Fill in what depends on other settings: run directory, seed file, prompts folder, lengths."""
         low, high = LENGTH_DEFAULTS[self.lang]
         return replace(
             self,
+            output=self.output or Path("runs") / f"{self.lang}-{self.mode}-{datetime.now():%Y%m%d-%H%M%S}",
             seeds=self.seeds or default_seeds(self.lang),
             prompts=self.prompts or default_prompts(),
             min_length=self.min_length if self.min_length is not None else low,

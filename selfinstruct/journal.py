@@ -25,10 +25,14 @@ class Journal:
 
     def read(self) -> list[dict]:
         """All complete records; a torn last line is set aside first."""
+        if not self.path.exists():
+            return []
+        if not self.path.is_file():
+            raise JournalError(f"{self.path} is not a regular file")
         try:
             data = self.path.read_bytes()
-        except FileNotFoundError:
-            return []
+        except OSError as exc:
+            raise JournalError(f"cannot read {self.path}: {exc.strerror or exc}") from None
         end = data.rfind(b"\n") + 1
         if end < len(data):
             self._set_aside(data[end:], end)
@@ -49,9 +53,8 @@ class Journal:
         try:
             if self._fd is None:
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            written = os.write(self._fd, line)
-            if written != len(line):  # a short write leaves a torn line; the next read sets it aside
-                raise OSError(f"short write ({written} of {len(line)} bytes)")
+            while line:  # a short write is retried; if it then fails, the torn line is set aside on the next read
+                line = line[os.write(self._fd, line):]
         except OSError as exc:
             raise JournalError(f"cannot write {self.path}: {exc.strerror or exc}; "
                                "everything journaled before this is intact") from None

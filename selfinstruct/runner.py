@@ -7,11 +7,11 @@ import os
 import time
 from contextlib import ExitStack
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 
 from .client import ModelClient
 from .config import Config, ConfigError
+from .journal import JournalError
 from .pipeline import Run
 from .prompts import PromptSet
 from .report import ProgressView, Stats
@@ -35,9 +35,7 @@ async def generate_async(config: Config, *, progress: bool = False, allow_change
     prompts = PromptSet.load(config.prompts, config.lang, STAGES[config.mode])
     seeds = load_seed_tasks(config.seeds)
     config, api_key = resolve_endpoint(config)
-    output = config.output or Path("runs") / f"{config.lang}-{config.mode}-{datetime.now():%Y%m%d-%H%M%S}"
-    config = replace(config, output=output)
-    rundir = RunDir.open(output, config.to_dict(), config.signature(prompts.files), allow_changes)
+    rundir = RunDir.open(config.output, config.to_dict(), config.signature(prompts.files), allow_changes)
     stats = Stats(target=config.num_instructions)
     previous_seconds = rundir.previous_summary.get("wall_seconds", 0.0)
     started = time.monotonic()
@@ -48,19 +46,31 @@ async def generate_async(config: Config, *, progress: bool = False, allow_change
         client = ModelClient(base_url=config.base_url, api_key=api_key, model=config.model, api=config.api,
                              concurrency=config.concurrency, timeout=config.timeout,
                              max_retries=config.max_retries, retry_wait=config.retry_wait)
+        view = ProgressView(stats, progress)
         try:
-            view = ProgressView(stats, progress)
             run = Run(config, prompts, seeds, rundir, client, stats, view)
             with view:
                 await run.run()
+        except BaseException:
+            _finish(rundir, stats, previous_seconds + time.monotonic() - started, best_effort=True)
+            raise
+        else:
+            summary = _finish(rundir, stats, previous_seconds + time.monotonic() - started)
         finally:
-            stats.wall_seconds = previous_seconds + time.monotonic() - started
-            summary = {"run_dir": str(rundir.path), "complete": stats.accepted >= stats.target, **stats.to_dict()}
-            try:
-                rundir.write_summary(summary)
-            finally:
-                rundir.close()
-                await client.close()
+            rundir.close()
+            await client.close()
+    return summary
+
+
+def _finish(rundir: RunDir, stats: Stats, seconds: float, best_effort: bool = False) -> dict:
+    """Write the summary; when the run is already failing, a second failure must not hide the first."""
+    stats.wall_seconds = seconds
+    summary = {"run_dir": str(rundir.path), "complete": stats.accepted >= stats.target, **stats.to_dict()}
+    try:
+        rundir.write_summary(summary)
+    except JournalError:
+        if not best_effort:
+            raise
     return summary
 
 

@@ -204,7 +204,7 @@ class RougeIndex:
             size += len(lists[counted])
             counted += 1
         hits = np.bincount(np.concatenate(lists[:counted]), minlength=n)
-        seeds = np.empty(0, dtype=np.int64)
+        seeds = None
         if not first:
             seeds = np.flatnonzero(hits == hits.max())[:max(16, k)]
             check(seeds)
@@ -219,6 +219,8 @@ class RougeIndex:
             counted = needed
         # 3. Any entry's overlap is at most its hits + u. Keep entries whose
         #    F bound reaches the cutoff, highest bound first.
+        if seeds is not None:
+            hits[seeds] = 0  # already scored
         uncounted = m - counted
         min_hits = 1
         while min_hits <= m and _best_possible(min_hits + uncounted, query_len) < best.cutoff() - BOUND_MARGIN:
@@ -228,8 +230,6 @@ class RougeIndex:
         overlap = np.minimum(hits[candidates] + uncounted, entry_lengths)
         bounds = 2 * overlap / (query_len + entry_lengths)
         keep = bounds >= best.cutoff() - BOUND_MARGIN
-        if len(seeds):
-            keep &= ~np.isin(candidates, seeds)
         candidates, bounds = candidates[keep], bounds[keep]
         order = np.argsort(-bounds, kind="stable")
         candidates, bounds = candidates[order], bounds[order]
