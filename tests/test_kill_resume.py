@@ -1,0 +1,162 @@
+"""Kill a real `selfinstruct generate` process at random moments, resume, and check nothing is lost,
+duplicated or paid for twice. Every answer carries a serial number so the journal can be matched
+against what the server was asked."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from openai_stub import Reply
+
+TRIALS = 6
+TARGET = 60
+SCRIPT = str(Path(sys.executable).parent / "selfinstruct")
+SERIAL = re.compile(r"<reply (\d+)>")
+
+
+class SerialResponder:
+    """The fake model's answer plus a serial number the parser ignores, after a short random delay."""
+
+    def __init__(self, fake_model, seed):
+        self.fake_model, self.rng = fake_model, random.Random(seed)
+        self.lock = threading.Lock()
+        self.counter = itertools.count()
+        self.sent: dict[int, str] = {}  # serial -> request body key
+
+    def __call__(self, request):
+        answer = self.fake_model(request)
+        with self.lock:
+            serial = next(self.counter)
+            self.sent[serial] = request.key
+            delay = self.rng.uniform(0.01, 0.06)
+        return Reply(text=f"{answer}\n\nTask: <reply {serial}>", delay=delay)
+
+
+def command(server, run_dir, *more):
+    return [SCRIPT, "generate", "--lang", "en", "-n", str(TARGET), "-o", str(run_dir), "--model", "stub-model",
+            "--api", "chat", "--requests-per-round", "3", "--concurrency", "4", "--quiet", *more]
+
+
+def environment(server):
+    return dict(os.environ, OPENAI_BASE_URL=server.base_url, OPENAI_API_KEY="sk-test")
+
+
+def complete_records(path: Path) -> list[dict]:
+    """The complete lines of a journal as it is on disk right now (without setting anything aside)."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    data = data[: data.rfind(b"\n") + 1]
+    return [json.loads(line) for line in data.splitlines() if line.strip()]
+
+
+def wait_for_growth(path: Path, timeout: float) -> None:
+    size = path.stat().st_size if path.exists() else 0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.stat().st_size > size:
+            return
+        time.sleep(0.001)
+
+
+def assert_nothing_paid_twice(responder: SerialResponder, run_dir: Path) -> None:
+    journaled = {int(m.group(1)) for r in complete_records(run_dir / "responses.jsonl")
+                 for m in [SERIAL.search(r["text"])] if m}
+    sends: dict[str, list[int]] = {}
+    for serial in sorted(responder.sent):
+        sends.setdefault(responder.sent[serial], []).append(serial)
+    for key, serials in sends.items():
+        answered = [s for s in serials if s in journaled]
+        assert len(answered) <= 1, f"request answered and journaled {len(answered)} times"
+        assert not answered or answered[0] == serials[-1], "a journaled request was sent again"
+
+
+def assert_final_run(run_dir: Path, kept_before_kills: list[dict]) -> None:
+    tasks = complete_records(run_dir / "tasks.jsonl")
+    assert len(tasks) == TARGET
+    assert len({t["id"] for t in tasks}) == TARGET
+    assert len({t["instruction"] for t in tasks}) == TARGET
+    final = {t["id"]: t for t in tasks}
+    for task in kept_before_kills:
+        assert final[task["id"]] == task
+    for name in ("tasks.jsonl", "responses.jsonl", "rejected.jsonl"):
+        path = run_dir / name
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                json.loads(line)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["complete"] and summary["accepted"] == TARGET
+
+
+def test_sigkill_at_random_moments_then_resume(fake_model, tmp_path):
+    from openai_stub import ScriptedServer
+
+    rng = random.Random(2024)
+    outcomes = []
+    for trial in range(TRIALS):
+        responder = SerialResponder(fake_model, seed=trial)
+        with ScriptedServer(responder) as server:
+            run_dir = tmp_path / f"trial{trial}"
+            kept: list[dict] = []
+            kills = 0
+            for attempt in range(3):
+                process = subprocess.Popen(command(server, run_dir), env=environment(server),
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                if attempt == 0 and trial % 2:
+                    wait_for_growth(run_dir / "tasks.jsonl", timeout=30)  # in the middle of a write burst
+                else:
+                    time.sleep(rng.uniform(0.8, 3.0))
+                if process.poll() is not None:
+                    break
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                kills += 1
+                kept = complete_records(run_dir / "tasks.jsonl")
+            resumed = subprocess.run(command(server, run_dir), env=environment(server), capture_output=True,
+                                     text=True, timeout=300)
+            assert resumed.returncode == 0, resumed.stderr
+            assert_final_run(run_dir, kept)
+            assert_nothing_paid_twice(responder, run_dir)
+            outcomes.append((kills, len(kept)))
+    print(f"\nkill trials: {outcomes} (kills, tasks journaled before the last kill)")
+    assert sum(kills for kills, _ in outcomes) >= TRIALS  # the kills really happened mid-run
+    assert any(kept for _, kept in outcomes)
+
+
+def test_sigint_stops_gracefully_and_resumes(fake_model, tmp_path):
+    from openai_stub import ScriptedServer
+
+    responder = SerialResponder(fake_model, seed=99)
+    with ScriptedServer(responder) as server:
+        run_dir = tmp_path / "run"
+        process = subprocess.Popen(command(server, run_dir), env=environment(server), stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while len(complete_records(run_dir / "responses.jsonl")) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        process.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        _, stderr = process.communicate(timeout=30)
+        assert time.monotonic() - started < 5
+        assert process.returncode == 130, stderr
+        assert f"selfinstruct resume {run_dir}" in stderr
+        assert "Traceback" not in stderr
+        kept = complete_records(run_dir / "tasks.jsonl")
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert summary["complete"] is False and summary["accepted"] <= TARGET
+        resumed = subprocess.run([SCRIPT, "resume", str(run_dir), "--quiet"], env=environment(server),
+                                 capture_output=True, text=True, timeout=300)
+        assert resumed.returncode == 0, resumed.stderr
+        assert_final_run(run_dir, kept)
+        assert_nothing_paid_twice(responder, run_dir)
