@@ -12,6 +12,7 @@ import typer
 from .client import FatalAPIError, redact
 from .config import Config, ConfigError
 from .export import FORMATS, export_run
+from .filtering import FilterError, filter_dataset
 from .journal import JournalError
 from .records import RecordError
 from .rundir import RunDirError
@@ -136,3 +137,29 @@ def export(
     except (ValueError, FileNotFoundError, JournalError) as exc:
         _fail(str(exc), BAD_INPUT)
     typer.echo(f"wrote {count} records to {path}")
+
+
+@app.command(name="filter")
+def filter_command(
+    input: Path = typer.Argument(..., help="Alpaca JSON/JSONL, or seed-task JSONL (also under a .json name)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Where the kept records go, in the input's layout."),
+    threshold: float = typer.Option(0.7, help="Drop a record whose ROUGE-L against an earlier kept one is above this."),
+    lang: str = typer.Option("auto", help="auto (per record), zh or en: picks the heuristic rules."),
+    only: Optional[str] = typer.Option(None, help="Run only 'dedup' or only 'heuristics'."),
+    against: Optional[Path] = typer.Option(None, help="Also drop records similar to this dataset (e.g. an eval set)."),
+    field: Optional[str] = typer.Option(None, help="Instruction field, if not 'instruction'."),
+    dropped: Optional[Path] = typer.Option(None, help="Where dropped records go. [default: OUTPUT_STEM.dropped.jsonl]"),
+):
+    """Filter an existing dataset: near-duplicates by ROUGE-L and the heuristic rules."""
+    try:
+        report = filter_dataset(input, output, threshold=threshold, lang=lang, only=only, against=against,
+                                field=field, dropped_output=dropped)
+    except (FilterError, RecordError) as exc:
+        _fail(str(exc), BAD_INPUT)
+    width = max([len(r) for r in report.dropped] + [len("kept")])
+    typer.echo(f"{'rule':<{width}}  records")
+    for reason, count in report.dropped.most_common():
+        typer.echo(f"{reason:<{width}}  {count}")
+    typer.echo(f"{'kept':<{width}}  {report.kept} of {report.total}")
+    typer.echo(f"kept records: {report.output}\ndropped records with reasons: {report.dropped_output}\n"
+               f"{report.seconds:.1f} s")

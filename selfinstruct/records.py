@@ -26,8 +26,12 @@ class RecordError(ValueError):
         super().__init__(f"{where}: {what}")
 
 
-def iter_records(path: Path | str) -> Iterator[tuple[int, object]]:
-    """Yield ``(line, value)`` for each record of a JSON array or JSON-lines file."""
+def iter_records(path: Path | str, skip_bad_lines: bool = False) -> Iterator[tuple[int, object]]:
+    """Yield ``(line, value)`` for each record of a JSON array or JSON-lines file.
+
+    With ``skip_bad_lines``, a JSON line that does not parse is yielded as ``(line, RecordError)``
+    instead of ending the read (a broken JSON array cannot be resynchronised and always ends it).
+    """
     path = Path(path)
     try:
         stream = path.open("rb")
@@ -43,7 +47,7 @@ def iter_records(path: Path | str) -> Iterator[tuple[int, object]]:
         if first == b"[":
             yield from _iter_array(stream, path)
         else:
-            yield from _iter_lines(stream, path)
+            yield from _iter_lines(stream, path, skip_bad_lines)
 
 
 def detect_layout(path: Path | str) -> str:
@@ -69,15 +73,21 @@ def _decode(raw: bytes, path: Path, line: int) -> str:
         raise RecordError(path, line, f"not valid UTF-8 (byte {exc.start} of the line)") from None
 
 
-def _iter_lines(stream, path: Path) -> Iterator[tuple[int, object]]:
+def _iter_lines(stream, path: Path, skip_bad_lines: bool) -> Iterator[tuple[int, object]]:
     for number, raw in enumerate(stream, start=1):
-        text = _decode(raw, path, number).strip()
-        if not text:
-            continue
         try:
-            yield number, json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise RecordError(path, number, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+            text = _decode(raw, path, number).strip()
+            if not text:
+                continue
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise RecordError(path, number, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+        except RecordError as error:
+            if not skip_bad_lines:
+                raise
+            value = error
+        yield number, value
 
 
 def _iter_array(stream, path: Path) -> Iterator[tuple[int, object]]:
