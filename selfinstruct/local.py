@@ -16,7 +16,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
 from hashlib import sha256
 from pathlib import Path
@@ -41,7 +40,12 @@ class LocalServerError(RuntimeError):
 
 
 def default_threads() -> int:
-    return os.cpu_count() or 1
+    """Generation threads: half the cores, at least one.
+
+    llama.cpp's threads spin-wait on each other; on a busy 2-core machine two
+    generation threads ran ~4x slower than one. Prompt reading uses all cores.
+    """
+    return max(1, (os.cpu_count() or 1) // 2)
 
 
 # ---------------------------------------------------------------- model file
@@ -187,10 +191,11 @@ def _die_with_parent(parent_pid: int):
     if not sys.platform.startswith("linux"):
         return None
 
+    pr_set_pdeathsig = 1
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before fork
+
     def set_parent_death_signal() -> None:
-        pr_set_pdeathsig = 1
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent_pid:  # the parent died before prctl took effect
             os.kill(os.getpid(), signal.SIGKILL)
 
@@ -285,7 +290,7 @@ class LocalServer:
             "--port", str(self.port),
             "--n_ctx", str(self.ctx),
             "--n_threads", str(self.threads),
-            "--n_threads_batch", str(self.threads),
+            "--n_threads_batch", str(max(self.threads, os.cpu_count() or 1)),
             # A waiting request must not cut a streaming one short.
             "--interrupt_requests", "false",
             "--verbose", "true",
@@ -304,12 +309,12 @@ class LocalServer:
             self.port = find_free_port(self.host)
         else:
             _check_port_free(self.host, self.port)
+        env = _server_env()
         if self.log_path is None:
             handle, name = tempfile.mkstemp(prefix="selfinstruct-llama-server-", suffix=".log")
             os.close(handle)
             self.log_path = Path(name)
             self._own_log = True
-        env = _server_env()
 
         with self.log_path.open("ab") as log_file:
             self.process = subprocess.Popen(
@@ -394,18 +399,27 @@ def serve(
     threads: int | None = None,
     log_path: str | os.PathLike | None = None,
 ) -> None:
-    """Run the local server in the foreground for `selfinstruct serve`, until Ctrl+C."""
+    """Run the local server in the foreground for `selfinstruct serve`, until Ctrl+C.
+
+    SIGTERM is treated like Ctrl+C, so `kill` also stops the server in order.
+    """
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     server = LocalServer(
         model_path, host=host, port=port, ctx=ctx, threads=threads, log_path=log_path
     )
     print("Starting the local model server...", flush=True)
-    with server:
-        print(f"Serving {server.model} at {server.base_url}", flush=True)
-        print(f"Server log: {server.log_path}", flush=True)
-        print("Press Ctrl+C to stop.", flush=True)
-        try:
+    try:
+        with server:
+            print(f"Serving {server.model} at {server.base_url}", flush=True)
+            print(f"Server log: {server.log_path}", flush=True)
+            print("Press Ctrl+C to stop.", flush=True)
             returncode = server.process.wait()
-        except KeyboardInterrupt:
-            print("\nStopping the local model server.", flush=True)
-            return
-        raise server._error(f"stopped unexpectedly with code {returncode}")
+            raise server._error(f"stopped unexpectedly with code {returncode}")
+    except KeyboardInterrupt:
+        print("\nLocal model server stopped.", flush=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt

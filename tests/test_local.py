@@ -53,6 +53,11 @@ def wait_until_gone(pid: int, timeout: float = 10.0) -> bool:
     return False
 
 
+def python_env() -> dict:
+    """Environment for a child python that must import this checkout of selfinstruct."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
 def get_json(url: str):
     no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with no_proxy.open(url, timeout=10) as response:
@@ -295,8 +300,7 @@ def test_server_dies_with_sigkilled_parent(model_path, tmp_path):
         time.sleep(600)
         """
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
-    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=python_env())
     try:
         server_pid = int(parent.stdout.readline())
         assert is_running(server_pid)
@@ -304,3 +308,27 @@ def test_server_dies_with_sigkilled_parent(model_path, tmp_path):
         parent.kill()
         parent.wait()
     assert wait_until_gone(server_pid, timeout=10)
+
+
+@real_model
+def test_serve_runs_until_ctrl_c(model_path, tmp_path):
+    port = local.find_free_port()
+    script = (
+        "from selfinstruct.local import serve; "
+        f"serve({str(model_path)!r}, port={port}, log_path={str(tmp_path / 'server.log')!r})"
+    )
+    # Its own process group, like a terminal's foreground job receiving Ctrl+C.
+    serving = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=python_env(), start_new_session=True
+    )
+    try:
+        while f"http://127.0.0.1:{port}/v1" not in (line := serving.stdout.readline()):
+            assert line, "serve() exited before printing its URL"
+        assert get_json(f"http://127.0.0.1:{port}/v1/models")["data"]
+        os.killpg(serving.pid, signal.SIGINT)
+        assert serving.wait(timeout=15) == 0
+        assert "stopped" in serving.stdout.read()
+    finally:
+        if serving.poll() is None:
+            serving.kill()
+    local._check_port_free("127.0.0.1", port)  # the server let go of its port
