@@ -14,6 +14,7 @@ from .config import Config, ConfigError
 from .export import FORMATS, export_run
 from .filtering import FilterError, filter_dataset
 from .journal import JournalError
+from .local import DEFAULT_CTX, LocalModelError, LocalServerError, serve as serve_local
 from .records import RecordError
 from .rundir import RunDirError
 from .runner import generate as run_generate
@@ -100,8 +101,10 @@ def _run(config: Config, allow_changes: bool, quiet: bool) -> None:
     try:
         config = config.with_defaults()
         summary = run_generate(config, progress=not quiet and sys.stderr.isatty(), allow_changes=allow_changes)
-    except (ConfigError, RecordError, RunDirError) as exc:
+    except (ConfigError, RecordError, RunDirError, LocalModelError) as exc:
         _fail(redact(str(exc), secret), BAD_INPUT)
+    except LocalServerError as exc:
+        _fail(str(exc), 1)
     except FatalAPIError as exc:
         _fail(f"{redact(str(exc), secret)}\nThe run stopped; what was journaled is kept. Fix this and run the same "
               "command again to resume.", API_REFUSED)
@@ -163,3 +166,20 @@ def filter_command(
     typer.echo(f"{'kept':<{width}}  {report.kept} of {report.total}")
     typer.echo(f"kept records: {report.output}\ndropped records with reasons: {report.dropped_output}\n"
                f"{report.seconds:.1f} s")
+
+
+@app.command()
+def serve(
+    local_model: Optional[Path] = typer.Option(None, help="A GGUF file. [default: the bundled Gemma 3 270M]"),
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8000),
+    ctx: int = typer.Option(DEFAULT_CTX, help="Context size."),
+    threads: Optional[int] = typer.Option(None, help="Generation threads. [default: half the cores]"),
+):
+    """Run the embedded llama.cpp server alone, for other tools or several runs."""
+    try:
+        serve_local(local_model, host=host, port=port, ctx=ctx, threads=threads)
+    except LocalModelError as exc:
+        _fail(str(exc), BAD_INPUT)
+    except LocalServerError as exc:
+        _fail(str(exc), 1)

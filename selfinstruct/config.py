@@ -23,6 +23,9 @@ DATA_KEYS = (
     "tasks_per_request", "min_length", "max_length",
 )
 LENGTH_DEFAULTS = {"en": (4, 150), "zh": (6, 300)}  # words for English, characters for Chinese
+# temperature, top_p, max_tokens. The small bundled base model copies its examples at lower
+# temperatures and rambles past a few hundred tokens; API models get Self-Instruct's settings.
+SAMPLING_DEFAULTS = {"bundled": (0.9, 0.95, 256), "api": (0.7, 1.0, 1024)}
 
 
 class ConfigError(ValueError):
@@ -47,10 +50,10 @@ class Config:
     local_model: Path | None = None
     ctx: int = 4096
     threads: int | None = None
-    # sampling
-    temperature: float = 0.7
-    top_p: float = 1.0
-    max_tokens: int = 1024
+    # sampling; None: the endpoint's defaults (SAMPLING_DEFAULTS)
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
     # throughput and faults
     concurrency: int = 8
     timeout: float = 120.0
@@ -80,16 +83,16 @@ class Config:
             _choice("api", self.api, APIS)
         for name in ("num_instructions", "concurrency", "max_tokens", "instances_per_task",
                      "requests_per_round", "tasks_per_request", "ctx"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("seed_examples", "machine_examples", "max_retries"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative, got {getattr(self, name)}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ConfigError(f"threshold must be between 0 and 1, got {self.threshold}")
-        if not 0.0 <= self.top_p <= 1.0:
+        if self.top_p is not None and not 0.0 <= self.top_p <= 1.0:
             raise ConfigError(f"top_p must be between 0 and 1, got {self.top_p}")
-        if self.temperature < 0 or self.timeout <= 0 or self.retry_wait < 0:
+        if (self.temperature or 0) < 0 or self.timeout <= 0 or self.retry_wait < 0:
             raise ConfigError("temperature and retry_wait must not be negative, timeout must be positive")
 
     @classmethod
@@ -125,9 +128,15 @@ class Config:
             output=self.output or Path("runs") / f"{self.lang}-{self.mode}-{datetime.now():%Y%m%d-%H%M%S}",
             seeds=self.seeds or default_seeds(self.lang),
             prompts=self.prompts or default_prompts(),
-            min_length=self.min_length if self.min_length is not None else low,
-            max_length=self.max_length if self.max_length is not None else high,
+            min_length=_given(self.min_length, low),
+            max_length=_given(self.max_length, high),
         )
+
+    def with_sampling_defaults(self, endpoint: str) -> Config:
+        """Fill unset sampling settings with those of the endpoint kind (``bundled`` or ``api``)."""
+        temperature, top_p, max_tokens = SAMPLING_DEFAULTS[endpoint]
+        return replace(self, temperature=_given(self.temperature, temperature), top_p=_given(self.top_p, top_p),
+                       max_tokens=_given(self.max_tokens, max_tokens))
 
     def to_dict(self) -> dict:
         """JSON-ready settings; the API key is never included."""
@@ -147,6 +156,10 @@ def signature_changes(old: dict, new: dict) -> list[str]:
     """Readable lines for each setting that differs between two signatures."""
     return [f"{key}: {json.dumps(old.get(key))} -> {json.dumps(new.get(key))}"
             for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+
+
+def _given(value, default):
+    return default if value is None else value
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

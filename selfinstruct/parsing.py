@@ -44,7 +44,7 @@ class ParsedInstructions:
 def parse_instructions(text: str, next_number: int, continued: bool, cut_off: bool) -> ParsedInstructions:
     """Numbered list items (``9.``, ``9、``, ``任务9：``, ``Task 9:``); a blank line ends an item."""
     if continued:
-        text = f"{next_number}. {text.lstrip()}"
+        text = f"{next_number}. {text.lstrip(' ')}"
     items: list[str] = []
     current: list[str] | None = None
     for line in text.splitlines():
@@ -161,4 +161,7 @@ def _input(value: str) -> str:
 
 
 def _clean(text: str) -> str:
-    return text.replace("**", "").strip().strip("\"“”").strip()
+    text = text.replace("**", "").strip()
+    while (nested := _NUMBERED.match(text)) is not None:  # "任务9：8. 写..." numbered twice
+        text = nested.group(2).strip()
+    return text.strip("\"“”").strip()

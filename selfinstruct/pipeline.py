@@ -134,8 +134,9 @@ class Run:
         examples += rng.sample(self.machine, min(config.machine_examples, len(self.machine)))
         rng.shuffle(examples)
         next_number = len(examples) + 1
-        prompt = self.prompts.render("instructions", examples=self.prompts.numbered(examples), next=f"{next_number}.")
-        stop = [f"\n{next_number + 12}."] + (["\n\n"] if self.continued else [])
+        prompt = self.prompts.render("instructions", examples=self.prompts.numbered(examples),
+                                     next=self.prompts.task_item(next_number))
+        stop = [self.prompts.task_item(next_number + 12)] + (["\n\n"] if self.continued else [])
         return Request("instructions", f"r{self.round}.instructions.{i}", self.round, prompt,
                        config.max_tokens, config.temperature, stop, next_number)
 

@@ -22,8 +22,9 @@ PLACEHOLDERS = {
 }
 
 LABELS = {
-    "en": {"instruction": "Instruction", "input": "Input", "output": "Output", "none": "None", "colon": ": "},
-    "zh": {"instruction": "指令", "input": "输入", "output": "输出", "none": "无", "colon": "："},
+    "en": {"task": "Task ", "instruction": "Instruction", "input": "Input", "output": "Output", "none": "None",
+           "colon": ": "},
+    "zh": {"task": "任务", "instruction": "指令", "input": "输入", "output": "输出", "none": "无", "colon": "："},
 }
 
 
@@ -62,7 +63,12 @@ class PromptSet:
         return self.templates[stage].substitute({k: str(v) for k, v in values.items()})
 
     def numbered(self, instructions: list[str]) -> str:
-        return "\n".join(f"{n}. {text}" for n, text in enumerate(instructions, start=1))
+        return "\n".join(self.task_item(n, text) for n, text in enumerate(instructions, start=1))
+
+    def task_item(self, number: int, text: str = "") -> str:
+        """``Task 9: text`` / ``任务9：text``; with no text, the opening the model continues."""
+        labels = LABELS[self.lang]
+        return f"{labels['task']}{number}{labels['colon']}{text}".rstrip()
 
     def alpaca_examples(self, tasks: list[tuple[str, str, str]]) -> str:
         return "\n".join(self.alpaca_item(n, *task) for n, task in enumerate(tasks, start=1))

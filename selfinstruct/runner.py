@@ -12,6 +12,7 @@ from pathlib import Path
 from .client import ModelClient
 from .config import Config, ConfigError
 from .journal import JournalError
+from .local import BUNDLED_MODEL_NAME, LocalServer, bundled_model_path, check_gguf
 from .pipeline import Run
 from .prompts import PromptSet
 from .report import ProgressView, Stats
@@ -35,13 +36,15 @@ async def generate_async(config: Config, *, progress: bool = False, allow_change
     prompts = PromptSet.load(config.prompts, config.lang, STAGES[config.mode])
     seeds = load_seed_tasks(config.seeds)
     config, api_key = resolve_endpoint(config)
+    model_path = local_model_path(config) if config.local else None
     rundir = RunDir.open(config.output, config.to_dict(), config.signature(prompts.files), allow_changes)
     stats = Stats(target=config.num_instructions)
     previous_seconds = rundir.previous_summary.get("wall_seconds", 0.0)
     started = time.monotonic()
     with ExitStack() as stack:
         if config.local:
-            server = stack.enter_context(start_local_server(config, rundir.path / "server.log"))
+            server = stack.enter_context(LocalServer(model_path, ctx=config.ctx, threads=config.threads,
+                                                     log_path=rundir.path / "server.log"))
             config = replace(config, base_url=server.base_url)
         client = ModelClient(base_url=config.base_url, api_key=api_key, model=config.model, api=config.api,
                              concurrency=config.concurrency, timeout=config.timeout,
@@ -80,17 +83,17 @@ def resolve_endpoint(config: Config) -> tuple[Config, str | None]:
     api_key = config.api_key or os.environ.get("OPENAI_API_KEY") or None
     local = config.local or config.local_model is not None or base_url is None
     if local:
-        model = config.model or (config.local_model.name if config.local_model else "gemma-3-270m-q4_k_m.gguf")
+        model = config.model or (config.local_model.name if config.local_model else BUNDLED_MODEL_NAME)
+        config = config.with_sampling_defaults("api" if config.local_model else "bundled")
         return replace(config, local=True, base_url=None, api=config.api or "completion", model=model), None
     if api_key is None and "api.openai.com" in base_url:
         raise ConfigError("no API key: set OPENAI_API_KEY or pass --api-key")
+    config = config.with_sampling_defaults("api")
     return replace(config, base_url=base_url, api=config.api or "chat", model=config.model or DEFAULT_REMOTE_MODEL), api_key
 
 
-def start_local_server(config: Config, log_path: Path):
-    """The embedded llama.cpp server, for runs without an endpoint."""
-    from .local import LocalServer, bundled_model_path
-
-    model_path = config.local_model or bundled_model_path()
-    return LocalServer(model_path, ctx=config.ctx, threads=config.threads, log_path=log_path,
-                       chat=config.api == "chat")
+def local_model_path(config: Config) -> Path:
+    """The GGUF the embedded server will run, checked before anything is written."""
+    if config.local_model is not None:
+        return check_gguf(config.local_model)
+    return bundled_model_path()

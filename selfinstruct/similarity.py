@@ -20,6 +20,7 @@ the final F-measure can never make a skipped entry matter.
 
 import re
 from array import array
+from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -78,12 +79,15 @@ def rouge_l(a: list[str], b: list[str]) -> float:
 
 @dataclass(frozen=True)
 class Match:
+    """A pool entry and its ROUGE-L F-measure against the query."""
+
     index: int
     text: str
     score: float
 
 
 def _code(token_id: int) -> str:
+    """The one-character code of a token id, skipping surrogates (invalid in str)."""
     if token_id >= _MAX_TOKEN_IDS:
         raise OverflowError("RougeIndex supports at most %d distinct tokens" % _MAX_TOKEN_IDS)
     if token_id >= _SURROGATES_START:
@@ -92,14 +96,19 @@ def _code(token_id: int) -> str:
 
 
 class RougeIndex:
-    """A pool of texts answering exact ROUGE-L queries (max, top-k, any above a threshold)."""
+    """A pool of texts answering exact ROUGE-L queries (max, top-k, any above a threshold).
+
+    Not thread-safe: a query holds numpy views of arrays that add() grows.
+    """
 
     def __init__(self, texts: Iterable[str] = ()):
         self.texts: list[str] = []
-        self._token_ids: dict[str, int] = {}
-        # _postings[token_id][k]: entries containing that token at least k + 1 times.
-        self._postings: list[list[array]] = []
-        self._codes: list[str] = []  # each entry's token ids as a str, for rapidfuzz
+        # Each distinct token gets a one-character code; entries and queries
+        # become strs of codes, which rapidfuzz compares fastest.
+        self._token_codes: dict[str, str] = {}
+        # _postings[code][k]: entries containing that token at least k + 1 times.
+        self._postings: dict[str, list[array]] = {}
+        self._codes: list[str] = []  # each entry's code string
         self._lengths = array("i")  # each entry's token count
         for text in texts:
             self.add(text)
@@ -110,26 +119,22 @@ class RougeIndex:
     def add(self, text: str) -> int:
         """Add a text to the pool and return its index."""
         index = len(self.texts)
-        ids = []
+        chars = []
         for token in tokenize(text):
-            token_id = self._token_ids.get(token)
-            if token_id is None:
-                token_id = len(self._token_ids)
-                _code(token_id)  # fail before changing anything
-                self._token_ids[token] = token_id
-                self._postings.append([])
-            ids.append(token_id)
-        seen: dict[int, int] = {}
-        for token_id in ids:
-            k = seen.get(token_id, 0)
-            seen[token_id] = k + 1
-            lists = self._postings[token_id]
-            if k == len(lists):
-                lists.append(array("i"))
-            lists[k].append(index)
+            char = self._token_codes.get(token)
+            if char is None:
+                char = self._token_codes[token] = _code(len(self._token_codes))
+                self._postings[char] = []
+            chars.append(char)
+        for char, count in Counter(chars).items():
+            lists = self._postings[char]
+            for k in range(count):
+                if k == len(lists):
+                    lists.append(array("i"))
+                lists[k].append(index)
         self.texts.append(text)
-        self._codes.append("".join(map(_code, ids)))
-        self._lengths.append(len(ids))
+        self._codes.append("".join(chars))
+        self._lengths.append(len(chars))
         return index
 
     def most_similar(self, text: str, k: int = 5) -> list[Match]:
@@ -150,7 +155,7 @@ class RougeIndex:
         return Match(i, self.texts[i], score)
 
     def _query(self, text: str):
-        """Query length, its token-id code string, and its posting lists, rarest first.
+        """Query length, its code string, and its posting lists, rarest first.
 
         A token occurring c times in the query is matched against the lists for
         its 1st..c-th occurrences, so hit counts add up to min(c_query, c_entry):
@@ -158,18 +163,12 @@ class RougeIndex:
         from the code string, which leaves the LCS unchanged.
         """
         tokens = tokenize(text)
-        counts: dict[int, int] = {}
-        code = []
-        for token in tokens:
-            token_id = self._token_ids.get(token)
-            if token_id is not None:
-                counts[token_id] = counts.get(token_id, 0) + 1
-                code.append(_code(token_id))
+        code = "".join([self._token_codes.get(token, "") for token in tokens])
         lists = []
-        for token_id, count in counts.items():
-            lists.extend(self._postings[token_id][:count])
+        for char, count in Counter(code).items():
+            lists.extend(self._postings[char][:count])
         lists.sort(key=len)
-        return len(tokens), "".join(code), lists
+        return len(tokens), code, lists
 
     def _search(self, text: str, k: int, threshold: float, first: bool) -> list[tuple[float, int]]:
         """Exact top-k (score, index) with score > threshold, best first.
@@ -274,10 +273,8 @@ def _f_measures(lcs: np.ndarray, lengths: np.ndarray, query_len: int) -> np.ndar
     """f_measure for many entries at once, with the same float operations (0 where lcs is 0)."""
     precision = lcs / lengths
     recall = lcs / query_len
-    with np.errstate(invalid="ignore"):
-        scores = 2 * precision * recall / (precision + recall)
-    scores[lcs == 0] = 0.0
-    return scores
+    return np.divide(2 * precision * recall, precision + recall,
+                     out=np.zeros(len(lcs)), where=lcs > 0)
 
 
 def _best_possible(overlap: int, query_len: int) -> float:

@@ -56,11 +56,12 @@ class FakeModel:
         return f"{self.rng.choice(EN_VERBS)} the {words} case {self.counter}"
 
     def instructions(self, prompt: str, chat: bool) -> str:
-        zh = "任务" in prompt
-        first = int(re.findall(r"^(\d+)\.\s*$", prompt, re.M)[-1])
-        items = [f"{n}. {self.instruction(zh)}" for n in range(first, first + 5)]
+        zh = "下面是人们请" in prompt
+        first = int(re.findall(r"^(?:Task |任务)(\d+)[:：]$", prompt, re.M)[-1])
+        label = "任务{}：" if zh else "Task {}: "
+        items = [label.format(n) + self.instruction(zh) for n in range(first, first + 5)]
         text = "\n".join(items)
-        return text if chat else text[len(f"{first}."):]
+        return text if chat else " " + text[len(label.format(first)):]
 
     def classify(self, prompt: str) -> str:
         number = re.findall(r"(\d+)", prompt.rstrip().splitlines()[-2])

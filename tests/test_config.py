@@ -51,12 +51,19 @@ def test_api_key_is_never_serialised():
 def test_signature_covers_data_not_throughput(tmp_path):
     prompt = tmp_path / "p.txt"
     prompt.write_text("x")
-    base = Config(lang="en").with_defaults()
+    base = Config(lang="en").with_defaults().with_sampling_defaults("api")
     same = Config(lang="en", concurrency=64, timeout=5, max_retries=1, base_url="http://elsewhere").with_defaults()
+    same = same.with_sampling_defaults("api")
     assert base.signature([prompt]) == same.signature([prompt])
-    changed = Config(lang="en", temperature=0.2, threshold=0.5).with_defaults()
+    changed = Config(lang="en", temperature=0.2, threshold=0.5).with_defaults().with_sampling_defaults("api")
     assert signature_changes(base.signature([prompt]), changed.signature([prompt])) == [
         "temperature: 0.7 -> 0.2", "threshold: 0.7 -> 0.5"]
     before = base.signature([prompt])
     prompt.write_text("y")
     assert [c.split(":")[0] for c in signature_changes(before, base.signature([prompt]))] == ["prompts_sha256"]
+
+
+def test_sampling_defaults_follow_the_endpoint():
+    assert Config().with_sampling_defaults("bundled").max_tokens == 256
+    assert Config().with_sampling_defaults("api").temperature == 0.7
+    assert Config(temperature=0.3).with_sampling_defaults("bundled").temperature == 0.3

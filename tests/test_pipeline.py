@@ -200,7 +200,7 @@ def test_near_duplicates_are_rejected_as_too_similar(server, tmp_path):
 
     def repeats(request):
         if "下面是人们请" in request.prompt:
-            return f"9. {seed}\n10. {seed}"
+            return f"任务7：{seed}\n任务8：{seed}"
         return "否"
 
     server.responder = repeats
