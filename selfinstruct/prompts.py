@@ -60,7 +60,8 @@ class PromptSet:
         return cls(lang, templates, files)
 
     def render(self, stage: str, **values: object) -> str:
-        return self.templates[stage].substitute({k: str(v) for k, v in values.items()})
+        """The prompt; the template file's final newline is dropped, since the model continues the last line."""
+        return self.templates[stage].substitute({k: str(v) for k, v in values.items()}).rstrip("\n")
 
     def numbered(self, instructions: list[str]) -> str:
         return "\n".join(self.task_item(n, text) for n, text in enumerate(instructions, start=1))

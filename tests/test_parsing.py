@@ -103,3 +103,15 @@ def test_alpaca_tasks_chinese_chat():
         {"instruction": "写一句口号。", "input": "", "output": "绿水青山。"},
         {"instruction": "计算。", "input": "1+1", "output": "2"},
     ]
+
+
+def test_prompts_end_where_the_model_continues():
+    from selfinstruct.prompts import PromptSet
+    from selfinstruct.resources import default_prompts
+
+    for lang, ending in (("zh", "任务9："), ("en", "Task 9:")):
+        prompts = PromptSet.load(default_prompts(), lang)
+        rendered = prompts.render("instructions", examples=prompts.numbered(["a"] * 8), next=prompts.task_item(9))
+        assert rendered.endswith(ending)
+        assert prompts.render("classify", instruction="x").endswith(("Classification:", "分类任务："))
+        assert prompts.render("instances", instruction="x").endswith(("Input:", "输入："))

@@ -1,0 +1,76 @@
+"""The whole pipeline against the real embedded model: the bundled Gemma 3 270M behind
+llama.cpp's OpenAI-compatible server, through the openai client. Asserts only what holds
+for any model: the run completes, requests succeed, what is accepted is well-formed and
+passed every filter, every rejection has a reason, and no server process is left."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_pipeline import assert_well_formed_run
+
+from selfinstruct import Config, generate
+from selfinstruct.resources import default_seeds
+from selfinstruct.seeds import load_seed_tasks
+
+pytestmark = pytest.mark.real_model
+SCRIPT = str(Path(sys.executable).parent / "selfinstruct")
+
+
+def processes_writing_to(log: Path) -> list[int]:
+    """Live processes whose stdout is the given log: the run's llama.cpp server."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.readlink(entry / "fd" / "1") == str(log.resolve()):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize("mode", ["self-instruct", "alpaca"])
+def test_short_real_run(tmp_path, lang, mode):
+    config = Config(lang=lang, mode=mode, num_instructions=2, output=tmp_path / "run", requests_per_round=2,
+                    tasks_per_request=4, seed=1)
+    summary = generate(config)
+    seeds = [t.instruction for t in load_seed_tasks(default_seeds(lang))]
+    assert_well_formed_run(tmp_path / "run", config, seeds if mode == "self-instruct" else ())
+    assert summary["failed_requests_by_reason"] == {}
+    assert summary["requests"] >= 1 and summary["tokens_out"] > 0
+    settings = json.loads((tmp_path / "run" / "config.json").read_text())["settings"]
+    assert (settings["local"], settings["api"], settings["model"]) == (True, "completion", "gemma-3-270m-q4_k_m.gguf")
+    log = tmp_path / "run" / "server.log"
+    assert "llama" in log.read_text(errors="replace").lower()
+    assert processes_writing_to(log) == []
+
+
+def test_ctrl_c_leaves_no_server_behind(tmp_path):
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen([SCRIPT, "generate", "--lang", "zh", "-n", "50", "-o", str(run_dir), "--quiet"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log, responses = run_dir / "server.log", run_dir / "responses.jsonl"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not (responses.exists() and responses.stat().st_size):
+        time.sleep(0.2)
+    servers = processes_writing_to(log)
+    assert len(servers) == 1, "the embedded server should be running"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert f"selfinstruct resume {run_dir}" in stderr
+    deadline = time.monotonic() + 10
+    while processes_writing_to(log) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_writing_to(log) == []
+    for line in responses.read_text(encoding="utf-8").splitlines():
+        json.loads(line)
