@@ -11,7 +11,7 @@ import typer
 
 from .client import FatalAPIError, redact
 from .config import Config, ConfigError
-from .export import FORMATS, export_run
+from .export import FORMATS, accepted_tasks, export_run
 from .filtering import FilterError, filter_dataset
 from .journal import JournalError
 from .local import DEFAULT_CTX, LocalModelError, LocalServerError, serve as serve_local
@@ -126,6 +126,12 @@ def _print_summary(summary: dict) -> None:
         typer.echo(f"  rejected {reason}: {count}")
     for reason, count in summary["failed_requests_by_reason"].items():
         typer.echo(f"  failed requests {reason}: {count}")
+    for task in accepted_tasks(summary["run_dir"])[:3]:
+        example = task["instances"][0]
+        typer.echo(f"\n- {task['instruction']}")
+        if example["input"]:
+            typer.echo(f"  input: {example['input']}")
+        typer.echo(f"  output: {example['output']}")
 
 
 @app.command()

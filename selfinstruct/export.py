@@ -16,10 +16,7 @@ def export_run(run_dir: Path | str, fmt: str = "alpaca", output: Path | str | No
     run_dir = Path(run_dir)
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-    tasks_file = run_dir / "tasks.jsonl"
-    if not (run_dir / "config.json").exists():
-        raise FileNotFoundError(f"{run_dir} is not a selfinstruct run directory (no config.json)")
-    tasks = Journal(tasks_file).read()
+    tasks = accepted_tasks(run_dir)
     if fmt == "alpaca":
         output = Path(output) if output else run_dir / "alpaca_data.json"
         records = [{"instruction": t["instruction"], "input": i["input"], "output": i["output"]}
@@ -32,3 +29,10 @@ def export_run(run_dir: Path | str, fmt: str = "alpaca", output: Path | str | No
         text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     write_atomic(output, text)
     return output, len(records)
+
+
+def accepted_tasks(run_dir: Path | str) -> list[dict]:
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists():
+        raise FileNotFoundError(f"{run_dir} is not a selfinstruct run directory (no config.json)")
+    return Journal(run_dir / "tasks.jsonl").read()
