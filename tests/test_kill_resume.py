@@ -160,3 +160,28 @@ def test_sigint_stops_gracefully_and_resumes(fake_model, tmp_path):
         assert resumed.returncode == 0, resumed.stderr
         assert_final_run(run_dir, kept)
         assert_nothing_paid_twice(responder, run_dir)
+
+
+def test_second_ctrl_c_exits_at_once_without_corrupting(fake_model, tmp_path):
+    from openai_stub import ScriptedServer
+
+    responder = SerialResponder(fake_model, seed=7)
+    with ScriptedServer(responder) as server:
+        run_dir = tmp_path / "run"
+        process = subprocess.Popen(command(server, run_dir), env=environment(server), stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while len(complete_records(run_dir / "responses.jsonl")) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        process.communicate(timeout=30)
+        assert time.monotonic() - started < 5
+        assert process.returncode != 0
+        kept = complete_records(run_dir / "tasks.jsonl")
+        resumed = subprocess.run(command(server, run_dir), env=environment(server), capture_output=True,
+                                 text=True, timeout=300)
+        assert resumed.returncode == 0, resumed.stderr
+        assert_final_run(run_dir, kept)
+        assert_nothing_paid_twice(responder, run_dir)
