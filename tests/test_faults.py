@@ -11,10 +11,8 @@ from pathlib import Path
 import pytest
 from openai_stub import Reply
 from test_pipeline import read_jsonl, run_config
-from typer.testing import CliRunner
 
 from selfinstruct import generate
-from selfinstruct.cli import app
 from selfinstruct.client import FatalAPIError
 from selfinstruct.journal import Journal
 

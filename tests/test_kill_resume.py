@@ -16,7 +16,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 from openai_stub import Reply
 
 TRIALS = 6
@@ -76,7 +75,7 @@ def assert_nothing_paid_twice(responder: SerialResponder, run_dir: Path) -> None
     sends: dict[str, list[int]] = {}
     for serial in sorted(responder.sent):
         sends.setdefault(responder.sent[serial], []).append(serial)
-    for key, serials in sends.items():
+    for serials in sends.values():
         answered = [s for s in serials if s in journaled]
         assert len(answered) <= 1, f"request answered and journaled {len(answered)} times"
         assert not answered or answered[0] == serials[-1], "a journaled request was sent again"
