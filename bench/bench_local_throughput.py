@@ -61,10 +61,12 @@ def server_threads(config: Config) -> tuple[int, int]:
     return int(command[command.index("--n_threads") + 1]), int(command[command.index("--n_threads_batch") + 1])
 
 
-def run_direct(requests: list[dict], config: Config) -> tuple[int, float]:
-    """Send the same prompts one after another to llama.cpp in this process; return tokens and seconds."""
-    threads, threads_batch = server_threads(config)
-    llm = llama_cpp.Llama(model_path=str(bundled_model_path()), n_ctx=config.ctx, n_threads=threads,
+def run_direct(requests: list[dict], ctx: int, threads: int, threads_batch: int) -> tuple[int, float]:
+    """Send the same prompts one after another to llama.cpp in this process; return tokens and seconds.
+
+    One at a time, as llama.cpp's server handles them; model loading is not timed.
+    """
+    llm = llama_cpp.Llama(model_path=str(bundled_model_path()), n_ctx=ctx, n_threads=threads,
                           n_threads_batch=threads_batch, verbose=False)
     tokens = 0
     started = time.monotonic()
@@ -86,12 +88,13 @@ def main() -> None:
         config = Config(lang=args.lang, num_instructions=args.num_instructions, output=Path(workdir) / "run",
                         local=True)
         requests, startup, pipe_seconds, pipe_tokens = run_pipeline(config)
-    direct_tokens, direct_seconds = run_direct(requests, config)
+    threads, threads_batch = server_threads(config)
+    direct_tokens, direct_seconds = run_direct(requests, config.ctx, threads, threads_batch)
 
     pipe_rate, direct_rate = pipe_tokens / pipe_seconds, direct_tokens / direct_seconds
     ratio = pipe_rate / direct_rate
-    threads, threads_batch = server_threads(config)
-    print(f"lang {args.lang}, {args.num_instructions} instructions, n_ctx {config.ctx}, "
+    print(f"lang {args.lang}, {args.num_instructions} instructions, concurrency {config.concurrency} "
+          f"(the server answers one request at a time), n_ctx {config.ctx}, "
           f"n_threads {threads}, n_threads_batch {threads_batch}")
     print(f"{'':10}{'requests':>10}{'tokens':>10}{'seconds':>10}{'tokens/s':>10}")
     print(f"{'pipeline':10}{len(requests):>10}{pipe_tokens:>10}{pipe_seconds:>10.1f}{pipe_rate:>10.1f}")

@@ -297,6 +297,9 @@ class LocalServer:
             "--n_threads_batch", str(max(self.threads, os.cpu_count() or 1)),
             # A waiting request must not cut a streaming one short.
             "--interrupt_requests", "false",
+            # The server's default computes and copies full-vocabulary logits for every prompt
+            # token (for logprobs, which we never ask for): about 30% of the throughput.
+            "--logits_all", "false",
             "--verbose", "true",
         ]
         chat_format = self.chat_format
