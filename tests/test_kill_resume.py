@@ -122,15 +122,28 @@ def test_sigkill_at_random_moments_then_resume(fake_model, tmp_path):
                 process.wait()
                 kills += 1
                 kept = complete_records(run_dir / "tasks.jsonl")
-            resumed = subprocess.run(command(server, run_dir), env=environment(server), capture_output=True,
-                                     text=True, timeout=300)
-            assert resumed.returncode == 0, resumed.stderr
-            assert_final_run(run_dir, kept)
-            assert_nothing_paid_twice(responder, run_dir)
+            resume_and_check(server, responder, run_dir, kept)
             outcomes.append((kills, len(kept)))
     print(f"\nkill trials: {outcomes} (kills, tasks journaled before the last kill)")
     assert sum(kills for kills, _ in outcomes) >= TRIALS  # the kills really happened mid-run
     assert any(kept for _, kept in outcomes)
+
+
+def start_and_wait_for_answers(server, run_dir: Path, answers: int = 5) -> subprocess.Popen:
+    process = subprocess.Popen(command(server, run_dir), env=environment(server), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while len(complete_records(run_dir / "responses.jsonl")) < answers and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return process
+
+
+def resume_and_check(server, responder, run_dir: Path, kept: list[dict], *args: str) -> None:
+    resumed = subprocess.run(list(args) or command(server, run_dir), env=environment(server), capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_final_run(run_dir, kept)
+    assert_nothing_paid_twice(responder, run_dir)
 
 
 def test_sigint_stops_gracefully_and_resumes(fake_model, tmp_path):
@@ -139,11 +152,7 @@ def test_sigint_stops_gracefully_and_resumes(fake_model, tmp_path):
     responder = SerialResponder(fake_model, seed=99)
     with ScriptedServer(responder) as server:
         run_dir = tmp_path / "run"
-        process = subprocess.Popen(command(server, run_dir), env=environment(server), stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 30
-        while len(complete_records(run_dir / "responses.jsonl")) < 5 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        process = start_and_wait_for_answers(server, run_dir)
         process.send_signal(signal.SIGINT)
         started = time.monotonic()
         _, stderr = process.communicate(timeout=30)
@@ -154,11 +163,7 @@ def test_sigint_stops_gracefully_and_resumes(fake_model, tmp_path):
         kept = complete_records(run_dir / "tasks.jsonl")
         summary = json.loads((run_dir / "summary.json").read_text())
         assert summary["complete"] is False and summary["accepted"] <= TARGET
-        resumed = subprocess.run([SCRIPT, "resume", str(run_dir), "--quiet"], env=environment(server),
-                                 capture_output=True, text=True, timeout=300)
-        assert resumed.returncode == 0, resumed.stderr
-        assert_final_run(run_dir, kept)
-        assert_nothing_paid_twice(responder, run_dir)
+        resume_and_check(server, responder, run_dir, kept, SCRIPT, "resume", str(run_dir), "--quiet")
 
 
 def test_second_ctrl_c_exits_at_once_without_corrupting(fake_model, tmp_path):
@@ -167,20 +172,11 @@ def test_second_ctrl_c_exits_at_once_without_corrupting(fake_model, tmp_path):
     responder = SerialResponder(fake_model, seed=7)
     with ScriptedServer(responder) as server:
         run_dir = tmp_path / "run"
-        process = subprocess.Popen(command(server, run_dir), env=environment(server), stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 30
-        while len(complete_records(run_dir / "responses.jsonl")) < 5 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        process = start_and_wait_for_answers(server, run_dir)
         process.send_signal(signal.SIGINT)
         process.send_signal(signal.SIGINT)
         started = time.monotonic()
         process.communicate(timeout=30)
         assert time.monotonic() - started < 5
         assert process.returncode != 0
-        kept = complete_records(run_dir / "tasks.jsonl")
-        resumed = subprocess.run(command(server, run_dir), env=environment(server), capture_output=True,
-                                 text=True, timeout=300)
-        assert resumed.returncode == 0, resumed.stderr
-        assert_final_run(run_dir, kept)
-        assert_nothing_paid_twice(responder, run_dir)
+        resume_and_check(server, responder, run_dir, complete_records(run_dir / "tasks.jsonl"))
