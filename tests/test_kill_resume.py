@@ -116,7 +116,8 @@ def test_sigkill_at_random_moments_then_resume(fake_model, tmp_path):
                     wait_for_growth(run_dir / "tasks.jsonl", timeout=30)  # in the middle of a write burst
                 else:
                     time.sleep(rng.uniform(0.8, 3.0))
-                if process.poll() is not None:
+                if process.poll() is not None:  # it finished before the kill
+                    assert process.returncode == 0, process.stderr.read().decode()
                     break
                 process.send_signal(signal.SIGKILL)
                 process.wait()
