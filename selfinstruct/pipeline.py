@@ -97,6 +97,8 @@ class Run:
         requests = [self._instruction_request(rng, i) for i in range(self.config.requests_per_round)]
         answers = await self._ask_all(requests)
         candidates = self._screen_instructions(requests, answers)
+        # Near the target, pay only for what can still be accepted (with room for rejections).
+        candidates = candidates[: 2 * (self.stats.target - self.stats.accepted)]
         await self._gather(*(self._complete_candidate(c) for c in candidates))
         self._accept_in_order(candidates)
 

@@ -70,7 +70,9 @@ class RunDir:
         try:
             write_atomic(config_file, json.dumps({"settings": settings, "signature": signature},
                                                  ensure_ascii=False, indent=2) + "\n")
-        except JournalError as exc:
+            for journal in (run.responses, run.tasks, run.rejected):
+                journal.path.touch()
+        except (JournalError, OSError) as exc:
             raise RunDirError(f"run directory {run.path} is not writable: {exc}") from None
         return run
 
