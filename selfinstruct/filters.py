@@ -16,7 +16,7 @@ _UNSUPPORTED_EN = re.compile(
     r"music|flowcharts?|diagrams?|go to)\b",
     re.IGNORECASE,
 )
-_UNSUPPORTED_ZH = re.compile(r"图片|图像|照片|视频|音频|音乐|绘制|画一|流程图|示意图|图表|录音|附件|上传")
+_UNSUPPORTED_ZH = re.compile(r"图片|图像|照片|视频|音频|音乐|绘制|画一|画出|流程图|示意图|图表|录音|附件|上传")
 
 
 def detect_lang(text: str) -> str:

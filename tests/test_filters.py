@@ -52,6 +52,7 @@ def test_english_rules(text, reason):
     ("根据这段视频总结主要内容。", "unsupported_modality"),
     ("为这首歌配上一段音乐伴奏。", "unsupported_modality"),
     ("画一只正在睡觉的小猫。", "unsupported_modality"),
+    ("画出这道几何题的辅助线。", "unsupported_modality"),
     ("绘制公司组织结构的流程图。", "unsupported_modality"),
     ("请把这张照片修得更亮一些。", "unsupported_modality"),
     ("Please write an English poem about the sea.", "wrong_language"),
