@@ -144,7 +144,7 @@ class Run:
 
     def _alpaca_request(self, rng: random.Random, i: int) -> Request:
         config = self.config
-        shown = [t for t in rng.sample(self.seeds, min(ALPACA_EXAMPLES, len(self.seeds)))]
+        shown = rng.sample(self.seeds, min(ALPACA_EXAMPLES, len(self.seeds)))
         examples = self.prompts.alpaca_examples(
             [(t.instruction, t.instances[0].input if t.instances else "", t.instances[0].output if t.instances else "")
              for t in shown])
