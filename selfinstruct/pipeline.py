@@ -70,8 +70,7 @@ class Run:
         self.cache = {r["key"]: r for r in responses}
         for record in responses:
             stats.count_response(record)
-        self.written_tasks = {t["id"] for t in tasks}
-        self.written_rejections = {r["id"] for r in rejected}
+        self.written = {t["id"] for t in tasks} | {r["id"] for r in rejected}  # rejection ids end in ":stage"
         for record in rejected:
             if record["round"] < self.round:
                 stats.count_rejection(record)
@@ -246,9 +245,7 @@ class Run:
                 "most_similar": candidate.most_similar,
                 "source": candidate.source,
             }
-            if record["id"] not in self.written_tasks:
-                self.rundir.tasks.append(record)
-                self.written_tasks.add(record["id"])
+            self._write_once(self.rundir.tasks, record)
             self._join_pool(record)
         self.view.refresh()
 
@@ -266,9 +263,13 @@ class Run:
         if most_similar:
             record["most_similar"] = most_similar
         self.stats.count_rejection(record)
-        if record["id"] not in self.written_rejections:
-            self.rundir.rejected.append(record)
-            self.written_rejections.add(record["id"])
+        self._write_once(self.rundir.rejected, record)
+
+    def _write_once(self, journal, record: dict) -> None:
+        """Append unless a replayed round already wrote this record before the interruption."""
+        if record["id"] not in self.written:
+            journal.append(record)
+            self.written.add(record["id"])
 
     # -- requests ---------------------------------------------------------------------------
 
