@@ -139,6 +139,16 @@ def start_and_wait_for_answers(server, run_dir: Path, answers: int = 5) -> subpr
     return process
 
 
+def interrupt(process: subprocess.Popen, times: int) -> str:
+    """Press Ctrl+C `times` times; the process must be gone within 5 seconds. Returns its stderr."""
+    for _ in range(times):
+        process.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    _, stderr = process.communicate(timeout=30)
+    assert time.monotonic() - started < 5
+    return stderr
+
+
 def resume_and_check(server, responder, run_dir: Path, kept: list[dict], *args: str) -> None:
     resumed = subprocess.run(list(args) or command(server, run_dir), env=environment(server), capture_output=True,
                              text=True, timeout=300)
@@ -154,10 +164,7 @@ def test_sigint_stops_gracefully_and_resumes(fake_model, tmp_path):
     with ScriptedServer(responder) as server:
         run_dir = tmp_path / "run"
         process = start_and_wait_for_answers(server, run_dir)
-        process.send_signal(signal.SIGINT)
-        started = time.monotonic()
-        _, stderr = process.communicate(timeout=30)
-        assert time.monotonic() - started < 5
+        stderr = interrupt(process, times=1)
         assert process.returncode == 130, stderr
         assert f"selfinstruct resume {run_dir}" in stderr
         assert "Traceback" not in stderr
@@ -174,10 +181,6 @@ def test_second_ctrl_c_exits_at_once_without_corrupting(fake_model, tmp_path):
     with ScriptedServer(responder) as server:
         run_dir = tmp_path / "run"
         process = start_and_wait_for_answers(server, run_dir)
-        process.send_signal(signal.SIGINT)
-        process.send_signal(signal.SIGINT)
-        started = time.monotonic()
-        process.communicate(timeout=30)
-        assert time.monotonic() - started < 5
+        interrupt(process, times=2)
         assert process.returncode != 0
         resume_and_check(server, responder, run_dir, complete_records(run_dir / "tasks.jsonl"))
