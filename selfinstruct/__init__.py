@@ -3,6 +3,7 @@
 from .config import Config
 from .export import export_run
 from .filtering import filter_dataset
-from .runner import generate
+from .pipeline import RunStopped
+from .runner import Interrupted, generate, resume
 
-__all__ = ["Config", "generate", "export_run", "filter_dataset"]
+__all__ = ["Config", "generate", "resume", "export_run", "filter_dataset", "RunStopped", "Interrupted"]

@@ -2,27 +2,135 @@
 
 from __future__ import annotations
 
-import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
-from .client import FatalAPIError, redact
+from .client import FatalAPIError
 from .config import Config, ConfigError
-from .export import FORMATS, accepted_tasks, export_run
+from .export import accepted_tasks, export_run
 from .filtering import FilterError, filter_dataset
-from .journal import JournalError
+from .journal import JournalDamaged, JournalError
 from .local import DEFAULT_CTX, LocalModelError, LocalServerError, serve as serve_local
+from .pipeline import RunStopped
 from .records import RecordError
 from .rundir import RunDirError
-from .runner import generate as run_generate
+from .runner import Interrupted, generate as run_generate, resume_config
 
 app = typer.Typer(help="Build instruction-tuning datasets the Self-Instruct / Alpaca / BELLE way.",
-                  no_args_is_help=True, add_completion=False)
+                  no_args_is_help=True, add_completion=False, rich_markup_mode=None)
 
-BAD_INPUT, API_REFUSED, INTERRUPTED = 2, 3, 130
+# Exit codes, as the README lists them.
+FAILED, BAD_INPUT, API_REFUSED, STOPPED = 1, 2, 3, 4
+
+
+def _option(*names: str, help: str, default: str | None = None):
+    """An option whose unset value is None (so a TOML file can fill it) but whose help shows the default."""
+    return typer.Option(*names, help=f"{help}  [default: {default}]" if default else help, show_default=False)
+
+# Choices, shown in --help (kept equal to config.LANGS, MODES, APIS and export.FORMATS by a test).
+Lang = Literal["zh", "en"]
+Mode = Literal["self-instruct", "alpaca"]
+Api = Literal["chat", "completion"]
+Format = Literal["alpaca", "seeds"]
+
+
+# Options that `generate` and `resume` share: where requests go and how they are sent.
+ApiKey = Annotated[Optional[str], _option("--api-key", help="API key.", default="$OPENAI_API_KEY")]
+BaseUrl = Annotated[Optional[str], _option(
+    "--base-url", help="OpenAI-compatible endpoint.",
+    default="$OPENAI_BASE_URL; with only a key, OpenAI; with neither, the embedded model")]
+Concurrency = Annotated[Optional[int], _option("--concurrency", help="Requests in flight at once.", default="8")]
+Timeout = Annotated[Optional[float], _option("--timeout", help="Seconds per request.", default="120")]
+MaxRetries = Annotated[Optional[int], _option("--max-retries", help="Retries of a failing request.", default="6")]
+MaxIdleRounds = Annotated[Optional[int], _option(
+    "--max-idle-rounds", help="Stop (exit 4) after this many rounds in a row accept nothing; 0: never.", default="10")]
+FailureWindow = Annotated[Optional[int], _option(
+    "--failure-window", help="Stop (exit 4) when almost all of the last N requests failed; 0: never.",
+    default="20")]
+MaxFailureShare = Annotated[Optional[float], _option(
+    "--max-failure-share", help="The share of --failure-window that counts as almost all.", default="0.9")]
+AllowChanges = Annotated[bool, typer.Option("--allow-changes", help="Resume even if data-changing settings differ.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+
+@app.command()
+def generate(
+    config_file: Annotated[Optional[Path], typer.Option("--config", help="TOML file with any of these settings.")] = None,
+    lang: Annotated[Optional[Lang], _option("--lang", help="Picks seeds, prompts and filters.", default="zh")] = None,
+    mode: Annotated[Optional[Mode], _option("--mode", help="How tasks are asked for.", default="self-instruct")] = None,
+    seeds: Annotated[Optional[Path], _option(
+        "--seeds", help="Seed tasks (JSONL, JSON lines or JSON array; seed or Alpaca format).",
+        default="the bundled ones")] = None,
+    prompts: Annotated[Optional[Path], _option("--prompts", help="Folder of prompt templates (<lang>/<stage>.txt).",
+                                               default="the bundled ones")] = None,
+    num_instructions: Annotated[Optional[int], _option("--num-instructions", "-n", help="Tasks to accept.",
+                                                       default="100")] = None,
+    output: Annotated[Optional[Path], _option("--output", "-o", help="Run directory; an existing one is resumed.",
+                                              default="runs/<lang>-<mode>-<time>")] = None,
+    seed: Annotated[Optional[int], _option("--seed", help="Random seed for sampling prompts.", default="0")] = None,
+    api: Annotated[Optional[Api], _option("--api", help="Chat messages, or a prompt to continue.",
+                                          default="chat; completion for the bundled model")] = None,
+    model: Annotated[Optional[str], _option("--model", help="Model name.",
+                                            default="gpt-4o-mini; the bundled model when embedded")] = None,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    local: Annotated[bool, typer.Option("--local", help="Use the embedded llama.cpp model even if an endpoint is set.")] = False,
+    local_model: Annotated[Optional[Path], _option("--local-model", help="A GGUF file to serve instead of the bundled model.")] = None,
+    ctx: Annotated[Optional[int], _option("--ctx", help="Context size of the embedded model.", default="4096")] = None,
+    threads: Annotated[Optional[int], _option("--threads", help="CPU threads of the embedded model.",
+                                              default="half the cores")] = None,
+    temperature: Annotated[Optional[float], _option("--temperature", help="Sampling temperature.",
+                                                    default="0.7; bundled model: 0.9")] = None,
+    top_p: Annotated[Optional[float], _option("--top-p", help="Nucleus sampling.", default="1.0; bundled model: 0.95")] = None,
+    max_tokens: Annotated[Optional[int], _option("--max-tokens", help="Tokens per response.",
+                                                 default="1024; bundled model: 256")] = None,
+    concurrency: Concurrency = None,
+    threshold: Annotated[Optional[float], _option(
+        "--threshold", help="Reject instructions whose ROUGE-L against the pool is above this.", default="0.7")] = None,
+    instances_per_task: Annotated[Optional[int], _option("--instances-per-task", help="Instances kept per task.",
+                                                         default="3")] = None,
+    requests_per_round: Annotated[Optional[int], _option("--requests-per-round", help="Generation requests per round.",
+                                                         default="8")] = None,
+    tasks_per_request: Annotated[Optional[int], _option("--tasks-per-request", help="Alpaca mode: tasks per request.",
+                                                        default="10")] = None,
+    timeout: Timeout = None,
+    max_retries: MaxRetries = None,
+    max_idle_rounds: MaxIdleRounds = None,
+    failure_window: FailureWindow = None,
+    max_failure_share: MaxFailureShare = None,
+    allow_changes: AllowChanges = False,
+    quiet: Quiet = False,
+):
+    """Generate tasks from seed tasks, or resume the run in --output."""
+    options = {k: v for k, v in locals().items() if k not in ("config_file", "allow_changes", "quiet", "local")}
+    options["local"] = local or None
+    given = {k: v for k, v in options.items() if v is not None}
+    _run(lambda: Config.from_toml(config_file, **given) if config_file else Config(**given), allow_changes, quiet)
+
+
+@app.command()
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory to continue.")],
+    num_instructions: Annotated[Optional[int], _option("--num-instructions", "-n", help="A new target size.",
+                                                       default="the run's")] = None,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+    concurrency: Concurrency = None,
+    timeout: Timeout = None,
+    max_retries: MaxRetries = None,
+    max_idle_rounds: MaxIdleRounds = None,
+    failure_window: FailureWindow = None,
+    max_failure_share: MaxFailureShare = None,
+    allow_changes: AllowChanges = False,
+    quiet: Quiet = False,
+):
+    """Continue a run with its stored settings; only the endpoint, its limits and the target may change."""
+    overrides = {k: v for k, v in locals().items() if k not in ("run_dir", "allow_changes", "quiet")}
+    _run(lambda: resume_config(run_dir, **overrides), allow_changes, quiet)
 
 
 def _fail(message: str, code: int) -> None:
@@ -30,98 +138,49 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
-@app.command()
-def generate(
-    config_file: Optional[Path] = typer.Option(None, "--config", help="TOML file with any of these settings."),
-    lang: Optional[str] = typer.Option(None, help="zh or en: picks seeds, prompts and filters. [default: zh]"),
-    mode: Optional[str] = typer.Option(None, help="self-instruct or alpaca. [default: self-instruct]"),
-    seeds: Optional[Path] = typer.Option(None, help="Seed tasks (JSONL, JSON lines or JSON array; seed or Alpaca format)."),
-    prompts: Optional[Path] = typer.Option(None, help="Folder of prompt templates (<lang>/<stage>.txt)."),
-    num_instructions: Optional[int] = typer.Option(None, "--num-instructions", "-n", help="Tasks to accept. [default: 100]"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory; an existing one is resumed."),
-    seed: Optional[int] = typer.Option(None, help="Random seed for sampling prompts. [default: 0]"),
-    api: Optional[str] = typer.Option(None, help="chat or completion. [default: chat; completion for the embedded model]"),
-    model: Optional[str] = typer.Option(None, help="Model name. [default: gpt-4o-mini]"),
-    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible endpoint. [default: $OPENAI_BASE_URL, else the embedded model]"),
-    api_key: Optional[str] = typer.Option(None, help="API key. [default: $OPENAI_API_KEY]", show_default=False),
-    local: bool = typer.Option(False, "--local", help="Use the embedded llama.cpp model even if an endpoint is set."),
-    local_model: Optional[Path] = typer.Option(None, help="A GGUF file to serve instead of the bundled model."),
-    ctx: Optional[int] = typer.Option(None, help="Context size of the embedded model. [default: 4096]"),
-    threads: Optional[int] = typer.Option(None, help="CPU threads of the embedded model. [default: all cores]"),
-    temperature: Optional[float] = typer.Option(None, help="[default: 0.7; bundled model: 0.9]"),
-    top_p: Optional[float] = typer.Option(None, help="[default: 1.0; bundled model: 0.95]"),
-    max_tokens: Optional[int] = typer.Option(None, help="Per response. [default: 1024; bundled model: 256]"),
-    concurrency: Optional[int] = typer.Option(None, help="Requests in flight at once. [default: 8]"),
-    threshold: Optional[float] = typer.Option(None, help="Reject instructions whose ROUGE-L against the pool is above this. [default: 0.7]"),
-    instances_per_task: Optional[int] = typer.Option(None, help="[default: 3]"),
-    requests_per_round: Optional[int] = typer.Option(None, help="Generation requests per round. [default: 8]"),
-    tasks_per_request: Optional[int] = typer.Option(None, help="Alpaca mode: tasks asked for per request. [default: 10]"),
-    timeout: Optional[float] = typer.Option(None, help="Seconds per request. [default: 120]"),
-    max_retries: Optional[int] = typer.Option(None, help="Retries of a failing request. [default: 6]"),
-    allow_changes: bool = typer.Option(False, "--allow-changes", help="Resume even if data-changing settings differ."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-):
-    """Generate tasks from seed tasks, or resume the run in --output."""
-    options = {k: v for k, v in locals().items() if k not in ("config_file", "allow_changes", "quiet", "local")}
-    options["local"] = local or None
-    try:
-        config = Config.from_toml(config_file, **options) if config_file else \
-            Config(**{k: v for k, v in options.items() if v is not None})
-    except (ConfigError, TypeError) as exc:
-        _fail(str(exc), BAD_INPUT)
-    _run(config, allow_changes, quiet)
+def _run(build: Callable[[], Config], allow_changes: bool, quiet: bool) -> None:
+    """Build the config, run, and turn every way a run can end into one message and an exit code."""
+    secrets: list[str] = []
 
+    def clean(message: object) -> str:
+        text = str(message)
+        for secret in secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
 
-@app.command()
-def resume(
-    run_dir: Path = typer.Argument(..., help="The run directory to continue."),
-    num_instructions: Optional[int] = typer.Option(None, "--num-instructions", "-n", help="A new target size."),
-    allow_changes: bool = typer.Option(False, "--allow-changes"),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
-):
-    """Continue an interrupted run with its stored settings."""
-    try:
-        settings = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))["settings"]
-    except (OSError, ValueError, KeyError) as exc:
-        _fail(f"{run_dir} is not a resumable run directory ({exc})", BAD_INPUT)
-    if settings.get("local"):
-        settings["base_url"] = None
-    if num_instructions is not None:
-        settings["num_instructions"] = num_instructions
-    settings["output"] = run_dir
-    try:
-        config = Config(**settings)
-    except (ConfigError, TypeError) as exc:
-        _fail(f"{run_dir}/config.json: {exc}", BAD_INPUT)
-    _run(config, allow_changes, quiet)
+    def notify(line: str) -> None:
+        typer.echo(clean(line), err=True)
 
-
-def _run(config: Config, allow_changes: bool, quiet: bool) -> None:
-    secret = config.api_key
+    config = None
     try:
-        config = config.with_defaults()
-        summary = run_generate(config, progress=not quiet and sys.stderr.isatty(), allow_changes=allow_changes)
-    except (ConfigError, RecordError, RunDirError, LocalModelError) as exc:
-        _fail(redact(str(exc), secret), BAD_INPUT)
-    except LocalServerError as exc:
-        _fail(str(exc), 1)
+        config = build().resolve()
+        secrets = config.secrets()
+        summary = run_generate(config, progress=not quiet and sys.stderr.isatty(), allow_changes=allow_changes,
+                               notify=notify)
+    except (ConfigError, RecordError, RunDirError, LocalModelError, JournalDamaged) as exc:
+        _fail(clean(exc), BAD_INPUT)
+    except (LocalServerError, JournalError) as exc:
+        _fail(clean(exc), FAILED)
     except FatalAPIError as exc:
-        _fail(f"{redact(str(exc), secret)}\nThe run stopped; what was journaled is kept. Fix this and run the same "
-              "command again to resume.", API_REFUSED)
-    except JournalError as exc:
-        _fail(redact(str(exc), secret), 1)
-    except KeyboardInterrupt:
-        typer.echo(f"\ninterrupted; everything answered so far is saved. "
-                   f"Resume with: selfinstruct resume {config.output}", err=True)
-        raise typer.Exit(INTERRUPTED)
+        _fail(f"{clean(exc)}\nThe run stopped; what was journaled is kept. Fix this and run "
+              f"`selfinstruct resume {config.output}` to go on.", API_REFUSED)
+    except RunStopped as stop:
+        _print_summary(stop.summary)
+        _fail(f"stopped before the target: {stop}\nResume (for example with other settings) with: "
+              f"selfinstruct resume {stop.summary['run_dir']}", STOPPED)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        signum = getattr(exc, "signum", 2)
+        where = f"Resume with: selfinstruct resume {config.output}" if config else ""
+        typer.echo(f"\ninterrupted; everything answered so far is saved. {where}", err=True)
+        raise typer.Exit(128 + signum)
     _print_summary(summary)
 
 
 def _print_summary(summary: dict) -> None:
     typer.echo(f"run directory: {summary['run_dir']}")
     typer.echo(f"accepted {summary['accepted']}/{summary['target']}, rejected {summary['rejected']}, "
-              f"requests {summary['requests']}, tokens in {summary['tokens_in']} / out {summary['tokens_out']}, "
-              f"{summary['wall_seconds']:.1f} s")
+               f"requests {summary['requests']}, tokens in {summary['tokens_in']} / out {summary['tokens_out']}, "
+               f"{summary['wall_seconds']:.1f} s")
     for reason, count in summary["rejected_by_reason"].items():
         typer.echo(f"  rejected {reason}: {count}")
     for reason, count in summary["failed_requests_by_reason"].items():
@@ -136,28 +195,33 @@ def _print_summary(summary: dict) -> None:
 
 @app.command()
 def export(
-    run_dir: Path = typer.Argument(..., help="A run directory."),
-    fmt: str = typer.Option("alpaca", "--format", "-f", help=f"One of: {', '.join(FORMATS)}."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="[default: RUN_DIR/alpaca_data.json]"),
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Alpaca records (one per instance) or seed tasks.")] = "alpaca",
+    output: Annotated[Optional[Path], _option("--output", "-o", help="Where to write.",
+                                              default="RUN_DIR/alpaca_data.json or RUN_DIR/seed_tasks.jsonl")] = None,
 ):
     """Write a run's accepted tasks as Alpaca records (one per instance) or seed tasks."""
     try:
         path, count = export_run(run_dir, fmt, output)
-    except (ValueError, FileNotFoundError, JournalError) as exc:
+    except (ValueError, FileNotFoundError, RunDirError, JournalError) as exc:
         _fail(str(exc), BAD_INPUT)
     typer.echo(f"wrote {count} records to {path}")
 
 
 @app.command(name="filter")
 def filter_command(
-    input: Path = typer.Argument(..., help="Alpaca JSON/JSONL, or seed-task JSONL (also under a .json name)."),
-    output: Path = typer.Option(..., "--output", "-o", help="Where the kept records go, in the input's layout."),
-    threshold: float = typer.Option(0.7, help="Drop a record whose ROUGE-L against an earlier kept one is above this."),
-    lang: str = typer.Option("auto", help="auto (per record), zh or en: picks the heuristic rules."),
-    only: Optional[str] = typer.Option(None, help="Run only 'dedup' or only 'heuristics'."),
-    against: Optional[Path] = typer.Option(None, help="Also drop records similar to this dataset (e.g. an eval set)."),
-    field: Optional[str] = typer.Option(None, help="Instruction field, if not 'instruction'."),
-    dropped: Optional[Path] = typer.Option(None, help="Where dropped records go. [default: OUTPUT_STEM.dropped.jsonl]"),
+    input: Annotated[Path, typer.Argument(help="Alpaca JSON/JSONL, or seed-task JSONL (also under a .json name).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where the kept records go, in the input's layout.")],
+    threshold: Annotated[float, typer.Option(
+        help="Drop a record whose ROUGE-L against an earlier kept one is above this.")] = 0.7,
+    lang: Annotated[Literal["auto", "zh", "en"], typer.Option(
+        help="Per record (auto), or one language for the heuristic rules.")] = "auto",
+    only: Annotated[Optional[Literal["dedup", "heuristics"]], _option("--only", help="Run only one of the two filters.")] = None,
+    against: Annotated[Optional[Path], _option("--against", help="Also drop records similar to this dataset "
+                                                                 "(e.g. an eval set).")] = None,
+    field: Annotated[Optional[str], _option("--field", help="Instruction field.", default="instruction")] = None,
+    dropped: Annotated[Optional[Path], _option("--dropped", help="Where dropped records go.",
+                                               default="OUTPUT_STEM.dropped.jsonl")] = None,
 ):
     """Filter an existing dataset: near-duplicates by ROUGE-L and the heuristic rules."""
     try:
@@ -176,11 +240,12 @@ def filter_command(
 
 @app.command()
 def serve(
-    local_model: Optional[Path] = typer.Option(None, help="A GGUF file. [default: the bundled Gemma 3 270M]"),
-    host: str = typer.Option("127.0.0.1"),
-    port: int = typer.Option(8000),
-    ctx: int = typer.Option(DEFAULT_CTX, help="Context size."),
-    threads: Optional[int] = typer.Option(None, help="Generation threads. [default: half the cores]"),
+    local_model: Annotated[Optional[Path], _option("--local-model", help="A GGUF file.",
+                                                   default="the bundled Gemma 3 270M")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    ctx: Annotated[int, typer.Option(help="Context size.")] = DEFAULT_CTX,
+    threads: Annotated[Optional[int], _option("--threads", help="Generation threads.", default="half the cores")] = None,
 ):
     """Run the embedded llama.cpp server alone, for other tools or several runs."""
     try:
@@ -188,4 +253,4 @@ def serve(
     except LocalModelError as exc:
         _fail(str(exc), BAD_INPUT)
     except LocalServerError as exc:
-        _fail(str(exc), 1)
+        _fail(str(exc), FAILED)

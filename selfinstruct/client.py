@@ -1,38 +1,54 @@
 """The model endpoint, through the openai SDK's async client.
 
-Transient faults (429, 5xx, timeouts, dropped connections, unreadable bodies) are
-retried with exponential back-off and jitter, honouring Retry-After; after the retry
-budget the request fails with a reason and the run goes on. Authentication,
-permission, not-found and bad-request errors stop the run: retrying cannot fix them.
+Transient faults (408, 409, 429, 5xx, timeouts, dropped connections, unreadable
+answers) are retried with exponential back-off and jitter, honouring Retry-After;
+after the retry budget the request fails with a reason and the run goes on.
+400, 413 and 422 refuse that one request: it fails at once (RequestFailed with
+refused=True) and the run goes on. Other 4xx (401, 402, 403, 404, 405...) stop the
+run with FatalAPIError: retrying cannot fix them.
+
+An answer is unreadable (retried as "unreadable_response") if its body is not JSON
+or not UTF-8, a choice or the chat message is not an object ("message": null),
+the text is not a string, or the text holds a lone surrogate (U+D800-U+DFFF, which
+cannot be written as UTF-8). Null content (chat "content": null, completion
+"text": null) is a legitimate empty answer: "empty_content", not retried. Usage
+counts that are missing or not non-negative integers count as 0.
 """
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import json
 import random
 import re
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import openai
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 _KEY_LIKE = re.compile(r"\b(sk|key|tok)-[A-Za-z0-9_*\-]{3,}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+REFUSED_STATUSES = (400, 413, 422)  # the endpoint refuses this one request
 MAX_RETRY_AFTER = 120.0
 MAX_BACKOFF = 60.0
 
 
 class FatalAPIError(RuntimeError):
-    """The endpoint refuses the run (bad key, no access, unknown model, bad request)."""
+    """The endpoint refuses the run (bad key, no credit, no access, unknown model or path)."""
 
 
 class RequestFailed(RuntimeError):
-    def __init__(self, reason: str, detail: str = ""):
+    """One request failed and the run goes on. refused: the endpoint rejected this very
+    request (400/413/422), rather than a transient fault outlasting the retries.
+    retries: the reason of each retried attempt before it failed."""
+
+    def __init__(self, reason: str, detail: str = "", *, refused: bool = False):
         super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason, self.detail = reason, detail
+        self.reason, self.detail, self.refused = reason, detail, refused
+        self.retries: list[str] = []
 
 
 @dataclass
@@ -41,23 +57,31 @@ class Completion:
     finish_reason: str | None
     prompt_tokens: int
     completion_tokens: int
+    retries: list[str] = field(default_factory=list)  # the reason of each retried attempt before it
 
 
-def redact(text: str, secret: str | None) -> str:
-    """Remove the API key, and anything shaped like one, from text meant for people or files."""
-    if secret:
-        text = text.replace(secret, "[redacted]")
+def redact(text: str, *secrets: str | None) -> str:
+    """Remove the API key (and other secrets), and anything shaped like a key, from text meant for
+    people or files; lone surrogates become backslash escapes so that the text can be written as UTF-8."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return _KEY_LIKE.sub("[redacted]", text)
 
 
 class ModelClient:
-    def __init__(self, *, base_url: str, api_key: str | None, model: str, api: str, concurrency: int,
-                 timeout: float, max_retries: int, retry_wait: float):
+    """One endpoint and model. Concurrency is the caller's: it decides when a request may start."""
+
+    def __init__(self, *, base_url: str, api_key: str | None, model: str, api: str, timeout: float,
+                 max_retries: int, retry_wait: float, secrets: tuple[str, ...] = ()):
         self.base_url, self.model, self.api = base_url, model, api
-        self._secret = api_key
-        self._client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key or "no-key", timeout=timeout,
-                                          max_retries=0)
-        self._limit = asyncio.Semaphore(concurrency)
+        self._secrets = (api_key, *secrets)
+        # The SDK appends paths to base_url, so a query (?api-key=...) must travel as default_query.
+        parts = urlsplit(base_url)
+        self._client = openai.AsyncOpenAI(base_url=urlunsplit(parts._replace(query="")),
+                                          default_query=dict(parse_qsl(parts.query)) or None,
+                                          api_key=api_key or "no-key", timeout=timeout, max_retries=0)
         self._max_retries, self._retry_wait = max_retries, retry_wait
         self.retries: Counter[str] = Counter()
 
@@ -66,24 +90,31 @@ class ModelClient:
 
     async def complete(self, prompt: str, *, max_tokens: int, temperature: float, top_p: float,
                        stop: list[str] | None = None) -> Completion:
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._max_retries + 1),
-            wait=self._wait,
-            retry=retry_if_exception(_is_transient),
-            before_sleep=lambda state: self.retries.update([_reason(state.outcome.exception())]),
-            reraise=True,
-        )
+        retries: list[str] = []
+
+        def count_retry(state) -> None:
+            retries.append(_reason(state.outcome.exception()))
+            self.retries[retries[-1]] += 1
+
+        retrying = AsyncRetrying(stop=stop_after_attempt(self._max_retries + 1), wait=self._wait,
+                                 retry=retry_if_exception(_is_transient), before_sleep=count_retry, reraise=True)
         try:
             async for attempt in retrying:
                 with attempt:
-                    async with self._limit:
-                        return await self._send(prompt, max_tokens, temperature, top_p, stop)
+                    completion = await self._send(prompt, max_tokens, temperature, top_p, stop)
+                    completion.retries = retries
+                    return completion
         except openai.APIStatusError as exc:
-            if not _is_transient(exc):
+            if not _is_transient(exc) and exc.status_code not in REFUSED_STATUSES:
                 raise FatalAPIError(self._explain(exc)) from None
-            raise RequestFailed(_reason(exc), redact(_message(exc), self._secret)) from None
-        except (openai.APIConnectionError, openai.APIResponseValidationError, json.JSONDecodeError, _Unreadable) as exc:
-            raise RequestFailed(_reason(exc), redact(str(exc), self._secret)) from None
+            failure = RequestFailed(_reason(exc), redact(_message(exc), *self._secrets),
+                                    refused=exc.status_code in REFUSED_STATUSES)
+        except (openai.APIConnectionError, *_UNREADABLE) as exc:
+            failure = RequestFailed(_reason(exc), redact(str(exc), *self._secrets))
+        except RequestFailed as exc:
+            failure = exc
+        failure.retries = retries
+        raise failure
 
     async def _send(self, prompt, max_tokens, temperature, top_p, stop) -> Completion:
         params = dict(model=self.model, max_tokens=max_tokens, temperature=temperature, top_p=top_p)
@@ -100,15 +131,33 @@ class ModelClient:
         if not choices:
             raise RequestFailed("no_choices", "the response had no choices")
         choice = choices[0]
-        text = choice.message.content if self.api == "chat" else choice.text
+        text = self._text_of(choice)
+        finish_reason = getattr(choice, "finish_reason", None)
         usage = getattr(response, "usage", None)
-        completion = Completion(text or "", choice.finish_reason,
-                                getattr(usage, "prompt_tokens", 0) or 0, getattr(usage, "completion_tokens", 0) or 0)
-        if choice.finish_reason == "content_filter":
+        completion = Completion(text or "", finish_reason if isinstance(finish_reason, str) else None,
+                                _count(usage, "prompt_tokens"), _count(usage, "completion_tokens"))
+        if completion.finish_reason == "content_filter":
             raise RequestFailed("content_filter", "the endpoint withheld the response")
         if not completion.text.strip():
             raise RequestFailed("empty_content", "the response text was empty")
         return completion
+
+    def _text_of(self, choice) -> str | None:
+        """The text of a choice (None for null content), or _Unreadable for a malformed one."""
+        if not isinstance(choice, openai.BaseModel):
+            raise _Unreadable(f"a choice is not an object: {str(choice)[:200]!r}")
+        if self.api == "chat":
+            message = getattr(choice, "message", None)
+            if not isinstance(message, openai.BaseModel):
+                raise _Unreadable(f"the choice's message is not an object: {str(message)[:200]!r}")
+            text = getattr(message, "content", None)
+        else:
+            text = getattr(choice, "text", None)
+        if text is not None and not isinstance(text, str):
+            raise _Unreadable(f"the response text is a {type(text).__name__}, not a string")
+        if text and _SURROGATE.search(text):
+            raise _Unreadable("the response text holds a lone surrogate (not valid Unicode)")
+        return text
 
     def _wait(self, state) -> float:
         retry_after = _retry_after(state.outcome.exception())
@@ -120,22 +169,32 @@ class ModelClient:
     def _explain(self, exc: openai.APIStatusError) -> str:
         hints = {
             401: "the API key was refused; set OPENAI_API_KEY (or --api-key) to a valid key",
+            402: "the account has no credit or balance left; top it up with the provider",
             403: "the API key has no access to this model or endpoint",
             404: f"model {self.model!r} or the endpoint path was not found; check --model and --base-url",
         }
         hint = hints.get(exc.status_code, "the endpoint rejected the request")
-        return redact(f"{exc.status_code} from {self.base_url}: {hint} ({_message(exc)})", self._secret)
+        return redact(f"{exc.status_code} from {self.base_url}: {hint} ({_message(exc)})", *self._secrets)
 
 
 class _Unreadable(RuntimeError):
     """A 200 response whose body is not a completion (HTML from a proxy, plain text...)."""
 
 
+# 200 answers that cannot be read; UnicodeDecodeError: the SDK decodes a JSON body as strict UTF-8.
+_UNREADABLE = (openai.APIResponseValidationError, json.JSONDecodeError, UnicodeDecodeError, _Unreadable)
+
+
 def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in (408, 409, 429) or exc.status_code >= 500
-    return isinstance(exc, (openai.APIConnectionError, openai.APIResponseValidationError, json.JSONDecodeError,
-                            _Unreadable))
+    return isinstance(exc, (openai.APIConnectionError, *_UNREADABLE))
+
+
+def _count(usage: object, name: str) -> int:
+    """A usage token count; 0 if usage or the count is missing or not a non-negative integer."""
+    value = getattr(usage, name, None)
+    return value if type(value) is int and value >= 0 else 0
 
 
 def _reason(exc: BaseException | None) -> str:

@@ -1,13 +1,21 @@
-"""One configuration object, built the same way by the CLI, a TOML file and the Python API."""
+"""One configuration object, built and checked the same way by the CLI, a TOML file and the Python API.
+
+``Config`` holds what the user asked for; ``resolve()`` settles, once, everything that
+depends on other settings or on the environment (the endpoint, the model, sampling
+defaults, absolute paths). The resolved settings are what a run directory stores.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .resources import default_prompts, default_seeds
 
@@ -16,16 +24,24 @@ MODES = ("self-instruct", "alpaca")
 APIS = ("chat", "completion")
 
 # What changes the data a run produces. Resuming with any of these changed is refused,
-# while concurrency, timeouts, retries and the endpoint address may change freely.
+# while concurrency, timeouts, retries, stop rules and the endpoint address may change freely.
 DATA_KEYS = (
     "lang", "mode", "seed", "api", "model", "temperature", "top_p", "max_tokens", "threshold",
     "instances_per_task", "requests_per_round", "seed_examples", "machine_examples",
     "tasks_per_request", "min_length", "max_length",
 )
+# What `resume` may change: where requests go and how they are sent, never what they ask.
+RESUME_KEYS = ("num_instructions", "api_key", "base_url", "concurrency", "timeout", "max_retries", "retry_wait",
+               "max_idle_rounds", "failure_window", "max_failure_share")
 LENGTH_DEFAULTS = {"en": (4, 150), "zh": (6, 300)}  # words for English, characters for Chinese
 # temperature, top_p, max_tokens. The small bundled base model copies its examples at lower
 # temperatures and rambles past a few hundred tokens; API models get Self-Instruct's settings.
 SAMPLING_DEFAULTS = {"bundled": (0.9, 0.95, 256), "api": (0.7, 1.0, 1024)}
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_REMOTE_MODEL = "gpt-4o-mini"
+BUNDLED_MODEL_NAME = "gemma-3-270m-q4_k_m.gguf"
+REDACTED = "[redacted]"
+_SECRET_PARAMS = ("key", "token", "secret", "sig", "password", "auth", "credential")
 
 
 class ConfigError(ValueError):
@@ -59,6 +75,10 @@ class Config:
     timeout: float = 120.0
     max_retries: int = 6
     retry_wait: float = 1.0  # first back-off, seconds; doubles per retry, with jitter
+    # stop rules (0 turns one off): a run that cannot progress ends by itself, resumably
+    max_idle_rounds: int = 10  # rounds in a row that accept nothing
+    failure_window: int = 20  # the last N requests sent...
+    max_failure_share: float = 0.9  # ...of which at least this share failed
     # the loop
     threshold: float = 0.7
     instances_per_task: int = 3
@@ -70,30 +90,31 @@ class Config:
     max_length: int | None = None
 
     def __post_init__(self) -> None:
+        self.validate()
         for name in ("output", "seeds", "prompts", "local_model"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, Path):
                 setattr(self, name, Path(value))
-        self.validate()
 
     def validate(self) -> None:
+        for spec in fields(self):
+            _check_type(spec.name, getattr(self, spec.name), spec.type)
         _choice("lang", self.lang, LANGS)
         _choice("mode", self.mode, MODES)
         if self.api is not None:
             _choice("api", self.api, APIS)
         for name in ("num_instructions", "concurrency", "max_tokens", "instances_per_task",
-                     "requests_per_round", "tasks_per_request", "ctx"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("seed_examples", "machine_examples", "max_retries"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must not be negative, got {getattr(self, name)}")
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ConfigError(f"threshold must be between 0 and 1, got {self.threshold}")
-        if self.top_p is not None and not 0.0 <= self.top_p <= 1.0:
-            raise ConfigError(f"top_p must be between 0 and 1, got {self.top_p}")
-        if (self.temperature or 0) < 0 or self.timeout <= 0 or self.retry_wait < 0:
-            raise ConfigError("temperature and retry_wait must not be negative, timeout must be positive")
+                     "requests_per_round", "tasks_per_request", "ctx", "threads", "min_length", "max_length"):
+            _at_least(name, getattr(self, name), 1)
+        for name in ("seed_examples", "machine_examples", "max_retries", "max_idle_rounds", "failure_window",
+                     "temperature", "retry_wait"):
+            _at_least(name, getattr(self, name), 0)
+        for name in ("threshold", "top_p", "max_failure_share"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{_flag(name)} must be between 0 and 1, got {value}")
+        if self.timeout <= 0:
+            raise ConfigError(f"timeout must be more than 0 seconds, got {self.timeout}")
 
     @classmethod
     def from_toml(cls, path: Path | str, **overrides) -> Config:
@@ -105,43 +126,88 @@ class Config:
             raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-        known = {f.name for f in fields(cls)}
-        values = {}
-        for key, value in data.items():
-            name = key.replace("-", "_")
-            if name not in known:
-                raise ConfigError(f"{path}: unknown setting {key!r}")
-            values[name] = value
+        values = settings_from(data, path)
         if "api_key" in values:
-            raise ConfigError(f"{path}: do not store api_key in a file; set OPENAI_API_KEY instead")
+            raise ConfigError(f"{path}: do not store api-key in a file; set OPENAI_API_KEY instead")
         values.update({k: v for k, v in overrides.items() if v is not None})
         try:
             return cls(**values)
-        except TypeError as exc:
+        except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
 
-    def with_defaults(self) -> Config:
-        """Fill in what depends on other settings: run directory, seed file, prompts folder, lengths."""
+    def resolve(self) -> Config:
+        """Settle the endpoint, model, sampling, lengths and paths; resolving twice changes nothing."""
         low, high = LENGTH_DEFAULTS[self.lang]
-        return replace(
+        config = replace(
             self,
-            output=self.output or Path("runs") / f"{self.lang}-{self.mode}-{datetime.now():%Y%m%d-%H%M%S}",
-            seeds=self.seeds or default_seeds(self.lang),
-            prompts=self.prompts or default_prompts(),
+            output=_absolute(self.output or Path("runs") / f"{self.lang}-{self.mode}-{datetime.now():%Y%m%d-%H%M%S}"),
+            seeds=_absolute(self.seeds or default_seeds(self.lang)),
+            prompts=_absolute(self.prompts or default_prompts()),
+            local_model=_absolute(self.local_model) if self.local_model else None,
             min_length=_given(self.min_length, low),
             max_length=_given(self.max_length, high),
         )
+        return config._resolve_endpoint()
 
-    def with_sampling_defaults(self, endpoint: str) -> Config:
-        """Fill unset sampling settings with those of the endpoint kind (``bundled`` or ``api``)."""
+    def _resolve_endpoint(self) -> Config:
+        """The endpoint rule: --local/--local-model, else the given or environment endpoint (a key alone
+        means OpenAI), else, with neither a base URL nor a key, the embedded model."""
+        base_url = self.base_url or os.environ.get("OPENAI_BASE_URL") or None
+        api_key = self.api_key or os.environ.get("OPENAI_API_KEY") or None
+        if self.local or self.local_model is not None:
+            embedded = True
+        elif base_url is None and api_key is None:
+            if self.model is not None and self.model != BUNDLED_MODEL_NAME:
+                raise ConfigError(
+                    f"--model {self.model} needs an endpoint, but neither OPENAI_API_KEY / --api-key nor "
+                    "OPENAI_BASE_URL / --base-url is set, so the embedded model would run. Set a key (OpenAI) "
+                    "or --base-url, or drop --model to use the embedded model (--local-model FILE for your own GGUF)")
+            embedded = True
+        else:
+            embedded = False
+        if embedded:
+            own = self.local_model is not None
+            model = self.model or (self.local_model.name if own else BUNDLED_MODEL_NAME)
+            config = self._with_sampling("api" if own else "bundled")
+            return replace(config, local=True, base_url=None, api_key=None, model=model,
+                           api=self.api or "completion")
+        base_url = base_url or OPENAI_BASE_URL
+        if api_key is None and urlsplit(base_url).hostname == urlsplit(OPENAI_BASE_URL).hostname:
+            raise ConfigError("no API key for OpenAI: set OPENAI_API_KEY or pass --api-key")
+        model = self.model or DEFAULT_REMOTE_MODEL
+        bundled = model == BUNDLED_MODEL_NAME  # `selfinstruct serve` elsewhere: its base model's settings
+        config = self._with_sampling("bundled" if bundled else "api")
+        return replace(config, local=False, base_url=base_url, api_key=api_key, model=model,
+                       api=self.api or ("completion" if bundled else "chat"))
+
+    def _with_sampling(self, endpoint: str) -> Config:
         temperature, top_p, max_tokens = SAMPLING_DEFAULTS[endpoint]
         return replace(self, temperature=_given(self.temperature, temperature), top_p=_given(self.top_p, top_p),
                        max_tokens=_given(self.max_tokens, max_tokens))
 
+    def endpoint_line(self) -> str:
+        """One line naming where a resolved config sends its requests."""
+        if self.local:
+            where = f"embedded llama.cpp server, model {self.model}"
+        else:
+            where = f"{redact_url(self.base_url)}, model {self.model}"
+        return f"endpoint: {where} ({self.api} API)"
+
+    def secrets(self) -> list[str]:
+        """What must never be shown or stored: the key and any credential inside the base URL."""
+        found = [self.api_key] if self.api_key else []
+        if self.base_url:
+            parts = urlsplit(self.base_url)
+            if "@" in parts.netloc:
+                found.append(parts.netloc.rsplit("@", 1)[0])
+            found += [v for k, v in parse_qsl(parts.query) if v and any(s in k.lower() for s in _SECRET_PARAMS)]
+        return found
+
     def to_dict(self) -> dict:
-        """JSON-ready settings; the API key is never included."""
+        """JSON-ready settings: never the API key, and the base URL without credentials."""
         data = asdict(self)
         data.pop("api_key")
+        data["base_url"] = redact_url(self.base_url)
         return {k: str(v) if isinstance(v, Path) else v for k, v in data.items()}
 
     def signature(self, prompt_files: list[Path]) -> dict:
@@ -152,14 +218,76 @@ class Config:
         return sig
 
 
+def settings_from(data: object, source: Path | str) -> dict:
+    """A mapping of setting names (``max-tokens`` or ``max_tokens``) to values, names checked."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a table of settings, got {type(data).__name__}")
+    known = {f.name for f in fields(Config)}
+    values = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in known:
+            raise ConfigError(f"{source}: unknown setting {key!r}")
+        values[name] = value
+    return values
+
+
+def redact_url(url: str | None) -> str | None:
+    """The URL without a password or token in it (user:pass@, ?api-key=...)."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, REDACTED if any(s in k.lower() for s in _SECRET_PARAMS) else v) for k, v in pairs],
+                          safe="[]")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
 def signature_changes(old: dict, new: dict) -> list[str]:
     """Readable lines for each setting that differs between two signatures."""
     return [f"{key}: {json.dumps(old.get(key))} -> {json.dumps(new.get(key))}"
             for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
 
 
+_KINDS = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "Path": (str, Path)}
+_KIND_NAMES = {"str": "text", "int": "a whole number", "float": "a number", "bool": "true or false",
+               "Path": "a path"}
+
+
+def _check_type(name: str, value: object, annotation: str) -> None:
+    kinds = [kind.strip() for kind in annotation.split("|")]
+    if value is None and "None" in kinds:
+        return
+    wanted = [kind for kind in kinds if kind != "None"]
+    fits = any(isinstance(value, _KINDS[kind]) for kind in wanted)
+    if isinstance(value, bool) and "bool" not in wanted:
+        fits = False
+    if not fits:
+        raise ConfigError(f"{_flag(name)} must be {_KIND_NAMES[wanted[0]]}, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{_flag(name)} must be a finite number, got {value!r}")
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _at_least(name: str, value, low: int) -> None:
+    if value is not None and value < low:
+        raise ConfigError(f"{_flag(name)} must be at least {low}, got {value}")
+
+
 def _given(value, default):
     return default if value is None else value
+
+
+def _absolute(path: Path) -> Path:
+    return Path(os.path.abspath(Path(path).expanduser()))
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

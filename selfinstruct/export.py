@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .journal import Journal, write_atomic
+from .journal import Journal, JournalDamaged, write_atomic
+from .rundir import read_config
 
 FORMATS = ("alpaca", "seeds")
 
@@ -32,7 +33,11 @@ def export_run(run_dir: Path | str, fmt: str = "alpaca", output: Path | str | No
 
 
 def accepted_tasks(run_dir: Path | str) -> list[dict]:
+    """The run's accepted tasks, read without writing anything: the run may still be going."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.json").exists():
-        raise FileNotFoundError(f"{run_dir} is not a selfinstruct run directory (no config.json)")
-    return Journal(run_dir / "tasks.jsonl").read()
+    read_config(run_dir)
+    try:
+        return Journal(run_dir / "tasks.jsonl").read()
+    except JournalDamaged as exc:
+        raise JournalDamaged(f"{exc}; tasks.jsonl is derived from responses.jsonl: "
+                             f"`selfinstruct resume {run_dir}` rebuilds it without sending a request") from None

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .config import LENGTH_DEFAULTS
 from .filters import clean_instances, detect_lang, instruction_rejection
-from .records import RecordError, detect_layout, iter_records
+from .records import RecordError, detect_layout, invalid_text, iter_records
 from .seeds import Instance
 from .similarity import RougeIndex
 
@@ -39,20 +39,26 @@ class FilterReport:
 
 
 def filter_dataset(input: Path | str, output: Path | str, *, threshold: float = 0.7, lang: str = "auto",
-                   only: str | None = None, against: Path | str | None = None, field: str | None = None,
-                   dropped_output: Path | str | None = None) -> FilterReport:
+                   only: str | None = None, against: Path | str | list[Path | str] | None = None,
+                   field: str | None = None, dropped_output: Path | str | None = None) -> FilterReport:
     """Write the kept records to ``output`` (in the input's layout) and the dropped ones, with reasons,
-    to ``dropped_output`` (default: ``<output stem>.dropped.jsonl``)."""
+    to ``dropped_output`` (default: ``<output stem>.dropped.jsonl``).
+
+    ``against`` is one dataset or a list of them. Nothing is written if any path is unusable."""
     started = time.monotonic()
     input, output = Path(input), Path(output)
     dropped_output = Path(dropped_output) if dropped_output else output.with_name(output.stem + ".dropped.jsonl")
+    againsts = [Path(against)] if isinstance(against, (str, os.PathLike)) else [Path(p) for p in against or ()]
     if lang not in ("auto", *LENGTH_DEFAULTS):
         raise FilterError(f"unknown lang {lang!r}; choose auto, zh or en")
     if only not in (None, *ONLY):
         raise FilterError(f"unknown --only {only!r}; choose dedup or heuristics")
     if not 0.0 <= threshold <= 1.0:
         raise FilterError(f"threshold must be between 0 and 1, got {threshold}")
-    reference = _reference_index(Path(against), field) if against else None
+    _check_paths(input, output, dropped_output, againsts)
+    reference = RougeIndex() if againsts else None
+    for path in againsts:
+        _add_instructions(reference, path, field)
     layout = detect_layout(input)
     report = FilterReport(output=output, dropped_output=dropped_output)
     kept_index = RougeIndex()
@@ -84,18 +90,53 @@ def filter_dataset(input: Path | str, output: Path | str, *, threshold: float = 
                 entry = {"line": line, "index": report.total - 1, "reason": reason, **details}
                 if not isinstance(record, RecordError):
                     entry["record"] = record
-                drops.write(json.dumps(entry, ensure_ascii=False) + "\n")
+                text = json.dumps(entry, ensure_ascii=False)
+                if invalid_text(text):  # a bad record's lone surrogate: keep the file UTF-8 by escaping it
+                    text = json.dumps(entry)
+                drops.write(text + "\n")
             if layout == "array":
                 out.write("\n]\n" if report.kept else "]\n")
         if report.total and not parsed_any:
             raise FilterError(f"{input}: no line is valid JSON; is this a JSON or JSONL file?")
         os.replace(temp_out, output)
         os.replace(temp_dropped, dropped_output)
+    except OSError as exc:
+        raise FilterError(f"{exc.filename or output}: {exc.strerror or exc}") from None
     finally:
         temp_out.unlink(missing_ok=True)
         temp_dropped.unlink(missing_ok=True)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _check_paths(input: Path, output: Path, dropped: Path, againsts: list[Path]) -> None:
+    """Raise FilterError, before anything is written, if a path cannot be used or two would be the same file."""
+    if not input.exists():
+        raise FilterError(f"{input}: no such file")
+    if input.is_dir():
+        raise FilterError(f"{input}: is a directory, not a dataset file")
+    for path in (output, dropped):
+        if path.is_dir():
+            raise FilterError(f"{path}: is a directory; give a file name to write to")
+        if not path.parent.is_dir():
+            raise FilterError(f"{path}: cannot write there: {path.parent} is not an existing directory")
+    sources = [("input", input), *(("--against file", path) for path in againsts)]
+    targets = [("output", output), ("dropped-records file", dropped)]
+    pairs = [(s, t) for s in sources for t in targets] + [(targets[0], targets[1])]
+    for (source_role, source), (role, target) in pairs:
+        if _same_file(source, target):
+            raise FilterError(f"{target}: the {role} is the same file as the {source_role} ({source}); "
+                              "choose another path")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same resolved path, or (both existing) the same inode."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _decide(record, line, field, lang, threshold, only, kept_index, kept_lines, reference):
@@ -132,6 +173,9 @@ def _read_record(record, field: str | None) -> tuple[str, list[Instance] | None]
     """The instruction and (where the record has them) its instances."""
     if not isinstance(record, dict):
         raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+    bad = _invalid_text_in(record)
+    if bad:
+        raise ValueError(f"field '{bad[0]}': {bad[1]}")
     key = field or "instruction"
     value = record.get(key)
     if value is None:
@@ -154,9 +198,29 @@ def _read_record(record, field: str | None) -> tuple[str, list[Instance] | None]
     return value, None
 
 
-def _reference_index(path: Path, field: str | None) -> RougeIndex:
-    """The other dataset's instructions (its own layout; ``field`` if its records have it)."""
-    index = RougeIndex()
+def _invalid_text_in(value: object, where: str = "") -> tuple[str, str] | None:
+    """(field, problem) for the first string in a JSON value, field names included, that UTF-8 cannot hold."""
+    if isinstance(value, str):
+        problem = invalid_text(value)
+        return (where, problem) if problem else None
+    if isinstance(value, dict):
+        items = [(f"{where}.{key}" if where else key, item) for key, item in value.items()]
+    elif isinstance(value, list):
+        items = [(f"{where}[{i}]", item) for i, item in enumerate(value)]
+    else:
+        return None
+    for name, item in items:
+        problem = invalid_text(name)  # field names are written too
+        if problem:
+            return name.encode("utf-8", "backslashreplace").decode(), f"the field name {problem}"
+        found = _invalid_text_in(item, name)
+        if found:
+            return found
+    return None
+
+
+def _add_instructions(index: RougeIndex, path: Path, field: str | None) -> None:
+    """Add another dataset's instructions (its own layout; ``field`` if its records have it) to ``index``."""
     for line, record in iter_records(path):
         try:
             own_field = field if isinstance(record, dict) and field in record else None
@@ -164,4 +228,3 @@ def _reference_index(path: Path, field: str | None) -> RougeIndex:
         except ValueError as exc:
             raise RecordError(path, line, str(exc)) from None
         index.add(instruction)
-    return index

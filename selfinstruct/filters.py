@@ -10,6 +10,9 @@ from .seeds import Instance
 _OPENING_QUOTES = "《「『“‘"  # Chinese titles and quotations legitimately start a sentence
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
 _LETTER = re.compile(r"[^\W\d_]")
+# Japanese kana (full and half width) and Korean hangul: such text counts as CJK above but is not Chinese.
+# U+30FB (katakana middle dot) is left out: Chinese uses it in foreign names such as 列夫・托尔斯泰.
+_KANA_HANGUL = re.compile(r"[\u3040-\u30fa\u30fc-\u30ff\uff66-\uff9d\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
 # Tasks a text-only model cannot do.
 _UNSUPPORTED_EN = re.compile(
     r"\b(images?|pictures?|photos?|photographs?|graphs?|files?|draw|drawing|plot|plots|videos?|audio|"
@@ -38,7 +41,8 @@ def instruction_rejection(text: str, lang: str, min_length: int, max_length: int
         return "empty"
     if unicodedata.category(text[0])[0] in "PS" and text[0] not in _OPENING_QUOTES:
         return "starts_with_punctuation"
-    if detect_lang(text) != lang or (lang == "en" and not text[0].isascii()):
+    if (detect_lang(text) != lang or (lang == "en" and not text[0].isascii())
+            or (lang == "zh" and _KANA_HANGUL.search(text))):
         return "wrong_language"
     length = length_of(text, lang)
     if length < min_length:
@@ -54,7 +58,11 @@ def instruction_rejection(text: str, lang: str, min_length: int, max_length: int
 
 
 def clean_instances(instances: list[Instance]) -> tuple[list[Instance], list[tuple[Instance, str]]]:
-    """Keep the usable instances; return the dropped ones with their reasons."""
+    """Keep the usable instances; return the dropped ones with their reasons.
+
+    Different outputs for the same non-empty input conflict; with no input (open-ended
+    tasks such as "write a poem about autumn") different outputs are all fine.
+    """
     kept: list[Instance] = []
     dropped: list[tuple[Instance, str]] = []
     outputs_by_input: dict[str, set[str]] = {}
@@ -68,7 +76,7 @@ def clean_instances(instances: list[Instance]) -> tuple[list[Instance], list[tup
             reason = "empty_output"
         elif given and given == output:
             reason = "input_equals_output"
-        elif len(outputs_by_input[given]) > 1:
+        elif given and len(outputs_by_input[given]) > 1:
             reason = "conflicting_outputs"
         elif (given, output) in seen:
             reason = "duplicate_instance"

@@ -20,8 +20,9 @@ import urllib.request
 from hashlib import sha256
 from pathlib import Path
 
+from .config import BUNDLED_MODEL_NAME
+
 GGUF_MAGIC = b"GGUF"
-BUNDLED_MODEL_NAME = "gemma-3-270m-q4_k_m.gguf"
 # The bundled GGUF carries no chat template; llama.cpp would fall back to
 # llama-2's and answer chat requests with empty text.
 BUNDLED_CHAT_FORMAT = "gemma"

@@ -15,7 +15,8 @@ from .seeds import Instance
 
 _COLON = r"\s*[:：]\s*"
 _NUMBERED = re.compile(
-    r"^\s*(?:#+\s*)?(?:\*\*)?(?:(?:task|instruction|任务|指令)\s*)?(\d{1,3})\s*(?:[.、．:：)）]|\s+-)\s*(.*)$",
+    r"^\s*(?:#+\s*)?(?:\*\*)?(?:(?P<word>task|instruction|任务|指令)\s*)?(?P<number>\d{1,3})\s*"
+    r"(?:[.、．:：)）]|\s+-)\s*(?P<text>.*)$",
     re.IGNORECASE,
 )
 _EXAMPLE = re.compile(r"^\s*(?:example|示例|例子)\s*\d*\s*[:：]?\s*$", re.IGNORECASE)
@@ -29,10 +30,19 @@ _FIELD_NAMES = {"instruction": "instruction", "指令": "instruction", "input": 
                 "类别标签": "label", "类别": "label",
                 "task": "task", "任务": "task"}
 _NO_INPUT = {"", "none", "no input", "n/a", "na", "null", "<noinput>", "<no input>", "无", "无输入", "没有", "空", "(none)", "（无）"}
-_YES = re.compile(r"^\W*(yes|y|true|是的|是|对)\b", re.IGNORECASE)
 _LABEL_PREFIX = re.compile(r"^\s*(?:classification|is it classification\??|answer|分类任务|是否分类任务|答案|回答)\s*[:：]\s*",
                            re.IGNORECASE)
-_NO = re.compile(r"^\W*(no|n|false|不是|否|不)\b", re.IGNORECASE)
+# Yes/no answers: a hedge decides nothing; then the leading word; then a sentence saying the task is
+# (not) a classification task. No "\b" after Chinese words: there is no word boundary between two CJK characters.
+_UNSURE = re.compile(r"not sure|unsure|don't know|do not know|can(?:not|'t) (?:tell|say)|unclear|"
+                     r"不知道|不确定|不清楚|无法(?:判断|确定)|难以(?:判断|确定)|不好说|是不是|是否", re.IGNORECASE)
+_NO = re.compile(r"^(?:(?:no|nope|n|false)\b|否|不是|不(?:属于)?(?!\w))", re.IGNORECASE)
+_YES = re.compile(r"^(?:(?:yes|yeah|yep|y|true)\b|是|(?:对|属于)(?!\w))", re.IGNORECASE)
+_KIND = r"(?:一个|一项|一种|一类|个)?"
+_NOT_CLASSIFICATION = re.compile(r"(?:\bnot|n't)\s+(?:an?\s+)?classification\b|(?:不是|不属于|并非|不算|非)" + _KIND + "分类",
+                                 re.IGNORECASE)
+_IS_CLASSIFICATION = re.compile(r"\b(?:is|it's|that's)\s+(?:an?\s+)?classification\b|(?:是|属于|算)" + _KIND + "分类",
+                                re.IGNORECASE)
 
 
 @dataclass
@@ -42,21 +52,39 @@ class ParsedInstructions:
 
 
 def parse_instructions(text: str, next_number: int, continued: bool, cut_off: bool) -> ParsedInstructions:
-    """Numbered list items (``9.``, ``9、``, ``任务9：``, ``Task 9:``); a blank line ends an item."""
+    """Numbered list items (``9.``, ``9、``, ``任务9：``, ``Task 9:``).
+
+    The first line numbered ``next_number`` (else the first numbered line) starts the list and sets
+    its style (the word before the number, or none); a numbered line starts the next item only in
+    that style and with the next number, so a numbered sub-list stays inside its instruction.
+    When ``continued``, the first item's style is the bare number put in front here, while the model
+    writes the next one as the prompt does (``Task 10:``), so the second item sets the style.
+    Lines of one item are joined with newlines. A blank line ends an item, except that an item
+    ending with a colon takes in a numbered non-item line after the blank line (its sub-list).
+    """
     if continued:
         text = f"{next_number}. {text.lstrip(' ')}"
-    items: list[str] = []
+    lines = text.splitlines()
+    matches = [_NUMBERED.match(line) for line in lines]
+    numbers = [int(match["number"]) for match in matches if match]
+    first = next_number if next_number in numbers else (numbers[0] if numbers else None)
+    items: list[list[str]] = []
     current: list[str] | None = None
-    for line in text.splitlines():
-        match = _NUMBERED.match(line)
-        if match:
-            current = [_clean(match.group(2))]
+    number, style = None, None
+    for line, match in zip(lines, matches):
+        if match and (int(match["number"]) == first if not items else
+                      int(match["number"]) == number + 1 and style in (None, _style(match))):
+            number, style = int(match["number"]), None if continued and not items else _style(match)
+            current = [_clean(match["text"])]
             items.append(current)
         elif not line.strip():
             current = None
+        elif current is None and match and items and items[-1][-1].endswith((":", "：")):
+            current = items[-1]
+            current.append(line.strip())
         elif current is not None:
             current.append(line.strip())
-    texts = [" ".join(part for part in item if part).strip() for item in items]
+    texts = ["\n".join(part for part in item if part).strip() for item in items]
     dropped = None
     if cut_off and texts:
         dropped = texts.pop()
@@ -64,12 +92,16 @@ def parse_instructions(text: str, next_number: int, continued: bool, cut_off: bo
 
 
 def parse_yes_no(text: str) -> bool | None:
-    """The classification answer; None when it is neither yes nor no."""
+    """The classification answer from the first line; None when it says neither yes nor no."""
     head = _LABEL_PREFIX.sub("", text.strip().split("\n", 1)[0])
-    if _NO.match(head):  # checked first: "不是" starts with neither "是" nor "对", but "否" must not be read as yes
-        return False
-    if _YES.match(head):
-        return True
+    head = re.sub(r"^\W+", "", head)
+    if _UNSURE.search(head):  # "不知道" starts with 不 but is no answer
+        return None
+    for no, yes in ((_NO, _YES), (_NOT_CLASSIFICATION, _IS_CLASSIFICATION)):
+        if no.search(head):  # negatives first: "这不是分类任务" contains "是分类任务"
+            return False
+        if yes.search(head):
+            return True
     return None
 
 
@@ -160,8 +192,12 @@ def _input(value: str) -> str:
     return "" if value.lower().strip("\"'“”。.") in _NO_INPUT else value
 
 
+def _style(match: re.Match) -> str:
+    return (match["word"] or "").lower()
+
+
 def _clean(text: str) -> str:
     text = text.replace("**", "").strip()
     while (nested := _NUMBERED.match(text)) is not None:  # "任务9：8. 写..." numbered twice
-        text = nested.group(2).strip()
+        text = nested["text"].strip()
     return text.strip("\"“”").strip()

@@ -3,9 +3,14 @@
 Each round samples its prompts with a random generator seeded by (seed, round) from
 the pool as it stood when the round began, sends them concurrently, and then decides
 candidates in a fixed order. A round is therefore a pure function of the pool, the
-seed and the model's answers; since every answer is journaled, an interrupted round
-is replayed from the journal on resume without paying for any answer twice, and the
-resumed run is the run that would have happened without the interruption.
+seed and the model's answers. Every answer is journaled under its slot (its place in
+the run), so a resumed run replays every round from the first, taking answers from
+the journal and sending only what was never answered: the pool, tasks.jsonl and
+rejected.jsonl are always exactly what the journaled answers give.
+
+Stop rules end a run that cannot progress (rounds that accept nothing, requests that
+keep failing): requests in flight finish and are journaled, nothing new is sent, and
+RunStopped says why.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ import asyncio
 import hashlib
 import json
 import random
+from collections import Counter, deque
 from dataclasses import dataclass
 
-from .client import ModelClient, RequestFailed
+from .client import FatalAPIError, ModelClient, RequestFailed
 from .config import Config
 from .filters import clean_instances, instruction_rejection
 from .parsing import parse_alpaca_tasks, parse_instances, parse_instructions, parse_yes_no
@@ -29,6 +35,12 @@ from .similarity import RougeIndex
 SIMILAR_SHOWN = 5
 ALPACA_EXAMPLES = 3
 CLASSIFY_TOKENS = 16
+# Refusals (400, 413, 422) of this many requests before any success mean the settings are wrong.
+REFUSALS_BEFORE_FATAL = 3
+
+
+class RunStopped(RuntimeError):
+    """The run cannot progress: it stopped before its target and can be resumed."""
 
 
 @dataclass
@@ -60,36 +72,42 @@ class Run:
                  client: ModelClient, stats: Stats, view: ProgressView):
         self.config, self.prompts, self.seeds, self.rundir = config, prompts, seeds, rundir
         self.client, self.stats, self.view = client, stats, view
-        stats.retries = client.retries
         self.continued = config.api == "completion"
-        responses = rundir.responses.read()
-        tasks = rundir.tasks.read()
-        rejected = rundir.rejected.read()
-        rounds = [r["round"] for r in responses] + [t["source"]["round"] for t in tasks] + [r["round"] for r in rejected]
-        self.round = max(rounds, default=0)  # the first round to (re)play
-        self.cache = {r["key"]: r for r in responses}
-        for record in responses:
+        self.cache: dict[str, dict] = {}
+        for record in rundir.read_responses():
+            self.cache.setdefault(record["slot"], record)
             stats.count_response(record)
-        self.written = {t["id"] for t in tasks} | {r["id"] for r in rejected}  # rejection ids end in ":stage"
-        for record in rejected:
-            if record["round"] < self.round:
-                stats.count_rejection(record)
+        self.round = 0
         self.index = RougeIndex(task.instruction for task in seeds)
         self.machine: list[str] = []
-        for record in tasks:
-            if record["source"]["round"] < self.round:
-                self._join_pool(record)
+        self.slots = asyncio.Semaphore(config.concurrency)
+        self.stop_reason: str | None = None
+        self.sent = 0  # requests sent in this session
+        self.succeeded = 0
+        self.recent: deque[str | None] = deque(maxlen=config.failure_window or None)  # last errors
+        self.refused: list[dict] = []  # refusals before any success, journaled only once one succeeds
 
     # -- the loop ---------------------------------------------------------------------------
 
     async def run(self) -> None:
+        idle = 0
         while self.stats.accepted < self.stats.target:
+            accepted, sent = self.stats.accepted, self.sent
             if self.config.mode == "alpaca":
                 await self.alpaca_round()
             else:
                 await self.self_instruct_round()
             self.rundir.sync()
             self.round += 1
+            if self.sent > sent:  # rounds replayed whole from the journal do not count
+                idle = 0 if self.stats.accepted > accepted else idle + 1
+            if self.stop_reason:
+                raise RunStopped(self.stop_reason)
+            if self.config.max_idle_rounds and idle >= self.config.max_idle_rounds:
+                raise RunStopped(f"{idle} rounds in a row accepted nothing (max-idle-rounds); the answers only "
+                                 "repeat the pool or are unusable, see rejected.jsonl")
+        for journal in (self.rundir.tasks, self.rundir.rejected):
+            journal.finish()
 
     async def self_instruct_round(self) -> None:
         rng = random.Random(f"{self.config.seed}:{self.round}")
@@ -245,7 +263,7 @@ class Run:
                 "most_similar": candidate.most_similar,
                 "source": candidate.source,
             }
-            self._write_once(self.rundir.tasks, record)
+            self.rundir.tasks.append(record)
             self._join_pool(record)
         self.view.refresh()
 
@@ -263,49 +281,93 @@ class Run:
         if most_similar:
             record["most_similar"] = most_similar
         self.stats.count_rejection(record)
-        self._write_once(self.rundir.rejected, record)
-
-    def _write_once(self, journal, record: dict) -> None:
-        """Append unless a replayed round already wrote this record before the interruption."""
-        if record["id"] not in self.written:
-            journal.append(record)
-            self.written.add(record["id"])
+        self.rundir.rejected.append(record)
 
     # -- requests ---------------------------------------------------------------------------
 
     async def ask(self, request: Request) -> dict:
         """The journaled answer to a request, sending it only if it was never answered."""
-        key = request_key(request, self.config)
-        if key in self.cache:
-            return self.cache[key]
-        record = {"key": key, "slot": request.slot, "round": request.round, "stage": request.stage}
-        try:
-            completion = await self.client.complete(request.prompt, max_tokens=request.max_tokens,
-                                                    temperature=request.temperature, top_p=self.config.top_p,
-                                                    stop=request.stop)
-            record.update(text=completion.text, finish_reason=completion.finish_reason,
-                          prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
-                          error=None)
-        except RequestFailed as exc:
-            record.update(text="", finish_reason=None, error=exc.reason, detail=exc.detail)
+        cached = self.cache.get(request.slot)
+        if cached is not None:
+            return cached
+        async with self.slots:
+            if self.stop_reason:
+                raise RunStopped(self.stop_reason)
+            self.sent += 1
+            record = {"key": request_key(request, self.config), "slot": request.slot, "round": request.round,
+                      "stage": request.stage}
+            try:
+                completion = await self.client.complete(request.prompt, max_tokens=request.max_tokens,
+                                                        temperature=request.temperature, top_p=self.config.top_p,
+                                                        stop=request.stop)
+                record.update(text=completion.text, finish_reason=completion.finish_reason,
+                              prompt_tokens=completion.prompt_tokens,
+                              completion_tokens=completion.completion_tokens, error=None)
+                retries = completion.retries
+            except RequestFailed as exc:
+                record.update(text="", finish_reason=None, error=exc.reason, detail=exc.detail)
+                retries = exc.retries
+                if exc.refused and not self.succeeded:
+                    self._hold_refusal(record, exc)
+                    return record
+        if retries:
+            record["retries"] = dict(Counter(retries))
+        if record["error"] is None:
+            self.succeeded += 1
+            for held in self.refused:
+                self._journal(held)
+            self.refused.clear()
+        self._journal(record)
+        self._check_failures(record)
+        return record
+
+    def _journal(self, record: dict) -> None:
         self.rundir.responses.append(record)
-        self.cache[key] = record
+        self.cache[record["slot"]] = record
         self.stats.count_response(record)
         self.view.refresh()
-        return record
+
+    def _hold_refusal(self, record: dict, exc: RequestFailed) -> None:
+        """A refused request before any success: a wrong setting stops the run rather than fail every request."""
+        self.refused.append(record)
+        if len(self.refused) >= REFUSALS_BEFORE_FATAL:
+            raise FatalAPIError(f"the endpoint refused the first {len(self.refused)} requests "
+                                f"({exc.reason}: {exc.detail}); check --model, --max-tokens and --api")
+
+    def _check_failures(self, record: dict) -> None:
+        """The failure stop rule: almost every recent request failed."""
+        window = self.config.failure_window
+        if not window:
+            return
+        self.recent.append(record["error"])
+        failures = [error for error in self.recent if error]
+        if len(self.recent) == window and len(failures) >= self.config.max_failure_share * window:
+            common = ", ".join(f"{reason} {n}" for reason, n in Counter(failures).most_common(3))
+            self.stop_reason = (f"{len(failures)} of the last {window} requests failed ({common}; "
+                                "failure-window, max-failure-share)")
 
     async def _ask_all(self, requests: list[Request]) -> list[dict]:
         return await self._gather(*(self.ask(r) for r in requests))
 
     @staticmethod
     async def _gather(*coroutines):
-        """Run concurrently; the first fatal error cancels the rest."""
+        """Run concurrently. A fatal error cancels the rest; a stop lets requests in flight finish first."""
+        tasks = [asyncio.ensure_future(c) for c in coroutines]
         try:
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(c) for c in coroutines]
-        except BaseExceptionGroup as failure:
-            raise failure.exceptions[0] from None
-        return [t.result() for t in tasks]
+            pending = set(tasks)
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    if task.exception() is not None and not isinstance(task.exception(), RunStopped):
+                        raise task.exception()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in tasks:
+            if task.exception() is not None:
+                raise task.exception()
+        return [task.result() for task in tasks]
 
 
 def request_key(request: Request, config: Config) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 _WHITESPACE = re.compile(r"[ \t\r\n]*")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _CHUNK = 1 << 16
 
 
@@ -26,6 +27,20 @@ class RecordError(ValueError):
         super().__init__(f"{where}: {what}")
 
 
+def invalid_text(value: str) -> str | None:
+    """Why ``value`` cannot be written as UTF-8, else None.
+
+    A JSON escape such as ``"\\ud800"`` parses to a lone surrogate, which no UTF-8 file can hold.
+    """
+    if value.isascii():
+        return None
+    found = _SURROGATE.search(value)
+    if not found:
+        return None
+    return (f"contains an invalid character (a lone surrogate \\u{ord(found.group()):04x}); write the character "
+            "itself, or a complete surrogate pair such as \\ud83d\\ude00")
+
+
 def iter_records(path: Path | str, skip_bad_lines: bool = False) -> Iterator[tuple[int, object]]:
     """Yield ``(line, value)`` for each record of a JSON array or JSON-lines file.
 
@@ -33,11 +48,7 @@ def iter_records(path: Path | str, skip_bad_lines: bool = False) -> Iterator[tup
     instead of ending the read (a broken JSON array cannot be resynchronised and always ends it).
     """
     path = Path(path)
-    try:
-        stream = path.open("rb")
-    except OSError as exc:
-        raise RecordError(path, None, f"cannot read: {exc.strerror or exc}") from None
-    with stream:
+    with _open(path) as stream:
         head = stream.read(4)
         if head.startswith(b"\xef\xbb\xbf"):
             raise RecordError(path, 1, "starts with a UTF-8 byte order mark (BOM); save it as UTF-8 without BOM")
@@ -52,8 +63,15 @@ def iter_records(path: Path | str, skip_bad_lines: bool = False) -> Iterator[tup
 
 def detect_layout(path: Path | str) -> str:
     """``"array"`` for a JSON array file, ``"lines"`` for JSON lines."""
-    with Path(path).open("rb") as stream:
+    with _open(Path(path)) as stream:
         return "array" if _first_significant_byte(stream) == b"[" else "lines"
+
+
+def _open(path: Path):
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise RecordError(path, None, f"cannot read: {exc.strerror or exc}") from None
 
 
 def _first_significant_byte(stream) -> bytes:

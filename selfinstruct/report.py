@@ -29,6 +29,7 @@ class Stats:
             self.failed[record["error"]] += 1
         self.tokens_in[stage] += record.get("prompt_tokens", 0)
         self.tokens_out[stage] += record.get("completion_tokens", 0)
+        self.retries.update(record.get("retries", {}))
 
     def count_rejection(self, record: dict) -> None:
         self.rejected[record["reason"]] += 1

@@ -1,19 +1,27 @@
 """The run directory: settings, journals and summary of one generation run.
 
-``config.json``     the resolved settings (never the API key) and their signature
-``responses.jsonl`` every model response (or final failure), keyed by a hash of its request
-``tasks.jsonl``     accepted tasks, in the order they joined the pool
-``rejected.jsonl``  rejected candidates, each with its reason
-``summary.json``    counts per stage and reason, requests, tokens, wall time
+``config.json``     format version, the resolved settings (never the API key) and their signature
+``responses.jsonl`` every model answer (or final failure): the single source of truth
+``tasks.jsonl``     accepted tasks, derived from responses.jsonl by replaying the run
+``rejected.jsonl``  rejected candidates with their reasons, derived the same way
+``summary.json``    counts per stage and reason, requests, tokens, wall time, why the run stopped
+``.lock``           held (``fcntl.flock``) by the one process writing the run; holds its PID
+
+Because tasks.jsonl and rejected.jsonl are derived, a damaged or missing one is rebuilt
+on the next resume without sending a request.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 from pathlib import Path
 
 from .config import signature_changes
-from .journal import Journal, JournalError, write_atomic
+from .journal import DerivedJournal, Journal, JournalDamaged, JournalError, write_atomic
+
+FORMAT_VERSION = 2
 
 
 class RunDirError(RuntimeError):
@@ -29,52 +37,128 @@ class SignatureMismatch(RunDirError):
                          "or pass --allow-changes to continue anyway.")
 
 
+def _from_v1(stored: dict) -> dict:
+    """Format 1 (no version number) had the same files; tasks and rejections are re-derived."""
+    return {**stored, "format": 2}
+
+
+# MIGRATIONS[n] turns a format-n config.json into format n+1.
+MIGRATIONS = {1: _from_v1}
+
+
+def read_config(path: Path) -> dict:
+    """A run directory's config.json, checked and migrated to the current format."""
+    config_file = Path(path) / "config.json"
+    try:
+        stored = json.loads(config_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunDirError(f"{path} is not a selfinstruct run directory (no config.json)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunDirError(f"{config_file}: unreadable ({exc})") from None
+    if not isinstance(stored, dict) or not isinstance(stored.get("settings"), dict) \
+            or not isinstance(stored.get("signature"), dict):
+        raise RunDirError(f"{config_file}: not a selfinstruct config (expected an object with "
+                          "'settings' and 'signature')")
+    version = stored.get("format", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise RunDirError(f"{config_file}: unknown run-directory format {version!r}")
+    if version > FORMAT_VERSION:
+        raise RunDirError(f"{config_file}: run-directory format {version} is newer than this selfinstruct "
+                          f"reads ({FORMAT_VERSION}); upgrade selfinstruct to resume it")
+    while version < FORMAT_VERSION:
+        stored = MIGRATIONS[version](stored)
+        version += 1
+    return stored
+
+
+class RunLock:
+    """An OS lock on the run directory: the kernel releases it when its process dies."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path) / ".lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RunDirError(f"cannot create {self.path}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise RunDirError(f"{self.path.parent} is in use by another selfinstruct process (PID {holder}); "
+                              "wait for it to finish or stop it first") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the flock; the file stays, empty locks are harmless
+            self._fd = None
+
+
 class RunDir:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.responses = Journal(self.path / "responses.jsonl")
-        self.tasks = Journal(self.path / "tasks.jsonl")
-        self.rejected = Journal(self.path / "rejected.jsonl")
+        self.tasks = DerivedJournal(self.path / "tasks.jsonl")
+        self.rejected = DerivedJournal(self.path / "rejected.jsonl")
+        self.lock = RunLock(self.path)
         self.resumed = False
         self.previous_summary: dict = {}
 
     @classmethod
     def open(cls, path: Path, settings: dict, signature: dict, allow_changes: bool = False) -> RunDir:
-        """Create a run directory, or reopen one to resume it (checking the signature)."""
+        """Create a run directory, or reopen one to resume it (checking the signature), and lock it."""
         run = cls(path)
-        config_file = run.path / "config.json"
-        if config_file.exists():
-            try:
-                stored = json.loads(config_file.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as exc:
-                raise RunDirError(f"{config_file}: unreadable ({exc})") from None
-            changes = signature_changes(stored.get("signature", {}), signature)
-            if changes and not allow_changes:
-                raise SignatureMismatch(run.path, changes)
-            run.resumed = True
-            summary_file = run.path / "summary.json"
-            if summary_file.exists():
-                try:
-                    run.previous_summary = json.loads(summary_file.read_text(encoding="utf-8"))
-                except (OSError, json.JSONDecodeError):
-                    run.previous_summary = {}
-            if not changes:
-                return run
-        elif run.path.exists() and (not run.path.is_dir() or any(run.path.iterdir())):
+        exists = (run.path / "config.json").exists()
+        if not exists and run.path.exists() and (not run.path.is_dir() or any(run.path.iterdir())):
             raise RunDirError(f"{run.path} exists and is not a selfinstruct run directory (no config.json); "
                               "choose an empty or new --output")
         try:
             run.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RunDirError(f"cannot create run directory {run.path}: {exc.strerror or exc}") from None
+        run.lock.acquire()
         try:
-            write_atomic(config_file, json.dumps({"settings": settings, "signature": signature},
-                                                 ensure_ascii=False, indent=2) + "\n")
-            for journal in (run.responses, run.tasks, run.rejected):
+            if exists:
+                stored = read_config(run.path)
+                changes = signature_changes(stored["signature"], signature)
+                if changes and not allow_changes:
+                    raise SignatureMismatch(run.path, changes)
+                run.resumed = True
+                run.previous_summary = _read_json(run.path / "summary.json")
+                accepted = run.tasks.count_lines()
+                if settings["num_instructions"] < accepted:
+                    raise RunDirError(f"-n {settings['num_instructions']} is below the {accepted} tasks {run.path} "
+                                      "has already accepted; give at least that many")
+            run._write_config(settings, signature)
+            for journal in (run.tasks, run.rejected):
+                journal.open_for_replay()
+        except BaseException:
+            run.lock.release()
+            raise
+        return run
+
+    def _write_config(self, settings: dict, signature: dict) -> None:
+        try:
+            write_atomic(self.path / "config.json", json.dumps(
+                {"format": FORMAT_VERSION, "settings": settings, "signature": signature},
+                ensure_ascii=False, indent=2) + "\n")
+            for journal in (self.responses, self.tasks, self.rejected):
                 journal.path.touch()
         except (JournalError, OSError) as exc:
-            raise RunDirError(f"run directory {run.path} is not writable: {exc}") from None
-        return run
+            raise RunDirError(f"run directory {self.path} is not writable: {exc}") from None
+
+    def read_responses(self) -> list[dict]:
+        """The answers journaled so far; a torn last line is set aside (we hold the lock)."""
+        try:
+            return self.responses.read(repair=True)
+        except JournalDamaged as exc:
+            raise JournalDamaged(f"{exc}; delete that line and resume: that one request is sent again") from None
 
     def write_summary(self, summary: dict) -> None:
         write_atomic(self.path / "summary.json", json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
@@ -86,3 +170,12 @@ class RunDir:
     def close(self) -> None:
         for journal in (self.responses, self.tasks, self.rejected):
             journal.close()
+        self.lock.release()
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return value if isinstance(value, dict) else {}

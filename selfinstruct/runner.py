@@ -1,95 +1,181 @@
-"""Starting, resuming and finishing a generation run."""
+"""Starting, resuming and finishing a generation run.
+
+A run ends in one of four ways, each leaving a summary.json and a resumable run directory:
+the target is reached; a stop rule fires (``RunStopped``); the endpoint refuses the run
+(``FatalAPIError``); or a signal arrives (``Interrupted``: Ctrl+C, SIGTERM, SIGHUP).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
 from .client import ModelClient
-from .config import Config, ConfigError
+from .config import RESUME_KEYS, REDACTED, Config, ConfigError, redact_url, settings_from
 from .journal import JournalError
-from .local import BUNDLED_MODEL_NAME, LocalServer, bundled_model_path, check_gguf
-from .pipeline import Run
+from .local import LocalServer, bundled_model_path, check_gguf
+from .pipeline import Run, RunStopped
 from .prompts import PromptSet
 from .report import ProgressView, Stats
-from .rundir import RunDir
+from .rundir import RunDir, read_config
 from .seeds import load_seed_tasks
 
 STAGES = {
     "self-instruct": ["instructions", "classify", "instances", "instances_classification"],
     "alpaca": ["alpaca"],
 }
-DEFAULT_REMOTE_MODEL = "gpt-4o-mini"
+# Signals that end a run the way Ctrl+C does: the summary is written and the run can be resumed.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
-def generate(config: Config, *, progress: bool = False, allow_changes: bool = False) -> dict:
-    """Run (or resume) the loop until ``config.num_instructions`` tasks are accepted; return the summary."""
-    return asyncio.run(generate_async(config, progress=progress, allow_changes=allow_changes))
+class Interrupted(Exception):
+    """A signal stopped the run; everything answered so far is journaled."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
-async def generate_async(config: Config, *, progress: bool = False, allow_changes: bool = False) -> dict:
-    config = config.with_defaults()
+def generate(config: Config, *, progress: bool = False, allow_changes: bool = False,
+             notify: Callable[[str], None] | None = None) -> dict:
+    """Run (or resume) the loop until ``config.num_instructions`` tasks are accepted; return the summary.
+
+    Raises RunStopped when a stop rule ends the run early (its summary is written too)."""
+    return asyncio.run(generate_async(config, progress=progress, allow_changes=allow_changes, notify=notify))
+
+
+def resume(run_dir: Path | str, *, progress: bool = False, allow_changes: bool = False,
+           notify: Callable[[str], None] | None = None, **overrides) -> dict:
+    """Continue the run in ``run_dir`` with its stored settings; ``overrides`` may change RESUME_KEYS."""
+    return generate(resume_config(run_dir, **overrides), progress=progress, allow_changes=allow_changes,
+                    notify=notify)
+
+
+def resume_config(run_dir: Path | str, **overrides) -> Config:
+    """The stored settings of a run, with the settings that may change freely replaced."""
+    run_dir = Path(run_dir)
+    stored = read_config(run_dir)
+    settings = settings_from(stored["settings"], run_dir / "config.json")
+    unknown = set(overrides) - set(RESUME_KEYS)
+    if unknown:
+        raise ConfigError(f"resume cannot change {', '.join(sorted(unknown))}; start a new run for that")
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    settings["output"] = run_dir
+    if settings.get("local"):
+        settings["base_url"] = None
+    elif REDACTED in (settings.get("base_url") or "") and overrides.get("base_url") is None:
+        settings["base_url"] = _unredacted_base_url(settings["base_url"])
+    try:
+        return Config(**settings)
+    except ConfigError as exc:
+        raise ConfigError(f"{run_dir / 'config.json'}: {exc}") from None
+
+
+def _unredacted_base_url(stored: str) -> str:
+    """A stored base URL lost its credentials; OPENAI_BASE_URL may hold them again."""
+    from_env = os.environ.get("OPENAI_BASE_URL")
+    if from_env and redact_url(from_env) == stored:
+        return from_env
+    raise ConfigError(f"the run's base URL {stored} held credentials, which are never stored; "
+                      "pass --base-url again")
+
+
+async def generate_async(config: Config, *, progress: bool = False, allow_changes: bool = False,
+                         notify: Callable[[str], None] | None = None) -> dict:
+    config = config.resolve()
     prompts = PromptSet.load(config.prompts, config.lang, STAGES[config.mode])
     seeds = load_seed_tasks(config.seeds)
-    config, api_key = resolve_endpoint(config)
     model_path = local_model_path(config) if config.local else None
     rundir = RunDir.open(config.output, config.to_dict(), config.signature(prompts.files), allow_changes)
+    if notify:
+        notify(config.endpoint_line())
     stats = Stats(target=config.num_instructions)
     previous_seconds = rundir.previous_summary.get("wall_seconds", 0.0)
     started = time.monotonic()
     with ExitStack() as stack:
-        if config.local:
-            server = stack.enter_context(LocalServer(model_path, ctx=config.ctx, threads=config.threads,
-                                                     log_path=rundir.path / "server.log"))
-            config = replace(config, base_url=server.base_url)
-        client = ModelClient(base_url=config.base_url, api_key=api_key, model=config.model, api=config.api,
-                             concurrency=config.concurrency, timeout=config.timeout,
-                             max_retries=config.max_retries, retry_wait=config.retry_wait)
-        view = ProgressView(stats, progress)
+        stack.callback(rundir.close)
+        signals = stack.enter_context(_SignalsCancel())
         try:
-            run = Run(config, prompts, seeds, rundir, client, stats, view)
-            with view:
-                await run.run()
+            if config.local:
+                server = stack.enter_context(LocalServer(model_path, ctx=config.ctx, threads=config.threads,
+                                                         log_path=rundir.path / "server.log"))
+                config = replace(config, base_url=server.base_url)
+            client = ModelClient(base_url=config.base_url, api_key=config.api_key, model=config.model,
+                                 api=config.api, timeout=config.timeout, max_retries=config.max_retries,
+                                 retry_wait=config.retry_wait, secrets=tuple(config.secrets()))
+            view = ProgressView(stats, progress)
+            try:
+                run = Run(config, prompts, seeds, rundir, client, stats, view)
+                with view:
+                    await run.run()
+            finally:
+                await client.close()
+        except asyncio.CancelledError:
+            _finish(rundir, stats, previous_seconds + time.monotonic() - started, best_effort=True)
+            if signals.received:
+                raise Interrupted(signals.received) from None
+            raise
+        except RunStopped as stop:
+            stop.summary = _finish(rundir, stats, previous_seconds + time.monotonic() - started, stopped=str(stop))
+            raise
         except BaseException:
             _finish(rundir, stats, previous_seconds + time.monotonic() - started, best_effort=True)
             raise
-        else:
-            summary = _finish(rundir, stats, previous_seconds + time.monotonic() - started)
-        finally:
-            rundir.close()
-            await client.close()
-    return summary
+        return _finish(rundir, stats, previous_seconds + time.monotonic() - started)
 
 
-def _finish(rundir: RunDir, stats: Stats, seconds: float, best_effort: bool = False) -> dict:
+class _SignalsCancel:
+    """SIGTERM and SIGHUP cancel the run like Ctrl+C does; a second one ends the process at once."""
+
+    def __init__(self):
+        self.received: int | None = None
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._installed: list[int] = []
+
+    def __enter__(self) -> _SignalsCancel:
+        for signum in STOP_SIGNALS:
+            try:
+                self._loop.add_signal_handler(signum, self._cancel, signum)
+            except (ValueError, RuntimeError, NotImplementedError):  # not the main thread, or not Unix
+                continue
+            self._installed.append(signum)
+        return self
+
+    def _cancel(self, signum: int) -> None:
+        self.received = signum
+        self._remove()  # the default action again: a second signal ends the process
+        self._task.cancel()
+
+    def _remove(self) -> None:
+        for signum in self._installed:
+            self._loop.remove_signal_handler(signum)
+        self._installed = []
+
+    def __exit__(self, *exc) -> None:
+        self._remove()
+
+
+def _finish(rundir: RunDir, stats: Stats, seconds: float, best_effort: bool = False,
+            stopped: str | None = None) -> dict:
     """Write the summary; when the run is already failing, a second failure must not hide the first."""
     stats.wall_seconds = seconds
-    summary = {"run_dir": str(rundir.path), "complete": stats.accepted >= stats.target, **stats.to_dict()}
+    summary = {"run_dir": str(rundir.path), **stats.to_dict(), "accepted": len(rundir.tasks),
+               "rejected": len(rundir.rejected)}
+    summary["complete"] = summary["accepted"] >= stats.target
+    summary["stop_reason"] = stopped
     try:
         rundir.write_summary(summary)
     except JournalError:
         if not best_effort:
             raise
     return summary
-
-
-def resolve_endpoint(config: Config) -> tuple[Config, str | None]:
-    """Settle where requests go: an explicit or environment endpoint, else the embedded model."""
-    base_url = config.base_url or os.environ.get("OPENAI_BASE_URL") or None
-    api_key = config.api_key or os.environ.get("OPENAI_API_KEY") or None
-    local = config.local or config.local_model is not None or base_url is None
-    if local:
-        model = config.model or (config.local_model.name if config.local_model else BUNDLED_MODEL_NAME)
-        config = config.with_sampling_defaults("api" if config.local_model else "bundled")
-        return replace(config, local=True, base_url=None, api=config.api or "completion", model=model), None
-    if api_key is None and "api.openai.com" in base_url:
-        raise ConfigError("no API key: set OPENAI_API_KEY or pass --api-key")
-    config = config.with_sampling_defaults("api")
-    return replace(config, base_url=base_url, api=config.api or "chat", model=config.model or DEFAULT_REMOTE_MODEL), api_key
 
 
 def local_model_path(config: Config) -> Path:

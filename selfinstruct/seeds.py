@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .records import RecordError, iter_records
+from .records import RecordError, invalid_text, iter_records
 
 
 @dataclass
@@ -68,6 +68,8 @@ def task_from_record(record: object, path: Path, line: int, default_id: str = ""
     name = record.get("name", "")
     if not isinstance(name, str):
         raise RecordError(path, line, f"expected a string, got {type(name).__name__}", "name")
+    _check_text(task_id, path, line, "id")
+    _check_text(name, path, line, "name")
     return Task(instruction.strip(), instances, is_classification, str(task_id), name)
 
 
@@ -80,7 +82,14 @@ def _text(record: dict, key: str, path: Path, line: int, required: bool = False,
     value = record[key]
     if not isinstance(value, str):
         raise RecordError(path, line, f"expected a string, got {type(value).__name__}", name)
+    _check_text(value, path, line, name)
     return value
+
+
+def _check_text(value: object, path: Path, line: int, name: str) -> None:
+    problem = isinstance(value, str) and invalid_text(value)
+    if problem:
+        raise RecordError(path, line, problem, name)
 
 
 def _instances(value: object, path: Path, line: int) -> list[Instance]:

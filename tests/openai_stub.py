@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Union
+from typing import Any, Callable, Union
 
 MODEL = "stub-model"
 
@@ -37,9 +37,30 @@ _ERROR_TYPES = {
 _ERROR_CODES = {401: "invalid_api_key", 429: "rate_limit_exceeded"}
 
 
+class _Unset:
+    """Marks a Reply field left at its default, so that None can be scripted."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
 @dataclass
 class Reply:
-    """One scripted answer: a normal completion or a fault."""
+    """One scripted answer: a normal completion or a fault.
+
+    Malformed 200 answers, for the client's never-crash paths (json.dumps escapes
+    non-ASCII, so a text holding a lone surrogate such as "abc\\ud800" goes out as
+    the JSON escape \\ud800 and the client decodes it back to a lone surrogate):
+
+    - null_message: chat choice has "message": null; completion choice has "text": null.
+    - content: any JSON value (5, [], {}, None...) put in place of the message
+      content / completion text; the default UNSET means "use text".
+    - raw_body: str or bytes sent verbatim, so bytes can carry invalid UTF-8.
+    - missing_usage: the body has no "usage" key at all.
+    """
 
     text: str = ""  # completion/message content; the error message if status != 200
     finish_reason: str = "stop"  # "stop" | "length" | "content_filter"
@@ -47,10 +68,13 @@ class Reply:
     headers: dict = field(default_factory=dict)  # extra response headers, e.g. {"Retry-After": "1"}
     delay: float = 0.0  # seconds to wait before answering (client timeouts)
     drop: bool = False  # send headers + half the body, then close the connection
-    raw_body: str | None = None  # body sent verbatim with `status` (Content-Type application/json unless overridden)
+    raw_body: str | bytes | None = None  # body sent verbatim with `status` (Content-Type application/json unless overridden)
     no_choices: bool = False  # 200 with "choices": []
     prompt_tokens: int | None = None  # usage; default: word count of the prompt
     completion_tokens: int | None = None  # usage; default: word count of the texts
+    null_message: bool = False  # chat: "message": null; completion: "text": null
+    content: Any = UNSET  # JSON value replacing the content/text (UNSET: use `text`; None: null)
+    missing_usage: bool = False  # no "usage" key in the body
 
 
 @dataclass
@@ -247,7 +271,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not stub._sleep(first.delay):
             return  # stopping: hang up without answering
         if first.raw_body is not None:
-            return self._send(first.status, first.raw_body.encode(), first)
+            raw = first.raw_body
+            return self._send(first.status, raw if isinstance(raw, bytes) else raw.encode(), first)
         if first.status != 200:
             return self._send_json(first.status, error_body(first.status, first.text), first)
         self._send_json(200, self._completion(request, replies), first)
@@ -291,10 +316,12 @@ class _Handler(BaseHTTPRequestHandler):
         chat = request.endpoint == "chat"
         choices = []
         for i, r in enumerate(replies):
+            text = r.text if r.content is UNSET else r.content
             if chat:
-                choice = {"index": i, "message": {"role": "assistant", "content": r.text}, "logprobs": None}
+                message = None if r.null_message else {"role": "assistant", "content": text}
+                choice = {"index": i, "message": message, "logprobs": None}
             else:
-                choice = {"index": i, "text": r.text, "logprobs": None}
+                choice = {"index": i, "text": None if r.null_message else text, "logprobs": None}
             choice["finish_reason"] = r.finish_reason
             choices.append(choice)
         prompt_tokens = first.prompt_tokens if first.prompt_tokens is not None else len(request.prompt.split())
@@ -303,7 +330,7 @@ class _Handler(BaseHTTPRequestHandler):
             if first.completion_tokens is not None
             else sum(len(r.text.split()) for r in replies)
         )
-        return {
+        body = {
             "id": f"{'chatcmpl' if chat else 'cmpl'}-stub-{self.server.stub._next_id()}",
             "object": "chat.completion" if chat else "text_completion",
             "created": int(time.time()),
@@ -315,6 +342,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "total_tokens": prompt_tokens + completion_tokens,
             },
         }
+        if first.missing_usage:
+            del body["usage"]
+        return body
 
     def _send_json(self, status: int, obj: dict, reply: Reply | None = None) -> None:
         self._send(status, json.dumps(obj).encode(), reply)

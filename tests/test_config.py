@@ -18,8 +18,16 @@ def test_toml_with_overrides(tmp_path):
     ('colour = "red"\n', "unknown setting 'colour'"),
     ('lang = "fr"\n', "unknown lang 'fr'"),
     ('lang = \n', "not valid TOML"),
-    ('api_key = "sk-abc"\n', "do not store api_key"),
+    ('api_key = "sk-abc"\n', "do not store api-key"),
     ('threshold = 1.5\n', "threshold must be between 0 and 1"),
+    ('local = "no"\n', "local must be true or false, got 'no'"),
+    ('concurrency = 2.5\n', "concurrency must be a whole number, got 2.5"),
+    ('temperature = nan\n', "temperature must be a finite number"),
+    ('top-p = inf\n', "top-p must be a finite number"),
+    ('num-instructions = "100"\n', "num-instructions must be a whole number, got '100'"),
+    ('seeds = 7\n', "seeds must be a path, got 7"),
+    ('concurrency = true\n', "concurrency must be a whole number, got True"),
+    ('model = ["a"]\n', "model must be text"),
 ])
 def test_toml_errors_name_the_file(tmp_path, text, needle):
     path = tmp_path / "bad.toml"
@@ -27,7 +35,22 @@ def test_toml_errors_name_the_file(tmp_path, text, needle):
     with pytest.raises(ConfigError) as raised:
         Config.from_toml(path)
     assert needle in str(raised.value)
+    assert str(raised.value).startswith(f"{path}: ")
     assert "sk-abc" not in str(raised.value)
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    (dict(local="no"), "local must be true or false"),
+    (dict(concurrency=2.5), "concurrency must be a whole number"),
+    (dict(temperature=float("nan")), "temperature must be a finite number"),
+    (dict(timeout=float("inf")), "timeout must be a finite number"),
+    (dict(max_idle_rounds=-1), "max-idle-rounds must be at least 0"),
+    (dict(max_failure_share=1.5), "max-failure-share must be between 0 and 1"),
+    (dict(threshold="0.7"), "threshold must be a number"),
+])
+def test_python_api_checks_types_and_ranges(kwargs, needle):
+    with pytest.raises(ConfigError, match=needle):
+        Config(**kwargs)
 
 
 @pytest.mark.parametrize("kwargs", [dict(lang="de"), dict(mode="evol"), dict(api="rest"), dict(concurrency=0),
@@ -38,8 +61,24 @@ def test_invalid_values(kwargs):
 
 
 def test_defaults_depend_on_language():
-    assert Config(lang="en").with_defaults().seeds.name == "en_seed_tasks.jsonl"
-    assert (Config(lang="en").with_defaults().min_length, Config(lang="zh").with_defaults().min_length) == (4, 6)
+    assert Config(lang="en").resolve().seeds.name == "en_seed_tasks.jsonl"
+    assert (Config(lang="en").resolve().min_length, Config(lang="zh").resolve().min_length) == (4, 6)
+
+
+def test_resolving_twice_changes_nothing(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    once = Config(lang="en", output="out").resolve()
+    assert once.resolve() == once
+    local = Config(lang="en", output="out", local=True).resolve()
+    assert local.resolve() == local
+
+
+def test_paths_are_stored_absolute(tmp_path):
+    (tmp_path / "s.jsonl").write_text("")
+    config = Config(seeds="s.jsonl", prompts="p", output="runs/x", local_model="m.gguf").resolve()
+    settings = config.to_dict()
+    for name, given in (("seeds", "s.jsonl"), ("prompts", "p"), ("output", "runs/x"), ("local_model", "m.gguf")):
+        assert settings[name] == str(tmp_path / given)
 
 
 def test_api_key_is_never_serialised():
@@ -51,11 +90,12 @@ def test_api_key_is_never_serialised():
 def test_signature_covers_data_not_throughput(tmp_path):
     prompt = tmp_path / "p.txt"
     prompt.write_text("x")
-    base = Config(lang="en").with_defaults().with_sampling_defaults("api")
-    same = Config(lang="en", concurrency=64, timeout=5, max_retries=1, base_url="http://elsewhere").with_defaults()
-    same = same.with_sampling_defaults("api")
+    remote = dict(base_url="http://somewhere/v1")
+    base = Config(lang="en", **remote).resolve()
+    same = Config(lang="en", concurrency=64, timeout=5, max_retries=1, base_url="http://elsewhere/v1",
+                  max_idle_rounds=3).resolve()
     assert base.signature([prompt]) == same.signature([prompt])
-    changed = Config(lang="en", temperature=0.2, threshold=0.5).with_defaults().with_sampling_defaults("api")
+    changed = Config(lang="en", temperature=0.2, threshold=0.5, **remote).resolve()
     assert signature_changes(base.signature([prompt]), changed.signature([prompt])) == [
         "temperature: 0.7 -> 0.2", "threshold: 0.7 -> 0.5"]
     before = base.signature([prompt])
@@ -64,6 +104,6 @@ def test_signature_covers_data_not_throughput(tmp_path):
 
 
 def test_sampling_defaults_follow_the_endpoint():
-    assert Config().with_sampling_defaults("bundled").max_tokens == 256
-    assert Config().with_sampling_defaults("api").temperature == 0.7
-    assert Config(temperature=0.3).with_sampling_defaults("bundled").temperature == 0.3
+    assert Config().resolve().max_tokens == 256  # the embedded bundled model
+    assert Config(base_url="http://h/v1").resolve().temperature == 0.7
+    assert Config(temperature=0.3).resolve().temperature == 0.3

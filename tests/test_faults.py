@@ -106,18 +106,17 @@ def test_full_disk_is_a_clear_error_and_keeps_what_was_journaled(server, tmp_pat
 
 def test_torn_last_line_is_set_aside_and_never_read(server, tmp_path, capsys):
     generate(one_at_a_time(server, tmp_path, num_instructions=2))
-    tasks_file = tmp_path / "run" / "tasks.jsonl"
+    responses_file, tasks_file = tmp_path / "run" / "responses.jsonl", tmp_path / "run" / "tasks.jsonl"
+    with responses_file.open("ab") as out:
+        out.write(b'{"key": "abc", "slot": "r9.instructions.0", "text": "half an ans')
     with tasks_file.open("ab") as out:
         out.write(b'{"id": "r9999-0-00", "instruction": "half a li')
     summary = generate(one_at_a_time(server, tmp_path, num_instructions=12))
     assert summary["accepted"] == 12
     assert "cut off" in capsys.readouterr().err
-    torn = (tmp_path / "run" / "tasks.jsonl.torn").read_text()
-    assert "half a li" in torn
+    assert "half an ans" in (tmp_path / "run" / "responses.jsonl.torn").read_text()
     records = Journal(tasks_file).read()
     assert len(records) == 12 and all("half a li" not in r["instruction"] for r in records)
     for name in ("tasks.jsonl", "responses.jsonl", "rejected.jsonl"):
-        path = tmp_path / "run" / name
-        if path.exists():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                json.loads(line)
+        for line in (tmp_path / "run" / name).read_text(encoding="utf-8").splitlines():
+            json.loads(line)

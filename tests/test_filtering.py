@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 
 import pytest
 from typer.testing import CliRunner
 
-from selfinstruct import filter_dataset
+from selfinstruct import filter_dataset, filtering
 from selfinstruct.cli import app
+from selfinstruct.filtering import FilterError
+from selfinstruct.records import RecordError
 
 RECORDS = [
     {"instruction": "Translate the sentence into French.", "input": "I like tea.", "output": "J'aime le thé."},
@@ -116,3 +120,158 @@ def test_cli_prints_a_table_of_rules(tmp_path):
     assert ["duplicate", "2"] in [line.split() for line in lines]
     assert ["bad_record", "2"] in [line.split() for line in lines]
     assert any(line.split()[:4] == ["kept", "3", "of", "9"] for line in lines)
+
+
+def _files(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def _data(tmp_path, name="data.jsonl"):
+    source = tmp_path / name
+    source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in RECORDS), encoding="utf-8")
+    return source
+
+
+def _no_write(tmp_path, inputs, match, **kwargs):
+    """filter_dataset raises FilterError matching ``match``, leaving every file as it was and adding none."""
+    before, contents = _files(tmp_path), {p: p.read_bytes() for p in inputs}
+    with pytest.raises(FilterError) as raised:
+        filter_dataset(**kwargs)
+    assert match in str(raised.value), str(raised.value)
+    assert "\n" not in str(raised.value)
+    assert _files(tmp_path) == before
+    assert {p: p.read_bytes() for p in inputs} == contents
+
+
+@pytest.mark.parametrize("input, output, dropped, match", [
+    ("data.jsonl", "clean.jsonl", "data.jsonl",
+     "data.jsonl: the dropped-records file is the same file as the input (data.jsonl); choose another path"),
+    ("data.jsonl", "data.jsonl", None, "data.jsonl: the output is the same file as the input (data.jsonl)"),
+    ("data.jsonl", "./data.jsonl", None, "the output is the same file as the input"),
+    ("data.jsonl", "link.jsonl", None, "link.jsonl: the output is the same file as the input (data.jsonl)"),
+    ("link.jsonl", "clean.jsonl", "sub/../data.jsonl", "sub/../data.jsonl: the dropped-records file is the same"),
+    ("data.jsonl", "clean.jsonl", "./clean.jsonl",
+     "clean.jsonl: the dropped-records file is the same file as the output (clean.jsonl)"),
+    ("clean.dropped.jsonl", "clean.json", None, "clean.dropped.jsonl: the dropped-records file is the same file as"),
+])
+def test_filter_refuses_to_overwrite_its_input_or_write_two_things_to_one_file(tmp_path, input, output, dropped,
+                                                                               match):
+    source = _data(tmp_path, "clean.dropped.jsonl" if input == "clean.dropped.jsonl" else "data.jsonl")
+    (tmp_path / "link.jsonl").symlink_to(source)
+    (tmp_path / "sub").mkdir()
+    _no_write(tmp_path, [source], match, input=input, output=output, dropped_output=dropped)  # relative to tmp_path
+
+
+def test_filter_refuses_a_hard_link_to_the_input_as_output(tmp_path):
+    source = _data(tmp_path)
+    os.link(source, tmp_path / "same.jsonl")
+    _no_write(tmp_path, [source], "same.jsonl: the output is the same file as the input", input="data.jsonl",
+              output="same.jsonl")
+
+
+@pytest.mark.parametrize("output, dropped, role", [
+    ("eval.json", None, "output"), ("clean.jsonl", "eval.json", "dropped-records file"),
+    ("clean.jsonl", "eval_link.json", "dropped-records file"),
+])
+def test_filter_refuses_to_overwrite_an_against_file(tmp_path, output, dropped, role):
+    source = _data(tmp_path)
+    evaluation = tmp_path / "eval.json"
+    evaluation.write_text(json.dumps([{"instruction": "List three prime numbers.", "output": "2, 3, 5"}]))
+    (tmp_path / "eval_link.json").symlink_to(evaluation)
+    _no_write(tmp_path, [source, evaluation], f"the {role} is the same file as the --against file", input=source,
+              output=tmp_path / output, dropped_output=tmp_path / dropped if dropped else None,
+              # a list of --against files too; the paths are checked before any is read
+              against=[tmp_path / "not_read_yet.json", evaluation] if dropped == "eval.json" else evaluation)
+
+
+@pytest.mark.parametrize("input, output, dropped, match", [
+    ("missing.jsonl", "clean.jsonl", None, "missing.jsonl: no such file"),
+    ("adir", "clean.jsonl", None, "adir: is a directory, not a dataset file"),
+    ("data.jsonl", "nodir/clean.jsonl", None, "nodir/clean.jsonl: cannot write there: "),
+    ("data.jsonl", "adir", None, "adir: is a directory; give a file name to write to"),
+    ("data.jsonl", "clean.jsonl", "nodir/drops.jsonl", "nodir/drops.jsonl: cannot write there: "),
+    ("data.jsonl", "clean.jsonl", "adir", "adir: is a directory; give a file name to write to"),
+    ("data.jsonl", "data.jsonl/clean.jsonl", None, "data.jsonl is not an existing directory"),
+])
+def test_filter_reports_unusable_paths_in_one_line_and_writes_nothing(tmp_path, input, output, dropped, match):
+    source = _data(tmp_path)
+    (tmp_path / "adir").mkdir()
+    _no_write(tmp_path, [source], match, input=tmp_path / input, output=tmp_path / output,
+              dropped_output=tmp_path / dropped if dropped else None)
+
+
+def test_filter_turns_a_failed_write_into_a_filter_error(tmp_path, monkeypatch):
+    source = _data(tmp_path)
+
+    def full_disk(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+
+    monkeypatch.setattr(filtering.os, "replace", full_disk)
+    _no_write(tmp_path, [source], "clean.jsonl: No space left on device", input=source,
+              output=tmp_path / "clean.jsonl")
+
+
+def _escaped_lines(*records):
+    """JSON lines as a user's file may hold them: non-ASCII text as \\u escapes, so lone surrogates fit."""
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+SURROGATE_RECORDS = [
+    ({"instruction": "Say hello\ud800 politely.", "input": "", "output": "Hello."}, "instruction"),
+    ({"instruction": "Give a synonym.", "input": "\udfff", "output": "x"}, "input"),
+    ({"instruction": "Give an antonym.", "input": "hot", "output": "cold\ud800"}, "output"),
+    ({"instruction": "Name a fruit.", "instances": [{"input": "", "output": "apple"},
+                                                    {"input": "", "output": "\udc00 pear"}]}, "instances[1].output"),
+    ({"instruction": "Name a tree.", "output": "oak", "meta": {"tags": ["ok", "\ud800"]}}, "meta.tags[1]"),
+    ({"instruction": "Name a bird.", "output": "owl", "a\ud800": 1}, "a\\ud800"),
+]
+
+
+@pytest.mark.parametrize("layout", ["lines", "array"])
+def test_lone_surrogates_are_bad_records_and_every_file_stays_utf8(tmp_path, layout):
+    good = [{"instruction": "Describe the weather today in one sentence.", "input": "", "output": "Sunny 😀."},
+            {"instruction": "写一首关于春天的五言绝句。", "input": "", "output": "春风吹柳绿。"}]
+    records = [good[0], *[r for r, _ in SURROGATE_RECORDS], good[1]]
+    source = tmp_path / ("data.jsonl" if layout == "lines" else "data.json")
+    source.write_text(_escaped_lines(*records) if layout == "lines" else json.dumps(records, indent=1))
+    report = filter_dataset(source, tmp_path / "clean.out")
+    assert report.kept == 2 and report.dropped == {"bad_record": len(SURROGATE_RECORDS)}
+    kept_text = (tmp_path / "clean.out").read_bytes().decode("utf-8")
+    kept = json.loads(kept_text) if layout == "array" else [json.loads(line) for line in kept_text.splitlines()]
+    assert kept == good
+    drops = [json.loads(line) for line in (tmp_path / "clean.dropped.jsonl").read_bytes().decode("utf-8").splitlines()]
+    for entry, (record, where) in zip(drops, SURROGATE_RECORDS, strict=True):
+        assert entry["reason"] == "bad_record" and entry["record"] == record
+        assert entry["error"].startswith(f"field '{where}': ")
+        assert "contains an invalid character (a lone surrogate \\u" in entry["error"]
+    assert "(a lone surrogate \\ud800)" in drops[0]["error"]
+
+
+def test_lone_surrogate_in_an_against_file_is_a_record_error(tmp_path):
+    source = _data(tmp_path)
+    evaluation = tmp_path / "eval.jsonl"
+    evaluation.write_text(_escaped_lines({"instruction": "List three prime numbers.", "output": "2, 3, 5"},
+                                         {"instruction": "Name a colour.", "instances": [{"output": "re\ud800d"}]}))
+    before = _files(tmp_path)
+    with pytest.raises(RecordError) as raised:
+        filter_dataset(source, tmp_path / "clean.jsonl", against=evaluation)
+    assert str(raised.value).startswith(f"{evaluation}:2: field 'instances[0].output': contains an invalid "
+                                        "character (a lone surrogate \\ud800)")
+    assert _files(tmp_path) == before
+
+
+def test_undecodable_and_non_object_lines_are_bad_records_and_the_rest_is_filtered(tmp_path):
+    source = tmp_path / "data.jsonl"
+    good = [json.dumps(r, ensure_ascii=False).encode() for r in (RECORDS[0], RECORDS[2])]
+    source.write_bytes(b"\n".join([good[0], '{"instruction": "坏"}'.encode("gbk"), b"5", b'["a"]', b"null",
+                                   good[1]]) + b"\n")
+    report = filter_dataset(source, tmp_path / "clean.jsonl")
+    assert [json.loads(line) for line in (tmp_path / "clean.jsonl").read_text(encoding="utf-8").splitlines()] == [
+        RECORDS[0], RECORDS[2]]
+    drops = [json.loads(line) for line in (tmp_path / "clean.dropped.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(d["line"], d["reason"]) for d in drops] == [(2, "bad_record"), (3, "bad_record"), (4, "bad_record"),
+                                                         (5, "bad_record")]
+    assert drops[0]["error"].startswith("not valid UTF-8") and "record" not in drops[0]
+    assert [d["error"] for d in drops[1:]] == ["expected a JSON object, got int", "expected a JSON object, got list",
+                                               "expected a JSON object, got NoneType"]
+    assert (report.total, report.kept) == (6, 2)

@@ -61,6 +61,22 @@ def test_chinese_rules(text, reason):
     assert zh(text) == reason
 
 
+@pytest.mark.parametrize("text", [
+    "次の文章を英語に翻訳してください。",  # kanji with hiragana
+    "请把这段ﾃｷｽﾄ翻译成中文句子。",  # half-width katakana
+    "다음 문장을 영어로 번역하세요.",  # hangul syllables
+    "请解释韩文字母ㄱ和ㄴ的发音区别。",  # hangul compatibility jamo
+    "请说明韩文字母ᄀ的发音方法。",  # hangul jamo
+])
+def test_japanese_and_korean_are_not_chinese(text):
+    assert zh(text) == "wrong_language"
+    assert en(text) == "wrong_language"
+
+
+def test_katakana_middle_dot_is_chinese_punctuation():
+    assert zh("列夫・托尔斯泰有哪些代表作？请列举三部。") is None
+
+
 def test_detect_lang():
     assert detect_lang("把这句话翻译成英文：I like tea.") == "zh"
     assert detect_lang("Translate into French: the weather is nice.") == "en"
@@ -80,3 +96,13 @@ def test_instance_rules():
     assert kept == [Instance("a", "b"), Instance("", "no input is fine")]
     assert sorted(reason for _, reason in dropped) == [
         "conflicting_outputs", "conflicting_outputs", "duplicate_instance", "empty_output", "input_equals_output"]
+
+
+def test_open_ended_instances_without_input_do_not_conflict():
+    poems = [Instance("", "枫叶红了，秋风起。"), Instance("", "Golden leaves drift down."), Instance(" ", "A third poem.")]
+    kept, dropped = clean_instances(poems + [Instance("", "Golden leaves drift down."), Instance("q", "x"),
+                                              Instance("q", "y")])
+    assert kept == [Instance("", "枫叶红了，秋风起。"), Instance("", "Golden leaves drift down."), Instance("", "A third poem.")]
+    assert dropped == [
+        (Instance("", "Golden leaves drift down."), "duplicate_instance"),
+        (Instance("q", "x"), "conflicting_outputs"), (Instance("q", "y"), "conflicting_outputs")]

@@ -210,6 +210,66 @@ def test_sdk_retries_resend_the_same_body(server):
     assert [r.headers["x-stainless-retry-count"] for r in sent] == ["0", "1", "2"]
 
 
+# malformed 200 answers ---------------------------------------------------------
+
+
+def post_raw(server, reply: Reply, endpoint: str = "chat") -> bytes:
+    """Script one reply and POST to it with urllib: the exact bytes on the wire."""
+    server.script(reply)
+    path = "/chat/completions" if endpoint == "chat" else "/completions"
+    body = {"model": "m", "messages": MESSAGES} if endpoint == "chat" else {"model": "m", "prompt": "p"}
+    request = urllib.request.Request(server.base_url + path, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return response.read()
+
+
+def test_null_message_chat_and_null_text_completion(server, client):
+    server.script(Reply("ignored", null_message=True), Reply("ignored", null_message=True))
+    assert chat(client).choices[0].message is None
+    assert client.completions.create(model="m", prompt="p").choices[0].text is None
+    assert json.loads(post_raw(server, Reply(null_message=True)))["choices"][0]["message"] is None
+    assert json.loads(post_raw(server, Reply(null_message=True), "completion"))["choices"][0]["text"] is None
+
+
+@pytest.mark.parametrize("value", [5, 1.5, [], ["a"], {}, {"a": 1}, None, True, "given"])
+def test_content_puts_any_json_value_in_place_of_the_text(server, client, value):
+    chat_body = json.loads(post_raw(server, Reply("ignored", content=value)))
+    assert chat_body["choices"][0]["message"] == {"role": "assistant", "content": value}
+    completion_body = json.loads(post_raw(server, Reply("ignored", content=value), "completion"))
+    assert completion_body["choices"][0]["text"] == value
+    server.script(Reply("ignored", content=value))
+    assert chat(client).choices[0].message.content == value  # the SDK does not validate the type
+
+
+def test_content_default_uses_text(server):
+    assert repr(Reply().content) == "UNSET"
+    assert json.loads(post_raw(server, Reply("words")))["choices"][0]["message"]["content"] == "words"
+
+
+def test_raw_body_bytes_go_out_verbatim(server, client):
+    body = b'{"choices": [{"message": {"content": "caf\xe9 \xff"}}]}'
+    assert post_raw(server, Reply(raw_body=body)) == body
+    err = raises(client, Reply(raw_body=body), server)
+    assert type(err) is UnicodeDecodeError  # invalid UTF-8 in a 200 JSON body escapes the SDK as-is
+    assert not isinstance(err, openai.OpenAIError)
+
+
+def test_lone_surrogate_goes_out_as_a_json_escape(server, client):
+    wire = post_raw(server, Reply("abc\ud800"))
+    wire.decode("utf-8")  # valid UTF-8 on the wire
+    assert b'"content": "abc\\ud800"' in wire
+    server.script(Reply("abc\ud800"))
+    assert chat(client).choices[0].message.content == "abc\ud800"  # decoded back to a lone surrogate
+
+
+def test_missing_usage_drops_the_key(server, client):
+    assert "usage" not in json.loads(post_raw(server, Reply("hi", missing_usage=True)))
+    server.script(Reply("hi", missing_usage=True))
+    out = chat(client)
+    assert out.usage is None and out.choices[0].message.content == "hi"
+
+
 # server plumbing -------------------------------------------------------------
 
 

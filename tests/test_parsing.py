@@ -38,7 +38,55 @@ def test_cut_off_response_drops_the_last_item():
 
 def test_item_continues_over_lines_until_a_blank_line():
     parsed = parse_instructions("9. Explain gravity\n   to a child.\n\nThis line is chatter.", 9, False, False)
-    assert parsed.items == ["Explain gravity to a child."]
+    assert parsed.items == ["Explain gravity\nto a child."]  # lines keep their breaks, so sub-lists keep their shape
+
+
+TRIP_EN = "Plan a trip with these constraints:\n1. Total budget under 500 dollars\n2. No flights"
+TRIP_ZH = "按以下要求安排一次旅行：\n1. 总预算不超过500元\n2. 不坐飞机"
+
+
+@pytest.mark.parametrize("text, continued, expected", [
+    (f"Task 9: {TRIP_EN}\nTask 10: Write a haiku about rain.", False, [TRIP_EN, "Write a haiku about rain."]),
+    (f"任务9：{TRIP_ZH}\n任务10：写一首关于雨的短诗。", False, [TRIP_ZH, "写一首关于雨的短诗。"]),
+    (f"9. {TRIP_EN}\n10. Write a haiku about rain.", False, [TRIP_EN, "Write a haiku about rain."]),
+    # completion API: the text goes on after the prompt's "Task 9:"; the model numbers the rest as the prompt does
+    (f" {TRIP_EN}\nTask 10: Write a haiku about rain.\nTask 11: Summarise the article.", True,
+     [TRIP_EN, "Write a haiku about rain.", "Summarise the article."]),
+    (f" {TRIP_ZH}\n任务10：写一首关于雨的短诗。\n任务11：总结这段文字。", True, [TRIP_ZH, "写一首关于雨的短诗。", "总结这段文字。"]),
+    (f" {TRIP_EN}\n10. Write a haiku about rain.", True, [TRIP_EN, "Write a haiku about rain."]),
+])
+def test_numbered_sub_list_stays_in_its_instruction(text, continued, expected):
+    assert parse_instructions(text, 9, continued=continued, cut_off=False).items == expected
+
+
+def test_only_the_lists_own_style_and_next_number_start_an_item():
+    text = "Task 9: Rank these cities:\n9. Paris\n10. Rome\nTask 11: Not next.\nTask 10: Write a haiku.\n11. Not a task."
+    assert parse_instructions(text, 9, continued=False, cut_off=False).items == [
+        "Rank these cities:\n9. Paris\n10. Rome\nTask 11: Not next.", "Write a haiku.\n11. Not a task."]
+    continued = " Rank these cities:\n1. Paris\nTask 10: Write a haiku.\n11. Not a task.\nTask 11: Summarise it."
+    assert parse_instructions(continued, 9, continued=True, cut_off=False).items == [
+        "Rank these cities:\n1. Paris", "Write a haiku.\n11. Not a task.", "Summarise it."]
+
+
+def test_list_starts_at_next_number():
+    text = "Task 7: Repeated example.\nTask 8: Another one.\nTask 9: Write a haiku.\nTask 10: Summarise it."
+    assert parse_instructions(text, 9, continued=False, cut_off=False).items == ["Write a haiku.", "Summarise it."]
+    assert parse_instructions("1. Write a haiku.\n2. Summarise it.", 9, False, False).items == [
+        "Write a haiku.", "Summarise it."]
+
+
+def test_sub_list_after_a_blank_line_follows_a_colon_only():
+    text = f"Task 9: Plan a trip with these constraints:\n\n1. Total budget under 500 dollars\n2. No flights\n\n" \
+           "Task 10: Write a haiku about rain.\n\n1. Hope these help!\nEnjoy."
+    assert parse_instructions(text, 9, continued=False, cut_off=False).items == [TRIP_EN, "Write a haiku about rain."]
+    zh = f"任务9：按以下要求安排一次旅行：\n\n1. 总预算不超过500元\n2. 不坐飞机\n\n任务10：写一首诗。"
+    assert parse_instructions(zh, 9, continued=False, cut_off=False).items == [TRIP_ZH, "写一首诗。"]
+
+
+def test_cut_off_drops_the_last_item_with_its_sub_list():
+    parsed = parse_instructions(f"Task 9: Write a haiku.\nTask 10: {TRIP_EN}", 9, continued=False, cut_off=True)
+    assert parsed.items == ["Write a haiku."]
+    assert parsed.cut_off == TRIP_EN
 
 
 @pytest.mark.parametrize("junk", ["", "   ", "<html></html>", "random chatter without numbers", "\x00\x01"])
@@ -56,6 +104,31 @@ def test_junk_gives_nothing(junk):
 ])
 def test_yes_no(text, expected):
     assert parse_yes_no(text) is expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    # Chinese: no word boundary between two CJK characters, so these were all read as neither
+    ("是", True), ("是。", True), ("是的", True), ("是分类任务", True), ("是的，这是一个分类任务", True),
+    ("这是一个分类任务", True), ("属于分类任务", True), ("答案：是的", True), ("分类任务：是分类任务。", True),
+    ("否", False), ("不是", False), ("不。", False), ("不是分类任务。", False), ("这不是分类任务", False),
+    ("不属于分类任务", False), ("非分类任务", False), ("分类任务：这不是一个分类任务", False),
+    # English sentences
+    ("Yes", True), ("yes.", True), ("Yes, it is a classification task.", True), ("This is a classification task.", True),
+    ("**Yes**", True), ("Yes, the answer is one label, not free text.", True),
+    ("No", False), ("No, it is not.", False), ("This is not a classification task.", False),
+    ("It isn't a classification task", False), ("Classification: Not a classification task.", False),
+    # undecidable
+    ("Maybe", None), ("", None), ("我不知道", None), ("不知道", None), ("不确定是不是分类任务", None),
+    ("I'm not sure.", None), ("I don't know if this is a classification task.", None),
+    ("This is a generation task.", None), ("非常难说", None),
+])
+def test_yes_no_sentences(text, expected):
+    assert parse_yes_no(text) is expected
+
+
+def test_yes_no_reads_only_the_first_line():
+    assert parse_yes_no("是\n不是分类任务") is True
+    assert parse_yes_no("Let me think about it.\nYes") is None
 
 
 def test_input_first_instances_continued():

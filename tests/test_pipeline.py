@@ -141,7 +141,7 @@ def test_gives_up_after_retry_budget_and_goes_on(server, tmp_path):
     assert len(failed) == 1 and failed[0]["error"] == "http_503"
 
 
-@pytest.mark.parametrize("status", [401, 403, 404, 400])
+@pytest.mark.parametrize("status", [401, 402, 403, 404])  # 400, 413, 422: tests/test_stop_rules.py
 def test_refusals_stop_the_run_at_once(server, tmp_path, status):
     server.responder = lambda request: Reply(status=status, text="nope: Incorrect API key provided: sk-test-key")
     config = run_config(server, tmp_path, lang="en")

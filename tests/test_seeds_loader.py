@@ -82,6 +82,27 @@ def test_errors_name_file_line_and_field(tmp_path, text, line, needle):
     assert raised.value.line == line
 
 
+@pytest.mark.parametrize("record, field", [
+    (dict(SEED, id="c", instances=[{"input": "a", "output": "b\ud800"}]), "instances[0].output"),
+    (dict(SEED, id="c", instances=[SEED["instances"][0], {"input": "\ud800", "output": "b"}]), "instances[1].input"),
+    (dict(SEED, id="c", instruction="\ud800把这句话改得更礼貌。"), "instruction"),
+    (dict(SEED, id="c", name="polite\ud800"), "name"),
+    (dict(SEED, id="seed\ud800"), "id"),
+    (dict(ALPACA, input="x\ud800"), "input"),
+    (dict(ALPACA, output="\ud800"), "output"),
+])
+def test_lone_surrogate_is_an_error_naming_file_line_and_field(tmp_path, record, field):
+    good = [SEED, dict(SEED, id="seed_task_1", instruction="Say it with an emoji 😀.")]
+    # ensure_ascii: non-ASCII as JSON \u escapes, the only way a lone surrogate gets into a UTF-8 file
+    path = write(tmp_path, "seeds.jsonl", "".join(json.dumps(r) + "\n" for r in [*good, record]))
+    assert len(load_seed_tasks(write(tmp_path, "good.jsonl", "".join(json.dumps(r) + "\n" for r in good)))) == 2
+    with pytest.raises(RecordError) as raised:
+        load_seed_tasks(path)
+    assert str(raised.value).startswith(f"{path}:3: field '{field}': contains an invalid character "
+                                        "(a lone surrogate \\ud800); ")
+    assert (raised.value.line, raised.value.field) == (3, field)
+
+
 def test_error_in_a_json_array_names_the_items_line(tmp_path):
     records = [SEED, dict(SEED, id="b"), {"id": "c", "instances": []}]
     path = write(tmp_path, "s.json", json.dumps(records, ensure_ascii=False, indent=2))

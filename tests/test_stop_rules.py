@@ -1,0 +1,137 @@
+"""A run that cannot progress ends by itself, resumably, with exit code 4 and the reason.
+
+The bound the README states: with default settings a stalled `-n 5` run ends within
+STALLED_BOUND requests (10 idle rounds of at most 8 instruction requests plus 2 requests
+for each of at most 2 x 5 candidates), whatever the endpoint does.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from openai_stub import Reply
+from test_cli import KEY, invoke
+from test_pipeline import run_config
+
+from selfinstruct import RunStopped, generate, resume
+from selfinstruct.client import FatalAPIError
+
+STALLED_BOUND = 10 * (8 + 2 * 2 * 5)  # 280: the figure in the README
+
+
+def stalled(server, tmp_path, **overrides):
+    values = dict(lang="en", num_instructions=5, requests_per_round=8, concurrency=8, max_retries=1)
+    values.update(overrides)
+    config = run_config(server, tmp_path, **values)
+    with pytest.raises(RunStopped) as raised:
+        generate(config)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["stop_reason"] == str(raised.value)
+    assert summary["complete"] is False
+    assert server.count(lambda r: r.endpoint in ("chat", "completion")) <= STALLED_BOUND
+    return str(raised.value), summary
+
+
+@pytest.mark.parametrize("answer", [
+    "Task 9: Write a poem about the sea.\nTask 10: Write a poem about the sea.",  # the same answer forever
+    "lorem ipsum dolor sit amet",  # nonsense forever
+])
+def test_answers_that_never_add_a_task_stop_after_idle_rounds(server, tmp_path, answer):
+    server.responder = lambda request: answer
+    reason, summary = stalled(server, tmp_path)
+    assert "10 rounds in a row accepted nothing" in reason
+    assert summary["accepted"] == 0
+
+
+def test_threshold_zero_stops_after_idle_rounds(server, tmp_path):
+    reason, _ = stalled(server, tmp_path, threshold=0.0)
+    assert "rounds in a row accepted nothing" in reason
+
+
+def test_empty_answers_stop_on_failures(server, tmp_path):
+    server.responder = lambda request: Reply(text="")
+    reason, summary = stalled(server, tmp_path)
+    assert "of the last 20 requests failed (empty_content" in reason
+    assert summary["failed_requests_by_reason"]["empty_content"] >= 18
+    assert server.count() <= 20 + 8  # the window, plus what was in flight
+
+
+def test_a_server_that_is_down_stops_on_failures(server, tmp_path):
+    server.responder = lambda request: Reply(status=503)
+    reason, summary = stalled(server, tmp_path)
+    assert "http_503" in reason
+    assert server.count() <= (20 + 8) * 2  # each request tried twice (max_retries=1)
+
+
+def test_a_dead_port_stops_on_failures(tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = run_config(type("S", (), {"base_url": f"http://127.0.0.1:{port}/v1"})(), tmp_path, lang="en",
+                        num_instructions=5, max_retries=0)
+    with pytest.raises(RunStopped, match="connection_error"):
+        generate(config)
+
+
+def test_a_stopped_run_resumes_without_paying_twice(server, fake_model, tmp_path):
+    server.responder = lambda request: Reply(text="")
+    stalled(server, tmp_path)
+    journaled = server.count()
+    server.responder = fake_model
+    summary = resume(tmp_path / "run", api_key="sk-test-key", base_url=server.base_url)
+    assert summary["complete"] is True and summary["accepted"] == 5 and summary["stop_reason"] is None
+    assert len({r.key for r in server.requests[journaled:]}) == len(server.requests[journaled:])
+
+
+def test_the_cli_exits_4_with_the_reason_and_a_resume_hint(server, tmp_path):
+    server.responder = lambda request: "nothing useful"
+    result = invoke("generate", "--base-url", server.base_url, "--api-key", KEY, "--model", "stub-model",
+                    "--lang", "en", "-n", 5, "-o", tmp_path / "run", "--quiet", "--max-idle-rounds", 2)
+    assert result.exit_code == 4, result.output
+    assert "stopped before the target: 2 rounds in a row accepted nothing" in result.output
+    assert f"selfinstruct resume {tmp_path / 'run'}" in result.output
+    assert "Traceback" not in result.output
+    assert server.count() <= 2 * 8
+
+
+def test_stop_rules_can_be_turned_off_and_changed_on_resume(server, tmp_path):
+    server.responder = lambda request: "nothing useful"
+    config = run_config(server, tmp_path, lang="en", num_instructions=5, max_idle_rounds=1)
+    with pytest.raises(RunStopped):
+        generate(config)
+    first = server.count()
+    with pytest.raises(RunStopped):
+        resume(tmp_path / "run", api_key="sk-test-key", max_idle_rounds=3)
+    assert server.count() - first == 3 * config.requests_per_round
+
+
+def test_a_refusal_of_one_request_is_that_requests_failure(server, fake_model, tmp_path):
+    """A 400 on one stage (a provider's content filter, a prompt too long) fails that request, not the run."""
+    def refuse_some(request):
+        if request.prompt.rstrip().endswith("Classification:") and "case 3" in request.prompt:
+            return Reply(status=400, text="Your request was rejected as a result of our safety system.")
+        return fake_model(request)
+
+    server.responder = refuse_some
+    summary = generate(run_config(server, tmp_path, lang="en", num_instructions=8, concurrency=1))
+    assert summary["accepted"] == 8
+    assert summary["failed_requests_by_reason"] == {"http_400": 1}
+    assert summary["rejected_by_reason"]["request_failed:http_400"] == 1
+    refused = [json.loads(line) for line in (tmp_path / "run" / "responses.jsonl").read_text().splitlines()
+               if '"http_400"' in line]
+    assert len(refused) == 1 and "safety system" in refused[0]["detail"]
+    sent = server.count()
+    generate(run_config(server, tmp_path, lang="en", num_instructions=8, concurrency=1))
+    assert server.count() == sent  # the refused request is journaled: a resume does not send it again
+
+
+@pytest.mark.parametrize("status", [400, 413, 422])
+def test_refusal_of_every_first_request_stops_with_the_endpoints_message(server, tmp_path, status):
+    server.responder = lambda request: Reply(status=status, text="max_tokens is too large for this model")
+    with pytest.raises(FatalAPIError, match="max_tokens is too large"):
+        generate(run_config(server, tmp_path, lang="en", concurrency=1, requests_per_round=1))
+    assert server.count() == 3
+    assert (tmp_path / "run" / "responses.jsonl").read_text() == ""  # nothing journaled: fix and resume
