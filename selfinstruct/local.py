@@ -423,6 +423,8 @@ def serve(
         with server:
             print(f"Serving {server.model} at {server.base_url}", flush=True)
             print(f"Server log: {server.log_path}", flush=True)
+            print(f"Generate with it: selfinstruct generate --base-url {server.base_url} --model {server.model}",
+                  flush=True)
             print("Press Ctrl+C to stop.", flush=True)
             returncode = server.process.wait()
             raise server._error(f"stopped unexpectedly with code {returncode}")

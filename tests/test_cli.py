@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from openai_stub import Reply
 from typer.testing import CliRunner
 
@@ -125,3 +127,42 @@ def test_console_script_runs_from_another_directory(server, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "accepted 3/3" in done.stdout
     assert len((tmp_path / "out" / "tasks.jsonl").read_text(encoding="utf-8").splitlines()) == 3
+
+
+def _help_blocks(command: str) -> dict[str, str]:
+    """Each option of `selfinstruct COMMAND --help` with its whole help text, as rendered."""
+    text = invoke(command, "--help").output
+    blocks: dict[str, str] = {}
+    name = None
+    for line in text.split("Options:", 1)[1].splitlines():
+        stripped = line.strip()
+        if line.startswith("  -"):
+            name = [part for part in stripped.split() if part.startswith("--")][0].rstrip(",")
+            blocks[name] = stripped
+        elif name and stripped:
+            blocks[name] += " " + stripped
+    return blocks
+
+
+# Options with nothing to default to: flags, required ones, and those that are off unless given.
+NO_DEFAULT = {"--help", "--config", "--local", "--local-model", "--allow-changes", "--quiet", "--output",
+              "--only", "--against"}
+
+
+@pytest.mark.parametrize("command", ["generate", "resume", "export", "filter", "serve"])
+def test_every_option_shows_its_help_default_and_choices(command):
+    blocks = _help_blocks(command)
+    assert len(blocks) >= 3
+    for name, block in blocks.items():
+        assert len(block.split(name, 1)[1].strip()) > 12, f"{command} {name} has no help: {block!r}"
+        if name not in NO_DEFAULT or (command, name) in {("export", "--output"), ("serve", "--local-model")}:
+            assert "[default: " in block, f"{command} {name} shows no default: {block!r}"
+    if command == "generate":
+        assert "<zh|en>" in blocks["--lang"] and "[default: zh]" in blocks["--lang"]
+        assert "<self-instruct|alpaca>" in blocks["--mode"] and "<chat|completion>" in blocks["--api"]
+        for name in ("--temperature", "--top-p", "--instances-per-task"):
+            assert "[default: " in blocks[name]
+    if command == "filter":
+        assert "<auto|zh|en>" in blocks["--lang"] and "<dedup|heuristics>" in blocks["--only"]
+    if command == "export":
+        assert "<alpaca|seeds>" in blocks["--format"]

@@ -322,6 +322,30 @@ def test_server_dies_with_sigkilled_parent(model_path, tmp_path):
 
 
 @real_model
+def test_serve_then_the_printed_generate_command_accepts_tasks(model_path, tmp_path):
+    """`serve` prints the generate command to use; with it the bundled model gets its own settings."""
+    port = local.find_free_port()
+    serving = subprocess.Popen([str(Path(sys.executable).parent / "selfinstruct"), "serve", "--port", str(port)],
+                               stdout=subprocess.PIPE, text=True, env=python_env(), start_new_session=True)
+    try:
+        while "Generate with it: " not in (line := serving.stdout.readline()):
+            assert line, "serve exited before printing the generate command"
+        command = line.split("Generate with it: ", 1)[1].split()
+        assert command[:4] == ["selfinstruct", "generate", "--base-url", f"http://127.0.0.1:{port}/v1"]
+        env = {k: v for k, v in python_env().items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
+        done = subprocess.run([str(Path(sys.executable).parent / "selfinstruct"), *command[1:], "--lang", "en",
+                               "-n", "3", "-o", str(tmp_path / "run"), "--quiet", "--seed", "1"],
+                              capture_output=True, text=True, env=env, timeout=600)
+        assert done.returncode == 0, done.stderr
+        assert "accepted 3/3" in done.stdout
+        settings = json.loads((tmp_path / "run" / "config.json").read_text())["settings"]
+        assert (settings["local"], settings["api"], settings["temperature"]) == (False, "completion", 0.9)
+    finally:
+        os.killpg(serving.pid, signal.SIGINT)
+        serving.wait(timeout=15)
+
+
+@real_model
 def test_serve_runs_until_ctrl_c(model_path, tmp_path):
     port = local.find_free_port()
     script = (
