@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import io
 import json
 from pathlib import Path
+
+import jsonlines
 
 from .journal import Journal, JournalDamaged, write_atomic
 from .rundir import read_config
@@ -27,9 +31,16 @@ def export_run(run_dir: Path | str, fmt: str = "alpaca", output: Path | str | No
         output = Path(output) if output else run_dir / "seed_tasks.jsonl"
         records = [{"id": t["id"], "name": t["id"], "instruction": t["instruction"], "instances": t["instances"],
                     "is_classification": bool(t["is_classification"])} for t in tasks]
-        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        text = _jsonl(records)
     write_atomic(output, text)
     return output, len(records)
+
+
+def _jsonl(records: list[dict]) -> str:
+    buffer = io.StringIO()
+    with jsonlines.Writer(buffer, dumps=functools.partial(json.dumps, ensure_ascii=False)) as writer:
+        writer.write_all(records)
+    return buffer.getvalue()
 
 
 def accepted_tasks(run_dir: Path | str) -> list[dict]:

