@@ -53,6 +53,19 @@ FailureWindow = Annotated[Optional[int], _option(
     default="20")]
 MaxFailureShare = Annotated[Optional[float], _option(
     "--max-failure-share", help="The share of --failure-window that counts as almost all.", default="0.9")]
+PriceIn = Annotated[Optional[float], _option(
+    "--price-in", help="USD per million prompt tokens.", default="the built-in table; 0 for local endpoints")]
+PriceOut = Annotated[Optional[float], _option(
+    "--price-out", help="USD per million completion tokens.", default="the built-in table; 0 for local endpoints")]
+MaxCost = Annotated[Optional[float], _option(
+    "--max-cost", help="Stop (exit 4) once the run has spent this many USD.", default="no budget")]
+MaxRequests = Annotated[Optional[int], _option(
+    "--max-requests", help="Stop (exit 4) once the run has sent this many requests.", default="no budget")]
+MaxTotalTokens = Annotated[Optional[int], _option(
+    "--max-total-tokens", help="Stop (exit 4) once the run has used this many tokens, in and out (not "
+                               "--max-tokens, which is per request).", default="no budget")]
+Rpm = Annotated[Optional[float], _option("--rpm", help="Requests per minute to stay under.", default="no limit")]
+Tpm = Annotated[Optional[float], _option("--tpm", help="Tokens per minute to stay under.", default="no limit")]
 AllowChanges = Annotated[bool, typer.Option("--allow-changes", help="Resume even if data-changing settings differ.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
@@ -102,6 +115,13 @@ def generate(
     max_idle_rounds: MaxIdleRounds = None,
     failure_window: FailureWindow = None,
     max_failure_share: MaxFailureShare = None,
+    price_in: PriceIn = None,
+    price_out: PriceOut = None,
+    max_cost: MaxCost = None,
+    max_requests: MaxRequests = None,
+    max_total_tokens: MaxTotalTokens = None,
+    rpm: Rpm = None,
+    tpm: Tpm = None,
     allow_changes: AllowChanges = False,
     quiet: Quiet = False,
 ):
@@ -125,6 +145,13 @@ def resume(
     max_idle_rounds: MaxIdleRounds = None,
     failure_window: FailureWindow = None,
     max_failure_share: MaxFailureShare = None,
+    price_in: PriceIn = None,
+    price_out: PriceOut = None,
+    max_cost: MaxCost = None,
+    max_requests: MaxRequests = None,
+    max_total_tokens: MaxTotalTokens = None,
+    rpm: Rpm = None,
+    tpm: Tpm = None,
     allow_changes: AllowChanges = False,
     quiet: Quiet = False,
 ):
@@ -155,8 +182,8 @@ def _run(build: Callable[[], Config], allow_changes: bool, quiet: bool) -> None:
     try:
         config = build().resolve()
         secrets = config.secrets()
-        summary = run_generate(config, progress=not quiet and sys.stderr.isatty(), allow_changes=allow_changes,
-                               notify=notify)
+        progress = "off" if quiet else "bar" if sys.stderr.isatty() else "lines"
+        summary = run_generate(config, progress=progress, allow_changes=allow_changes, notify=notify)
     except (ConfigError, RecordError, RunDirError, LocalModelError, JournalDamaged) as exc:
         _fail(clean(exc), BAD_INPUT)
     except (LocalServerError, JournalError) as exc:

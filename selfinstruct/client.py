@@ -29,6 +29,8 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import openai
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
+from .pricing import estimate_tokens
+
 _KEY_LIKE = re.compile(r"\b(sk|key|tok)-[A-Za-z0-9_*\-]{3,}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 REFUSED_STATUSES = (400, 413, 422)  # the endpoint refuses this one request
@@ -49,14 +51,23 @@ class RequestFailed(RuntimeError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason, self.detail, self.refused = reason, detail, refused
         self.retries: list[str] = []
+        self.usage = Usage()
+
+
+@dataclass
+class Usage:
+    """Tokens a request used over all its attempts; estimated where an answer reported none."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    estimated: bool = False
 
 
 @dataclass
 class Completion:
     text: str
     finish_reason: str | None
-    prompt_tokens: int
-    completion_tokens: int
+    usage: Usage = field(default_factory=Usage)
     retries: list[str] = field(default_factory=list)  # the reason of each retried attempt before it
 
 
@@ -91,6 +102,7 @@ class ModelClient:
     async def complete(self, prompt: str, *, max_tokens: int, temperature: float, top_p: float,
                        stop: list[str] | None = None) -> Completion:
         retries: list[str] = []
+        usage = Usage()
 
         def count_retry(state) -> None:
             retries.append(_reason(state.outcome.exception()))
@@ -101,8 +113,8 @@ class ModelClient:
         try:
             async for attempt in retrying:
                 with attempt:
-                    completion = await self._send(prompt, max_tokens, temperature, top_p, stop)
-                    completion.retries = retries
+                    completion = await self._send(prompt, max_tokens, temperature, top_p, stop, usage)
+                    completion.retries, completion.usage = retries, usage
                     return completion
         except openai.APIStatusError as exc:
             if not _is_transient(exc) and exc.status_code not in REFUSED_STATUSES:
@@ -113,10 +125,10 @@ class ModelClient:
             failure = RequestFailed(_reason(exc), redact(str(exc), *self._secrets))
         except RequestFailed as exc:
             failure = exc
-        failure.retries = retries
+        failure.retries, failure.usage = retries, usage
         raise failure
 
-    async def _send(self, prompt, max_tokens, temperature, top_p, stop) -> Completion:
+    async def _send(self, prompt, max_tokens, temperature, top_p, stop, usage: Usage) -> Completion:
         params = dict(model=self.model, max_tokens=max_tokens, temperature=temperature, top_p=top_p)
         if stop:
             params["stop"] = stop
@@ -129,13 +141,17 @@ class ModelClient:
         if not isinstance(choices, list):
             raise _Unreadable(f"the response is not a completion object: {str(response)[:200]!r}")
         if not choices:
+            _add_usage(usage, response, prompt, "")
             raise RequestFailed("no_choices", "the response had no choices")
         choice = choices[0]
-        text = self._text_of(choice)
+        try:
+            text = self._text_of(choice)
+        except _Unreadable:
+            _add_usage(usage, response, prompt, "")
+            raise
+        _add_usage(usage, response, prompt, text or "")
         finish_reason = getattr(choice, "finish_reason", None)
-        usage = getattr(response, "usage", None)
-        completion = Completion(text or "", finish_reason if isinstance(finish_reason, str) else None,
-                                _count(usage, "prompt_tokens"), _count(usage, "completion_tokens"))
+        completion = Completion(text or "", finish_reason if isinstance(finish_reason, str) else None)
         if completion.finish_reason == "content_filter":
             raise RequestFailed("content_filter", "the endpoint withheld the response")
         if not completion.text.strip():
@@ -189,6 +205,17 @@ def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in (408, 409, 429) or exc.status_code >= 500
     return isinstance(exc, (openai.APIConnectionError, *_UNREADABLE))
+
+
+def _add_usage(total: Usage, response: object, prompt: str, text: str) -> None:
+    """Add an answer's usage (billed even when the answer is unusable), or an estimate if it has none."""
+    reported = getattr(response, "usage", None)
+    prompt_tokens, completion_tokens = _count(reported, "prompt_tokens"), _count(reported, "completion_tokens")
+    if not prompt_tokens and not completion_tokens:
+        prompt_tokens, completion_tokens = estimate_tokens(prompt), estimate_tokens(text)
+        total.estimated = True
+    total.prompt_tokens += prompt_tokens
+    total.completion_tokens += completion_tokens
 
 
 def _count(usage: object, name: str) -> int:

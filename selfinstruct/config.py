@@ -32,7 +32,8 @@ DATA_KEYS = (
 )
 # What `resume` may change: where requests go and how they are sent, never what they ask.
 RESUME_KEYS = ("num_instructions", "api_key", "base_url", "concurrency", "timeout", "max_retries", "retry_wait",
-               "max_idle_rounds", "failure_window", "max_failure_share")
+               "max_idle_rounds", "failure_window", "max_failure_share", "price_in", "price_out", "max_cost",
+               "max_requests", "max_total_tokens", "rpm", "tpm")
 LENGTH_DEFAULTS = {"en": (4, 150), "zh": (6, 300)}  # words for English, characters for Chinese
 # temperature, top_p, max_tokens. The small bundled base model copies its examples at lower
 # temperatures and rambles past a few hundred tokens; API models get Self-Instruct's settings.
@@ -79,6 +80,14 @@ class Config:
     max_idle_rounds: int = 10  # rounds in a row that accept nothing
     failure_window: int = 20  # the last N requests sent...
     max_failure_share: float = 0.9  # ...of which at least this share failed
+    # cost, budgets (None: no budget) and provider rate limits (None: none)
+    price_in: float | None = None  # USD per million prompt tokens; None: the built-in table
+    price_out: float | None = None  # USD per million completion tokens
+    max_cost: float | None = None  # USD, for the whole run
+    max_requests: int | None = None
+    max_total_tokens: int | None = None
+    rpm: float | None = None  # requests per minute
+    tpm: float | None = None  # tokens per minute
     # the loop
     threshold: float = 0.7
     instances_per_task: int = 3
@@ -107,8 +116,12 @@ class Config:
                      "requests_per_round", "tasks_per_request", "ctx", "threads", "min_length", "max_length"):
             _at_least(name, getattr(self, name), 1)
         for name in ("seed_examples", "machine_examples", "max_retries", "max_idle_rounds", "failure_window",
-                     "temperature", "retry_wait"):
+                     "temperature", "retry_wait", "price_in", "price_out", "max_cost", "max_requests",
+                     "max_total_tokens"):
             _at_least(name, getattr(self, name), 0)
+        for name in ("rpm", "tpm"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be more than 0, got {getattr(self, name)}")
         for name in ("threshold", "top_p", "max_failure_share"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:

@@ -27,7 +27,8 @@ from .config import Config
 from .filters import clean_instances, instruction_rejection
 from .parsing import parse_alpaca_tasks, parse_instances, parse_instructions, parse_yes_no
 from .prompts import PromptSet
-from .report import ProgressView, Stats
+from .progress import ProgressView
+from .stats import Stats
 from .rundir import RunDir
 from .seeds import Instance, Task
 from .similarity import RougeIndex
@@ -83,6 +84,7 @@ class Run:
         self.slots = asyncio.Semaphore(config.concurrency)
         self.stop_reason: str | None = None
         self.sent = 0  # requests sent in this session
+        self.in_flight = 0
         self.succeeded = 0
         self.recent: deque[str | None] = deque(maxlen=config.failure_window or None)  # last errors
         self.refused: list[dict] = []  # refusals before any success, journaled only once one succeeds
@@ -291,25 +293,30 @@ class Run:
         if cached is not None:
             return cached
         async with self.slots:
+            self.stop_reason = self.stop_reason or self._budget_spent()
             if self.stop_reason:
                 raise RunStopped(self.stop_reason)
             self.sent += 1
+            self.in_flight += 1
             record = {"key": request_key(request, self.config), "slot": request.slot, "round": request.round,
                       "stage": request.stage}
             try:
                 completion = await self.client.complete(request.prompt, max_tokens=request.max_tokens,
                                                         temperature=request.temperature, top_p=self.config.top_p,
                                                         stop=request.stop)
-                record.update(text=completion.text, finish_reason=completion.finish_reason,
-                              prompt_tokens=completion.prompt_tokens,
-                              completion_tokens=completion.completion_tokens, error=None)
-                retries = completion.retries
+                record.update(text=completion.text, finish_reason=completion.finish_reason, error=None)
+                retries, usage = completion.retries, completion.usage
             except RequestFailed as exc:
                 record.update(text="", finish_reason=None, error=exc.reason, detail=exc.detail)
-                retries = exc.retries
+                retries, usage = exc.retries, exc.usage
                 if exc.refused and not self.succeeded:
                     self._hold_refusal(record, exc)
                     return record
+            finally:
+                self.in_flight -= 1
+        record.update(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
+        if usage.estimated:
+            record["tokens_estimated"] = True
         if retries:
             record["retries"] = dict(Counter(retries))
         if record["error"] is None:
@@ -324,8 +331,20 @@ class Run:
     def _journal(self, record: dict) -> None:
         self.rundir.responses.append(record)
         self.cache[record["slot"]] = record
-        self.stats.count_response(record)
+        self.stats.count_response(record, live=True)
         self.view.refresh()
+
+    def _budget_spent(self) -> str | None:
+        """The budget this run has used up, if any: then no new request is sent."""
+        config, stats = self.config, self.stats
+        requests = sum(stats.requests.values()) + self.in_flight + len(self.refused)
+        if config.max_requests is not None and requests >= config.max_requests:
+            return f"budget reached: max-requests {config.max_requests} ({requests} sent)"
+        if config.max_total_tokens is not None and stats.total_tokens >= config.max_total_tokens:
+            return f"budget reached: max-total-tokens {config.max_total_tokens} ({stats.total_tokens} used)"
+        if config.max_cost is not None and stats.cost >= config.max_cost:
+            return f"budget reached: max-cost ${config.max_cost:g} (${stats.cost:.4f} spent)"
+        return None
 
     def _hold_refusal(self, record: dict, exc: RequestFailed) -> None:
         """A refused request before any success: a wrong setting stops the run rather than fail every request."""

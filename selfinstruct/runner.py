@@ -22,7 +22,9 @@ from .journal import JournalError
 from .local import LocalServer, bundled_model_path, check_gguf
 from .pipeline import Run, RunStopped
 from .prompts import PromptSet
-from .report import ProgressView, Stats
+from .pricing import price_for
+from .progress import ProgressView
+from .stats import Stats
 from .rundir import RunDir, read_config
 from .seeds import load_seed_tasks
 
@@ -42,7 +44,7 @@ class Interrupted(Exception):
         self.signum = signum
 
 
-def generate(config: Config, *, progress: bool = False, allow_changes: bool = False,
+def generate(config: Config, *, progress: str = "off", allow_changes: bool = False,
              notify: Callable[[str], None] | None = None) -> dict:
     """Run (or resume) the loop until ``config.num_instructions`` tasks are accepted; return the summary.
 
@@ -50,7 +52,7 @@ def generate(config: Config, *, progress: bool = False, allow_changes: bool = Fa
     return asyncio.run(generate_async(config, progress=progress, allow_changes=allow_changes, notify=notify))
 
 
-def resume(run_dir: Path | str, *, progress: bool = False, allow_changes: bool = False,
+def resume(run_dir: Path | str, *, progress: str = "off", allow_changes: bool = False,
            notify: Callable[[str], None] | None = None, **overrides) -> dict:
     """Continue the run in ``run_dir`` with its stored settings; ``overrides`` may change RESUME_KEYS."""
     return generate(resume_config(run_dir, **overrides), progress=progress, allow_changes=allow_changes,
@@ -86,16 +88,22 @@ def _unredacted_base_url(stored: str) -> str:
                       "pass --base-url again")
 
 
-async def generate_async(config: Config, *, progress: bool = False, allow_changes: bool = False,
+async def generate_async(config: Config, *, progress: str = "off", allow_changes: bool = False,
                          notify: Callable[[str], None] | None = None) -> dict:
     config = config.resolve()
     prompts = PromptSet.load(config.prompts, config.lang, STAGES[config.mode])
     seeds = load_seed_tasks(config.seeds)
     model_path = local_model_path(config) if config.local else None
+    price = price_for(config.model, local=config.local, base_url=config.base_url, price_in=config.price_in,
+                      price_out=config.price_out)
+    if price is None and config.max_cost is not None:
+        raise ConfigError(f"--max-cost needs the price of {config.model}'s tokens, which is not in the built-in "
+                          "table: pass --price-in and --price-out (USD per million tokens)")
     rundir = RunDir.open(config.output, config.to_dict(), config.signature(prompts.files), allow_changes)
     if notify:
-        notify(config.endpoint_line())
-    stats = Stats(target=config.num_instructions)
+        notify(f"{config.endpoint_line()}; " + (price.describe() if price else
+                                               "price unknown: --price-in and --price-out give the cost"))
+    stats = Stats(target=config.num_instructions, price=price)
     previous_seconds = rundir.previous_summary.get("wall_seconds", 0.0)
     started = time.monotonic()
     with ExitStack() as stack:
@@ -109,10 +117,10 @@ async def generate_async(config: Config, *, progress: bool = False, allow_change
             client = ModelClient(base_url=config.base_url, api_key=config.api_key, model=config.model,
                                  api=config.api, timeout=config.timeout, max_retries=config.max_retries,
                                  retry_wait=config.retry_wait, secrets=tuple(config.secrets()))
-            view = ProgressView(stats, progress)
+            view = ProgressView(stats, progress, notify)
             try:
                 run = Run(config, prompts, seeds, rundir, client, stats, view)
-                with view:
+                async with view:
                     await run.run()
             finally:
                 await client.close()

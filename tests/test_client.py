@@ -10,7 +10,8 @@ import json
 import pytest
 
 from openai_stub import Reply, ScriptedServer
-from selfinstruct.client import Completion, FatalAPIError, ModelClient, RequestFailed
+from selfinstruct.client import Completion, FatalAPIError, ModelClient, RequestFailed, Usage
+from selfinstruct.pricing import estimate_tokens
 
 KEY = "secret-abc123-do-not-leak"  # not shaped like sk-..., so only the exact-key redaction can hide it
 GOOD = "good answer"
@@ -113,8 +114,18 @@ def test_completion_text_null_is_empty_content(server):
 def test_good_answer_and_usage(server):
     server.script(Reply("hello there", finish_reason="length", prompt_tokens=7, completion_tokens=3))
     completion, client = run(server)
-    assert completion == Completion("hello there", "length", 7, 3)
+    assert completion == Completion("hello there", "length", Usage(7, 3))
     assert client.retries == {}
+
+
+def test_tokens_of_retried_and_failed_attempts_are_counted(server):
+    server.script(Reply("bad \ud800 text", prompt_tokens=5, completion_tokens=2),  # unreadable, retried
+                  Reply("hello there", prompt_tokens=7, completion_tokens=3))
+    completion, _ = run(server)
+    assert completion.usage == Usage(12, 5) and completion.retries == ["unreadable_response"]
+    server.script(Reply("", prompt_tokens=6, completion_tokens=0))  # empty_content: fails, billed
+    failed, _ = run(server)
+    assert failed.reason == "empty_content" and failed.usage == Usage(6, 0)
 
 
 @pytest.mark.parametrize(
@@ -133,18 +144,19 @@ def test_good_answer_and_usage(server):
     ],
     ids=["missing", "null", "string", "list", "str_and_float", "negative_and_bool", "null_and_object"],
 )
-def test_odd_usage_counts_as_zero(server, reply):
+def test_odd_usage_is_estimated_from_the_text(server, reply):
     server.script(reply)
     completion, client = run(server)
-    assert completion == Completion(GOOD, "stop", 0, 0)
+    assert completion == Completion(GOOD, "stop", Usage(estimate_tokens("say something"), estimate_tokens(GOOD), True))
     assert client.retries == {} and server.count() == 1
 
 
 def test_missing_or_odd_finish_reason_is_none(server):
     server.script(Reply(raw_body=choices_body({"message": {"content": GOOD}})),
                   Reply(raw_body=choices_body({"message": {"content": GOOD}, "finish_reason": ["stop"]})))
-    assert run(server)[0] == Completion(GOOD, None, 0, 0)
-    assert run(server)[0] == Completion(GOOD, None, 0, 0)
+    for _ in range(2):
+        completion = run(server)[0]
+        assert (completion.text, completion.finish_reason) == (GOOD, None)
 
 
 def test_content_filter_and_no_choices_are_not_retried(server):

@@ -1,0 +1,76 @@
+"""What tokens cost: prices per model, and token estimates where a server reports no usage.
+
+Prices are USD per million tokens (input, output). The table holds the list prices of
+common models as read from the providers' pricing pages on PRICES_READ; they change,
+so ``--price-in`` / ``--price-out`` override them, and a model that is not listed has
+no known cost until they are given. The embedded model and servers on this machine
+(localhost, 127.x) cost 0.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+PRICES_READ = "2025-06"
+# Longest matching prefix wins: "gpt-4o-mini-2024-07-18" is priced as "gpt-4o-mini".
+PRICES = {
+    # OpenAI
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1-nano": (0.10, 0.40),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-3.5-turbo": (0.50, 1.50),
+    "o3-mini": (1.10, 4.40),
+    # DeepSeek (cache-miss input prices)
+    "deepseek-chat": (0.27, 1.10),
+    "deepseek-reasoner": (0.55, 2.19),
+    # Qwen on DashScope (international)
+    "qwen-turbo": (0.05, 0.20),
+    "qwen-plus": (0.40, 1.20),
+    "qwen-max": (1.60, 6.40),
+}
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+
+
+@dataclass(frozen=True)
+class Price:
+    input: float  # USD per million prompt tokens
+    output: float  # USD per million completion tokens
+    source: str  # where the price comes from, for people
+
+    def cost(self, tokens_in: int, tokens_out: int) -> float:
+        return (tokens_in * self.input + tokens_out * self.output) / 1e6
+
+    def describe(self) -> str:
+        return f"price ${self.input:g} in / ${self.output:g} out per million tokens ({self.source})"
+
+
+FREE = Price(0.0, 0.0, "local endpoint")
+
+
+def price_for(model: str | None, *, local: bool, base_url: str | None, price_in: float | None = None,
+              price_out: float | None = None) -> Price | None:
+    """The price of a run's tokens, or None when it is not known."""
+    if price_in is not None or price_out is not None:
+        return Price(price_in or 0.0, price_out or 0.0, "--price-in/--price-out")
+    if local or _is_loopback(base_url):
+        return FREE
+    matches = [name for name in PRICES if (model or "").lower().startswith(name)]
+    if not matches:
+        return None
+    name = max(matches, key=len)
+    return Price(*PRICES[name], f"list price of {name}, read {PRICES_READ}")
+
+
+def estimate_tokens(text: str) -> int:
+    """Roughly what a BPE tokenizer makes of text: a token per CJK character, per 4 other characters."""
+    cjk = len(_CJK.findall(text))
+    return cjk + (len(text) - cjk + 3) // 4
+
+
+def _is_loopback(base_url: str | None) -> bool:
+    host = urlsplit(base_url or "").hostname or ""
+    return host == "localhost" or host.startswith("127.") or host == "::1"

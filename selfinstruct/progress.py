@@ -1,0 +1,62 @@
+"""Showing a run's progress: a live bar on a terminal, one plain line every ~10 s in a log.
+
+Without a terminal (nohup, CI, a job scheduler) a bar would print nothing useful, so the
+run prints a plain status line at a fixed interval instead, and job logs show progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .stats import Stats
+
+MODES = ("bar", "lines", "off")
+LINE_SECONDS = 10.0
+
+
+class ProgressView:
+    """``bar``: a rich progress bar updated per answer; ``lines``: ``print_line`` every LINE_SECONDS;
+    ``off``: nothing."""
+
+    def __init__(self, stats: Stats, mode: str = "off", print_line: Callable[[str], None] | None = None,
+                 interval: float = LINE_SECONDS):
+        self.stats, self.mode, self.interval = stats, mode, interval
+        self._print = print_line or print
+        self._progress = Progress(
+            TextColumn("[bold]accepted"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.description}"), console=Console(stderr=True), disable=mode != "bar",
+            transient=False,
+        )
+        self._task = None
+        self._ticker: asyncio.Task | None = None
+
+    async def __aenter__(self) -> ProgressView:
+        self._progress.__enter__()
+        self._task = self._progress.add_task(self.stats.line(), total=self.stats.target,
+                                             completed=self.stats.accepted)
+        if self.mode == "lines":
+            self._ticker = asyncio.create_task(self._tick())
+        return self
+
+    def refresh(self) -> None:
+        if self.mode == "bar":
+            self._progress.update(self._task, completed=self.stats.accepted, description=self.stats.line())
+
+    def status(self) -> str:
+        return f"{time.strftime('%H:%M:%S')} accepted {self.stats.accepted}/{self.stats.target} · {self.stats.line()}"
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            self._print(self.status())
+
+    async def __aexit__(self, *exc) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+        self.refresh()
+        self._progress.__exit__(*exc)
