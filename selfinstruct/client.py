@@ -30,6 +30,7 @@ import openai
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from .pricing import estimate_tokens
+from .ratelimit import RateLimiter
 
 _KEY_LIKE = re.compile(r"\b(sk|key|tok)-[A-Za-z0-9_*\-]{3,}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -85,8 +86,10 @@ class ModelClient:
     """One endpoint and model. Concurrency is the caller's: it decides when a request may start."""
 
     def __init__(self, *, base_url: str, api_key: str | None, model: str, api: str, timeout: float,
-                 max_retries: int, retry_wait: float, secrets: tuple[str, ...] = ()):
+                 max_retries: int, retry_wait: float, secrets: tuple[str, ...] = (),
+                 limiter: RateLimiter | None = None):
         self.base_url, self.model, self.api = base_url, model, api
+        self.limiter = limiter or RateLimiter()
         self._secrets = (api_key, *secrets)
         # The SDK appends paths to base_url, so a query (?api-key=...) must travel as default_query.
         parts = urlsplit(base_url)
@@ -129,14 +132,29 @@ class ModelClient:
         raise failure
 
     async def _send(self, prompt, max_tokens, temperature, top_p, stop, usage: Usage) -> Completion:
+        """One attempt, within the rate limits; its tokens settle the limiter's estimate."""
+        estimate = estimate_tokens(prompt) + max_tokens
+        await self.limiter.acquire(estimate)
+        before = usage.prompt_tokens + usage.completion_tokens
+        try:
+            return await self._attempt(prompt, max_tokens, temperature, top_p, stop, usage)
+        except openai.APIStatusError as exc:
+            self.limiter.observe(exc.response.headers)
+            raise
+        finally:
+            self.limiter.settle(estimate, usage.prompt_tokens + usage.completion_tokens - before)
+
+    async def _attempt(self, prompt, max_tokens, temperature, top_p, stop, usage: Usage) -> Completion:
         params = dict(model=self.model, max_tokens=max_tokens, temperature=temperature, top_p=top_p)
         if stop:
             params["stop"] = stop
         if self.api == "chat":
-            response = await self._client.chat.completions.create(
+            raw = await self._client.chat.completions.with_raw_response.create(
                 messages=[{"role": "user", "content": prompt}], **params)
         else:
-            response = await self._client.completions.create(prompt=prompt, **params)
+            raw = await self._client.completions.with_raw_response.create(prompt=prompt, **params)
+        self.limiter.observe(raw.headers)
+        response = raw.parse()
         choices = getattr(response, "choices", None)
         if not isinstance(choices, list):
             raise _Unreadable(f"the response is not a completion object: {str(response)[:200]!r}")
@@ -176,11 +194,17 @@ class ModelClient:
         return text
 
     def _wait(self, state) -> float:
-        retry_after = _retry_after(state.outcome.exception())
+        """The back-off before a retry; a 429 pauses every request, not only this one."""
+        exc = state.outcome.exception()
+        retry_after = _retry_after(exc)
         if retry_after is not None:
-            return min(retry_after, MAX_RETRY_AFTER)
-        backoff = min(MAX_BACKOFF, self._retry_wait * 2 ** (state.attempt_number - 1))
-        return backoff + random.uniform(0, self._retry_wait)
+            wait = min(retry_after, MAX_RETRY_AFTER)
+        else:
+            wait = min(MAX_BACKOFF, self._retry_wait * 2 ** (state.attempt_number - 1))
+            wait += random.uniform(0, self._retry_wait)
+        if isinstance(exc, openai.RateLimitError):
+            self.limiter.pause(wait)
+        return wait
 
     def _explain(self, exc: openai.APIStatusError) -> str:
         hints = {

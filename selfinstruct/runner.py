@@ -22,6 +22,7 @@ from .journal import JournalError
 from .local import LocalServer, bundled_model_path, check_gguf
 from .pipeline import Run, RunStopped
 from .prompts import PromptSet
+from .ratelimit import RateLimiter
 from .pricing import price_for
 from .progress import ProgressView
 from .stats import Stats
@@ -116,7 +117,8 @@ async def generate_async(config: Config, *, progress: str = "off", allow_changes
                 config = replace(config, base_url=server.base_url)
             client = ModelClient(base_url=config.base_url, api_key=config.api_key, model=config.model,
                                  api=config.api, timeout=config.timeout, max_retries=config.max_retries,
-                                 retry_wait=config.retry_wait, secrets=tuple(config.secrets()))
+                                 retry_wait=config.retry_wait, secrets=tuple(config.secrets()),
+                                 limiter=RateLimiter(config.rpm, config.tpm))
             view = ProgressView(stats, progress, notify)
             try:
                 run = Run(config, prompts, seeds, rundir, client, stats, view)

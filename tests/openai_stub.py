@@ -87,6 +87,7 @@ class Request:
     headers: dict = field(repr=False)  # lower-cased names; holds Authorization, so kept out of repr
     key: str = ""  # sha256 of the canonical JSON body: spots duplicate sends
     path: str = ""
+    received: float = field(default_factory=time.monotonic)  # when it arrived (time.monotonic)
 
 
 Answer = Union[Reply, str, list]
