@@ -32,12 +32,15 @@ from .stats import Stats
 from .rundir import RunDir
 from .seeds import Instance, Task
 from .similarity import RougeIndex
+from .slots import PrioritySlots
 
 SIMILAR_SHOWN = 5
 ALPACA_EXAMPLES = 3
 CLASSIFY_TOKENS = 16
 # Refusals (400, 413, 422) of this many requests before any success mean the settings are wrong.
 REFUSALS_BEFORE_FATAL = 3
+# Which waiting request gets a free slot first: those the next round waits on, then the current round's.
+PRIORITY = {"instructions": 0, "alpaca": 0, "classify": 1, "instances": 2}
 
 
 class RunStopped(RuntimeError):
@@ -81,7 +84,8 @@ class Run:
         self.round = 0
         self.index = RougeIndex(task.instruction for task in seeds)
         self.machine: list[str] = []
-        self.slots = asyncio.Semaphore(config.concurrency)
+        self.pool_after: list[int] = []  # machine tasks in the pool after each round
+        self.slots = PrioritySlots(config.concurrency)
         self.stop_reason: str | None = None
         self.sent = 0  # requests sent in this session
         self.in_flight = 0
@@ -92,39 +96,58 @@ class Run:
     # -- the loop ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        idle = 0
-        while self.stats.accepted < self.stats.target:
-            accepted, sent = self.stats.accepted, self.sent
-            if self.config.mode == "alpaca":
-                await self.alpaca_round()
-            else:
-                await self.self_instruct_round()
-            self.rundir.sync()
-            self.round += 1
-            if self.sent > sent:  # rounds replayed whole from the journal do not count
-                idle = 0 if self.stats.accepted > accepted else idle + 1
-            if self.stop_reason:
-                raise RunStopped(self.stop_reason)
-            if self.config.max_idle_rounds and idle >= self.config.max_idle_rounds:
-                raise RunStopped(f"{idle} rounds in a row accepted nothing (max-idle-rounds); the answers only "
-                                 "repeat the pool or are unusable, see rejected.jsonl")
+        """Rounds until the target. Round r's first requests sample the pool as it stood after round
+        r - 2, so they can be sent while round r - 1 completes its candidates."""
+        idle, ahead, last_yield = 0, None, self.config.requests_per_round
+        try:
+            while self.stats.accepted < self.stats.target:
+                accepted, sent = self.stats.accepted, self.sent
+                requests, answers = ahead or self._ask_round(self.round)
+                ahead = None
+                if self.succeeded and 0 < last_yield < self.stats.target - accepted:
+                    ahead = self._ask_round(self.round + 1)  # a working endpoint, and more rounds to go: ask now
+                candidates = self._screen_round(requests, await answers)
+                if self.config.mode == "self-instruct":
+                    # Near the target, pay only for what can still be accepted (with room for rejections).
+                    candidates = candidates[: 2 * (self.stats.target - accepted)]
+                    await self._gather(*(self._complete_candidate(c) for c in candidates))
+                self._accept_in_order(candidates)
+                self.pool_after.append(len(self.machine))
+                self.rundir.sync()
+                self.round += 1
+                last_yield = self.stats.accepted - accepted
+                if self.sent > sent:  # rounds replayed whole from the journal do not count
+                    idle = 0 if last_yield else idle + 1
+                if self.stop_reason:
+                    raise RunStopped(self.stop_reason)
+                if self.config.max_idle_rounds and idle >= self.config.max_idle_rounds:
+                    raise RunStopped(f"{idle} rounds in a row accepted nothing (max-idle-rounds); the answers "
+                                     "only repeat the pool or are unusable, see rejected.jsonl")
+        except RunStopped:
+            if ahead:  # let its requests in flight finish and be journaled
+                await asyncio.gather(ahead[1], return_exceptions=True)
+            raise
+        finally:
+            if ahead:
+                ahead[1].cancel()
+                await asyncio.gather(ahead[1], return_exceptions=True)
         for journal in (self.rundir.tasks, self.rundir.rejected):
             journal.finish()
 
-    async def self_instruct_round(self) -> None:
-        rng = random.Random(f"{self.config.seed}:{self.round}")
-        requests = [self._instruction_request(rng, i) for i in range(self.config.requests_per_round)]
-        answers = await self._ask_all(requests)
-        candidates = self._screen_instructions(requests, answers)
-        # Near the target, pay only for what can still be accepted (with room for rejections).
-        candidates = candidates[: 2 * (self.stats.target - self.stats.accepted)]
-        await self._gather(*(self._complete_candidate(c) for c in candidates))
-        self._accept_in_order(candidates)
+    def _ask_round(self, round_: int) -> tuple[list[Request], asyncio.Future]:
+        """Send a round's first requests, sampled from the pool as it is now."""
+        rng = random.Random(f"{self.config.seed}:{round_}")
+        build = self._alpaca_request if self.config.mode == "alpaca" else self._instruction_request
+        requests = [build(rng, round_, i) for i in range(self.config.requests_per_round)]
+        return requests, asyncio.ensure_future(self._ask_all(requests))
 
-    async def alpaca_round(self) -> None:
-        rng = random.Random(f"{self.config.seed}:{self.round}")
-        requests = [self._alpaca_request(rng, i) for i in range(self.config.requests_per_round)]
-        answers = await self._ask_all(requests)
+    def _screen_round(self, requests: list[Request], answers: list[dict]) -> list[Candidate]:
+        if self.config.mode == "alpaca":
+            return self._screen_alpaca(requests, answers)
+        return self._screen_instructions(requests, answers)
+
+    def _screen_alpaca(self, requests: list[Request], answers: list[dict]) -> list[Candidate]:
+        """Parse complete tasks; keep those that pass the heuristics, similarity and the instance checks."""
         candidates = []
         round_index = RougeIndex()
         for request, answer in zip(requests, answers):
@@ -145,23 +168,25 @@ class Run:
                     candidate, request, [Instance(task["input"], task["output"])])
                 if candidate.instances:
                     candidates.append(candidate)
-        self._accept_in_order(candidates)
+        return candidates
 
     # -- stages -----------------------------------------------------------------------------
 
-    def _instruction_request(self, rng: random.Random, i: int) -> Request:
+    def _instruction_request(self, rng: random.Random, round_: int, i: int) -> Request:
         config = self.config
         examples = rng.sample([t.instruction for t in self.seeds], min(config.seed_examples, len(self.seeds)))
-        examples += rng.sample(self.machine, min(config.machine_examples, len(self.machine)))
+        # The pool as it stood two rounds back: fixed before this round's requests may be sent.
+        known = self.pool_after[round_ - 2] if round_ >= 2 else 0
+        examples += [self.machine[k] for k in rng.sample(range(known), min(config.machine_examples, known))]
         rng.shuffle(examples)
         next_number = len(examples) + 1
         prompt = self.prompts.render("instructions", examples=self.prompts.numbered(examples),
                                      next=self.prompts.task_item(next_number))
         stop = [self.prompts.task_item(next_number + 12)] + (["\n\n"] if self.continued else [])
-        return Request("instructions", f"r{self.round}.instructions.{i}", self.round, prompt,
+        return Request("instructions", f"r{round_}.instructions.{i}", round_, prompt,
                        config.max_tokens, config.temperature, stop, next_number)
 
-    def _alpaca_request(self, rng: random.Random, i: int) -> Request:
+    def _alpaca_request(self, rng: random.Random, round_: int, i: int) -> Request:
         config = self.config
         shown = rng.sample(self.seeds, min(ALPACA_EXAMPLES, len(self.seeds)))
         examples = self.prompts.alpaca_examples(
@@ -171,7 +196,7 @@ class Run:
         last = len(shown) + config.tasks_per_request
         prompt = self.prompts.render("alpaca", examples=examples, count=config.tasks_per_request,
                                      next=self.prompts.alpaca_item(next_number))
-        return Request("alpaca", f"r{self.round}.alpaca.{i}", self.round, prompt, config.max_tokens,
+        return Request("alpaca", f"r{round_}.alpaca.{i}", round_, prompt, config.max_tokens,
                        config.temperature, [f"\n{last + 1}."], next_number)
 
     def _screen_instructions(self, requests: list[Request], answers: list[dict]) -> list[Candidate]:
@@ -214,7 +239,8 @@ class Run:
 
     async def _complete_candidate(self, candidate: Candidate) -> None:
         """Classification identification, then instance generation (output-first for classification)."""
-        request = Request("classify", f"r{self.round}.classify.{candidate.id}", self.round,
+        round_ = candidate.source["round"]
+        request = Request("classify", f"r{round_}.classify.{candidate.id}", round_,
                           self.prompts.render("classify", instruction=candidate.instruction),
                           CLASSIFY_TOKENS, 0.0, ["\n"] if self.continued else None)
         answer = await self.ask(request)
@@ -227,7 +253,7 @@ class Run:
                          detail=answer["text"][:200])
             return
         stage = "instances_classification" if candidate.is_classification else "instances"
-        request = Request("instances", f"r{self.round}.instances.{candidate.id}", self.round,
+        request = Request("instances", f"r{round_}.instances.{candidate.id}", round_,
                           self.prompts.render(stage, instruction=candidate.instruction),
                           self.config.max_tokens, self.config.temperature, ["\nTask:", "\n任务："])
         answer = await self.ask(request)
@@ -292,7 +318,7 @@ class Run:
         cached = self.cache.get(request.slot)
         if cached is not None:
             return cached
-        async with self.slots:
+        async with self.slots.slot(PRIORITY[request.stage]):
             self.stop_reason = self.stop_reason or self._budget_spent()
             if self.stop_reason:
                 raise RunStopped(self.stop_reason)
