@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import importlib.metadata
+import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,11 +21,23 @@ from .journal import JournalDamaged, JournalError
 from .local import DEFAULT_CTX, LocalModelError, LocalServerError, serve as serve_local
 from .pipeline import RunStopped
 from .records import RecordError
-from .rundir import RunDirError
+from .rundir import RunDirError, completion_note
 from .runner import Interrupted, generate as run_generate, resume_config
 
 app = typer.Typer(help="Build instruction-tuning datasets the Self-Instruct / Alpaca / BELLE way.",
                   no_args_is_help=True, add_completion=False, rich_markup_mode=None)
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"selfinstruct {importlib.metadata.version('selfinstruct')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                               help="Show the version and exit.")] = False) -> None:
+    """Build instruction-tuning datasets the Self-Instruct / Alpaca / BELLE way."""
+
 
 # Exit codes, as the README lists them.
 FAILED, BAD_INPUT, API_REFUSED, STOPPED = 1, 2, 3, 4
@@ -66,6 +82,15 @@ MaxTotalTokens = Annotated[Optional[int], _option(
                                "--max-tokens, which is per request).", default="no budget")]
 Rpm = Annotated[Optional[float], _option("--rpm", help="Requests per minute to stay under.", default="no limit")]
 Tpm = Annotated[Optional[float], _option("--tpm", help="Tokens per minute to stay under.", default="no limit")]
+
+
+def _resumed(option):
+    """The same option for `resume`, whose unset value is the run's stored setting."""
+    info = copy.copy(option.__metadata__[0])
+    info.help = re.sub(r"\[default: .*\]$", "[default: the run's]", info.help)
+    return Annotated[option.__origin__, info]
+
+
 AllowChanges = Annotated[bool, typer.Option("--allow-changes", help="Resume even if data-changing settings differ.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
@@ -137,21 +162,21 @@ def resume(
     run_dir: Annotated[Path, typer.Argument(help="The run directory to continue.")],
     num_instructions: Annotated[Optional[int], _option("--num-instructions", "-n", help="A new target size.",
                                                        default="the run's")] = None,
-    base_url: BaseUrl = None,
+    base_url: _resumed(BaseUrl) = None,
     api_key: ApiKey = None,
-    concurrency: Concurrency = None,
-    timeout: Timeout = None,
-    max_retries: MaxRetries = None,
-    max_idle_rounds: MaxIdleRounds = None,
-    failure_window: FailureWindow = None,
-    max_failure_share: MaxFailureShare = None,
-    price_in: PriceIn = None,
-    price_out: PriceOut = None,
-    max_cost: MaxCost = None,
-    max_requests: MaxRequests = None,
-    max_total_tokens: MaxTotalTokens = None,
-    rpm: Rpm = None,
-    tpm: Tpm = None,
+    concurrency: _resumed(Concurrency) = None,
+    timeout: _resumed(Timeout) = None,
+    max_retries: _resumed(MaxRetries) = None,
+    max_idle_rounds: _resumed(MaxIdleRounds) = None,
+    failure_window: _resumed(FailureWindow) = None,
+    max_failure_share: _resumed(MaxFailureShare) = None,
+    price_in: _resumed(PriceIn) = None,
+    price_out: _resumed(PriceOut) = None,
+    max_cost: _resumed(MaxCost) = None,
+    max_requests: _resumed(MaxRequests) = None,
+    max_total_tokens: _resumed(MaxTotalTokens) = None,
+    rpm: _resumed(Rpm) = None,
+    tpm: _resumed(Tpm) = None,
     allow_changes: AllowChanges = False,
     quiet: Quiet = False,
 ):
@@ -204,7 +229,14 @@ def _run(build: Callable[[], Config], allow_changes: bool, quiet: bool) -> None:
 
 
 def _print_summary(summary: dict) -> None:
-    typer.echo(f"run directory: {summary['run_dir']}")
+    try:
+        _echo_summary(summary)
+    except BrokenPipeError:  # `selfinstruct generate ... | head`: the run is done, the reader left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _echo_summary(summary: dict) -> None:
+    typer.echo(f"run directory: {_shown(summary['run_dir'])}")
     typer.echo(f"accepted {summary['accepted']}/{summary['target']}, rejected {summary['rejected']}, "
                f"requests {summary['requests']}, tokens in {summary['tokens_in']} / out {summary['tokens_out']}, "
                f"{summary['wall_seconds']:.1f} s")
@@ -220,6 +252,12 @@ def _print_summary(summary: dict) -> None:
         typer.echo(f"  output: {example['output']}")
 
 
+def _shown(path: str) -> str:
+    """A path as people typed it: relative when it is below the working directory."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
 @app.command()
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
@@ -232,6 +270,9 @@ def export(
         path, count = export_run(run_dir, fmt, output)
     except (ValueError, FileNotFoundError, RunDirError, JournalError) as exc:
         _fail(str(exc), BAD_INPUT)
+    note = completion_note(run_dir)
+    if note:
+        typer.echo(f"note: {note}", err=True)
     typer.echo(f"wrote {count} records to {path}")
 
 
@@ -275,6 +316,10 @@ def serve(
     threads: Annotated[Optional[int], _option("--threads", help="Generation threads.", default="half the cores")] = None,
 ):
     """Run the embedded llama.cpp server alone, for other tools or several runs."""
+    for name, value, low, high in (("port", port, 1, 65535), ("ctx", ctx, 1, None), ("threads", threads, 1, None)):
+        if value is not None and (value < low or (high is not None and value > high)):
+            _fail(f"--{name} must be {f'from {low} to {high}' if high else f'at least {low}'}, got {value}",
+                  BAD_INPUT)
     try:
         serve_local(local_model, host=host, port=port, ctx=ctx, threads=threads)
     except LocalModelError as exc:

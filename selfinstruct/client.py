@@ -23,6 +23,7 @@ import random
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -41,6 +42,10 @@ MAX_BACKOFF = 60.0
 
 class FatalAPIError(RuntimeError):
     """The endpoint refuses the run (bad key, no credit, no access, unknown model or path)."""
+
+
+class Abandoned(RuntimeError):
+    """A failing request stopped retrying because the run is stopping; it was never answered."""
 
 
 class RequestFailed(RuntimeError):
@@ -103,11 +108,14 @@ class ModelClient:
         await self._client.close()
 
     async def complete(self, prompt: str, *, max_tokens: int, temperature: float, top_p: float,
-                       stop: list[str] | None = None) -> Completion:
+                       stop: list[str] | None = None, give_up: Callable[[], bool] = lambda: False) -> Completion:
+        """The answer, after retrying transient faults; ``give_up`` is asked before each retry."""
         retries: list[str] = []
         usage = Usage()
 
         def count_retry(state) -> None:
+            if give_up():
+                raise Abandoned(_reason(state.outcome.exception()))
             retries.append(_reason(state.outcome.exception()))
             self.retries[retries[-1]] += 1
 

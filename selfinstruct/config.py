@@ -7,6 +7,7 @@ defaults, absolute paths). The resolved settings are what a run directory stores
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
@@ -15,7 +16,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from .resources import default_prompts, default_seeds
 
@@ -41,7 +42,7 @@ SAMPLING_DEFAULTS = {"bundled": (0.9, 0.95, 256), "api": (0.7, 1.0, 1024)}
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_REMOTE_MODEL = "gpt-4o-mini"
 BUNDLED_MODEL_NAME = "gemma-3-270m-q4_k_m.gguf"
-REDACTED = "[redacted]"
+REDACTED = "REDACTED"  # in place of a credential in a URL (brackets would make it unparseable)
 _SECRET_PARAMS = ("key", "token", "secret", "sig", "password", "auth", "credential")
 
 
@@ -122,10 +123,17 @@ class Config:
         for name in ("rpm", "tpm"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be more than 0, got {getattr(self, name)}")
-        for name in ("threshold", "top_p", "max_failure_share"):
+        for name in ("threshold", "top_p"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{_flag(name)} must be between 0 and 1, got {value}")
+        if not 0.0 < self.max_failure_share <= 1.0:
+            raise ConfigError(f"max-failure-share must be more than 0 and at most 1, got {self.max_failure_share}")
+        if self.base_url is not None:
+            parts = urlsplit(self.base_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(f"base-url must be an http:// or https:// URL with a host, "
+                                  f"got {redact_url(self.base_url)!r}")
         if self.timeout <= 0:
             raise ConfigError(f"timeout must be more than 0 seconds, got {self.timeout}")
 
@@ -142,11 +150,11 @@ class Config:
         values = settings_from(data, path)
         if "api_key" in values:
             raise ConfigError(f"{path}: do not store api-key in a file; set OPENAI_API_KEY instead")
-        values.update({k: v for k, v in overrides.items() if v is not None})
         try:
-            return cls(**values)
+            cls(**values)  # the file's own values are checked even where a flag overrides them
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
+        return cls(**{**values, **{k: v for k, v in overrides.items() if v is not None}})
 
     def resolve(self) -> Config:
         """Settle the endpoint, model, sampling, lengths and paths; resolving twice changes nothing."""
@@ -212,7 +220,8 @@ class Config:
         if self.base_url:
             parts = urlsplit(self.base_url)
             if "@" in parts.netloc:
-                found.append(parts.netloc.rsplit("@", 1)[0])
+                userinfo = parts.netloc.rsplit("@", 1)[0]
+                found += [userinfo, base64.b64encode(unquote(userinfo).encode()).decode()]  # as Basic auth
             found += [v for k, v in parse_qsl(parts.query) if v and any(s in k.lower() for s in _SECRET_PARAMS)]
         return found
 
@@ -256,8 +265,7 @@ def redact_url(url: str | None) -> str | None:
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, REDACTED if any(s in k.lower() for s in _SECRET_PARAMS) else v) for k, v in pairs],
-                          safe="[]")
+        query = urlencode([(k, REDACTED if any(s in k.lower() for s in _SECRET_PARAMS) else v) for k, v in pairs])
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonlines
 
 from .journal import Journal, JournalDamaged, write_atomic
-from .rundir import read_config
+from .rundir import is_run_file, read_config
 
 FORMATS = ("alpaca", "seeds")
 
@@ -22,13 +22,14 @@ def export_run(run_dir: Path | str, fmt: str = "alpaca", output: Path | str | No
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     tasks = accepted_tasks(run_dir)
+    output = Path(output) if output else run_dir / ("alpaca_data.json" if fmt == "alpaca" else "seed_tasks.jsonl")
+    if is_run_file(run_dir, output):
+        raise ValueError(f"{output} is one of the run's own files; export somewhere else")
     if fmt == "alpaca":
-        output = Path(output) if output else run_dir / "alpaca_data.json"
         records = [{"instruction": t["instruction"], "input": i["input"], "output": i["output"]}
                    for t in tasks for i in t["instances"]]
         text = json.dumps(records, ensure_ascii=False, indent=2) + "\n"
     else:
-        output = Path(output) if output else run_dir / "seed_tasks.jsonl"
         records = [{"id": t["id"], "name": t["id"], "instruction": t["instruction"], "instances": t["instances"],
                     "is_classification": bool(t["is_classification"])} for t in tasks]
         text = _jsonl(records)

@@ -63,7 +63,7 @@ def filter_dataset(input: Path | str, output: Path | str, *, threshold: float = 
     report = FilterReport(output=output, dropped_output=dropped_output)
     kept_index = RougeIndex()
     kept_lines: list[int] = []
-    parsed_any = False
+    parsed_any = field_seen = False
     temp_out = output.with_name(f".{output.name}.tmp")
     temp_dropped = dropped_output.with_name(f".{dropped_output.name}.tmp")
     try:
@@ -76,6 +76,7 @@ def filter_dataset(input: Path | str, output: Path | str, *, threshold: float = 
                     decision = ("bad_record", {"error": record.message})
                 else:
                     parsed_any = True
+                    field_seen = field_seen or (isinstance(record, dict) and (field or "instruction") in record)
                     decision = _decide(record, line, field, lang, threshold, only, kept_index, kept_lines, reference)
                 if decision is None:
                     text = json.dumps(record, ensure_ascii=False)
@@ -98,6 +99,9 @@ def filter_dataset(input: Path | str, output: Path | str, *, threshold: float = 
                 out.write("\n]\n" if report.kept else "]\n")
         if report.total and not parsed_any:
             raise FilterError(f"{input}: no line is valid JSON; is this a JSON or JSONL file?")
+        if parsed_any and not field_seen:
+            raise FilterError(f"{input}: no record has the field '{field or 'instruction'}'; "
+                              "name the instruction field with --field")
         os.replace(temp_out, output)
         os.replace(temp_dropped, dropped_output)
     except OSError as exc:

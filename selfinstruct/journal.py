@@ -117,8 +117,17 @@ class DerivedJournal(Journal):
         self._confirmed = self._count = 0
         self._diverged = self._torn = False
 
-    def count_lines(self) -> int:
-        return self._read_bytes().count(b"\n")
+    def count_records(self) -> int:
+        """Distinct records (by id) of the complete, readable lines; a damaged line is not counted."""
+        ids = set()
+        for line in self._read_bytes().splitlines(keepends=True):
+            try:
+                record = json.loads(line) if line.endswith(b"\n") else None
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue
+            if isinstance(record, dict):
+                ids.add(str(record.get("id")))
+        return len(ids)
 
     def open_for_replay(self) -> None:
         data = self._read_bytes()

@@ -22,7 +22,7 @@ import random
 from collections import Counter, deque
 from dataclasses import dataclass
 
-from .client import FatalAPIError, ModelClient, RequestFailed
+from .client import Abandoned, FatalAPIError, ModelClient, RequestFailed
 from .config import Config
 from .filters import clean_instances, instruction_rejection
 from .parsing import parse_alpaca_tasks, parse_instances, parse_instructions, parse_yes_no
@@ -329,7 +329,7 @@ class Run:
             try:
                 completion = await self.client.complete(request.prompt, max_tokens=request.max_tokens,
                                                         temperature=request.temperature, top_p=self.config.top_p,
-                                                        stop=request.stop)
+                                                        stop=request.stop, give_up=lambda: bool(self.stop_reason))
                 record.update(text=completion.text, finish_reason=completion.finish_reason, error=None)
                 retries, usage = completion.retries, completion.usage
             except RequestFailed as exc:
@@ -338,6 +338,8 @@ class Run:
                 if exc.refused and not self.succeeded:
                     self._hold_refusal(record, exc)
                     return record
+            except Abandoned:  # not journaled: a resume sends it again
+                raise RunStopped(self.stop_reason) from None
             finally:
                 self.in_flight -= 1
         record.update(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)

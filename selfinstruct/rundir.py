@@ -22,6 +22,7 @@ from .config import signature_changes
 from .journal import DerivedJournal, Journal, JournalDamaged, JournalError, write_atomic
 
 FORMAT_VERSION = 2
+RUN_FILES = ("config.json", "responses.jsonl", "tasks.jsonl", "rejected.jsonl", "summary.json", ".lock", "server.log")
 
 
 class RunDirError(RuntimeError):
@@ -69,6 +70,24 @@ def read_config(path: Path) -> dict:
         stored = MIGRATIONS[version](stored)
         version += 1
     return stored
+
+
+def is_run_file(run_dir: Path, path: Path) -> bool:
+    """True for a file the run itself writes (which no export may overwrite)."""
+    path, run_dir = Path(os.path.abspath(path)), Path(os.path.abspath(run_dir))
+    return path.parent == run_dir and (path.name in RUN_FILES or path.name.endswith(".torn"))
+
+
+def completion_note(run_dir: Path) -> str | None:
+    """A warning for people reading a run that is not complete (it may still be running)."""
+    summary = _read_json(Path(run_dir) / "summary.json")
+    if summary.get("complete"):
+        return None
+    if not summary:
+        return f"{run_dir} has no summary yet: it is still running or was killed; this is what it has so far"
+    return (f"{run_dir} is not complete ({summary.get('accepted')} of {summary.get('target')} tasks"
+            + (f"; stopped: {summary['stop_reason']}" if summary.get("stop_reason") else "")
+            + "); this is what it has so far")
 
 
 class RunLock:
@@ -131,7 +150,7 @@ class RunDir:
                     raise SignatureMismatch(run.path, changes)
                 run.resumed = True
                 run.previous_summary = _read_json(run.path / "summary.json")
-                accepted = run.tasks.count_lines()
+                accepted = run.tasks.count_records()
                 if settings["num_instructions"] < accepted:
                     raise RunDirError(f"-n {settings['num_instructions']} is below the {accepted} tasks {run.path} "
                                       "has already accepted; give at least that many")

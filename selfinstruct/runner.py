@@ -16,7 +16,7 @@ from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
-from .client import ModelClient
+from .client import FatalAPIError, ModelClient, redact
 from .config import RESUME_KEYS, REDACTED, Config, ConfigError, redact_url, settings_from
 from .journal import JournalError
 from .local import LocalServer, bundled_model_path, check_gguf
@@ -68,16 +68,17 @@ def resume_config(run_dir: Path | str, **overrides) -> Config:
     unknown = set(overrides) - set(RESUME_KEYS)
     if unknown:
         raise ConfigError(f"resume cannot change {', '.join(sorted(unknown))}; start a new run for that")
+    try:
+        Config(**{**settings, "output": run_dir})
+    except ConfigError as exc:
+        raise ConfigError(f"{run_dir / 'config.json'}: {exc}") from None
     settings.update({k: v for k, v in overrides.items() if v is not None})
     settings["output"] = run_dir
     if settings.get("local"):
         settings["base_url"] = None
     elif REDACTED in (settings.get("base_url") or "") and overrides.get("base_url") is None:
         settings["base_url"] = _unredacted_base_url(settings["base_url"])
-    try:
-        return Config(**settings)
-    except ConfigError as exc:
-        raise ConfigError(f"{run_dir / 'config.json'}: {exc}") from None
+    return Config(**settings)  # what is wrong now came with the overrides
 
 
 def _unredacted_base_url(stored: str) -> str:
@@ -126,13 +127,19 @@ async def generate_async(config: Config, *, progress: str = "off", allow_changes
                     await run.run()
             finally:
                 await client.close()
-        except asyncio.CancelledError:
-            _finish(rundir, stats, previous_seconds + time.monotonic() - started, best_effort=True)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            name = signal.Signals(signals.received or signal.SIGINT).name
+            _finish(rundir, stats, previous_seconds + time.monotonic() - started, best_effort=True,
+                    stopped=f"interrupted ({name})")
             if signals.received:
                 raise Interrupted(signals.received) from None
             raise
         except RunStopped as stop:
             stop.summary = _finish(rundir, stats, previous_seconds + time.monotonic() - started, stopped=str(stop))
+            raise
+        except FatalAPIError as exc:
+            _finish(rundir, stats, previous_seconds + time.monotonic() - started, best_effort=True,
+                    stopped=f"the endpoint refused the run: {redact(str(exc), *config.secrets())}")
             raise
         except BaseException:
             _finish(rundir, stats, previous_seconds + time.monotonic() - started, best_effort=True)

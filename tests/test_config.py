@@ -45,7 +45,7 @@ def test_toml_errors_name_the_file(tmp_path, text, needle):
     (dict(temperature=float("nan")), "temperature must be a finite number"),
     (dict(timeout=float("inf")), "timeout must be a finite number"),
     (dict(max_idle_rounds=-1), "max-idle-rounds must be at least 0"),
-    (dict(max_failure_share=1.5), "max-failure-share must be between 0 and 1"),
+    (dict(max_failure_share=1.5), "max-failure-share must be more than 0 and at most 1"),
     (dict(threshold="0.7"), "threshold must be a number"),
 ])
 def test_python_api_checks_types_and_ranges(kwargs, needle):
@@ -107,3 +107,22 @@ def test_sampling_defaults_follow_the_endpoint():
     assert Config().resolve().max_tokens == 256  # the embedded bundled model
     assert Config(base_url="http://h/v1").resolve().temperature == 0.7
     assert Config(temperature=0.3).resolve().temperature == 0.3
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    (dict(max_failure_share=0.0), "max-failure-share must be more than 0"),
+    (dict(base_url="notaurl"), "base-url must be an http:// or https:// URL"),
+    (dict(base_url="ftp://127.0.0.1:1/v1"), "base-url must be an http:// or https:// URL"),
+    (dict(rpm=0), "rpm must be more than 0"),
+    (dict(max_cost=-1.0), "max-cost must be at least 0"),
+])
+def test_more_invalid_settings(kwargs, needle):
+    with pytest.raises(ConfigError, match=needle):
+        Config(**kwargs)
+
+
+def test_a_bad_toml_value_is_reported_even_when_a_flag_overrides_it(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text("num-instructions = 2.5\n")
+    with pytest.raises(ConfigError, match="num-instructions must be a whole number"):
+        Config.from_toml(path, num_instructions=3)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from openai_stub import Reply
 from test_cli import invoke
 
 from selfinstruct.config import BUNDLED_MODEL_NAME, OPENAI_BASE_URL, Config, ConfigError, redact_url
@@ -56,9 +57,9 @@ def test_only_a_key_stores_openai_as_the_endpoint(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("url, shown", [
-    ("https://user:pass@host.example/v1", "https://[redacted]@host.example/v1"),
-    ("https://host.example/v1?api-key=abc123&x=1", "https://host.example/v1?api-key=[redacted]&x=1"),
-    ("https://host.example/v1?token=t0k&sig=s1g", "https://host.example/v1?token=[redacted]&sig=[redacted]"),
+    ("https://user:pass@host.example/v1", "https://REDACTED@host.example/v1"),
+    ("https://host.example/v1?api-key=abc123&x=1", "https://host.example/v1?api-key=REDACTED&x=1"),
+    ("https://host.example/v1?token=t0k&sig=s1g", "https://host.example/v1?token=REDACTED&sig=REDACTED"),
     ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1"),
 ])
 def test_credentials_in_a_url_are_redacted(url, shown):
@@ -71,15 +72,29 @@ def test_url_credentials_never_land_in_the_run_directory(server, tmp_path):
                     "--api-key", "sk-x", "--model", "stub-model", "--quiet")
     assert result.exit_code == 0, result.output
     assert "s3cretpw" not in result.output and "qwerty987" not in result.output
-    assert "endpoint: http://[redacted]@127.0.0.1" in result.output
+    assert "endpoint: http://REDACTED@127.0.0.1" in result.output
     for path in (tmp_path / "run").rglob("*"):
         if path.is_file():
             text = path.read_text(errors="replace")
             assert "s3cretpw" not in text and "qwerty987" not in text, path
     stored = json.loads((tmp_path / "run" / "config.json").read_text())["settings"]["base_url"]
-    assert "[redacted]" in stored
+    assert "REDACTED" in stored
     # resume cannot reuse a redacted URL: it asks for it again, in one line
     result = invoke("resume", tmp_path / "run", "-n", 3, "--api-key", "sk-x", "--quiet")
     assert result.exit_code == 2 and "pass --base-url again" in result.output
     result = invoke("resume", tmp_path / "run", "-n", 3, "--api-key", "sk-x", "--base-url", url, "--quiet")
     assert result.exit_code == 0, result.output
+
+
+def test_a_base_url_password_sent_as_basic_auth_and_echoed_is_redacted(server, tmp_path):
+    import base64
+
+    server.responder = lambda request: Reply(status=401, text=f"bad credentials: {request.headers['authorization']}")
+    url = server.base_url.replace("http://", "http://alice:s3cretpw@")
+    result = invoke("generate", "--lang", "en", "-n", 2, "-o", tmp_path / "run", "--base-url", url,
+                    "--api-key", "sk-x", "--model", "stub-model", "--quiet")
+    assert result.exit_code == 3
+    assert base64.b64encode(b"alice:s3cretpw").decode() not in result.output and "s3cretpw" not in result.output
+    for path in (tmp_path / "run").rglob("*"):
+        if path.is_file():
+            assert "YWxpY2U6czNjcmV0cHc" not in path.read_text(errors="replace")

@@ -275,3 +275,11 @@ def test_undecodable_and_non_object_lines_are_bad_records_and_the_rest_is_filter
     assert [d["error"] for d in drops[1:]] == ["expected a JSON object, got int", "expected a JSON object, got list",
                                                "expected a JSON object, got NoneType"]
     assert (report.total, report.kept) == (6, 2)
+
+
+def test_a_field_no_record_has_is_an_error(tmp_path):
+    source = tmp_path / "data.jsonl"
+    source.write_text('{"instruction": "Name a colour.", "output": "Blue."}\n' * 3)
+    with pytest.raises(FilterError, match="no record has the field 'nosuch'"):
+        filter_dataset(source, tmp_path / "out.jsonl", field="nosuch")
+    assert not (tmp_path / "out.jsonl").exists()

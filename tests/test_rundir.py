@@ -208,6 +208,38 @@ def test_sigterm_and_sighup_end_the_run_like_ctrl_c(server, fake_model, tmp_path
     assert f"selfinstruct resume {tmp_path / 'run'}" in err and "Traceback" not in err
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["accepted"] == len((tmp_path / "run" / "tasks.jsonl").read_text().splitlines()) > 0
+    assert summary["stop_reason"] == f"interrupted ({signal.Signals(signum).name})"
     server.responder = fake_model
     result = invoke("resume", tmp_path / "run", "-n", summary["accepted"] + 2, "--quiet", "--api-key", KEY)
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("name", ["responses.jsonl", "config.json", "tasks.jsonl", "summary.json"])
+def test_export_never_overwrites_the_runs_own_files(server, tmp_path, name):
+    generate(run_config(server, tmp_path, lang="en", num_instructions=3))
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+    result = invoke("export", tmp_path / "run", "-o", tmp_path / "run" / name)
+    assert result.exit_code == 2 and "one of the run's own files" in result.output
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()} == before
+
+
+def test_a_damaged_tasks_file_does_not_block_resume(server, tmp_path):
+    config = run_config(server, tmp_path, lang="en", num_instructions=3)
+    generate(config)
+    tasks = tmp_path / "run" / "tasks.jsonl"
+    good = tasks.read_bytes()
+    tasks.write_bytes(good + b"garbage\n" + good.splitlines(keepends=True)[0])
+    sent = server.count()
+    result = invoke("resume", tmp_path / "run", "--quiet", "--api-key", "sk-test-key")
+    assert result.exit_code == 0, result.output
+    assert tasks.read_bytes() == good and server.count() == sent
+
+
+def test_export_of_an_incomplete_run_says_so(server, tmp_path):
+    server.responder = lambda request: "nothing useful"
+    result = invoke("generate", "--base-url", server.base_url, "--api-key", KEY, "--model", "stub-model",
+                    "--lang", "en", "-n", 5, "-o", tmp_path / "run", "--quiet", "--max-idle-rounds", 1)
+    assert result.exit_code == 4
+    result = invoke("export", tmp_path / "run")
+    assert result.exit_code == 0
+    assert "note: " in result.output and "is not complete (0 of 5 tasks; stopped: 1 rounds" in result.output

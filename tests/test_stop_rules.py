@@ -8,6 +8,7 @@ for each of at most 2 x 5 candidates), whatever the endpoint does.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from openai_stub import Reply
@@ -135,3 +136,29 @@ def test_refusal_of_every_first_request_stops_with_the_endpoints_message(server,
         generate(run_config(server, tmp_path, lang="en", concurrency=1, requests_per_round=1))
     assert server.count() == 3
     assert (tmp_path / "run" / "responses.jsonl").read_text() == ""  # nothing journaled: fix and resume
+
+
+def test_requests_retrying_when_the_run_stops_give_up_unjournaled(server, tmp_path):
+    """A stop rule fires while other requests wait to retry: they stop at once and a resume sends them."""
+    def answer(request):
+        if request.body["messages"][0]["content"].count("Task") and server.count() == 1:
+            return Reply(text="")  # the first request fails for good at once
+        return Reply(status=503)  # the others would retry for ~19 s
+
+    server.responder = answer
+    config = run_config(server, tmp_path, lang="en", num_instructions=5, concurrency=4, requests_per_round=4,
+                        max_retries=6, retry_wait=0.3, failure_window=1, max_failure_share=1.0)
+    started = time.monotonic()
+    with pytest.raises(RunStopped, match="empty_content"):
+        generate(config)
+    assert time.monotonic() - started < 5
+    journaled = (tmp_path / "run" / "responses.jsonl").read_text().splitlines()
+    assert len(journaled) == 1 and '"empty_content"' in journaled[0]
+
+
+def test_a_refused_run_says_why_in_its_summary(server, tmp_path):
+    server.responder = lambda request: Reply(status=401, text="bad key")
+    with pytest.raises(FatalAPIError):
+        generate(run_config(server, tmp_path, lang="en"))
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["stop_reason"].startswith("the endpoint refused the run: 401")
