@@ -21,6 +21,8 @@ from .journal import JournalDamaged, JournalError
 from .local import DEFAULT_CTX, LocalModelError, LocalServerError, serve as serve_local
 from .pipeline import RunStopped
 from .records import RecordError
+from .plan import plan
+from .pricing import estimate_tokens
 from .rundir import RunDirError, completion_note
 from .runner import Interrupted, generate as run_generate, resume_config
 
@@ -147,14 +149,42 @@ def generate(
     max_total_tokens: MaxTotalTokens = None,
     rpm: Rpm = None,
     tpm: Tpm = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Send nothing: show the first prompt of each stage "
+                                                            "and estimate requests, tokens, cost and time.")] = False,
     allow_changes: AllowChanges = False,
     quiet: Quiet = False,
 ):
     """Generate tasks from seed tasks, or resume the run in --output."""
-    options = {k: v for k, v in locals().items() if k not in ("config_file", "allow_changes", "quiet", "local")}
+    options = {k: v for k, v in locals().items()
+               if k not in ("config_file", "allow_changes", "quiet", "local", "dry_run")}
     options["local"] = local or None
     given = {k: v for k, v in options.items() if v is not None}
-    _run(lambda: Config.from_toml(config_file, **given) if config_file else Config(**given), allow_changes, quiet)
+    build = (lambda: Config.from_toml(config_file, **given) if config_file else Config(**given))
+    if dry_run:
+        _dry_run(build)
+    else:
+        _run(build, allow_changes, quiet)
+
+
+def _dry_run(build: Callable[[], Config]) -> None:
+    try:
+        config = build().resolve()
+        estimate = plan(config)
+    except (ConfigError, RecordError, RunDirError, JournalDamaged) as exc:
+        _fail(str(exc), BAD_INPUT)
+    typer.echo("dry run: nothing is sent and nothing is written.")
+    typer.echo(config.endpoint_line() + "; " + (estimate.price.describe() if estimate.price else "price unknown"))
+    for stage, prompt in estimate.prompts:
+        typer.echo(f"\n--- {stage}: the first prompt as sent ({len(prompt)} characters, "
+                   f"~{estimate_tokens(prompt)} tokens) ---\n{prompt}\n--- end of {stage} prompt ---")
+    requests = sum(estimate.requests.values())
+    per_stage = ", ".join(f"{stage} {n:,}" for stage, n in estimate.requests.items())
+    cost = "unknown (give --price-in and --price-out)" if estimate.cost is None else f"${estimate.cost:,.2f}"
+    typer.echo(f"\nestimate for {estimate.remaining:,} more tasks (rates: {estimate.rates}):\n"
+               f"  requests   {requests:,} ({per_stage})\n"
+               f"  tokens     {estimate.tokens_in:,} in / {estimate.tokens_out:,} out\n"
+               f"  cost       {cost}\n"
+               f"  wall time  ~{_duration(estimate.seconds)} at concurrency {config.concurrency}")
 
 
 @app.command()
@@ -250,6 +280,11 @@ def _echo_summary(summary: dict) -> None:
         if example["input"]:
             typer.echo(f"  input: {example['input']}")
         typer.echo(f"  output: {example['output']}")
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{max(minutes, 1)} min"
 
 
 def _shown(path: str) -> str:

@@ -19,6 +19,7 @@ import asyncio
 import hashlib
 import json
 import random
+import time
 from collections import Counter, deque
 from dataclasses import dataclass
 
@@ -72,13 +73,14 @@ class Candidate:
 class Run:
     """State of one run (pool, index, counters), rebuilt from the run directory."""
 
-    def __init__(self, config: Config, prompts: PromptSet, seeds: list[Task], rundir: RunDir,
-                 client: ModelClient, stats: Stats, view: ProgressView):
+    def __init__(self, config: Config, prompts: PromptSet, seeds: list[Task], rundir: RunDir | None = None,
+                 client: ModelClient | None = None, stats: Stats | None = None, view: ProgressView | None = None):
+        """Without a run directory and client, a Run only builds requests (for a dry run)."""
         self.config, self.prompts, self.seeds, self.rundir = config, prompts, seeds, rundir
         self.client, self.stats, self.view = client, stats, view
         self.continued = config.api == "completion"
         self.cache: dict[str, dict] = {}
-        for record in rundir.read_responses():
+        for record in rundir.read_responses() if rundir else ():
             self.cache.setdefault(record["slot"], record)
             stats.count_response(record)
         self.round = 0
@@ -237,12 +239,33 @@ class Run:
         self.stats.candidates["screened"] += 1
         return Candidate(cid, text, {"round": request.round, "request": request.slot, "item": j}, most_similar)
 
+    def _classify_request(self, candidate: Candidate) -> Request:
+        round_ = candidate.source["round"]
+        return Request("classify", f"r{round_}.classify.{candidate.id}", round_,
+                       self.prompts.render("classify", instruction=candidate.instruction),
+                       CLASSIFY_TOKENS, 0.0, ["\n"] if self.continued else None)
+
+    def _instances_request(self, candidate: Candidate, classification: bool) -> Request:
+        """Output-first (label, then input) for classification tasks, input-first otherwise."""
+        round_ = candidate.source["round"]
+        stage = "instances_classification" if classification else "instances"
+        return Request("instances", f"r{round_}.instances.{candidate.id}", round_,
+                       self.prompts.render(stage, instruction=candidate.instruction),
+                       self.config.max_tokens, self.config.temperature, ["\nTask:", "\n任务："])
+
+    def first_requests(self) -> dict[str, Request]:
+        """The first request of each prompt as it would be sent (later stages with a seed instruction)."""
+        rng = random.Random(f"{self.config.seed}:0")
+        if self.config.mode == "alpaca":
+            return {"alpaca": self._alpaca_request(rng, 0, 0)}
+        example = Candidate("r0000-0-00", self.seeds[0].instruction, {"round": 0}, [])
+        return {"instructions": self._instruction_request(rng, 0, 0), "classify": self._classify_request(example),
+                "instances": self._instances_request(example, False),
+                "instances_classification": self._instances_request(example, True)}
+
     async def _complete_candidate(self, candidate: Candidate) -> None:
         """Classification identification, then instance generation (output-first for classification)."""
-        round_ = candidate.source["round"]
-        request = Request("classify", f"r{round_}.classify.{candidate.id}", round_,
-                          self.prompts.render("classify", instruction=candidate.instruction),
-                          CLASSIFY_TOKENS, 0.0, ["\n"] if self.continued else None)
+        request = self._classify_request(candidate)
         answer = await self.ask(request)
         if answer["error"]:
             self._reject(candidate.id, request, f"request_failed:{answer['error']}", candidate.instruction)
@@ -252,10 +275,7 @@ class Run:
             self._reject(candidate.id, request, "unparseable_classification", candidate.instruction,
                          detail=answer["text"][:200])
             return
-        stage = "instances_classification" if candidate.is_classification else "instances"
-        request = Request("instances", f"r{round_}.instances.{candidate.id}", round_,
-                          self.prompts.render(stage, instruction=candidate.instruction),
-                          self.config.max_tokens, self.config.temperature, ["\nTask:", "\n任务："])
+        request = self._instances_request(candidate, candidate.is_classification)
         answer = await self.ask(request)
         if answer["error"]:
             self._reject(candidate.id, request, f"request_failed:{answer['error']}", candidate.instruction)
@@ -326,6 +346,7 @@ class Run:
             self.in_flight += 1
             record = {"key": request_key(request, self.config), "slot": request.slot, "round": request.round,
                       "stage": request.stage}
+            sent_at = time.monotonic()
             try:
                 completion = await self.client.complete(request.prompt, max_tokens=request.max_tokens,
                                                         temperature=request.temperature, top_p=self.config.top_p,
@@ -342,7 +363,8 @@ class Run:
                 raise RunStopped(self.stop_reason) from None
             finally:
                 self.in_flight -= 1
-        record.update(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
+        record.update(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                      seconds=round(time.monotonic() - sent_at, 3))
         if usage.estimated:
             record["tokens_estimated"] = True
         if retries:

@@ -1,0 +1,99 @@
+"""A dry run: what a run would send and what it would cost, without sending anything.
+
+The first prompt of each stage is built by the same code a run uses. The estimate scales
+per-stage rates to the target: measured ones when the run directory already holds
+answers, otherwise DEFAULT_RATES (a chat model's typical yield; say so when used).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .config import Config
+from .journal import Journal
+from .pipeline import Run
+from .pricing import Price, estimate_tokens, price_for
+from .prompts import PromptSet
+from .runner import STAGES
+from .seeds import load_seed_tasks
+
+# Per accepted task: requests of each stage; per request: completion tokens; and seconds per request.
+# Self-Instruct: ~10 instructions per request, 60% pass the filters, 90% of those get usable instances.
+DEFAULT_RATES = {
+    "self-instruct": {"requests_per_task": {"instructions": 1 / 5.4, "classify": 1 / 0.9, "instances": 1 / 0.9},
+                      "completion_tokens": {"instructions": 250, "classify": 3, "instances": 150}},
+    "alpaca": {"requests_per_task": {"alpaca": 1 / 6.0}, "completion_tokens": {"alpaca": 800}},
+}
+DEFAULT_SECONDS = {"local": 5.0, "remote": 10.0}
+
+
+@dataclass
+class Plan:
+    prompts: list[tuple[str, str]]  # (stage, prompt) as a run sends them
+    remaining: int  # tasks still to accept
+    requests: dict[str, int] = field(default_factory=dict)  # stage -> requests
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float | None = None
+    price: Price | None = None
+    seconds: float = 0.0
+    rates: str = "defaults"  # or where they were measured
+
+
+def plan(config: Config) -> Plan:
+    """The prompts and the estimate for ``config``; nothing is sent and nothing is written."""
+    config = config.resolve()
+    prompts = PromptSet.load(config.prompts, config.lang, STAGES[config.mode])
+    run = Run(config, prompts, load_seed_tasks(config.seeds))
+    firsts = run.first_requests()
+    measured = _measured(config)
+    remaining = max(config.num_instructions - (measured["accepted"] if measured else 0), 0)
+    result = Plan([(stage, request.prompt) for stage, request in firsts.items()], remaining,
+                  rates=f"measured in {config.output}" if measured else "defaults")
+    defaults = DEFAULT_RATES[config.mode]
+    seconds = 0.0
+    for stage, per_task in defaults["requests_per_task"].items():
+        rates = measured["stages"].get(stage) if measured else None
+        count = math.ceil(remaining * (rates["requests"] / measured["accepted"] if rates and measured["accepted"]
+                                       else per_task))
+        prompt_tokens = rates["prompt_tokens"] if rates else estimate_tokens(firsts[stage].prompt)
+        completion = rates["completion_tokens"] if rates else min(defaults["completion_tokens"][stage],
+                                                                   firsts[stage].max_tokens)
+        result.requests[stage] = count
+        result.tokens_in += round(count * prompt_tokens)
+        result.tokens_out += round(count * completion)
+        seconds += count * (rates["seconds"] if rates and rates["seconds"] else
+                            DEFAULT_SECONDS["local" if config.local else "remote"])
+    result.seconds = seconds / config.concurrency
+    total = sum(result.requests.values())
+    if config.rpm:
+        result.seconds = max(result.seconds, total * 60 / config.rpm)
+    if config.tpm:
+        result.seconds = max(result.seconds, (result.tokens_in + result.tokens_out) * 60 / config.tpm)
+    result.price = price_for(config.model, local=config.local, base_url=config.base_url,
+                             price_in=config.price_in, price_out=config.price_out)
+    if result.price:
+        result.cost = result.price.cost(result.tokens_in, result.tokens_out)
+    return result
+
+
+def _measured(config: Config) -> dict | None:
+    """Per-stage means of an existing run's answers, and its accepted tasks; None for a new run."""
+    if not (config.output / "config.json").exists():
+        return None
+    responses = Journal(config.output / "responses.jsonl").read()
+    accepted = len(Journal(config.output / "tasks.jsonl").read())
+    if not responses or not accepted:
+        return None
+    stages: dict[str, dict] = {}
+    for record in responses:
+        totals = stages.setdefault(record["stage"], {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0,
+                                                     "seconds": 0.0})
+        totals["requests"] += 1
+        for key in ("prompt_tokens", "completion_tokens", "seconds"):
+            totals[key] += record.get(key, 0) or 0
+    for totals in stages.values():
+        for key in ("prompt_tokens", "completion_tokens", "seconds"):
+            totals[key] /= totals["requests"]
+    return {"accepted": accepted, "stages": stages}
