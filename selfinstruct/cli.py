@@ -134,7 +134,7 @@ def generate(
     instances_per_task: Annotated[Optional[int], _option("--instances-per-task", help="Instances kept per task.",
                                                          default="3")] = None,
     requests_per_round: Annotated[Optional[int], _option("--requests-per-round", help="Generation requests per round.",
-                                                         default="8")] = None,
+                                                         default="--concurrency, at least 8")] = None,
     tasks_per_request: Annotated[Optional[int], _option("--tasks-per-request", help="Alpaca mode: tasks per request.",
                                                         default="10")] = None,
     timeout: Timeout = None,

@@ -92,7 +92,7 @@ class Config:
     # the loop
     threshold: float = 0.7
     instances_per_task: int = 3
-    requests_per_round: int = 8
+    requests_per_round: int | None = None  # None: --concurrency, at least 8, so a round fills every slot
     seed_examples: int = 6
     machine_examples: int = 2
     tasks_per_request: int = 10  # alpaca mode
@@ -159,14 +159,18 @@ class Config:
     def resolve(self) -> Config:
         """Settle the endpoint, model, sampling, lengths and paths; resolving twice changes nothing."""
         low, high = LENGTH_DEFAULTS[self.lang]
+        output = _absolute(self.output or Path("runs") / f"{self.lang}-{self.mode}-{datetime.now():%Y%m%d-%H%M%S}")
         config = replace(
             self,
-            output=_absolute(self.output or Path("runs") / f"{self.lang}-{self.mode}-{datetime.now():%Y%m%d-%H%M%S}"),
+            output=output,
             seeds=_absolute(self.seeds or default_seeds(self.lang)),
             prompts=_absolute(self.prompts or default_prompts()),
             local_model=_absolute(self.local_model) if self.local_model else None,
             min_length=_given(self.min_length, low),
             max_length=_given(self.max_length, high),
+            # An existing run keeps its round size whatever the concurrency is now.
+            requests_per_round=_given(self.requests_per_round,
+                                      _stored(output, "requests_per_round") or max(8, self.concurrency)),
         )
         return config._resolve_endpoint()
 
@@ -301,6 +305,14 @@ def _flag(name: str) -> str:
 def _at_least(name: str, value, low: int) -> None:
     if value is not None and value < low:
         raise ConfigError(f"{_flag(name)} must be at least {low}, got {value}")
+
+
+def _stored(run_dir: Path, name: str):
+    """A setting an existing run directory holds, or None."""
+    try:
+        return json.loads((run_dir / "config.json").read_text(encoding="utf-8"))["settings"].get(name)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _given(value, default):

@@ -119,7 +119,7 @@ async def generate_async(config: Config, *, progress: str = "off", allow_changes
             client = ModelClient(base_url=config.base_url, api_key=config.api_key, model=config.model,
                                  api=config.api, timeout=config.timeout, max_retries=config.max_retries,
                                  retry_wait=config.retry_wait, secrets=tuple(config.secrets()),
-                                 limiter=RateLimiter(config.rpm, config.tpm))
+                                 limiter=RateLimiter(config.rpm, config.tpm), connections=config.concurrency)
             view = ProgressView(stats, progress, notify)
             try:
                 run = Run(config, prompts, seeds, rundir, client, stats, view)

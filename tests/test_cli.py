@@ -145,7 +145,7 @@ def _help_blocks(command: str) -> dict[str, str]:
 
 
 # Options with nothing to default to: flags, required ones, and those that are off unless given.
-NO_DEFAULT = {"--help", "--config", "--local", "--local-model", "--allow-changes", "--quiet", "--output",
+NO_DEFAULT = {"--help", "--config", "--local", "--local-model", "--allow-changes", "--quiet", "--output", "--dry-run",
               "--only", "--against"}
 
 

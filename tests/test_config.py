@@ -93,7 +93,7 @@ def test_signature_covers_data_not_throughput(tmp_path):
     remote = dict(base_url="http://somewhere/v1")
     base = Config(lang="en", **remote).resolve()
     same = Config(lang="en", concurrency=64, timeout=5, max_retries=1, base_url="http://elsewhere/v1",
-                  max_idle_rounds=3).resolve()
+                  max_idle_rounds=3, requests_per_round=8).resolve()
     assert base.signature([prompt]) == same.signature([prompt])
     changed = Config(lang="en", temperature=0.2, threshold=0.5, **remote).resolve()
     assert signature_changes(base.signature([prompt]), changed.signature([prompt])) == [
@@ -126,3 +126,11 @@ def test_a_bad_toml_value_is_reported_even_when_a_flag_overrides_it(tmp_path):
     path.write_text("num-instructions = 2.5\n")
     with pytest.raises(ConfigError, match="num-instructions must be a whole number"):
         Config.from_toml(path, num_instructions=3)
+
+
+def test_rounds_are_sized_from_the_concurrency_and_kept_by_an_existing_run(tmp_path):
+    assert Config(concurrency=4).resolve().requests_per_round == 8
+    assert Config(concurrency=32).resolve().requests_per_round == 32
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text('{"settings": {"requests_per_round": 16}, "signature": {}}')
+    assert Config(concurrency=128, output=tmp_path / "run").resolve().requests_per_round == 16
