@@ -184,7 +184,7 @@ def _dry_run(build: Callable[[], Config]) -> None:
                f"  requests   {requests:,} ({per_stage})\n"
                f"  tokens     {estimate.tokens_in:,} in / {estimate.tokens_out:,} out\n"
                f"  cost       {cost}\n"
-               f"  wall time  ~{_duration(estimate.seconds)} at concurrency {config.concurrency}")
+               f"  wall time  ~{_duration(estimate.seconds)} with {estimate.parallel} request(s) answered at once")
 
 
 @app.command()

@@ -38,6 +38,7 @@ class Plan:
     cost: float | None = None
     price: Price | None = None
     seconds: float = 0.0
+    parallel: int = 1  # requests answered at once
     rates: str = "defaults"  # or where they were measured
 
 
@@ -65,7 +66,8 @@ def plan(config: Config) -> Plan:
         result.tokens_out += round(count * completion)
         seconds += count * (rates["seconds"] if rates and rates["seconds"] else
                             DEFAULT_SECONDS["local" if config.local else "remote"])
-    result.seconds = seconds / config.concurrency
+    result.parallel = 1 if config.local else config.concurrency  # the embedded server answers one at a time
+    result.seconds = seconds / result.parallel
     total = sum(result.requests.values())
     if config.rpm:
         result.seconds = max(result.seconds, total * 60 / config.rpm)
