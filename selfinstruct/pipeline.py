@@ -21,7 +21,7 @@ import json
 import random
 import time
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .client import Abandoned, FatalAPIError, ModelClient, RequestFailed
 from .config import Config
@@ -68,6 +68,7 @@ class Candidate:
     most_similar: list[dict]
     is_classification: bool | None = None
     instances: list[Instance] | None = None
+    rejections: list[tuple] = field(default_factory=list)  # written in candidate order, not as answers come
 
 
 class Run:
@@ -264,45 +265,50 @@ class Run:
                 "instances_classification": self._instances_request(example, True)}
 
     async def _complete_candidate(self, candidate: Candidate) -> None:
-        """Classification identification, then instance generation (output-first for classification)."""
+        """Classification identification, then instance generation (output-first for classification).
+        Rejections wait on the candidate, so that rejected.jsonl does not depend on answer timing."""
+        def reject(*args, **kwargs):
+            candidate.rejections.append((args, kwargs))
+
         request = self._classify_request(candidate)
         answer = await self.ask(request)
         if answer["error"]:
-            self._reject(candidate.id, request, f"request_failed:{answer['error']}", candidate.instruction)
+            reject(candidate.id, request, f"request_failed:{answer['error']}", candidate.instruction)
             return
         candidate.is_classification = parse_yes_no(answer["text"])
         if candidate.is_classification is None:
-            self._reject(candidate.id, request, "unparseable_classification", candidate.instruction,
-                         detail=answer["text"][:200])
+            reject(candidate.id, request, "unparseable_classification", candidate.instruction,
+                   detail=answer["text"][:200])
             return
         request = self._instances_request(candidate, candidate.is_classification)
         answer = await self.ask(request)
         if answer["error"]:
-            self._reject(candidate.id, request, f"request_failed:{answer['error']}", candidate.instruction)
+            reject(candidate.id, request, f"request_failed:{answer['error']}", candidate.instruction)
             return
         instances = parse_instances(answer["text"], candidate.is_classification, self.continued)
         if answer["finish_reason"] == "length" and instances:
             instances.pop()
         if not instances:
-            self._reject(candidate.id, request, "unparseable_instances", candidate.instruction,
-                         detail=answer["text"][:500])
+            reject(candidate.id, request, "unparseable_instances", candidate.instruction,
+                   detail=answer["text"][:500])
             return
-        candidate.instances = self._usable_instances(candidate, request, instances)
+        candidate.instances = self._usable_instances(candidate, request, instances, reject)
 
-    def _usable_instances(self, candidate: Candidate, request: Request, instances: list[Instance]) -> list[Instance]:
+    def _usable_instances(self, candidate: Candidate, request: Request, instances: list[Instance],
+                          reject=None) -> list[Instance]:
         kept, dropped = clean_instances(instances)
         if not kept:
             reasons = sorted({reason for _, reason in dropped})
-            self._reject(candidate.id, request, "no_valid_instances", candidate.instruction,
-                         detail=", ".join(reasons))
+            (reject or self._reject)(candidate.id, request, "no_valid_instances", candidate.instruction,
+                                     detail=", ".join(reasons))
         return kept[: self.config.instances_per_task]
 
     def _accept_in_order(self, candidates: list[Candidate]) -> None:
         for candidate in candidates:
-            if not candidate.instances:
+            for args, kwargs in candidate.rejections:
+                self._reject(*args, **kwargs)
+            if not candidate.instances or self.stats.accepted >= self.stats.target:
                 continue
-            if self.stats.accepted >= self.stats.target:
-                break
             record = {
                 "id": candidate.id,
                 "instruction": candidate.instruction,

@@ -243,3 +243,29 @@ def test_export_of_an_incomplete_run_says_so(server, tmp_path):
     result = invoke("export", tmp_path / "run")
     assert result.exit_code == 0
     assert "note: " in result.output and "is not complete (0 of 5 tasks; stopped: 1 rounds" in result.output
+
+
+def test_the_journals_do_not_depend_on_when_answers_arrive(server, fake_model, tmp_path):
+    """Answers arrive in a random order; replaying them (all at once) must derive the same files."""
+    import random
+
+    rng = random.Random(5)
+
+    def jittery(request):
+        answer = fake_model(request)
+        if request.prompt.rstrip().endswith("Classification:") and rng.random() < 0.3:
+            answer = "perhaps"  # an unparseable_classification rejection from the completion stage
+        return Reply(text=answer, delay=rng.uniform(0, 0.15))
+
+    server.responder = jittery
+    config = run_config(server, tmp_path, lang="en", num_instructions=15, concurrency=8)
+    generate(config)
+    run = tmp_path / "run"
+    tasks, rejected = (run / "tasks.jsonl").read_bytes(), (run / "rejected.jsonl").read_bytes()
+    assert b"unparseable_classification" in rejected
+    (run / "tasks.jsonl").unlink()
+    (run / "rejected.jsonl").unlink()
+    sent = server.count()
+    generate(config)
+    assert server.count() == sent
+    assert (run / "tasks.jsonl").read_bytes() == tasks and (run / "rejected.jsonl").read_bytes() == rejected
