@@ -76,10 +76,10 @@ def test_list_starts_at_next_number():
 
 
 def test_sub_list_after_a_blank_line_follows_a_colon_only():
-    text = f"Task 9: Plan a trip with these constraints:\n\n1. Total budget under 500 dollars\n2. No flights\n\n" \
+    text = "Task 9: Plan a trip with these constraints:\n\n1. Total budget under 500 dollars\n2. No flights\n\n" \
            "Task 10: Write a haiku about rain.\n\n1. Hope these help!\nEnjoy."
     assert parse_instructions(text, 9, continued=False, cut_off=False).items == [TRIP_EN, "Write a haiku about rain."]
-    zh = f"任务9：按以下要求安排一次旅行：\n\n1. 总预算不超过500元\n2. 不坐飞机\n\n任务10：写一首诗。"
+    zh = "任务9：按以下要求安排一次旅行：\n\n1. 总预算不超过500元\n2. 不坐飞机\n\n任务10：写一首诗。"
     assert parse_instructions(zh, 9, continued=False, cut_off=False).items == [TRIP_ZH, "写一首诗。"]
 
 
