@@ -106,8 +106,11 @@ async def generate_async(config: Config, *, progress: str = "off", allow_changes
         notify(f"{config.endpoint_line()}; " + (price.describe() if price else
                                                "price unknown: --price-in and --price-out give the cost"))
     stats = Stats(target=config.num_instructions, price=price)
-    previous_seconds = rundir.previous_summary.get("wall_seconds", 0.0)
-    started = time.monotonic()
+    previous_seconds, started = rundir.previous_summary.get("wall_seconds", 0.0), time.monotonic()
+
+    def finish(**how) -> dict:
+        return _finish(rundir, stats, previous_seconds + time.monotonic() - started, **how)
+
     with ExitStack() as stack:
         stack.callback(rundir.close)
         signals = stack.enter_context(_SignalsCancel())
@@ -129,22 +132,20 @@ async def generate_async(config: Config, *, progress: str = "off", allow_changes
                 await client.close()
         except (asyncio.CancelledError, KeyboardInterrupt):
             name = signal.Signals(signals.received or signal.SIGINT).name
-            _finish(rundir, stats, previous_seconds + time.monotonic() - started, best_effort=True,
-                    stopped=f"interrupted ({name})")
+            finish(best_effort=True, stopped=f"interrupted ({name})")
             if signals.received:
                 raise Interrupted(signals.received) from None
             raise
         except RunStopped as stop:
-            stop.summary = _finish(rundir, stats, previous_seconds + time.monotonic() - started, stopped=str(stop))
+            stop.summary = finish(stopped=str(stop))
             raise
         except FatalAPIError as exc:
-            _finish(rundir, stats, previous_seconds + time.monotonic() - started, best_effort=True,
-                    stopped=f"the endpoint refused the run: {redact(str(exc), *config.secrets())}")
+            finish(best_effort=True, stopped=f"the endpoint refused the run: {redact(str(exc), *config.secrets())}")
             raise
         except BaseException:
-            _finish(rundir, stats, previous_seconds + time.monotonic() - started, best_effort=True)
+            finish(best_effort=True)
             raise
-        return _finish(rundir, stats, previous_seconds + time.monotonic() - started)
+        return finish()
 
 
 class _SignalsCancel:
