@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .config import LENGTH_DEFAULTS
 from .filters import clean_instances, detect_lang, instruction_rejection
+from .journal import json_line
 from .records import RecordError, detect_layout, invalid_text, iter_records
 from .seeds import Instance
 from .similarity import RougeIndex
@@ -91,10 +92,7 @@ def filter_dataset(input: Path | str, output: Path | str, *, threshold: float = 
                 entry = {"line": line, "index": report.total - 1, "reason": reason, **details}
                 if not isinstance(record, RecordError):
                     entry["record"] = record
-                text = json.dumps(entry, ensure_ascii=False)
-                if invalid_text(text):  # a bad record's lone surrogate: keep the file UTF-8 by escaping it
-                    text = json.dumps(entry)
-                drops.write(text + "\n")
+                drops.write(json_line(entry).decode("utf-8"))  # a lone surrogate stays a JSON escape
             if layout == "array":
                 out.write("\n]\n" if report.kept else "]\n")
         if report.total and not parsed_any:

@@ -15,7 +15,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .stats import Stats
 
-MODES = ("bar", "lines", "off")
 LINE_SECONDS = 10.0
 
 

@@ -126,7 +126,6 @@ class RunDir:
         self.tasks = DerivedJournal(self.path / "tasks.jsonl")
         self.rejected = DerivedJournal(self.path / "rejected.jsonl")
         self.lock = RunLock(self.path)
-        self.resumed = False
         self.previous_summary: dict = {}
 
     @classmethod
@@ -148,7 +147,6 @@ class RunDir:
                 changes = signature_changes(stored["signature"], signature)
                 if changes and not allow_changes:
                     raise SignatureMismatch(run.path, changes)
-                run.resumed = True
                 run.previous_summary = _read_json(run.path / "summary.json")
                 accepted = run.tasks.count_records()
                 if settings["num_instructions"] < accepted:
