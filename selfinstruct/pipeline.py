@@ -109,7 +109,7 @@ class Run:
                 ahead = None
                 if self.succeeded and 0 < last_yield < self.stats.target - accepted:
                     ahead = self._ask_round(self.round + 1)  # a working endpoint, and more rounds to go: ask now
-                candidates = self._screen_round(requests, await answers)
+                candidates = await self._screen_round(requests, await answers)
                 if self.config.mode == "self-instruct":
                     # Near the target, pay only for what can still be accepted (with room for rejections).
                     candidates = candidates[: 2 * (self.stats.target - accepted)]
@@ -144,16 +144,17 @@ class Run:
         requests = [build(rng, round_, i) for i in range(self.config.requests_per_round)]
         return requests, asyncio.ensure_future(self._ask_all(requests))
 
-    def _screen_round(self, requests: list[Request], answers: list[dict]) -> list[Candidate]:
+    async def _screen_round(self, requests: list[Request], answers: list[dict]) -> list[Candidate]:
         if self.config.mode == "alpaca":
-            return self._screen_alpaca(requests, answers)
-        return self._screen_instructions(requests, answers)
+            return await self._screen_alpaca(requests, answers)
+        return await self._screen_instructions(requests, answers)
 
-    def _screen_alpaca(self, requests: list[Request], answers: list[dict]) -> list[Candidate]:
+    async def _screen_alpaca(self, requests: list[Request], answers: list[dict]) -> list[Candidate]:
         """Parse complete tasks; keep those that pass the heuristics, similarity and the instance checks."""
         candidates = []
         round_index = RougeIndex()
         for request, answer in zip(requests, answers):
+            await asyncio.sleep(0)  # answers to the next round's requests are not kept waiting
             if answer["error"]:
                 continue
             tasks = parse_alpaca_tasks(answer["text"], request.next_number, self.continued)
@@ -202,11 +203,12 @@ class Run:
         return Request("alpaca", f"r{round_}.alpaca.{i}", round_, prompt, config.max_tokens,
                        config.temperature, [f"\n{last + 1}."], next_number)
 
-    def _screen_instructions(self, requests: list[Request], answers: list[dict]) -> list[Candidate]:
+    async def _screen_instructions(self, requests: list[Request], answers: list[dict]) -> list[Candidate]:
         """Parse each answer and keep the instructions that pass the heuristics and similarity."""
         candidates = []
         round_index = RougeIndex()
         for request, answer in zip(requests, answers):
+            await asyncio.sleep(0)  # answers to the next round's requests are not kept waiting
             if answer["error"]:
                 continue
             parsed = parse_instructions(answer["text"], request.next_number, self.continued,
