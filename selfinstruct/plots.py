@@ -1,0 +1,96 @@
+"""The report's figures, drawn with matplotlib and returned as PNG bytes to embed in the page.
+
+Chinese labels need a font with CJK glyphs; the first one installed of a list of common ones is
+used, and ``cjk_font()`` says whether there is one so the report can tell the user.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: figures are only ever written to bytes
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
+
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei",
+             "Microsoft YaHei", "SimHei", "PingFang SC", "Heiti SC", "Arial Unicode MS")
+COLORS = plt.get_cmap("tab20").colors
+
+
+def cjk_font() -> str | None:
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    return next((name for name in CJK_FONTS if name in installed), None)
+
+
+def _style() -> None:
+    cjk = cjk_font()
+    plt.rcParams.update({"font.family": ["DejaVu Sans"] + ([cjk] if cjk else []),  # CJK glyphs fall back to cjk
+                         "font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():  # a missing glyph is said once, in the page, not per character
+        warnings.filterwarnings("ignore", "Glyph .* missing from font")
+        fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def sunburst(top: list[tuple[str, int, list[tuple[str, int]]]]) -> bytes:
+    """Verbs in the inner ring, each verb's commonest object nouns in the outer ring (the paper's Figure 2)."""
+    _style()
+    fig, ax = plt.subplots(figsize=(7.5, 7.5))
+    inner_sizes, inner_labels, outer_sizes, outer_labels, outer_colors = [], [], [], [], []
+    for k, (verb, count, nouns) in enumerate(top):
+        color = COLORS[k % len(COLORS)]
+        inner_sizes.append(count)
+        inner_labels.append(verb)
+        shown = sum(n for _, n in nouns)
+        for noun, n in nouns:
+            outer_sizes.append(n)
+            outer_labels.append(noun)
+            outer_colors.append((*color[:3], 0.55))
+        outer_sizes.append(count - shown)  # the verb's other objects, or none
+        outer_labels.append("")
+        outer_colors.append((1, 1, 1, 0))
+    ax.pie(inner_sizes, radius=0.62, labels=inner_labels, labeldistance=0.62, colors=COLORS[:len(top)],
+           wedgeprops={"width": 0.42, "edgecolor": "white"}, textprops={"ha": "center", "fontsize": 8})
+    ax.pie(outer_sizes, radius=1.0, labels=outer_labels, labeldistance=0.82, colors=outer_colors,
+           wedgeprops={"width": 0.38, "edgecolor": "white"}, textprops={"ha": "center", "fontsize": 6.5},
+           rotatelabels=True)
+    ax.set(aspect="equal")
+    return _png(fig)
+
+
+def histograms(panels: list[tuple[str, list[float], str]], bins: int | list[float] = 30) -> bytes:
+    """One histogram per (title, values, x label), side by side."""
+    _style()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
+    for ax, (title, values, xlabel) in zip(axes[0], panels):
+        if values:
+            ax.hist(values, bins=bins, color="#4C78A8", edgecolor="white")
+        else:
+            ax.text(0.5, 0.5, "none", ha="center", va="center", transform=ax.transAxes, color="gray")
+        ax.set(title=title, xlabel=xlabel, ylabel="count")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def funnel(steps: list[tuple[str, int]]) -> bytes:
+    """Horizontal bars from generated to accepted, one per rejection rule in between."""
+    _style()
+    fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(steps) + 0.8))
+    labels = [label for label, _ in steps][::-1]
+    values = [value for _, value in steps][::-1]
+    colors = ["#54A24B" if label.startswith("accepted") else "#4C78A8" if label.startswith("generated")
+              else "#E45756" for label in labels]
+    bars = ax.barh(labels, values, color=colors)
+    ax.bar_label(bars, padding=3, fontsize=8)
+    ax.set(xlabel="candidates")
+    ax.margins(x=0.12)
+    fig.tight_layout()
+    return _png(fig)

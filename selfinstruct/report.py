@@ -1,0 +1,292 @@
+"""`selfinstruct report`: one self-contained HTML page that shows what a dataset holds.
+
+The figures follow the Self-Instruct paper: verb-noun diversity (Figure 2), ROUGE-L overlap with
+the seed tasks (Figure 3) and lengths (Figure 4). For a run directory the page adds the funnel
+from generated to accepted candidates, samples of each rejection, requests, tokens and cost.
+Plots are PNGs inside the page, so it opens offline; every text from the data is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import importlib.metadata
+import json
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import redact_url
+from .diversity import compression_ratio, distinct_n, top_pairs, units, verb_noun_pairs
+from .filtering import _read_record
+from .filters import detect_lang
+from .journal import Journal
+from .records import iter_records
+from .resources import default_seeds
+from .rundir import RunDirError, read_config
+from .seeds import load_seed_tasks
+from .similarity import RougeIndex
+
+MARKER = "<!-- selfinstruct report -->"
+OVERLAP_SAMPLE = 2000  # instructions whose highest ROUGE-L against all the others is plotted
+SAMPLE_TASKS = 20
+REJECTIONS_SHOWN = 3
+SETTINGS_SHOWN = ("lang", "mode", "model", "base_url", "api", "num_instructions", "threshold", "temperature",
+                  "top_p", "max_tokens", "concurrency", "instances_per_task", "requests_per_round", "seed")
+
+
+class ReportError(ValueError):
+    """Bad input for a report (exit 2)."""
+
+
+@dataclass
+class Task:
+    instruction: str
+    instances: list[tuple[str, str]]
+    is_classification: bool | None = None
+
+
+@dataclass
+class Dataset:
+    """The tasks of a run directory or a dataset file, and what is known about how they were made."""
+
+    source: Path
+    lang: str
+    tasks: list[Task]
+    records: int
+    unreadable: int = 0
+    run: dict | None = None  # config settings, summary and rejections, for a run directory
+    rejected: list[dict] = field(default_factory=list)
+
+
+def load(path: Path | str, lang: str = "auto") -> Dataset:
+    path = Path(path)
+    if not path.exists():
+        raise ReportError(f"{path}: no such file or directory")
+    if path.is_dir():
+        return _load_run(path)
+    tasks: dict[str, Task] = {}
+    records = unreadable = 0
+    for _, record in iter_records(path):
+        records += 1
+        try:
+            instruction, instances = _read_record(record, None)
+        except ValueError:
+            unreadable += 1
+            continue
+        task = tasks.setdefault(instruction, Task(instruction, []))
+        task.instances += [(i.input, i.output) for i in instances or ()]
+        if isinstance(record, dict) and isinstance(record.get("is_classification"), bool):
+            task.is_classification = record["is_classification"]
+    found = list(tasks.values())
+    if lang == "auto":
+        votes = Counter(detect_lang(t.instruction) for t in found[:2000])
+        lang = votes.most_common(1)[0][0] if votes else "en"
+    return Dataset(path, lang, found, records, unreadable)
+
+
+def _load_run(path: Path) -> Dataset:
+    try:
+        settings = read_config(path)["settings"]
+    except RunDirError as exc:
+        raise ReportError(str(exc)) from None
+    tasks = [Task(t["instruction"], [(i["input"], i["output"]) for i in t["instances"]], t.get("is_classification"))
+             for t in Journal(path / "tasks.jsonl").read()]
+    summary_file = path / "summary.json"
+    summary = json.loads(summary_file.read_text(encoding="utf-8")) if summary_file.exists() else {}
+    rejected = Journal(path / "rejected.jsonl").read() if (path / "rejected.jsonl").exists() else []
+    return Dataset(path, settings["lang"], tasks, sum(len(t.instances) for t in tasks),
+                   run={"settings": settings, "summary": summary}, rejected=rejected)
+
+
+@dataclass
+class Figures:
+    """Every number and plot of a report, computed once."""
+
+    pairs: list = field(default_factory=list)
+    seed_overlap: list[float] = field(default_factory=list)
+    rest_overlap: list[float] = field(default_factory=list)
+    near_duplicate_groups: int = 0
+    near_duplicates: int = 0
+    lengths: dict[str, list[int]] = field(default_factory=dict)
+    numbers: dict[str, float | int | str] = field(default_factory=dict)
+
+
+def compute(data: Dataset, seeds: Path | None = None, threshold: float = 0.7) -> Figures:
+    instructions = [t.instruction for t in data.tasks]
+    fig = Figures()
+    fig.pairs = verb_noun_pairs(instructions, data.lang)
+    seed_index = RougeIndex(t.instruction for t in load_seed_tasks(seeds or default_seeds(data.lang)))
+    fig.seed_overlap = [seed_index.max_similarity(text) for text in instructions]
+    index = RougeIndex()
+    parent = list(range(len(instructions)))  # near-duplicate groups: union-find over "above threshold" links
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, text in enumerate(instructions):
+        match = index.first_above(text, threshold)
+        if match:
+            parent[root(i)] = root(match.index)
+            fig.near_duplicates += 1
+        index.add(text)
+    groups = Counter(root(i) for i in range(len(instructions)))
+    fig.near_duplicate_groups = sum(1 for n in groups.values() if n > 1)
+    sample = random.Random(0).sample(range(len(instructions)), min(OVERLAP_SAMPLE, len(instructions)))
+    for i in sorted(sample):
+        others = [m.score for m in index.most_similar(instructions[i], 2) if m.index != i]
+        fig.rest_overlap.append(others[0] if others else 0.0)
+    instances = [pair for t in data.tasks for pair in t.instances]
+    fig.lengths = {"instruction": [len(units(t, data.lang)) for t in instructions],
+                   "input": [len(units(i, data.lang)) for i, _ in instances if i.strip()],
+                   "output": [len(units(o, data.lang)) for _, o in instances]}
+    known = [t.is_classification for t in data.tasks if t.is_classification is not None]
+    fig.numbers = {
+        "tasks": len(data.tasks),
+        "records": data.records,
+        "instances": len(instances),
+        "tasks with an input": _share(sum(any(i.strip() for i, _ in t.instances) for t in data.tasks), len(data.tasks)),
+        "classification tasks": _share(sum(known), len(known)) if known else "unknown",
+        "distinct-1": round(distinct_n(instructions, 1, data.lang), 4),
+        "distinct-2": round(distinct_n(instructions, 2, data.lang), 4),
+        "compression ratio": round(compression_ratio(instructions), 3),
+        f"near-duplicate groups (ROUGE-L > {threshold:g})": fig.near_duplicate_groups,
+        "instructions in them but the first": fig.near_duplicates,
+        "mean ROUGE-L to the closest seed": round(sum(fig.seed_overlap) / len(instructions), 4) if instructions else 0,
+        "instructions with a parsed verb": _share(sum(1 for v, _ in fig.pairs if v), len(instructions)),
+    }
+    if data.unreadable:
+        fig.numbers["unreadable records (skipped)"] = data.unreadable
+    return fig
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part} ({part / whole:.1%})" if whole else "0"
+
+
+def write_report(path: Path | str, output: Path | str | None = None, *, seeds: Path | str | None = None,
+                 lang: str = "auto") -> Path:
+    """Write the report of a run directory or a dataset file and return where it went."""
+    try:
+        from . import plots
+    except ImportError as exc:
+        raise ReportError(f"report needs the 'report' extra ({exc.name} is missing): "
+                          "pip install 'selfinstruct[report]'") from None
+    started = time.monotonic()
+    data = load(path, lang)
+    if not data.tasks:
+        raise ReportError(f"{data.source}: no tasks to report on")
+    output = Path(output) if output else (data.source / "report.html" if data.source.is_dir()
+                                          else data.source.with_name(data.source.stem + ".report.html"))
+    if output.exists() and not output.read_text(encoding="utf-8", errors="replace").startswith(MARKER):
+        raise ReportError(f"{output} exists and is not a selfinstruct report; choose another --output")
+    threshold = data.run["settings"].get("threshold", 0.7) if data.run else 0.7
+    fig = compute(data, Path(seeds) if seeds else None, threshold)
+    page = _page(data, fig, plots, seeds, time.monotonic() - started)
+    from .journal import write_atomic
+
+    write_atomic(output, page)
+    return output
+
+
+# -- the page -----------------------------------------------------------------------------------
+
+def _page(data: Dataset, fig: Figures, plots, seeds, seconds: float) -> str:
+    unit = "characters" if data.lang == "zh" else "words"
+    seed_name = Path(seeds).name if seeds else f"the bundled {data.lang} seed tasks"
+    parts = [f"<h1>{_e(data.source.name)}</h1>",
+             f"<p class=meta>{len(data.tasks)} tasks, language {data.lang}; made by selfinstruct {importlib.metadata.version('selfinstruct')} "
+             f"on {datetime.date.today().isoformat()}.</p>"]
+    if data.lang == "zh" and not plots.cjk_font():
+        parts.append("<p class=warn>No font with Chinese characters was found, so the figures' Chinese labels "
+                     "show as boxes; install one (for example fonts-noto-cjk or fonts-wqy-microhei).</p>")
+    parts += [_section("Numbers", _table(fig.numbers.items()))]
+    top = top_pairs(fig.pairs)
+    verbs_table = _table(((verb, f"{n} · " + ", ".join(f"{noun} {k}" for noun, k in nouns)) for verb, n, nouns in top),
+                         ("verb", "tasks · commonest objects"))
+    parts.append(_section("Diversity: root verbs and their objects (Figure 2 of the Self-Instruct paper)",
+                          (_img(plots.sunburst(top), "verbs and their objects") if top else "<p>No verbs found.</p>")
+                          + verbs_table))
+    sample_note = (f" (a random sample of {len(fig.rest_overlap)})" if len(fig.rest_overlap) < len(data.tasks) else "")
+    parts.append(_section("Overlap: highest ROUGE-L of each instruction (Figure 3)", _img(plots.histograms([
+        (f"against {seed_name}", fig.seed_overlap, "ROUGE-L"),
+        (f"against the rest of the dataset{sample_note}", fig.rest_overlap, "ROUGE-L")],
+        bins=[i / 20 for i in range(21)]), "ROUGE-L histograms")))
+    parts.append(_section(f"Lengths in {unit} (Figure 4)", _img(plots.histograms([
+        ("instructions", fig.lengths["instruction"], unit), ("inputs (non-empty)", fig.lengths["input"], unit),
+        ("outputs", fig.lengths["output"], unit)]), "length histograms")))
+    if data.run:
+        parts += _run_sections(data, plots)
+    rng = random.Random(0)
+    sample = sorted(rng.sample(range(len(data.tasks)), min(SAMPLE_TASKS, len(data.tasks))))
+    rows = ((data.tasks[i].instruction, *(data.tasks[i].instances[0] if data.tasks[i].instances else ("", "")))
+            for i in sample)
+    parts.append(_section(f"A random sample of {len(sample)} tasks", _table(rows, ("instruction", "input", "output"))))
+    parts.append(f"<p class=meta>Written in {seconds:.1f} s.</p>")
+    return (f"{MARKER}\n<!doctype html>\n<html lang={'zh' if data.lang == 'zh' else 'en'}><head><meta charset=utf-8>"
+            f"<title>Report: {_e(data.source.name)}</title><style>{CSS}</style></head><body>\n"
+            + "\n".join(parts) + "\n</body></html>\n")
+
+
+def _run_sections(data: Dataset, plots) -> list[str]:
+    summary, settings = data.run["summary"], data.run["settings"]
+    by_reason = Counter(r["reason"] for r in data.rejected)
+    generated = summary.get("candidates_by_stage", {}).get("generated") or len(data.tasks) + len(data.rejected)
+    steps = [("generated", generated)] + [(f"{reason}", n) for reason, n in by_reason.most_common()]
+    steps.append((f"accepted", len(data.tasks)))
+    funnel = _img(plots.funnel(steps), "funnel from generated to accepted")
+    stages = Counter((r["stage"], r["reason"]) for r in data.rejected)
+    funnel += _table(((stage, reason, n) for (stage, reason), n in stages.most_common()), ("stage", "rule", "rejected"))
+    samples = []
+    for reason, _ in by_reason.most_common():
+        shown = [r for r in data.rejected if r["reason"] == reason][:REJECTIONS_SHOWN]
+        samples += [(reason, r["instruction"], r.get("detail", "")) for r in shown]
+    costs = summary.get("cost_usd_by_stage") or {}
+    stages_table = _table(((stage, n, summary.get("tokens_in_by_stage", {}).get(stage, 0),
+                            summary.get("tokens_out_by_stage", {}).get(stage, 0),
+                            f"${costs[stage]:.4f}" if stage in costs else "unknown")
+                           for stage, n in summary.get("requests_by_stage", {}).items()),
+                          ("stage", "requests", "tokens in", "tokens out", "cost"))
+    health = {"wall time (s)": summary.get("wall_seconds", "unknown"),
+              "cost (USD)": summary.get("cost_usd", "unknown"),
+              "retries": ", ".join(f"{k} {v}" for k, v in summary.get("retries_by_reason", {}).items()) or "none",
+              "failed requests": ", ".join(f"{k} {v}" for k, v in
+                                           summary.get("failed_requests_by_reason", {}).items()) or "none",
+              "stopped because": summary.get("stop_reason") or ("complete" if summary.get("complete") else "unknown")}
+    shown = {key: redact_url(settings[key]) if key == "base_url" else settings[key]
+             for key in SETTINGS_SHOWN if key in settings}
+    return [_section("The funnel: from generated to accepted", funnel),
+            _section("Rejected candidates, a few of each rule", _table(samples, ("rule", "instruction", "detail"))),
+            _section("Requests, tokens and cost", stages_table + _table(health.items())),
+            _section("Settings", _table(shown.items()))]
+
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.8em 0;font-size:.9em}td,th{border:1px solid #ddd;padding:.3em .6em;
+text-align:left;vertical-align:top;max-width:420px;white-space:pre-wrap;word-break:break-word}
+th{background:#f4f4f4}img{max-width:100%}.meta{color:#666}.warn{color:#a40}"""
+
+
+def _e(value) -> str:
+    return html.escape(str(value))
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def _section(title: str, body: str) -> str:
+    return f"<section><h2>{_e(title)}</h2>\n{body}\n</section>"
+
+
+def _table(rows, header: tuple[str, ...] | None = None) -> str:
+    head = "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>" if header else ""
+    body = "".join("<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table>{head}{body}</table>"
