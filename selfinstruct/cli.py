@@ -15,8 +15,8 @@ import typer
 
 from .client import FatalAPIError
 from .config import Config, ConfigError
-from .export import accepted_tasks, export_run
-from .filtering import FilterError, filter_dataset
+from .export import FORMATS, accepted_tasks, card_path, export_run
+from .filtering import KEYS, FilterError, filter_dataset
 from .journal import JournalDamaged, JournalError
 from .local import DEFAULT_CTX, LocalModelError, LocalServerError, serve as serve_local
 from .pipeline import RunStopped
@@ -53,7 +53,13 @@ def _option(*names: str, help: str, default: str | None = None):
 Lang = Literal["zh", "en"]
 Mode = Literal["self-instruct", "alpaca"]
 Api = Literal["chat", "completion"]
-Format = Literal["alpaca", "seeds"]
+# A plain string whose choices are export.FORMATS, checked by export_run: an unknown one is one line, exit 2.
+Format = Annotated[str, typer.Option(
+    "--format", "-f", metavar=f"<{'|'.join(FORMATS)}>",
+    help="One record per instance (seeds: per task). sharegpt and messages are chat JSONL whose user turn is "
+         "the instruction alone when the input is empty, otherwise instruction + \"\\n\\n\" + input; "
+         "alpaca, alpaca-jsonl and hf keep instruction, input and output apart; hf is a datasets directory "
+         "(pip install 'selfinstruct[hf]').")]
 
 
 # Options that `generate` and `resume` share: where requests go and how they are sent.
@@ -296,19 +302,29 @@ def _shown(path: str) -> str:
 @app.command()
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="Alpaca records (one per instance) or seed tasks.")] = "alpaca",
-    output: Annotated[Optional[Path], _option("--output", "-o", help="Where to write.",
-                                              default="RUN_DIR/alpaca_data.json or RUN_DIR/seed_tasks.jsonl")] = None,
+    fmt: Format = "alpaca",
+    output: Annotated[Optional[Path], _option(
+        "--output", "-o", help="Where to write (hf: a new or empty directory, or a previous hf export).",
+        default="in RUN_DIR: " + ", ".join(f"{f.default_name}{'/' if f.directory else ''}"
+                                            for f in FORMATS.values()) + ", by format")] = None,
+    no_card: Annotated[bool, _option(
+        "--no-card", help="Write no dataset card. The card is README.md next to the file (hf: in the directory); "
+                          "a README.md that is not a selfinstruct card is never overwritten.",
+        default="write the card")] = False,
 ):
-    """Write a run's accepted tasks as Alpaca records (one per instance) or seed tasks."""
+    """Write a run's accepted tasks for training, with a dataset card (README.md)."""
     try:
-        path, count = export_run(run_dir, fmt, output)
-    except (ValueError, FileNotFoundError, RunDirError, JournalError) as exc:
+        path, count = export_run(run_dir, fmt, output, card=not no_card)
+    except (ValueError, RunDirError, JournalDamaged) as exc:
         _fail(str(exc), BAD_INPUT)
+    except JournalError as exc:
+        _fail(str(exc), FAILED)
     note = completion_note(run_dir)
     if note:
         typer.echo(f"note: {note}", err=True)
     typer.echo(f"wrote {count} records to {path}")
+    if not no_card:
+        typer.echo(f"dataset card: {card_path(path, fmt)}", err=True)
 
 
 @app.command(name="filter")
@@ -325,11 +341,15 @@ def filter_command(
     field: Annotated[Optional[str], _option("--field", help="Instruction field.", default="instruction")] = None,
     dropped: Annotated[Optional[Path], _option("--dropped", help="Where dropped records go.",
                                                default="OUTPUT_STEM.dropped.jsonl")] = None,
+    key: Annotated[Literal[KEYS], typer.Option(
+        help="What ROUGE-L compares: the instruction alone, or the instruction and its input joined by a blank "
+             "line, so that instances of one instruction with different inputs (an Alpaca export) are all kept; "
+             "the heuristic rules look at the instruction alone.")] = "instruction",
 ):
     """Filter an existing dataset: near-duplicates by ROUGE-L and the heuristic rules."""
     try:
         report = filter_dataset(input, output, threshold=threshold, lang=lang, only=only, against=against,
-                                field=field, dropped_output=dropped)
+                                field=field, dropped_output=dropped, key=key)
     except (FilterError, RecordError) as exc:
         _fail(str(exc), BAD_INPUT)
     width = max([len(r) for r in report.dropped] + [len("kept")])
@@ -339,6 +359,26 @@ def filter_command(
     typer.echo(f"{'kept':<{width}}  {report.kept} of {report.total}")
     typer.echo(f"kept records: {report.output}\ndropped records with reasons: {report.dropped_output}\n"
                f"{report.seconds:.1f} s")
+
+
+@app.command()
+def report(
+    path: Annotated[Path, typer.Argument(help="A run directory, or a dataset file that `filter` reads.")],
+    output: Annotated[Optional[Path], _option("--output", "-o", help="The HTML file to write.",
+                                              default="PATH/report.html, or PATH_STEM.report.html")] = None,
+    seeds: Annotated[Optional[Path], _option("--seeds", help="Seed tasks the overlap figure compares with.",
+                                             default="the run's seeds, or the bundled ones of the language")] = None,
+    lang: Annotated[Literal["auto", "zh", "en"], typer.Option(
+        help="The dataset's language (a run directory knows its own).")] = "auto",
+):
+    """Write one self-contained HTML page of figures and numbers about a dataset (opens offline)."""
+    from .report import ReportError, write_report
+
+    try:
+        written = write_report(path, output, seeds=seeds, lang=lang)
+    except (ReportError, RecordError, RunDirError, JournalDamaged, FileNotFoundError) as exc:
+        _fail(str(exc), BAD_INPUT)
+    typer.echo(_shown(str(written)))
 
 
 @app.command()

@@ -45,6 +45,9 @@ EN_WORD = re.compile(r"[a-z][a-z'\-]*|[^\sa-z]")
 
 ZH_POLITE = {"请", "帮", "帮忙", "帮助", "麻烦", "给", "让", "能", "能否", "可以", "可否", "要", "需要", "想",
              "希望", "试着", "尝试", "是"}
+# Task verbs jieba may tag as nouns (总结 "summary"): counted as verbs wherever they stand.
+ZH_VERBS = set("总结 概括 分析 描述 比较 解释 翻译 改写 列出 生成 设计 创作 编写 回答 判断 分类 推荐 评价 计算 提取 识别 "
+               "整理 润色 扩写 缩写 续写 修改 纠正 规划 制定 撰写 写".split())
 ZH_HEAD_WORDS = 10  # the governed phrase is looked for within this many words of the verb
 ZH_FRAME = ("根据", "基于", "给定", "对于", "针对", "按照", "参考", "阅读")  # "根据以下描述，生成…": the task follows the comma
 ZH_NOUN_FLAGS = ("n", "vn", "i", "l")  # nouns, verbal nouns, and set phrases such as 求职信
@@ -90,9 +93,9 @@ def verb_noun_zh(instruction: str) -> tuple[str | None, str | None]:
     text = instruction[:60]
     if text.startswith(ZH_FRAME) and "，" in text:
         text = text.split("，", 1)[1]
-    words = [(p.word, p.flag) for p in _posseg().lcut(text)]
+    words = [(p.word, p.flag) for p in _posseg().lcut(text, HMM=False)]
     verb_at = next((i for i, (w, flag) in enumerate(words)
-                    if flag.startswith("v") and flag != "vn" and w not in ZH_POLITE), None)
+                    if (flag.startswith("v") or w in ZH_VERBS) and w not in ZH_POLITE), None)
     if verb_at is None:
         return None, None
     noun = None

@@ -1,40 +1,76 @@
-"""Writing a run's accepted tasks in the formats training code reads."""
+"""Writing a run's accepted tasks in the formats training code reads, with a dataset card.
+
+Every format has one record per instance, except ``seeds`` (one per task, so a run can seed
+another). The chat formats (``sharegpt``, ``messages``) have one user turn, PROMPT, and one
+assistant turn, the output. PROMPT is the instruction alone when the input is empty, otherwise
+instruction + "\\n\\n" + input: the instruction, a blank line, the input. The Alpaca formats and
+``hf`` keep instruction, input and output as separate fields.
+
+Formats live in FORMATS (name -> Format), the one place to add one. Each export also writes a
+Markdown dataset card, README.md next to the file (``hf``: inside the directory), whose first line
+is CARD_MARKER: a README.md without it is not ours and is never overwritten. Nothing is written
+until every target has been checked; files are replaced atomically, and an ``hf`` directory is
+built under a temporary sibling name and renamed into place.
+"""
 
 from __future__ import annotations
 
 import functools
 import io
 import json
+import os
+import shutil
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import jsonlines
 
-from .journal import Journal, JournalDamaged, write_atomic
+from .config import redact_url
+from .journal import Journal, JournalDamaged, JournalError, write_atomic
 from .rundir import is_run_file, read_config
 
-FORMATS = ("alpaca", "seeds")
+CARD_NAME = "README.md"
+CARD_MARKER = "<!-- selfinstruct dataset card -->"
+HF_COLUMNS = ("instruction", "input", "output")
+HF_FILES = ("state.json", "dataset_info.json")  # what Dataset.save_to_disk writes, besides data-*.arrow
 
 
-def export_run(run_dir: Path | str, fmt: str = "alpaca", output: Path | str | None = None) -> tuple[Path, int]:
-    """``alpaca``: a JSON array, one {instruction, input, output} per instance.
-    ``seeds``: seed-task JSONL, so a run's output can seed another run."""
-    run_dir = Path(run_dir)
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-    tasks = accepted_tasks(run_dir)
-    output = Path(output) if output else run_dir / ("alpaca_data.json" if fmt == "alpaca" else "seed_tasks.jsonl")
-    if is_run_file(run_dir, output):
-        raise ValueError(f"{output} is one of the run's own files; export somewhere else")
-    if fmt == "alpaca":
-        records = [{"instruction": t["instruction"], "input": i["input"], "output": i["output"]}
-                   for t in tasks for i in t["instances"]]
-        text = json.dumps(records, ensure_ascii=False, indent=2) + "\n"
-    else:
-        records = [{"id": t["id"], "name": t["id"], "instruction": t["instruction"], "instances": t["instances"],
-                    "is_classification": bool(t["is_classification"])} for t in tasks]
-        text = _jsonl(records)
-    write_atomic(output, text)
-    return output, len(records)
+class ExportError(ValueError):
+    """An export that cannot be done as asked: nothing was written."""
+
+
+def prompt_of(instruction: str, input: str) -> str:
+    """The user turn: the instruction alone when the input is empty (or blank), else instruction, blank line, input."""
+    return f"{instruction}\n\n{input}" if input.strip() else instruction
+
+
+def alpaca_records(tasks: list[dict]) -> list[dict]:
+    return [{"instruction": t["instruction"], "input": i["input"], "output": i["output"]}
+            for t in tasks for i in t["instances"]]
+
+
+def sharegpt_records(tasks: list[dict]) -> list[dict]:
+    return [{"conversations": [{"from": "human", "value": prompt_of(t["instruction"], i["input"])},
+                               {"from": "gpt", "value": i["output"]}]}
+            for t in tasks for i in t["instances"]]
+
+
+def messages_records(tasks: list[dict]) -> list[dict]:
+    return [{"messages": [{"role": "user", "content": prompt_of(t["instruction"], i["input"])},
+                          {"role": "assistant", "content": i["output"]}]}
+            for t in tasks for i in t["instances"]]
+
+
+def seed_records(tasks: list[dict]) -> list[dict]:
+    return [{"id": t["id"], "name": t["id"], "instruction": t["instruction"], "instances": t["instances"],
+             "is_classification": bool(t["is_classification"])} for t in tasks]
+
+
+def _json_array(records: list[dict]) -> str:
+    return json.dumps(records, ensure_ascii=False, indent=2) + "\n"
 
 
 def _jsonl(records: list[dict]) -> str:
@@ -42,6 +78,218 @@ def _jsonl(records: list[dict]) -> str:
     with jsonlines.Writer(buffer, dumps=functools.partial(json.dumps, ensure_ascii=False)) as writer:
         writer.write_all(records)
     return buffer.getvalue()
+
+
+def _file(serialize: Callable[[list[dict]], str]):
+    """A writer of one file, and its card next to it."""
+    def write(path: Path, records: list[dict], card: str | None) -> None:
+        write_atomic(path, serialize(records))
+        if card is not None:
+            write_atomic(path.parent / CARD_NAME, card)
+    return write
+
+
+def _save_hf(path: Path, records: list[dict], card: str | None) -> None:
+    """A datasets Dataset saved to a temporary sibling, then renamed to ``path``: a crash never
+    leaves a half-written dataset there."""
+    try:
+        import datasets
+    except ImportError:
+        raise ExportError("the hf format needs the datasets package: pip install 'selfinstruct[hf]'") from None
+    temp, old = path.with_name(f".{path.name}.tmp"), path.with_name(f".{path.name}.old")
+    columns = {name: [r[name] for r in records] for name in HF_COLUMNS}
+    features = datasets.Features({name: datasets.Value("string") for name in HF_COLUMNS})
+    bars = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        for leftover in (temp, old):
+            shutil.rmtree(leftover, ignore_errors=True)
+        datasets.Dataset.from_dict(columns, features=features).save_to_disk(str(temp))
+        if card is not None:
+            write_atomic(temp / CARD_NAME, card)
+        if path.exists():  # a previous hf export (checked): set aside, swap in, then drop it
+            os.rename(path, old)
+            try:
+                os.rename(temp, path)
+            except OSError:
+                os.rename(old, path)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(temp, path)
+    except (OSError, ValueError, TypeError) as exc:  # ValueError: pyarrow's ArrowInvalid
+        raise JournalError(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+        if bars:
+            datasets.enable_progress_bars()
+
+
+@dataclass(frozen=True)
+class Format:
+    """One export format. To add one, add an entry to FORMATS."""
+    default_name: str  # written next to the run when no output is given
+    records: Callable[[list[dict]], list[dict]]
+    write: Callable[[Path, list[dict], str | None], None]  # (path, records, card text or None)
+    layout: str  # for the card: what is written
+    joined: bool  # whether instruction and input are joined into one prompt
+    directory: bool = False
+
+
+FORMATS: dict[str, Format] = {
+    "alpaca": Format("alpaca_data.json", alpaca_records, _file(_json_array),
+                     "a JSON array of {instruction, input, output}, one per instance", False),
+    "alpaca-jsonl": Format("alpaca_data.jsonl", alpaca_records, _file(_jsonl),
+                           "JSONL of {instruction, input, output}, one per instance", False),
+    "sharegpt": Format("sharegpt.jsonl", sharegpt_records, _file(_jsonl),
+                       'ShareGPT JSONL: {"conversations": [human, gpt]}, one per instance', True),
+    "messages": Format("messages.jsonl", messages_records, _file(_jsonl),
+                       'OpenAI chat fine-tuning JSONL: {"messages": [user, assistant]}, one per instance', True),
+    "hf": Format("hf", alpaca_records, _save_hf,
+                 "a Hugging Face datasets Dataset (columns instruction, input, output), one row per "
+                 "instance; load it with datasets.load_from_disk", False, directory=True),
+    "seeds": Format("seed_tasks.jsonl", seed_records, _file(_jsonl),
+                    "seed-task JSONL, one per task with its instances (usable as --seeds)", False),
+}
+
+
+def export_run(run_dir: Path | str, fmt: str = "alpaca", output: Path | str | None = None, *,
+               card: bool = True) -> tuple[Path, int]:
+    """Write the run's accepted tasks as ``fmt`` (see FORMATS) to ``output`` (default: next to the run)
+    and, with ``card``, a dataset card (card_path). Returns the path and the number of records."""
+    run_dir = Path(run_dir)
+    spec = FORMATS.get(fmt)
+    if spec is None:
+        raise ExportError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    tasks = accepted_tasks(run_dir)
+    output = Path(output) if output else run_dir / spec.default_name
+    _check_target(run_dir, output, spec, card)
+    records = spec.records(tasks)
+    text = dataset_card(run_dir, fmt, tasks, len(records), output) if card else None
+    spec.write(output, records, text)
+    return output, len(records)
+
+
+def card_path(output: Path | str, fmt: str) -> Path:
+    """Where an export to ``output`` writes its card."""
+    output = Path(output)
+    return output / CARD_NAME if FORMATS[fmt].directory else output.parent / CARD_NAME
+
+
+def is_our_card(path: Path) -> bool:
+    try:
+        with path.open(encoding="utf-8") as text:
+            return text.readline().strip() == CARD_MARKER
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _check_target(run_dir: Path, output: Path, spec: Format, card: bool) -> None:
+    """Raise ExportError, before anything is written, if the export would clobber what is not ours."""
+    if is_run_file(run_dir, output):
+        raise ExportError(f"{output} is one of the run's own files; export somewhere else")
+    if not output.parent.is_dir():
+        raise ExportError(f"{output}: cannot write there: {output.parent} is not an existing directory")
+    if spec.directory:
+        if output.exists() and not output.is_dir():
+            raise ExportError(f"{output} exists and is not a directory; choose a new or empty directory")
+        if output.is_dir() and any(output.iterdir()) and not _is_hf_export(output):
+            raise ExportError(f"{output} is not empty and is not a previous hf export; "
+                              "choose a new or empty directory")
+        return
+    if output.is_dir():
+        raise ExportError(f"{output} is a directory; give a file name to write to")
+    if card and output.name == CARD_NAME:
+        raise ExportError(f"{output}: {CARD_NAME} is where the dataset card goes; "
+                          "choose another name or pass --no-card")
+    target = output.parent / CARD_NAME
+    if card and (target.is_dir() or (target.exists() and not is_our_card(target))):
+        raise ExportError(f"{target} exists and is not a selfinstruct dataset card; "
+                          "pass --no-card or choose another directory")
+
+
+def _is_hf_export(path: Path) -> bool:
+    """A directory save_to_disk wrote with our columns, holding nothing else but our card."""
+    names = {p.name for p in path.iterdir()}
+    if not set(HF_FILES) <= names:
+        return False
+    for name in names - set(HF_FILES):
+        entry = path / name
+        ours = entry.is_file() and (name.startswith("data-") and name.endswith(".arrow")
+                                    or name == CARD_NAME and is_our_card(entry))
+        if not ours:
+            return False
+    try:
+        features = json.loads((path / "dataset_info.json").read_text(encoding="utf-8"))["features"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return False
+    return isinstance(features, dict) and tuple(features) == HF_COLUMNS
+
+
+def dataset_card(run_dir: Path, fmt: str, tasks: list[dict], records: int, output: Path) -> str:
+    """A short Markdown card: what the data is, how it was made and filtered. Never a key: the
+    stored base URL is redacted once more, and nothing else from the endpoint is written."""
+    settings = read_config(run_dir)["settings"]
+    spec = FORMATS[fmt]
+    lang = settings.get("lang", "unknown")
+    unit = "characters" if lang == "zh" else "words"
+    instances = sum(len(t["instances"]) for t in tasks)
+    classification = ("not asked (alpaca mode)" if settings.get("mode") == "alpaca"
+                      else sum(1 for t in tasks if t.get("is_classification")))
+    per = "task" if fmt == "seeds" else "instance"
+    model, api = settings.get("model", "unknown"), settings.get("api", "unknown")
+    low, high, threshold = settings.get("min_length"), settings.get("max_length"), settings.get("threshold")
+    if settings.get("local"):
+        endpoint = "the embedded llama.cpp server (offline)"
+    else:
+        endpoint = redact_url(settings.get("base_url")) or "unknown"
+    prompt = ('the instruction alone when the input is empty, otherwise `instruction + "\\n\\n" + input`'
+              if spec.joined else "not joined: instruction and input are separate fields")
+    rejected = Counter(r.get("reason", "unknown") for r in _rejected(run_dir))
+    reasons = ", ".join(f"{reason} {count}" for reason, count in rejected.most_common()) or "none"
+    where = "this directory" if spec.directory else f"`{output.name}`"
+    name = Path(os.path.abspath(run_dir)).name
+    main = ", ".join(f"{key} {settings.get(key)}" for key in
+                     ("num_instructions", "threshold", "temperature", "concurrency", "mode", "seed"))
+    return f"""{CARD_MARKER}
+# {name}: instruction-tuning data made with selfinstruct
+
+Exported on {datetime.now(timezone.utc):%Y-%m-%d} (UTC) from the selfinstruct run `{name}`.
+
+## Contents
+
+- tasks: {len(tasks)}
+- instances: {instances}
+- records: {records} (one per {per})
+- classification tasks: {classification}
+- language: {lang}
+
+## Format
+
+- format: `{fmt}`: {spec.layout}
+- data: {where}
+- prompt: {prompt}
+
+## Generation
+
+- model: {model} ({api} API)
+- endpoint: {endpoint}
+- settings: {main}
+
+## Filters
+
+- near-duplicates: rejected when ROUGE-L against the pool is above {threshold}
+- instruction length: {low} to {high} {unit}
+- rejected candidates by reason (rejected.jsonl): {reasons}
+"""
+
+
+def _rejected(run_dir: Path) -> list[dict]:
+    try:
+        return Journal(run_dir / "rejected.jsonl").read()
+    except JournalDamaged as exc:
+        raise JournalDamaged(f"{exc}; rejected.jsonl is derived from responses.jsonl: "
+                             f"`selfinstruct resume {run_dir}` rebuilds it without sending a request") from None
 
 
 def accepted_tasks(run_dir: Path | str) -> list[dict]:

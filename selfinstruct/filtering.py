@@ -1,9 +1,15 @@
 """Filtering an existing dataset the way the loop filters new tasks.
 
 Records are read one at a time and decided in file order: a record is dropped if a
-heuristic rule rejects it, or if its instruction scores above the threshold against
-an earlier kept record (or any record of an ``against`` dataset). Only the kept
-instructions are held in memory.
+heuristic rule rejects it, or if its instruction (with ``key``, and input) scores above
+the threshold against an earlier kept record (or any record of an ``against`` dataset).
+Only the kept records' compared texts are held in memory.
+
+``key`` says what ROUGE-L compares. ``instruction`` (the default) compares instructions
+alone, so an Alpaca export, which repeats a task's instruction once per instance, keeps
+one instance per task. ``instruction+input`` compares the instruction joined with the
+input (a blank line between them; a seed task's inputs all joined), so instances whose
+inputs differ are kept. The heuristic rules always look at the instruction alone.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from .seeds import Instance
 from .similarity import RougeIndex
 
 ONLY = ("dedup", "heuristics")
+KEYS = ("instruction", "instruction+input")
 
 
 class FilterError(ValueError):
@@ -41,11 +48,13 @@ class FilterReport:
 
 def filter_dataset(input: Path | str, output: Path | str, *, threshold: float = 0.7, lang: str = "auto",
                    only: str | None = None, against: Path | str | list[Path | str] | None = None,
-                   field: str | None = None, dropped_output: Path | str | None = None) -> FilterReport:
+                   field: str | None = None, dropped_output: Path | str | None = None,
+                   key: str = "instruction") -> FilterReport:
     """Write the kept records to ``output`` (in the input's layout) and the dropped ones, with reasons,
     to ``dropped_output`` (default: ``<output stem>.dropped.jsonl``).
 
-    ``against`` is one dataset or a list of them. Nothing is written if any path is unusable."""
+    ``against`` is one dataset or a list of them; ``key`` is one of KEYS (see above).
+    Nothing is written if any path is unusable."""
     started = time.monotonic()
     input, output = Path(input), Path(output)
     dropped_output = Path(dropped_output) if dropped_output else output.with_name(output.stem + ".dropped.jsonl")
@@ -54,16 +63,18 @@ def filter_dataset(input: Path | str, output: Path | str, *, threshold: float = 
         raise FilterError(f"unknown lang {lang!r}; choose auto, zh or en")
     if only not in (None, *ONLY):
         raise FilterError(f"unknown --only {only!r}; choose dedup or heuristics")
+    if key not in KEYS:
+        raise FilterError(f"unknown --key {key!r}; choose instruction or instruction+input")
     if not 0.0 <= threshold <= 1.0:
         raise FilterError(f"threshold must be between 0 and 1, got {threshold}")
     _check_paths(input, output, dropped_output, againsts)
     reference = RougeIndex() if againsts else None
     for path in againsts:
-        _add_instructions(reference, path, field)
+        _add_instructions(reference, path, field, key)
     layout = detect_layout(input)
     report = FilterReport(output=output, dropped_output=dropped_output)
     kept_index = RougeIndex()
-    kept_lines: list[int] = []
+    kept_lines: list[tuple[int, str]] = []  # (line, instruction) of each kept record
     parsed_any = field_seen = False
     temp_out = output.with_name(f".{output.name}.tmp")
     temp_dropped = dropped_output.with_name(f".{dropped_output.name}.tmp")
@@ -78,7 +89,8 @@ def filter_dataset(input: Path | str, output: Path | str, *, threshold: float = 
                 else:
                     parsed_any = True
                     field_seen = field_seen or (isinstance(record, dict) and (field or "instruction") in record)
-                    decision = _decide(record, line, field, lang, threshold, only, kept_index, kept_lines, reference)
+                    decision = _decide(record, line, field, key, lang, threshold, only, kept_index, kept_lines,
+                                       reference)
                 if decision is None:
                     text = json.dumps(record, ensure_ascii=False)
                     if layout == "array":
@@ -141,12 +153,13 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _decide(record, line, field, lang, threshold, only, kept_index, kept_lines, reference):
+def _decide(record, line, field, key, lang, threshold, only, kept_index, kept_lines, reference):
     """None to keep the record, else (reason, details)."""
     try:
         instruction, instances = _read_record(record, field)
     except ValueError as exc:
         return "bad_record", {"error": str(exc)}
+    compared = _compared(record, instruction, instances, key)
     record_lang = detect_lang(instruction) if lang == "auto" else lang
     if only != "dedup":
         low, high = LENGTH_DEFAULTS[record_lang]
@@ -159,16 +172,30 @@ def _decide(record, line, field, lang, threshold, only, kept_index, kept_lines, 
                 return dropped[0][1], {}
     if only != "heuristics":
         if reference is not None:
-            match = reference.first_above(instruction, threshold)
+            match = reference.first_above(compared, threshold)
             if match:
                 return "similar_to_against", {"score": match.score, "similar_to": match.text}
-        match = kept_index.first_above(instruction, threshold)
+        match = kept_index.first_above(compared, threshold)
         if match:
-            return "duplicate", {"score": match.score, "duplicate_of": {"line": kept_lines[match.index],
-                                                                        "instruction": match.text}}
-        kept_index.add(instruction)
-        kept_lines.append(line)
+            kept_line, kept_instruction = kept_lines[match.index]
+            duplicate_of = {"line": kept_line, "instruction": kept_instruction}
+            if key != "instruction":
+                duplicate_of["compared"] = match.text
+            return "duplicate", {"score": match.score, "duplicate_of": duplicate_of}
+        kept_index.add(compared)
+        kept_lines.append((line, instruction))
     return None
+
+
+def _compared(record: dict, instruction: str, instances: list[Instance] | None, key: str) -> str:
+    """The text ROUGE-L compares for ``key``: the instruction, or it and its non-empty input(s)."""
+    if key == "instruction":
+        return instruction
+    if instances is not None:
+        inputs = [i.input for i in instances]
+    else:
+        inputs = [record["input"]] if isinstance(record.get("input"), str) else []
+    return "\n\n".join([instruction, *(text for text in inputs if text.strip())])
 
 
 def _read_record(record, field: str | None) -> tuple[str, list[Instance] | None]:
@@ -221,12 +248,13 @@ def _invalid_text_in(value: object, where: str = "") -> tuple[str, str] | None:
     return None
 
 
-def _add_instructions(index: RougeIndex, path: Path, field: str | None) -> None:
-    """Add another dataset's instructions (its own layout; ``field`` if its records have it) to ``index``."""
+def _add_instructions(index: RougeIndex, path: Path, field: str | None, key: str) -> None:
+    """Add another dataset's instructions (its own layout; ``field`` if its records have it) to ``index``,
+    as ``key`` compares them."""
     for line, record in iter_records(path):
         try:
             own_field = field if isinstance(record, dict) and field in record else None
-            instruction, _ = _read_record(record, own_field)
+            instruction, instances = _read_record(record, own_field)
         except ValueError as exc:
             raise RecordError(path, line, str(exc)) from None
-        index.add(instruction)
+        index.add(_compared(record, instruction, instances, key))

@@ -18,6 +18,7 @@ from matplotlib import font_manager  # noqa: E402
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei",
              "Microsoft YaHei", "SimHei", "PingFang SC", "Heiti SC", "Arial Unicode MS")
 COLORS = plt.get_cmap("tab20").colors
+LABELLED_SHARE = 0.02  # smaller wedges go unlabelled (the table beside the figure names them all)
 
 
 def cjk_font() -> str | None:
@@ -45,14 +46,15 @@ def sunburst(top: list[tuple[str, int, list[tuple[str, int]]]]) -> bytes:
     _style()
     fig, ax = plt.subplots(figsize=(7.5, 7.5))
     inner_sizes, inner_labels, outer_sizes, outer_labels, outer_colors = [], [], [], [], []
+    total = sum(count for _, count, _ in top)
     for k, (verb, count, nouns) in enumerate(top):
         color = COLORS[k % len(COLORS)]
         inner_sizes.append(count)
-        inner_labels.append(verb)
+        inner_labels.append(verb if count >= LABELLED_SHARE * total else "")
         shown = sum(n for _, n in nouns)
         for noun, n in nouns:
             outer_sizes.append(n)
-            outer_labels.append(noun)
+            outer_labels.append(noun if n >= LABELLED_SHARE / 2 * total else "")
             outer_colors.append((*color[:3], 0.55))
         outer_sizes.append(count - shown)  # the verb's other objects, or none
         outer_labels.append("")

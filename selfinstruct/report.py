@@ -23,7 +23,7 @@ from .config import redact_url
 from .diversity import compression_ratio, distinct_n, top_pairs, units, verb_noun_pairs
 from .filtering import _read_record
 from .filters import detect_lang
-from .journal import Journal
+from .journal import Journal, write_atomic
 from .records import iter_records
 from .resources import default_seeds
 from .rundir import RunDirError, read_config
@@ -115,12 +115,12 @@ class Figures:
     numbers: dict[str, float | int | str] = field(default_factory=dict)
 
 
-def compute(data: Dataset, seeds: Path | None = None, threshold: float = 0.7) -> Figures:
+def compute(data: Dataset, seed_instructions: list[str], threshold: float = 0.7) -> Figures:
     instructions = [t.instruction for t in data.tasks]
     fig = Figures()
     fig.pairs = verb_noun_pairs(instructions, data.lang)
-    seed_index = RougeIndex(t.instruction for t in load_seed_tasks(seeds or default_seeds(data.lang)))
-    fig.seed_overlap = [seed_index.max_similarity(text) for text in instructions]
+    seed_index = RougeIndex(seed_instructions)
+    fig.seed_overlap = seed_index.max_scores(instructions)
     index = RougeIndex()
     parent = list(range(len(instructions)))  # near-duplicate groups: union-find over "above threshold" links
 
@@ -138,8 +138,8 @@ def compute(data: Dataset, seeds: Path | None = None, threshold: float = 0.7) ->
         index.add(text)
     groups = Counter(root(i) for i in range(len(instructions)))
     fig.near_duplicate_groups = sum(1 for n in groups.values() if n > 1)
-    sample = random.Random(0).sample(range(len(instructions)), min(OVERLAP_SAMPLE, len(instructions)))
-    for i in sorted(sample):
+    sample = sorted(random.Random(0).sample(range(len(instructions)), min(OVERLAP_SAMPLE, len(instructions))))
+    for i in sample:
         others = [m.score for m in index.most_similar(instructions[i], 2) if m.index != i]
         fig.rest_overlap.append(others[0] if others else 0.0)
     instances = [pair for t in data.tasks for pair in t.instances]
@@ -181,25 +181,27 @@ def write_report(path: Path | str, output: Path | str | None = None, *, seeds: P
     started = time.monotonic()
     data = load(path, lang)
     if not data.tasks:
-        raise ReportError(f"{data.source}: no tasks to report on")
+        raise ReportError(f"{data.source}: no tasks to report on ({data.records} records, {data.unreadable} "
+                          "without a string instruction)")
+    if seeds is None and data.run and Path(data.run["settings"]["seeds"]).is_file():
+        seeds = data.run["settings"]["seeds"]
+    seeds = Path(seeds) if seeds else default_seeds(data.lang)
+    seed_instructions = [t.instruction for t in load_seed_tasks(seeds)]
     output = Path(output) if output else (data.source / "report.html" if data.source.is_dir()
                                           else data.source.with_name(data.source.stem + ".report.html"))
     if output.exists() and not output.read_text(encoding="utf-8", errors="replace").startswith(MARKER):
         raise ReportError(f"{output} exists and is not a selfinstruct report; choose another --output")
     threshold = data.run["settings"].get("threshold", 0.7) if data.run else 0.7
-    fig = compute(data, Path(seeds) if seeds else None, threshold)
-    page = _page(data, fig, plots, seeds, time.monotonic() - started)
-    from .journal import write_atomic
-
-    write_atomic(output, page)
+    fig = compute(data, seed_instructions, threshold)
+    write_atomic(output, _page(data, fig, plots, seeds, time.monotonic() - started))
     return output
 
 
 # -- the page -----------------------------------------------------------------------------------
 
-def _page(data: Dataset, fig: Figures, plots, seeds, seconds: float) -> str:
+def _page(data: Dataset, fig: Figures, plots, seeds: Path, seconds: float) -> str:
     unit = "characters" if data.lang == "zh" else "words"
-    seed_name = Path(seeds).name if seeds else f"the bundled {data.lang} seed tasks"
+    seed_name = "the bundled seed tasks" if seeds == default_seeds(data.lang) else seeds.name
     parts = [f"<h1>{_e(data.source.name)}</h1>",
              f"<p class=meta>{len(data.tasks)} tasks, language {data.lang}; made by selfinstruct {importlib.metadata.version('selfinstruct')} "
              f"on {datetime.date.today().isoformat()}.</p>"]

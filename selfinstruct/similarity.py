@@ -162,13 +162,36 @@ class RougeIndex:
         the bag-of-tokens overlap. Unknown tokens match nothing and are dropped
         from the code string, which leaves the LCS unchanged.
         """
-        tokens = tokenize(text)
-        code = "".join([self._token_codes.get(token, "") for token in tokens])
+        query_len, code = self._encode(text)
         lists = []
         for char, count in Counter(code).items():
             lists.extend(self._postings[char][:count])
         lists.sort(key=len)
-        return len(tokens), code, lists
+        return query_len, code, lists
+
+    def _encode(self, text: str) -> tuple[int, str]:
+        """Token count and code string; tokens the pool lacks are dropped (they leave every LCS unchanged)."""
+        tokens = tokenize(text)
+        return len(tokens), "".join([self._token_codes.get(token, "") for token in tokens])
+
+    def max_scores(self, texts: list[str], chunk: int = 256) -> list[float]:
+        """Each text's highest score against every entry, by scoring all pairs on all cores: for a small
+        pool (the seed tasks) much faster than one search per text."""
+        lengths = np.frombuffer(self._lengths, dtype=np.int32)
+        best: list[float] = []
+        for start in range(0, len(texts), chunk):
+            encoded = [self._encode(text) for text in texts[start:start + chunk]]
+            if not self.texts:
+                best += [0.0] * len(encoded)
+                continue
+            lcs = cdist([code for _, code in encoded], self._codes, scorer=LCSseq.similarity, dtype=np.int32,
+                        workers=-1)
+            query_lens = np.array([n for n, _ in encoded], dtype=np.int64)[:, None]
+            precision = np.divide(lcs, lengths[None, :], out=np.zeros(lcs.shape), where=lcs > 0)
+            recall = np.divide(lcs, query_lens, out=np.zeros(lcs.shape), where=lcs > 0)
+            scores = np.divide(2 * precision * recall, precision + recall, out=np.zeros(lcs.shape), where=lcs > 0)
+            best += scores.max(axis=1).tolist()
+        return best
 
     def _search(self, text: str, k: int, threshold: float, first: bool) -> list[tuple[float, int]]:
         """Exact top-k (score, index) with score > threshold, best first.

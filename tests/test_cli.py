@@ -165,7 +165,7 @@ def test_every_option_shows_its_help_default_and_choices(command):
     if command == "filter":
         assert "<auto|zh|en>" in blocks["--lang"] and "<dedup|heuristics>" in blocks["--only"]
     if command == "export":
-        assert "<alpaca|seeds>" in blocks["--format"]
+        assert "<alpaca|alpaca-jsonl|sharegpt|messages|hf|seeds>" in blocks["--format"]
 
 
 def test_version():

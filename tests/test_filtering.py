@@ -283,3 +283,65 @@ def test_a_field_no_record_has_is_an_error(tmp_path):
     with pytest.raises(FilterError, match="no record has the field 'nosuch'"):
         filter_dataset(source, tmp_path / "out.jsonl", field="nosuch")
     assert not (tmp_path / "out.jsonl").exists()
+
+
+# --key: what ROUGE-L compares. An Alpaca export repeats a task's instruction once per instance.
+ONE_TASK = [
+    {"instruction": "Translate the sentence into French.", "input": "The weather is lovely in spring today.",
+     "output": "Il fait beau au printemps aujourd'hui."},
+    {"instruction": "Translate the sentence into French.", "input": "My brother plays football every weekend.",
+     "output": "Mon frère joue au football chaque week-end."},
+    {"instruction": "Translate the sentence into French.", "input": "Where did you buy those green apples?",
+     "output": "Où as-tu acheté ces pommes vertes ?"},
+    {"instruction": "Translate the sentence into French.", "input": "The weather is lovely in spring today.",
+     "output": "Le temps est beau au printemps."},
+]
+
+
+def test_key_instruction_input_keeps_instances_whose_inputs_differ(tmp_path):
+    source = tmp_path / "alpaca.json"
+    source.write_text(json.dumps(ONE_TASK[:3]), encoding="utf-8")
+    by_instruction = filter_dataset(source, tmp_path / "one.json")
+    assert (by_instruction.total, by_instruction.kept) == (3, 1) and by_instruction.dropped == {"duplicate": 2}
+    assert json.loads((tmp_path / "one.json").read_text()) == ONE_TASK[:1]
+    by_input = filter_dataset(source, tmp_path / "all.json", key="instruction+input")
+    assert (by_input.total, by_input.kept) == (3, 3) and not by_input.dropped
+    assert json.loads((tmp_path / "all.json").read_text()) == ONE_TASK[:3]
+    assert (tmp_path / "all.dropped.jsonl").read_text() == ""
+
+
+def test_key_instruction_input_still_drops_a_repeated_input(tmp_path):
+    source = tmp_path / "alpaca.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in ONE_TASK), encoding="utf-8")
+    result = CliRunner().invoke(app, ["filter", str(source), "-o", str(tmp_path / "clean.jsonl"),
+                                      "--key", "instruction+input"])
+    assert result.exit_code == 0, result.output
+    assert "kept       3 of 4" in result.output
+    assert [json.loads(line) for line in (tmp_path / "clean.jsonl").read_text().splitlines()] == ONE_TASK[:3]
+    (drop,) = [json.loads(line) for line in (tmp_path / "clean.dropped.jsonl").read_text().splitlines()]
+    assert drop["reason"] == "duplicate" and drop["score"] == 1.0 and drop["line"] == 4
+    assert drop["duplicate_of"] == {"line": 1, "instruction": ONE_TASK[0]["instruction"],
+                                    "compared": ONE_TASK[0]["instruction"] + "\n\n" + ONE_TASK[0]["input"]}
+
+
+def test_key_applies_to_seed_tasks_and_against_files(tmp_path):
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text(json.dumps({"id": "t1", "instruction": ONE_TASK[0]["instruction"], "instances": [
+        {"input": r["input"], "output": r["output"]} for r in ONE_TASK[:2]]}) + "\n", encoding="utf-8")
+    source = tmp_path / "alpaca.json"
+    source.write_text(json.dumps(ONE_TASK[2:3]), encoding="utf-8")
+    assert filter_dataset(source, tmp_path / "a.json", against=seeds).dropped == {"similar_to_against": 1}
+    assert filter_dataset(source, tmp_path / "b.json", against=seeds, key="instruction+input").kept == 1
+    with pytest.raises(FilterError, match="unknown --key 'input'; choose instruction or instruction\\+input"):
+        filter_dataset(source, tmp_path / "c.json", key="input")
+
+
+def test_cli_key_help_and_a_bad_key(tmp_path):
+    help_text = " ".join(CliRunner().invoke(app, ["filter", "--help"]).output.split())
+    assert "--key <instruction|instruction+input> What ROUGE-L compares" in help_text
+    assert "[default: instruction]" in help_text.split("--key", 1)[1]
+    source = tmp_path / "alpaca.json"
+    source.write_text(json.dumps(ONE_TASK), encoding="utf-8")
+    result = CliRunner().invoke(app, ["filter", str(source), "-o", str(tmp_path / "out.json"), "--key", "input"])
+    assert result.exit_code == 2 and "Invalid value for '--key'" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alpaca.json"]

@@ -148,6 +148,15 @@ PLAN = {
                       ["test_export_commands_on_stub_run", "test_export_commands_after_real_demo"]),
     "export-seeds": ("bash", r"^selfinstruct export runs/demo --format seeds\b",
                      ["test_export_commands_on_stub_run", "test_export_commands_after_real_demo"]),
+    "export-sharegpt": ("bash", r"^selfinstruct export runs/demo --format sharegpt\b",
+                        ["test_export_commands_on_stub_run", "test_export_commands_after_real_demo"]),
+    "export-messages": ("bash", r"^selfinstruct export runs/demo --format messages\b",
+                        ["test_export_commands_on_stub_run", "test_export_commands_after_real_demo"]),
+    "export-hf": ("bash", r"^selfinstruct export runs/demo --format hf\b",
+                  ["test_export_commands_on_stub_run", "test_export_commands_after_real_demo"]),
+    "report-run": ("bash", r"^selfinstruct report runs/demo\b",
+                   ["test_export_commands_on_stub_run", "test_export_commands_after_real_demo"]),
+    "report-file": ("console", r"^selfinstruct report alpaca_52k\.json$", ["test_filter_example"]),
     "make-dataset": ("bash", r"^python bench/make_dataset\.py ", ["test_filter_example"]),
     "filter": ("console", r"^selfinstruct filter ", ["test_filter_example"]),
     "head-dropped": ("console", r"^head -1 ", ["test_filter_example"]),
@@ -174,7 +183,7 @@ def test_every_readme_block_is_covered():
     blocks = readme_blocks()
     unknown = [(b.line, b.kind) for b in blocks if b.kind not in HANDLED_KINDS]
     assert not unknown, f"README blocks of a kind this harness does not run (README line, kind): {unknown}"
-    assert len(blocks) == 11, "README code blocks were added or removed: update PLAN and this count"
+    assert len(blocks) == 13, "README code blocks were added or removed: update PLAN and this count"
     items = readme_items()
     owners: dict[int, list[str]] = {}
     for key, (kind, pattern, tests) in PLAN.items():
@@ -359,6 +368,36 @@ def check_export_commands(cwd: Path, env: dict) -> None:
                        for t in tasks for i in t["instances"]]
     assert result.stdout.strip() == f"wrote {len(records)} records to {target}"
 
+    user_turns = [t["instruction"] + (f"\n\n{i['input']}" if i["input"] else "") for t in tasks for i in t["instances"]]
+    outputs = [i["output"] for t in tasks for i in t["instances"]]
+    for key, turns in (("export-sharegpt", ("conversations", "from", "value", "human", "gpt")),
+                       ("export-messages", ("messages", "role", "content", "user", "assistant"))):
+        command = item(key).text
+        result = run(command, cwd, env)
+        assert result.returncode == 0, result.stderr
+        target = re.search(r"#\s*(\S+)$", command).group(1)
+        field, who, text, user, assistant = turns
+        lines = [line[field] for line in read_jsonl(cwd / target)]
+        assert [[turn[who] for turn in line] for line in lines] == [[user, assistant]] * len(outputs)
+        assert [line[0][text] for line in lines] == user_turns and [line[1][text] for line in lines] == outputs
+        assert result.stdout.strip() == f"wrote {len(outputs)} records to {target}"
+    command = item("export-hf").text
+    result = run(command, cwd, env)
+    assert result.returncode == 0, result.stderr
+    import datasets
+
+    loaded = datasets.load_from_disk(str(cwd / re.search(r"#\s*(\S+)$", command).group(1)))
+    assert loaded["output"] == outputs and loaded.column_names == ["instruction", "input", "output"]
+    card = (cwd / "runs" / "demo" / "README.md").read_text(encoding="utf-8")
+    assert card.startswith("<!-- selfinstruct dataset card -->")
+
+    command = item("report-run").text
+    result = run(command, cwd, env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    target = re.search(r"#\s*(\S+)$", command).group(1)
+    assert result.stdout.strip() == target
+    assert (cwd / target).read_text(encoding="utf-8").count("data:image/png;base64,") == 4
+
     seeds = item("export-seeds").text
     result = run(seeds, cwd, env)
     assert result.returncode == 0, result.stderr
@@ -419,6 +458,12 @@ def test_filter_example(tmp_path, tmp_path_factory):
         assert_shown_output(readme.output, result.stdout)
     kept = json.loads((tmp_path / option(item("filter").text, "-o")).read_text(encoding="utf-8"))
     assert f"kept                  {len(kept)} of {records}" in item("filter").output
+
+    readme = item("report-file")
+    result = run(readme.text, tmp_path, env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert_shown_output(readme.output, result.stdout)
+    assert (tmp_path / readme.output[0]).read_text(encoding="utf-8").count("data:image/png;base64,") == 3
 
 
 # ------------------------------------------------------------------ the embedded model, for real

@@ -1,0 +1,295 @@
+"""`selfinstruct export` in every format, checked against the run's own tasks.jsonl, and its dataset card."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from fake_model import FakeModel
+from openai_stub import ScriptedServer
+from test_cli import invoke
+
+from selfinstruct import Config, export_run, generate
+from selfinstruct.export import CARD_MARKER, ExportError
+from selfinstruct.seeds import load_seed_tasks
+
+SCRIPT = Path(sys.executable).parent / "selfinstruct"
+KEY = "sk-export-Test-Key-51c0de"
+USER, PASSWORD = "alice", "s3cret-Pw-9"
+FILE_FORMATS = {"alpaca": "alpaca_data.json", "alpaca-jsonl": "alpaca_data.jsonl", "sharegpt": "sharegpt.jsonl",
+                "messages": "messages.jsonl", "seeds": "seed_tasks.jsonl"}
+
+
+class RejectingModel(FakeModel):
+    """The scripted model, with three candidates the filters reject: one per heuristic or ROUGE-L rule."""
+
+    def instruction(self, zh: bool) -> str:
+        text = super().instruction(zh)
+        if self.counter == 2:
+            return "画出这张图片里的猫的轮廓"  # unsupported_modality
+        if self.counter == 4:
+            return "写诗"  # too_short (6 characters at least)
+        if self.counter == 6:
+            return self.previous  # too_similar: ROUGE-L 1.0
+        self.previous = text
+        return text
+
+
+@pytest.fixture(scope="module")
+def made_run(tmp_path_factory) -> Path:
+    """A finished Chinese run against the scripted server, whose base URL holds a user and password."""
+    run_dir = tmp_path_factory.mktemp("made") / "run"
+    with ScriptedServer(RejectingModel()) as server:
+        url = server.base_url.replace("http://", f"http://{USER}:{PASSWORD}@")
+        generate(Config(lang="zh", base_url=url, api_key=KEY, model="stub-model", num_instructions=6,
+                        output=run_dir, requests_per_round=2, concurrency=4, retry_wait=0.01, timeout=5),
+                 progress="off")
+    return run_dir
+
+
+@pytest.fixture
+def run(made_run, tmp_path) -> Path:
+    """A copy of the made run for one test."""
+    return Path(shutil.copytree(made_run, tmp_path / "run"))
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def instances(run: Path) -> list[tuple[str, str, str]]:
+    """(instruction, input, output) of every instance, in tasks.jsonl's order."""
+    return [(t["instruction"], i["input"], i["output"]) for t in read_jsonl(run / "tasks.jsonl") for i in t["instances"]]
+
+
+def test_the_made_run_has_what_the_checks_need(run):
+    tasks = read_jsonl(run / "tasks.jsonl")
+    assert len(tasks) == 6 and any(t["is_classification"] for t in tasks)
+    assert any(len(t["instances"]) > 1 for t in tasks)
+    assert {bool(i) for _, i, _ in instances(run)} == {True, False}  # instances with and without input
+    assert Counter(r["reason"] for r in read_jsonl(run / "rejected.jsonl")) == {
+        "unsupported_modality": 1, "too_short": 1, "too_similar": 1}
+
+
+@pytest.mark.parametrize("fmt", ["alpaca", "alpaca-jsonl"])
+def test_alpaca_formats_have_one_record_per_instance(run, fmt):
+    path, count = export_run(run, fmt)
+    assert path == run / FILE_FORMATS[fmt]
+    text = path.read_text(encoding="utf-8")
+    records = json.loads(text) if fmt == "alpaca" else read_jsonl(path)
+    if fmt == "alpaca-jsonl":
+        assert len(text.splitlines()) == count and not text.startswith("[")
+    assert records == [{"instruction": a, "input": b, "output": c} for a, b, c in instances(run)]
+    assert count == len(records) == 12  # 6 tasks of 2 instances
+    assert "春天" in text and "\\u" not in text  # unicode kept (ensure_ascii=False)
+
+
+def test_sharegpt_joins_the_input_to_the_instruction(run):
+    path, count = export_run(run, "sharegpt")
+    assert path == run / "sharegpt.jsonl"
+    records = read_jsonl(path)
+    assert count == len(records) == len(instances(run))
+    for record, (instruction, given, output) in zip(records, instances(run)):
+        assert list(record) == ["conversations"]
+        human, gpt = record["conversations"]
+        assert human == {"from": "human", "value": f"{instruction}\n\n{given}" if given else instruction}
+        assert gpt == {"from": "gpt", "value": output}
+    first = read_jsonl(run / "tasks.jsonl")[0]
+    assert first["instances"][0]["input"] == "一段关于春天的文字" and first["instances"][1]["input"] == ""
+    assert records[0]["conversations"][0]["value"] == first["instruction"] + "\n\n一段关于春天的文字"
+    assert records[1]["conversations"][0]["value"] == first["instruction"]
+    assert "\\u" not in path.read_text(encoding="utf-8")
+
+
+def test_messages_are_openai_chat_fine_tuning_lines(run, tmp_path):
+    path, count = export_run(run, "messages", tmp_path / "train.jsonl")
+    records = read_jsonl(path)
+    assert count == len(records) == len(instances(run))
+    for record, (instruction, given, output) in zip(records, instances(run)):
+        assert record == {"messages": [
+            {"role": "user", "content": f"{instruction}\n\n{given}" if given else instruction},
+            {"role": "assistant", "content": output}]}
+    assert "\\u" not in path.read_text(encoding="utf-8") and "春天" in path.read_text(encoding="utf-8")
+
+
+def test_seeds_are_one_task_each_and_seed_another_run(run):
+    path, count = export_run(run, "seeds")
+    tasks = read_jsonl(run / "tasks.jsonl")
+    assert [(s["instruction"], s["instances"], s["is_classification"]) for s in read_jsonl(path)] == [
+        (t["instruction"], t["instances"], t["is_classification"]) for t in tasks]
+    assert count == len(tasks) == len(load_seed_tasks(path))
+
+
+def test_hf_is_a_datasets_dataset_with_one_row_per_instance(run):
+    from datasets import load_from_disk
+
+    path, count = export_run(run, "hf")
+    assert path == run / "hf" and count == len(instances(run))
+    dataset = load_from_disk(str(path))
+    assert dataset.column_names == ["instruction", "input", "output"]
+    assert [(r["instruction"], r["input"], r["output"]) for r in dataset] == instances(run)
+    card = (path / "README.md").read_text(encoding="utf-8")
+    assert card.startswith(CARD_MARKER + "\n") and "- format: `hf`" in card
+    assert not (run / "README.md").exists()
+
+
+def test_hf_reexport_replaces_a_previous_one_and_leaves_no_temporaries(run, made_run):
+    export_run(run, "hf")
+    (run / "tasks.jsonl").write_text("".join(line + "\n" for line in (run / "tasks.jsonl").read_text(
+        encoding="utf-8").splitlines()[:2]), encoding="utf-8")  # a smaller run: the same directory, new rows
+    path, count = export_run(run, "hf")
+    from datasets import load_from_disk
+    assert len(load_from_disk(str(path))) == count == len(instances(run)) < len(instances(made_run))
+    assert "- tasks: 2\n" in (path / "README.md").read_text(encoding="utf-8")
+    assert not [p.name for p in run.iterdir() if p.name.startswith(".hf")]  # no .hf.tmp, no .hf.old
+
+
+def test_hf_refuses_a_directory_that_is_not_a_previous_export(run, tmp_path):
+    target = tmp_path / "mine"
+    target.mkdir()
+    (target / "notes.txt").write_text("keep me")
+    result = subprocess.run([str(SCRIPT), "export", "run", "--format", "hf", "-o", "mine"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: mine is not empty and is not a previous hf export; choose a new or empty directory"]
+    assert [p.name for p in target.iterdir()] == ["notes.txt"] and (target / "notes.txt").read_text() == "keep me"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(ExportError, match="exists and is not a directory"):
+        export_run(run, "hf", tmp_path / "a-file")
+
+
+def test_hf_without_datasets_says_how_to_install_it(run, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "datasets", None)  # `import datasets` raises ImportError
+    result = invoke("export", run, "--format", "hf")
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        "error: the hf format needs the datasets package: pip install 'selfinstruct[hf]'"]
+    assert not (run / "hf").exists() and not [p for p in run.iterdir() if p.name.startswith(".hf")]
+
+
+def test_card_describes_the_run_and_holds_no_credential(run):
+    result = invoke("export", run, "--format", "messages")
+    assert result.exit_code == 0, result.output
+    assert f"dataset card: {run / 'README.md'}" in result.output
+    card = (run / "README.md").read_text(encoding="utf-8")
+    tasks = read_jsonl(run / "tasks.jsonl")
+    settings = json.loads((run / "config.json").read_text(encoding="utf-8"))["settings"]
+    port = settings["base_url"].rsplit(":", 1)[1].split("/")[0]
+    today = {f"{datetime.now(timezone.utc) - timedelta(minutes=m):%Y-%m-%d}" for m in (0, 5)}
+    lines = card.splitlines()
+    assert lines[0] == CARD_MARKER and lines[1] == "# run: instruction-tuning data made with selfinstruct"
+    assert any(f"Exported on {day} (UTC)" in card for day in today)
+    for line in [f"- tasks: {len(tasks)}", f"- instances: {len(instances(run))}",
+                 f"- records: {len(instances(run))} (one per instance)",
+                 f"- classification tasks: {sum(1 for t in tasks if t['is_classification'])}",
+                 "- language: zh", "- model: stub-model (chat API)",
+                 f"- endpoint: http://REDACTED@127.0.0.1:{port}/v1",
+                 "- settings: num_instructions 6, threshold 0.7, temperature 0.7, concurrency 4, "
+                 "mode self-instruct, seed 0",
+                 "- near-duplicates: rejected when ROUGE-L against the pool is above 0.7",
+                 "- instruction length: 6 to 300 characters",
+                 "- data: `messages.jsonl`",
+                 '- prompt: the instruction alone when the input is empty, otherwise `instruction + "\\n\\n" + input`']:
+        assert line in lines, line
+    reasons = next(line for line in lines if line.startswith("- rejected candidates by reason (rejected.jsonl): "))
+    assert sorted(reasons.split(": ", 1)[1].split(", ")) == ["too_short 1", "too_similar 1", "unsupported_modality 1"]
+    for secret in (KEY, USER, PASSWORD):
+        for path in [p for p in run.rglob("*") if p.is_file() and p.name != "responses.jsonl"]:
+            assert secret not in path.read_text(encoding="utf-8", errors="replace"), (secret, path)
+
+
+def test_card_of_a_file_export_sits_next_to_it_and_is_replaced_by_the_next(run, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    export_run(run, "alpaca", out / "train.json")
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert "- format: `alpaca`" in card and "- data: `train.json`" in card
+    assert "- prompt: not joined: instruction and input are separate fields" in card
+    export_run(run, "seeds", out / "seeds.jsonl")
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert card.startswith(CARD_MARKER) and "- format: `seeds`" in card and "- records: 6 (one per task)" in card
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "seeds.jsonl", "train.json"]
+
+
+def test_a_foreign_readme_is_never_overwritten(run, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# My project\n", encoding="utf-8")
+    result = subprocess.run([str(SCRIPT), "export", "run", "--format", "sharegpt", "-o", "train.jsonl"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["error: README.md exists and is not a selfinstruct dataset card; "
+                                          "pass --no-card or choose another directory"]
+    assert readme.read_text(encoding="utf-8") == "# My project\n" and not (tmp_path / "train.jsonl").exists()
+    result = subprocess.run([str(SCRIPT), "export", "run", "--format", "sharegpt", "-o", "train.jsonl", "--no-card"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"wrote {len(instances(run))} records to train.jsonl\n" and "card" not in result.stderr
+    assert readme.read_text(encoding="utf-8") == "# My project\n"
+    assert len(read_jsonl(tmp_path / "train.jsonl")) == len(instances(run))
+
+
+def test_no_card_writes_only_the_data(run, tmp_path):
+    path, count = export_run(run, "hf", tmp_path / "ds", card=False)
+    assert sorted(p.name for p in path.iterdir()) == ["data-00000-of-00001.arrow", "dataset_info.json", "state.json"]
+    path, count = export_run(run, "messages", tmp_path / "m.jsonl", card=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "m.jsonl", "run"]
+
+
+def test_the_data_file_cannot_be_the_card(run):
+    with pytest.raises(ExportError, match="README.md is where the dataset card goes"):
+        export_run(run, "alpaca", run / "README.md")
+    path, _ = export_run(run, "alpaca", run / "README.md", card=False)  # asked for: data named README.md
+    assert json.loads(path.read_text(encoding="utf-8"))[0]["instruction"] == instances(run)[0][0]
+
+
+@pytest.mark.parametrize("args, error", [
+    (["run", "--format", "csv"], "error: unknown format 'csv'; choose one of: alpaca, alpaca-jsonl, sharegpt, "
+                                 "messages, hf, seeds"),
+    (["missing", "--format", "messages"], "error: missing is not a selfinstruct run directory (no config.json)"),
+    (["run", "-o", "nowhere/x.json"], "error: nowhere/x.json: cannot write there: nowhere is not an existing directory"),
+    (["run", "-o", "run/tasks.jsonl"], "error: run/tasks.jsonl is one of the run's own files; export somewhere else"),
+])
+def test_cli_errors_are_one_line_and_exit_2(run, tmp_path, args, error):
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    result = subprocess.run([str(SCRIPT), "export", *args], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [error] and result.stdout == ""
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("fmt", FILE_FORMATS)
+def test_cli_writes_each_format_next_to_the_run(run, tmp_path, fmt):
+    result = subprocess.run([str(SCRIPT), "export", "run", "--format", fmt], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    count = len(read_jsonl(run / "tasks.jsonl")) if fmt == "seeds" else len(instances(run))
+    assert result.stdout == f"wrote {count} records to run/{FILE_FORMATS[fmt]}\n"
+    assert result.stderr == "dataset card: run/README.md\n"
+    assert f"- format: `{fmt}`" in (run / "README.md").read_text(encoding="utf-8")
+
+
+def test_a_failed_hf_save_leaves_the_previous_export_whole(run, monkeypatch):
+    import datasets
+
+    export_run(run, "hf")
+    before = {p.name: p.read_bytes() for p in (run / "hf").iterdir()}
+
+    def crash(self, path, **kwargs):  # half a dataset written, then the disk is full
+        Path(path).mkdir()
+        (Path(path) / "data-00000-of-00001.arrow").write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(datasets.Dataset, "save_to_disk", crash)
+    result = invoke("export", run, "--format", "hf")
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [f"error: cannot write {run / 'hf'}: No space left on device"]
+    assert {p.name: p.read_bytes() for p in (run / "hf").iterdir()} == before
+    assert not [p.name for p in run.iterdir() if p.name.startswith(".hf")]

@@ -1,0 +1,201 @@
+"""`selfinstruct report`: its numbers on a small fixed dataset, a run's funnel, and the page in a real browser."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from test_export import KEY, PASSWORD, made_run, run  # noqa: F401  (fixtures: a finished zh run with rejections)
+
+from selfinstruct.diversity import verb_noun_en
+from selfinstruct.report import MARKER, compute, load, write_report
+from selfinstruct.similarity import rouge_l, tokenize
+
+SCRIPT = Path(sys.executable).parent / "selfinstruct"
+CHROMIUM = Path("/usr/bin/chromium")
+RECORDS = [
+    {"instruction": "Write a short poem about the sea.", "input": "", "output": "Waves roll in."},
+    {"instruction": "Write a short poem about the sea.", "input": "", "output": "Blue and deep."},
+    {"instruction": "Translate the sentence into French.", "input": "I like tea.", "output": "J'aime le thé."},
+    {"instruction": "Summarize the article in one line.", "input": "The article text here.", "output": "Short."},
+    {"instruction": "Write a short poem about the seas.", "input": "", "output": "Salt."},
+    {"instruction": "Explain <img src=x onerror=alert(1)> in plain words.", "input": "", "output": "<b>bold</b>"},
+]
+SEED = "Write a short poem about the sea."
+
+
+@pytest.fixture
+def dataset(tmp_path) -> Path:
+    path = tmp_path / "small.json"
+    path.write_text(json.dumps(RECORDS, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def seeds(tmp_path) -> Path:
+    path = tmp_path / "seeds.jsonl"
+    path.write_text(json.dumps({"instruction": SEED, "instances": [{"input": "", "output": "x"}]}) + "\n",
+                    encoding="utf-8")
+    return path
+
+
+def numbers_of(page: str) -> dict[str, str]:
+    table = page.split("<h2>Numbers</h2>", 1)[1].split("</table>", 1)[0]
+    return {html.unescape(k): html.unescape(v) for k, v in re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td></tr>", table)}
+
+
+def test_numbers_of_a_small_fixed_dataset(dataset, seeds):
+    data = load(dataset)
+    assert data.lang == "en" and data.records == 6 and len(data.tasks) == 5  # one instruction has two instances
+    fig = compute(data, [SEED])
+    instructions = [t.instruction for t in data.tasks]
+    assert fig.pairs[:4] == [("write", "poem"), ("translate", "sentence"), ("summarize", "article"), ("write", "poem")]
+    assert fig.seed_overlap[0] == 1.0
+    assert fig.seed_overlap == [rouge_l(tokenize(t), tokenize(SEED)) for t in instructions]
+    # "... the sea." and "... the seas." share 6 of 7 words: ROUGE-L 0.857, one group of near-duplicates.
+    assert (fig.near_duplicate_groups, fig.near_duplicates) == (1, 1)
+    assert sorted(fig.rest_overlap) == sorted(max(rouge_l(tokenize(t), tokenize(o)) for o in instructions if o != t)
+                                              for t in instructions)
+    assert fig.lengths == {"instruction": [7, 5, 6, 7, 10], "input": [3, 4], "output": [3, 3, 4, 1, 1, 3]}
+    tokens = [tokenize(t) for t in instructions]
+    unigrams = [w for ts in tokens for w in ts]
+    bigrams = [tuple(ts[i:i + 2]) for ts in tokens for i in range(len(ts) - 1)]
+    assert fig.numbers["distinct-1"] == round(len(set(unigrams)) / len(unigrams), 4)
+    assert fig.numbers["distinct-2"] == round(len(set(bigrams)) / len(bigrams), 4)
+    assert fig.numbers["tasks with an input"] == "2 (40.0%)"
+    assert fig.numbers["classification tasks"] == "unknown"
+
+    page = write_report(dataset, seeds=seeds).read_text(encoding="utf-8")
+    shown = numbers_of(page)
+    assert shown["tasks"] == "5" and shown["records"] == "6" and shown["instances"] == "6"
+    assert shown["distinct-1"] == str(fig.numbers["distinct-1"])
+    assert shown["near-duplicate groups (ROUGE-L > 0.7)"] == "1"
+    assert "against seeds.jsonl" not in page  # plot titles are inside the images; the table names the verbs
+    assert "<td>write</td><td>2 · poem 2</td>" in page
+
+
+def test_the_page_escapes_every_text_from_the_data(dataset, seeds):
+    page = write_report(dataset, seeds=seeds).read_text(encoding="utf-8")
+    assert page.startswith(MARKER)
+    assert "<img src=x" not in page and "<b>bold</b>" not in page
+    assert not re.search(r"<script", page, re.I)
+    assert not re.search(r"(src|href)=\"?(http|//)", page)  # nothing to fetch: the page opens offline
+
+
+def test_english_verbs_and_objects():
+    cases = {"Given a list of numbers, find the largest one.": ("find", "largest"),
+             "Can you create a marketing plan for a bakery?": ("create", "plan"),
+             "Explain why the sky is blue.": ("explain", None),
+             "What is the capital of France?": (None, None)}
+    assert {text: verb_noun_en(text) for text in cases} == cases
+
+
+def test_chinese_verbs_and_objects():
+    from selfinstruct.diversity import verb_noun_zh
+
+    cases = {"写一首关于春天的诗": ("写", "诗"), "请帮我写一封求职信，要求简洁": ("写", "求职信"),
+             "根据以下描述，生成一个产品名称": ("生成", "产品名称"), "总结这篇文章的主要观点": ("总结", "观点")}
+    assert {text: verb_noun_zh(text) for text in cases} == cases
+
+
+def test_a_run_report_shows_the_funnel_and_no_credential(run):
+    page = write_report(run).read_text(encoding="utf-8")
+    rejected = [json.loads(line) for line in (run / "rejected.jsonl").read_text(encoding="utf-8").splitlines()]
+    tasks = (run / "tasks.jsonl").read_text(encoding="utf-8").splitlines()
+    for (stage, reason), n in Counter((r["stage"], r["reason"]) for r in rejected).items():
+        assert f"<tr><td>{stage}</td><td>{reason}</td><td>{n}</td></tr>" in page
+    assert numbers_of(page)["tasks"] == str(len(tasks))
+    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    for stage, n in summary["requests_by_stage"].items():
+        assert f"<tr><td>{stage}</td><td>{n}</td>" in page
+    assert KEY not in page and PASSWORD not in page and "REDACTED" in page
+    assert page.count("data:image/png;base64,") == 4  # verbs, overlap, lengths, funnel
+
+
+def test_cli_prints_the_path_and_fails_in_one_line(run, tmp_path):
+    done = subprocess.run([str(SCRIPT), "report", str(run), "-o", str(tmp_path / "r.html")], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "r.html" and (tmp_path / "r.html").is_file()
+    (tmp_path / "notes.html").write_text("mine", encoding="utf-8")
+    for args, error in ((["missing.json"], "missing.json: no such file or directory"),
+                        ([str(run), "-o", "notes.html"], "notes.html exists and is not a selfinstruct report"),
+                        ([str(run), "--seeds", "nope.jsonl"], "nope.jsonl: cannot read")):
+        done = subprocess.run([str(SCRIPT), "report", *args], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and error in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
+    assert (tmp_path / "notes.html").read_text(encoding="utf-8") == "mine"
+
+
+def test_without_the_report_extra_it_says_what_to_install(run):
+    code = ("import sys; sys.modules['matplotlib'] = None; from selfinstruct.cli import app; "
+            f"app(['report', {str(run)!r}])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("error: report needs the 'report' extra (matplotlib is missing): "
+                                   "pip install 'selfinstruct[report]'")
+
+
+# -- a real browser ---------------------------------------------------------------------------------
+
+PAGE_CHECK = """() => Array.from(document.images).map(img => {
+    const canvas = document.createElement('canvas');
+    canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+    const ctx = canvas.getContext('2d');
+    ctx.drawImage(img, 0, 0);
+    const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+    const colors = new Set(); let inked = 0;
+    for (let i = 0; i < data.length; i += 4) {
+        colors.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+        if (data[i] < 200 || data[i + 1] < 200 || data[i + 2] < 200) inked++;
+    }
+    return {alt: img.alt, complete: img.complete, width: img.naturalWidth, colors: colors.size,
+            inked: inked / (data.length / 4)};
+})"""
+
+
+def render(page: Path) -> tuple[list[str], list[dict], str]:
+    """Console errors, each image's decoding and ink, and the visible text, from headless Chromium."""
+    assert CHROMIUM.exists(), "the browser test needs Debian's chromium (.ci/run installs it)"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        try:
+            tab = browser.new_page()
+            errors: list[str] = []
+            tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            tab.on("pageerror", lambda e: errors.append(str(e)))
+            tab.on("dialog", lambda d: (errors.append(f"dialog: {d.message}"), d.dismiss()))
+            tab.goto(page.as_uri(), wait_until="load")
+            images = tab.evaluate(PAGE_CHECK)
+            text = tab.inner_text("body")
+        finally:
+            browser.close()
+    return errors, images, text
+
+
+@pytest.mark.parametrize("which", ["run", "file"])
+def test_the_report_renders_in_a_real_browser(which, run, dataset, seeds):
+    page = write_report(run) if which == "run" else write_report(dataset, seeds=seeds)
+    errors, images, text = render(page)
+    assert errors == []
+    assert len(images) == (4 if which == "run" else 3)
+    for image in images:
+        assert image["complete"] and image["width"] > 200, image
+        assert image["colors"] > 20 and 0.01 < image["inked"] < 0.9, image  # drawn, not blank
+    if which == "file":
+        assert "Explain <img src=x onerror=alert(1)> in plain words." in text  # shown as text, never run
+    else:
+        assert "The funnel: from generated to accepted" in text
+
+
+def test_a_missing_browser_is_a_failure_not_a_skip():
+    assert shutil.which("chromium") or CHROMIUM.exists()
