@@ -336,8 +336,8 @@ def filter_command(
     lang: Annotated[Literal["auto", "zh", "en"], typer.Option(
         help="Per record (auto), or one language for the heuristic rules.")] = "auto",
     only: Annotated[Optional[Literal["dedup", "heuristics"]], _option("--only", help="Run only one of the two filters.")] = None,
-    against: Annotated[Optional[Path], _option("--against", help="Also drop records similar to this dataset "
-                                                                 "(e.g. an eval set).")] = None,
+    against: Annotated[Optional[list[Path]], _option(
+        "--against", help="Also drop records similar to this dataset (e.g. an eval set); repeat it for several.")] = None,
     field: Annotated[Optional[str], _option("--field", help="Instruction field.", default="instruction")] = None,
     dropped: Annotated[Optional[Path], _option("--dropped", help="Where dropped records go.",
                                                default="OUTPUT_STEM.dropped.jsonl")] = None,

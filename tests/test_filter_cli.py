@@ -28,3 +28,24 @@ def test_console_script_exits_2_with_one_error_line(tmp_path, args, needle):
     assert result.stderr.splitlines() == [f"error: {needle}"]
     assert source.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["data.jsonl"]
+
+
+def test_against_takes_several_files(tmp_path):
+    """Records similar to any of the --against datasets are dropped, each naming what it was similar to."""
+    source = tmp_path / "data.json"
+    source.write_text(json.dumps([{"instruction": i, "output": "x"} for i in (
+        "List three prime numbers.", "Name the capital of France.", "Write a haiku about the autumn rain.")]))
+    for name, instruction in (("eval_a.json", "List three prime numbers please."),
+                              ("eval_b.jsonl", "Name the capital city of France.")):
+        (tmp_path / name).write_text(json.dumps([{"instruction": instruction, "output": "y"}]) if name.endswith(".json")
+                                     else json.dumps({"instruction": instruction, "output": "y"}) + "\n")
+    done = subprocess.run([str(SCRIPT), "filter", str(source), "-o", str(tmp_path / "clean.json"),
+                           "--against", str(tmp_path / "eval_a.json"), "--against", str(tmp_path / "eval_b.jsonl")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    kept = json.loads((tmp_path / "clean.json").read_text())
+    assert [r["instruction"] for r in kept] == ["Write a haiku about the autumn rain."]
+    dropped = [json.loads(line) for line in (tmp_path / "clean.dropped.jsonl").read_text().splitlines()]
+    assert [(d["reason"], d["similar_to"]) for d in dropped] == [
+        ("similar_to_against", "List three prime numbers please."),
+        ("similar_to_against", "Name the capital city of France.")]
