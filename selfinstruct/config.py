@@ -29,7 +29,7 @@ APIS = ("chat", "completion")
 DATA_KEYS = (
     "lang", "mode", "seed", "api", "model", "temperature", "top_p", "max_tokens", "threshold",
     "instances_per_task", "requests_per_round", "seed_examples", "machine_examples",
-    "tasks_per_request", "min_length", "max_length",
+    "tasks_per_request", "min_length", "max_length", "normalize",
 )
 # What `resume` may change: where requests go and how they are sent, never what they ask.
 RESUME_KEYS = ("num_instructions", "api_key", "base_url", "concurrency", "timeout", "max_retries", "retry_wait",
@@ -98,6 +98,9 @@ class Config:
     tasks_per_request: int = 10  # alpaca mode
     min_length: int | None = None
     max_length: int | None = None
+    # NFKC before ROUGE-L (full-width Ｐｙｔｈｏｎ equals Python). None: on, except in a run directory
+    # made before it existed (format 2), which keeps comparing raw text so that it resumes exactly.
+    normalize: bool | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -171,6 +174,7 @@ class Config:
             # An existing run keeps its round size whatever the concurrency is now.
             requests_per_round=_given(self.requests_per_round,
                                       _stored(output, "requests_per_round") or max(8, self.concurrency)),
+            normalize=_given(self.normalize, _given(_stored(output, "normalize"), True)),
         )
         return config._resolve_endpoint()
 
@@ -308,10 +312,14 @@ def _at_least(name: str, value, low: int) -> None:
 
 
 def _stored(run_dir: Path, name: str):
-    """A setting an existing run directory holds, or None."""
+    """A setting an existing run directory holds (migrated to the current format), or None."""
+    from .rundir import RunDirError, read_config  # rundir imports this module
+
+    if not (run_dir / "config.json").is_file():
+        return None
     try:
-        return json.loads((run_dir / "config.json").read_text(encoding="utf-8"))["settings"].get(name)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return read_config(run_dir)["settings"].get(name)
+    except (RunDirError, OSError, KeyError, TypeError, AttributeError):
         return None
 
 

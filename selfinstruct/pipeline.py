@@ -85,7 +85,7 @@ class Run:
             self.cache.setdefault(record["slot"], record)
             stats.count_response(record)
         self.round = 0
-        self.index = RougeIndex(task.instruction for task in seeds)
+        self.index = RougeIndex((task.instruction for task in seeds), config.normalize)
         self.machine: list[str] = []
         self.pool_after: list[int] = []  # machine tasks in the pool after each round
         self.slots = PrioritySlots(config.concurrency)
@@ -152,7 +152,7 @@ class Run:
     async def _screen_alpaca(self, requests: list[Request], answers: list[dict]) -> list[Candidate]:
         """Parse complete tasks; keep those that pass the heuristics, similarity and the instance checks."""
         candidates = []
-        round_index = RougeIndex()
+        round_index = RougeIndex(normalize=self.config.normalize)
         for request, answer in zip(requests, answers):
             await asyncio.sleep(0)  # answers to the next round's requests are not kept waiting
             if answer["error"]:
@@ -206,7 +206,7 @@ class Run:
     async def _screen_instructions(self, requests: list[Request], answers: list[dict]) -> list[Candidate]:
         """Parse each answer and keep the instructions that pass the heuristics and similarity."""
         candidates = []
-        round_index = RougeIndex()
+        round_index = RougeIndex(normalize=self.config.normalize)
         for request, answer in zip(requests, answers):
             await asyncio.sleep(0)  # answers to the next round's requests are not kept waiting
             if answer["error"]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from .config import signature_changes
 from .journal import DerivedJournal, Journal, JournalDamaged, JournalError, write_atomic
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 RUN_FILES = ("config.json", "responses.jsonl", "tasks.jsonl", "rejected.jsonl", "summary.json", ".lock", "server.log")
 
 
@@ -43,8 +43,15 @@ def _from_v1(stored: dict) -> dict:
     return {**stored, "format": 2}
 
 
+def _from_v2(stored: dict) -> dict:
+    """Format 3 added NFKC normalisation before ROUGE-L; a run made before compares raw text, as it
+    always did, so that a resume replays its decisions exactly."""
+    return {**stored, "format": 3, "settings": {**stored["settings"], "normalize": False},
+            "signature": {**stored["signature"], "normalize": False}}
+
+
 # MIGRATIONS[n] turns a format-n config.json into format n+1.
-MIGRATIONS = {1: _from_v1}
+MIGRATIONS = {1: _from_v1, 2: _from_v2}
 
 
 def read_config(path: Path) -> dict:

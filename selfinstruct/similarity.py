@@ -19,6 +19,7 @@ the final F-measure can never make a skipped entry matter.
 """
 
 import re
+import unicodedata
 from array import array
 from collections import Counter
 from dataclasses import dataclass
@@ -45,12 +46,16 @@ _SURROGATES_SIZE = 0x800
 _MAX_TOKEN_IDS = 0x110000 - _SURROGATES_SIZE
 
 
-def tokenize(text: str) -> list[str]:
+def tokenize(text: str, normalize: bool = True) -> list[str]:
     """Lower-cased tokens: one per CJK character, one per run of other letters/digits.
 
     rouge_score's default tokenizer keeps only [a-z0-9], so any Chinese text
     scores 0 against anything; this one makes ROUGE-L meaningful for Chinese.
+    With ``normalize``, text is NFKC-normalised first, so full-width forms common in
+    Chinese text (Ｐｙｔｈｏｎ, １０, ｆｕｌｌ－ｗｉｄｔｈ) equal their half-width ones.
     """
+    if normalize and not text.isascii():  # ASCII is NFKC already
+        text = unicodedata.normalize("NFKC", text)
     return _TOKEN_RE.findall(text.lower())
 
 
@@ -101,7 +106,8 @@ class RougeIndex:
     Not thread-safe: a query holds numpy views of arrays that add() grows.
     """
 
-    def __init__(self, texts: Iterable[str] = ()):
+    def __init__(self, texts: Iterable[str] = (), normalize: bool = True):
+        self.normalize = normalize  # NFKC before tokenising (see tokenize)
         self.texts: list[str] = []
         # Each distinct token gets a one-character code; entries and queries
         # become strs of codes, which rapidfuzz compares fastest.
@@ -120,7 +126,7 @@ class RougeIndex:
         """Add a text to the pool and return its index."""
         index = len(self.texts)
         chars = []
-        for token in tokenize(text):
+        for token in tokenize(text, self.normalize):
             char = self._token_codes.get(token)
             if char is None:
                 char = self._token_codes[token] = _code(len(self._token_codes))
@@ -171,7 +177,7 @@ class RougeIndex:
 
     def _encode(self, text: str) -> tuple[int, str]:
         """Token count and code string; tokens the pool lacks are dropped (they leave every LCS unchanged)."""
-        tokens = tokenize(text)
+        tokens = tokenize(text, self.normalize)
         return len(tokens), "".join([self._token_codes.get(token, "") for token in tokens])
 
     def max_scores(self, texts: list[str], chunk: int = 256) -> list[float]:

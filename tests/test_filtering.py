@@ -345,3 +345,13 @@ def test_cli_key_help_and_a_bad_key(tmp_path):
     result = CliRunner().invoke(app, ["filter", str(source), "-o", str(tmp_path / "out.json"), "--key", "input"])
     assert result.exit_code == 2 and "Invalid value for '--key'" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["alpaca.json"]
+
+
+def test_full_width_duplicates_are_duplicates(tmp_path):
+    """filter NFKC-normalises like the loop: a full-width copy of a kept instruction is a duplicate."""
+    source = tmp_path / "data.json"
+    source.write_text(json.dumps([{"instruction": "用Python写一个计算10的阶乘的函数", "output": "x"},
+                                  {"instruction": "用Ｐｙｔｈｏｎ写一个计算１０的阶乘的函数", "output": "y"}],
+                                 ensure_ascii=False), encoding="utf-8")
+    report = filter_dataset(source, tmp_path / "clean.json")
+    assert report.kept == 1 and dropped_reasons(tmp_path / "clean.dropped.jsonl") == ["duplicate"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import os
 import signal
 import subprocess
@@ -193,7 +194,28 @@ def test_a_format_1_run_directory_is_migrated(server, tmp_path):
     sent = server.count()
     summary = resume(tmp_path / "run", api_key="sk-test-key", num_instructions=4)
     assert summary["accepted"] == 4 and server.count() > sent
-    assert json.loads(config_file.read_text())["format"] == 2
+    assert json.loads(config_file.read_text())["format"] == 3
+
+
+def test_a_format_2_run_keeps_comparing_raw_text(server, tmp_path):
+    """Runs made before NFKC normalisation resume without it (their decisions replay exactly); new runs
+    normalise, and the same generate command on an old run directory is not refused."""
+    config = run_config(server, tmp_path, lang="en", num_instructions=3)
+    generate(config)
+    config_file = tmp_path / "run" / "config.json"
+    stored = json.loads(config_file.read_text())
+    assert stored["format"] == 3 and stored["settings"]["normalize"] is True
+    assert stored["signature"]["normalize"] is True
+    stored["format"] = 2
+    del stored["settings"]["normalize"], stored["signature"]["normalize"]
+    config_file.write_text(json.dumps(stored))
+    summary = resume(tmp_path / "run", api_key="sk-test-key", num_instructions=4)
+    assert summary["accepted"] == 4
+    stored = json.loads(config_file.read_text())
+    assert stored["format"] == 3 and stored["settings"]["normalize"] is False
+    assert stored["signature"]["normalize"] is False
+    generate(replace(config, num_instructions=5))  # not refused: normalize comes from the run
+    assert json.loads(config_file.read_text())["settings"]["normalize"] is False
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])

@@ -235,3 +235,13 @@ def test_synthetic_is_deterministic_and_realistic_length():
     assert 10 <= sorted(zh)[len(zh) // 2] <= 50
     record = synthetic.alpaca_records(1, "en", seed=0)[0]
     assert set(record) == {"instruction", "input", "output"}
+
+
+def test_full_width_forms_equal_half_width_ones():
+    """NFKC before tokenising: Ｐｙｔｈｏｎ is Python, １０ is 10, in tokens and in every score."""
+    assert tokenize("用Ｐｙｔｈｏｎ写１０行代码") == tokenize("用Python写10行代码")
+    assert tokenize("Ｐｙｔｈｏｎ", normalize=False) == ["ｐｙｔｈｏｎ"]
+    index = RougeIndex(["用Python写10行代码"])
+    assert index.max_similarity("用Ｐｙｔｈｏｎ写１０行代码") == 1.0
+    assert RougeIndex(["用Python写10行代码"], normalize=False).max_similarity("用Ｐｙｔｈｏｎ写１０行代码") < 1.0
+    assert index.max_scores(["用Ｐｙｔｈｏｎ写１０行代码"]) == [1.0]
