@@ -22,6 +22,7 @@ from .local import DEFAULT_CTX, LocalModelError, LocalServerError, serve as serv
 from .pipeline import RunStopped
 from .records import RecordError
 from .plan import plan
+from .progress import FileProgress, count_lines
 from .pricing import estimate_tokens
 from .rundir import RunDirError, completion_note
 from .runner import Interrupted, generate as run_generate, resume_config
@@ -345,13 +346,20 @@ def filter_command(
         help="What ROUGE-L compares: the instruction alone, or the instruction and its input joined by a blank "
              "line, so that instances of one instruction with different inputs (an Alpaca export) are all kept; "
              "the heuristic rules look at the instruction alone.")] = "instruction",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress (a bar on a terminal, else a line "
+                                                              "every 10 s on stderr).")] = False,
 ):
     """Filter an existing dataset: near-duplicates by ROUGE-L and the heuristic rules."""
+    mode = "off" if quiet else "bar" if sys.stderr.isatty() else "lines"
     try:
-        report = filter_dataset(input, output, threshold=threshold, lang=lang, only=only, against=against,
-                                field=field, dropped_output=dropped, key=key)
+        lines = count_lines(input) if mode != "off" and input.is_file() else 0
+        with FileProgress(lines, mode, lambda line: typer.echo(line, err=True)) as progress:
+            report = filter_dataset(input, output, threshold=threshold, lang=lang, only=only, against=against,
+                                    field=field, dropped_output=dropped, key=key, progress=progress)
     except (FilterError, RecordError) as exc:
         _fail(str(exc), BAD_INPUT)
+    except OSError as exc:
+        _fail(f"{exc.filename or input}: {exc.strerror or exc}", BAD_INPUT)
     width = max([len(r) for r in report.dropped] + [len("kept")])
     typer.echo(f"{'rule':<{width}}  records")
     for reason, count in report.dropped.most_common():

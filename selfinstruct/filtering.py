@@ -18,6 +18,7 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from .similarity import RougeIndex
 
 ONLY = ("dedup", "heuristics")
 KEYS = ("instruction", "instruction+input")
+PROGRESS_EVERY = 1000  # records between calls of the progress callback
 
 
 class FilterError(ValueError):
@@ -49,11 +51,12 @@ class FilterReport:
 def filter_dataset(input: Path | str, output: Path | str, *, threshold: float = 0.7, lang: str = "auto",
                    only: str | None = None, against: Path | str | list[Path | str] | None = None,
                    field: str | None = None, dropped_output: Path | str | None = None,
-                   key: str = "instruction") -> FilterReport:
+                   key: str = "instruction", progress: Callable[[int, int], None] | None = None) -> FilterReport:
     """Write the kept records to ``output`` (in the input's layout) and the dropped ones, with reasons,
     to ``dropped_output`` (default: ``<output stem>.dropped.jsonl``).
 
-    ``against`` is one dataset or a list of them; ``key`` is one of KEYS (see above).
+    ``against`` is one dataset or a list of them; ``key`` is one of KEYS (see above); ``progress``,
+    if given, is called with (records read, line reached) every PROGRESS_EVERY records.
     Nothing is written if any path is unusable."""
     started = time.monotonic()
     input, output = Path(input), Path(output)
@@ -84,6 +87,8 @@ def filter_dataset(input: Path | str, output: Path | str, *, threshold: float = 
                 out.write("[")
             for line, record in iter_records(input, skip_bad_lines=True):
                 report.total += 1
+                if progress and report.total % PROGRESS_EVERY == 0:
+                    progress(report.total, line)
                 if isinstance(record, RecordError):
                     decision = ("bad_record", {"error": record.message})
                 else:

@@ -11,7 +11,8 @@ import time
 from collections.abc import Callable
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 
 from .stats import Stats
 
@@ -59,3 +60,50 @@ class ProgressView:
             self._ticker.cancel()
         self.refresh()
         self._progress.__exit__(*exc)
+
+
+class FileProgress:
+    """Progress through a file read in order (``filter``): records done, records/s and ETA, from the
+    line reached out of the file's lines. The same modes as ProgressView; called, not awaited."""
+
+    def __init__(self, total_lines: int, mode: str = "off", print_line: Callable[[str], None] | None = None,
+                 interval: float = LINE_SECONDS):
+        self.total, self.mode, self.interval = max(total_lines, 1), mode, interval
+        self._print = print_line or print
+        self._started = self._last = time.monotonic()
+        self._progress = Progress(
+            TextColumn("[bold]filtered"), BarColumn(), TextColumn("{task.fields[records]} records"),
+            TextColumn("{task.fields[rate]}"), TextColumn("ETA"), TimeRemainingColumn(),
+            console=Console(stderr=True), disable=mode != "bar", transient=False)
+        self._task = None
+
+    def __enter__(self) -> FileProgress:
+        self._progress.__enter__()
+        self._task = self._progress.add_task("", total=self.total, records=0, rate="")
+        return self
+
+    def __call__(self, records: int, line: int) -> None:
+        now = time.monotonic()
+        rate = records / max(now - self._started, 1e-9)
+        if self.mode == "bar":
+            self._progress.update(self._task, completed=line, records=records, rate=f"{rate:,.0f}/s")
+        elif self.mode == "lines" and now - self._last >= self.interval:
+            self._last = now
+            left = (now - self._started) * (self.total - line) / max(line, 1)
+            self._print(f"{time.strftime('%H:%M:%S')} filtered {records} records "
+                        f"({min(line / self.total, 1):.0%} of the file), {rate:,.0f} records/s, "
+                        f"ETA {int(left) // 60}m{int(left) % 60:02d}s")
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is None and self.mode == "bar":
+            self._progress.update(self._task, completed=self.total)
+        self._progress.__exit__(*exc)
+
+
+def count_lines(path) -> int:
+    """Lines of a file, counted in large blocks (about a second per gigabyte)."""
+    lines = 0
+    with open(path, "rb") as stream:
+        while block := stream.read(1 << 22):
+            lines += block.count(b"\n")
+    return lines

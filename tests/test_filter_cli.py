@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +50,28 @@ def test_against_takes_several_files(tmp_path):
     assert [(d["reason"], d["similar_to"]) for d in dropped] == [
         ("similar_to_against", "List three prime numbers please."),
         ("similar_to_against", "Name the capital city of France.")]
+
+
+def test_progress_lines_report_records_rate_and_eta(tmp_path):
+    """Without a terminal, filter prints a plain progress line (every 10 s; here every call)."""
+    from selfinstruct import filter_dataset
+    from selfinstruct.progress import FileProgress, count_lines
+
+    source = tmp_path / "data.jsonl"
+    source.write_text("".join(json.dumps({"instruction": f"Task number {i} about topic {i * 7}", "output": "x"}) + "\n"
+                              for i in range(3000)))
+    printed: list[str] = []
+    with FileProgress(count_lines(source), "lines", printed.append, interval=0) as progress:
+        report = filter_dataset(source, tmp_path / "clean.jsonl", only="heuristics", progress=progress)
+    assert report.total == 3000 and len(printed) == 3
+    for line, (records, share) in zip(printed, [(1000, "33%"), (2000, "67%"), (3000, "100%")]):
+        assert re.search(rf"^\d\d:\d\d:\d\d filtered {records} records \({share} of the file\), "
+                         r"[\d,]+ records/s, ETA \d+m\d\ds$", line), line
+
+
+def test_quiet_filter_prints_no_progress(tmp_path):
+    source = tmp_path / "data.json"
+    source.write_text(json.dumps([{"instruction": "List three prime numbers.", "output": "2, 3, 5"}]))
+    done = subprocess.run([str(SCRIPT), "filter", str(source), "-o", str(tmp_path / "c.json"), "-q"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == ""
