@@ -373,7 +373,7 @@ def filter_command(
 def report(
     path: Annotated[Path, typer.Argument(help="A run directory, or a dataset file that `filter` reads.")],
     output: Annotated[Optional[Path], _option("--output", "-o", help="The HTML file to write.",
-                                              default="PATH/report.html, or PATH_STEM.report.html")] = None,
+                                              default="PATH/report.html, or PATH.report.html")] = None,
     seeds: Annotated[Optional[Path], _option("--seeds", help="Seed tasks the overlap figure compares with.",
                                              default="the run's seeds, or the bundled ones of the language")] = None,
     lang: Annotated[Literal["auto", "zh", "en"], typer.Option(
@@ -383,9 +383,12 @@ def report(
     from .report import ReportError, write_report
 
     try:
-        written = write_report(path, output, seeds=seeds, lang=lang)
+        written = write_report(path, output, seeds=seeds, lang=lang,
+                               notify=lambda note: typer.echo(f"note: {note}", err=True))
     except (ReportError, RecordError, RunDirError, JournalDamaged, FileNotFoundError) as exc:
         _fail(str(exc), BAD_INPUT)
+    except JournalError as exc:
+        _fail(str(exc), FAILED)
     typer.echo(_shown(str(written)))
 
 

@@ -13,9 +13,11 @@ import datetime
 import html
 import importlib.metadata
 import json
+import os
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,13 +28,14 @@ from .filters import detect_lang
 from .journal import Journal, write_atomic
 from .records import iter_records
 from .resources import default_seeds
-from .rundir import RunDirError, read_config
+from .rundir import RunDirError, completion_note, read_config
 from .seeds import load_seed_tasks
 from .similarity import RougeIndex
 
 MARKER = "<!-- selfinstruct report -->"
 OVERLAP_SAMPLE = 2000  # instructions whose highest ROUGE-L against all the others is plotted
 SAMPLE_TASKS = 20
+CELL_CHARS = 400  # longer texts are cut in the page's tables
 REJECTIONS_SHOWN = 3
 SETTINGS_SHOWN = ("lang", "mode", "model", "base_url", "api", "num_instructions", "threshold", "temperature",
                   "top_p", "max_tokens", "concurrency", "instances_per_task", "requests_per_round", "seed")
@@ -60,6 +63,8 @@ class Dataset:
     unreadable: int = 0
     run: dict | None = None  # config settings, summary and rejections, for a run directory
     rejected: list[dict] = field(default_factory=list)
+    first_bad: str = ""  # where and why the first unreadable record was skipped
+    detected: str = ""  # the language most instructions are in
 
 
 def load(path: Path | str, lang: str = "auto") -> Dataset:
@@ -70,22 +75,24 @@ def load(path: Path | str, lang: str = "auto") -> Dataset:
         return _load_run(path)
     tasks: dict[str, Task] = {}
     records = unreadable = 0
-    for _, record in iter_records(path):
+    first_bad = ""
+    for line, record in iter_records(path):
         records += 1
         try:
             instruction, instances = _read_record(record, None)
-        except ValueError:
+        except ValueError as exc:
             unreadable += 1
+            first_bad = first_bad or f"{path}:{line}: {exc}"
             continue
         task = tasks.setdefault(instruction, Task(instruction, []))
         task.instances += [(i.input, i.output) for i in instances or ()]
         if isinstance(record, dict) and isinstance(record.get("is_classification"), bool):
             task.is_classification = record["is_classification"]
     found = list(tasks.values())
-    if lang == "auto":
-        votes = Counter(detect_lang(t.instruction) for t in found[:2000])
-        lang = votes.most_common(1)[0][0] if votes else "en"
-    return Dataset(path, lang, found, records, unreadable)
+    votes = Counter(detect_lang(t.instruction) for t in found[:2000])
+    detected = votes.most_common(1)[0][0] if votes else "en"
+    return Dataset(path, detected if lang == "auto" else lang, found, records, unreadable, first_bad=first_bad,
+                   detected=detected)
 
 
 def _load_run(path: Path) -> Dataset:
@@ -149,7 +156,7 @@ def compute(data: Dataset, seed_instructions: list[str], threshold: float = 0.7)
     known = [t.is_classification for t in data.tasks if t.is_classification is not None]
     fig.numbers = {
         "tasks": len(data.tasks),
-        "records": data.records,
+        **({} if data.run else {"records": data.records}),  # a run's records are its instances
         "instances": len(instances),
         "tasks with an input": _share(sum(any(i.strip() for i, _ in t.instances) for t in data.tasks), len(data.tasks)),
         "classification tasks": _share(sum(known), len(known)) if known else "unknown",
@@ -171,47 +178,78 @@ def _share(part: int, whole: int) -> str:
 
 
 def write_report(path: Path | str, output: Path | str | None = None, *, seeds: Path | str | None = None,
-                 lang: str = "auto") -> Path:
-    """Write the report of a run directory or a dataset file and return where it went."""
+                 lang: str = "auto", notify: Callable[[str], None] | None = None) -> Path:
+    """Write the report of a run directory or a dataset file and return where it went; ``notify``
+    hears what a reader should know (skipped records, a run still going, a doubtful --lang)."""
     try:
         from . import plots
     except ImportError as exc:
         raise ReportError(f"report needs the 'report' extra ({exc.name} is missing): "
                           "pip install 'selfinstruct[report]'") from None
     started = time.monotonic()
+    path = Path(path)
+    output = Path(output) if output else (path / "report.html" if path.is_dir()
+                                          else path.with_name(path.name + ".report.html"))
+    _check_output(output)
     data = load(path, lang)
-    if not data.tasks:
-        raise ReportError(f"{data.source}: no tasks to report on ({data.records} records, {data.unreadable} "
-                          "without a string instruction)")
+    notes = _notes(data, lang)
+    for note in notes:
+        (notify or (lambda _: None))(note)
+    if not data.tasks and not data.run:
+        raise ReportError(f"{data.source}: no records with a string 'instruction' field ({data.records} read)")
     if seeds is None and data.run and Path(data.run["settings"]["seeds"]).is_file():
         seeds = data.run["settings"]["seeds"]
     seeds = Path(seeds) if seeds else default_seeds(data.lang)
     seed_instructions = [t.instruction for t in load_seed_tasks(seeds)]
-    output = Path(output) if output else (data.source / "report.html" if data.source.is_dir()
-                                          else data.source.with_name(data.source.stem + ".report.html"))
-    if output.exists() and not output.read_text(encoding="utf-8", errors="replace").startswith(MARKER):
-        raise ReportError(f"{output} exists and is not a selfinstruct report; choose another --output")
     threshold = data.run["settings"].get("threshold", 0.7) if data.run else 0.7
     fig = compute(data, seed_instructions, threshold)
-    write_atomic(output, _page(data, fig, plots, seeds, time.monotonic() - started))
+    write_atomic(output, _page(data, fig, plots, seeds, notes, time.monotonic() - started))
     return output
+
+
+def _check_output(output: Path) -> None:
+    """Refuse, before any work, an output that cannot be written or is not ours to replace."""
+    if output.is_dir():
+        raise ReportError(f"{output} is a directory; give a file name to write to")
+    parent = output.parent
+    if not parent.is_dir():
+        raise ReportError(f"{output}: cannot write there: {parent} is not an existing directory")
+    if not os.access(parent, os.W_OK):
+        raise ReportError(f"{output}: cannot write there: {parent} is not writable")
+    if output.exists():
+        with output.open(encoding="utf-8", errors="replace") as existing:
+            if existing.readline().rstrip("\n") != MARKER:
+                raise ReportError(f"{output} exists and is not a selfinstruct report; choose another --output")
+
+
+def _notes(data: Dataset, lang: str) -> list[str]:
+    notes = []
+    if data.unreadable:
+        notes.append(f"{data.unreadable} of {data.records} records skipped, the first: {data.first_bad}")
+    if data.run:
+        note = completion_note(data.source)
+        notes += [note] if note else []
+    elif lang != "auto" and data.detected != lang:
+        notes.append(f"--lang {lang}, but most instructions look {data.detected}")
+    return notes
 
 
 # -- the page -----------------------------------------------------------------------------------
 
-def _page(data: Dataset, fig: Figures, plots, seeds: Path, seconds: float) -> str:
+def _page(data: Dataset, fig: Figures, plots, seeds: Path, notes: list[str], seconds: float) -> str:
     unit = "characters" if data.lang == "zh" else "words"
     seed_name = "the bundled seed tasks" if seeds == default_seeds(data.lang) else seeds.name
     parts = [f"<h1>{_e(data.source.name)}</h1>",
              f"<p class=meta>{len(data.tasks)} tasks, language {data.lang}; made by selfinstruct {importlib.metadata.version('selfinstruct')} "
              f"on {datetime.date.today().isoformat()}.</p>"]
+    parts += [f"<p class=warn>{_e(note)}</p>" for note in notes]
     if data.lang == "zh" and not plots.cjk_font():
         parts.append("<p class=warn>No font with Chinese characters was found, so the figures' Chinese labels "
                      "show as boxes; install one (for example fonts-noto-cjk or fonts-wqy-microhei).</p>")
     parts += [_section("Numbers", _table(fig.numbers.items()))]
     top = top_pairs(fig.pairs)
-    verbs_table = _table(((verb, f"{n} · " + ", ".join(f"{noun} {k}" for noun, k in nouns)) for verb, n, nouns in top),
-                         ("verb", "tasks · commonest objects"))
+    verbs_table = _table(((verb, n, ", ".join(f"{noun} {k}" for noun, k in nouns)) for verb, n, nouns in top),
+                         ("verb", "tasks", "commonest objects"))
     parts.append(_section("Diversity: root verbs and their objects (Figure 2 of the Self-Instruct paper)",
                           (_img(plots.sunburst(top), "verbs and their objects") if top else "<p>No verbs found.</p>")
                           + verbs_table))
@@ -227,8 +265,8 @@ def _page(data: Dataset, fig: Figures, plots, seeds: Path, seconds: float) -> st
         parts += _run_sections(data, plots)
     rng = random.Random(0)
     sample = sorted(rng.sample(range(len(data.tasks)), min(SAMPLE_TASKS, len(data.tasks))))
-    rows = ((data.tasks[i].instruction, *(data.tasks[i].instances[0] if data.tasks[i].instances else ("", "")))
-            for i in sample)
+    rows = ((_cut(data.tasks[i].instruction), *map(_cut, data.tasks[i].instances[0] if data.tasks[i].instances
+                                                    else ("", ""))) for i in sample)
     parts.append(_section(f"A random sample of {len(sample)} tasks", _table(rows, ("instruction", "input", "output"))))
     parts.append(f"<p class=meta>Written in {seconds:.1f} s.</p>")
     return (f"{MARKER}\n<!doctype html>\n<html lang={'zh' if data.lang == 'zh' else 'en'}><head><meta charset=utf-8>"
@@ -248,15 +286,16 @@ def _run_sections(data: Dataset, plots) -> list[str]:
     samples = []
     for reason, _ in by_reason.most_common():
         shown = [r for r in data.rejected if r["reason"] == reason][:REJECTIONS_SHOWN]
-        samples += [(reason, r["instruction"], r.get("detail", "")) for r in shown]
+        samples += [(reason, _cut(r["instruction"]), _cut(r.get("detail", ""))) for r in shown]
     costs = summary.get("cost_usd_by_stage") or {}
     stages_table = _table(((stage, n, summary.get("tokens_in_by_stage", {}).get(stage, 0),
                             summary.get("tokens_out_by_stage", {}).get(stage, 0),
                             f"${costs[stage]:.4f}" if stage in costs else "unknown")
                            for stage, n in summary.get("requests_by_stage", {}).items()),
                           ("stage", "requests", "tokens in", "tokens out", "cost"))
+    cost = summary.get("cost_usd")
     health = {"wall time (s)": summary.get("wall_seconds", "unknown"),
-              "cost (USD)": summary.get("cost_usd", "unknown"),
+              "cost": "unknown" if cost is None else f"${cost:.4f}",
               "retries": ", ".join(f"{k} {v}" for k, v in summary.get("retries_by_reason", {}).items()) or "none",
               "failed requests": ", ".join(f"{k} {v}" for k, v in
                                            summary.get("failed_requests_by_reason", {}).items()) or "none",
@@ -289,6 +328,12 @@ def _section(title: str, body: str) -> str:
 
 
 def _table(rows, header: tuple[str, ...] | None = None) -> str:
-    head = "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>" if header else ""
     body = "".join("<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    if not body:
+        return "<p>None.</p>"
+    head = "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>" if header else ""
     return f"<table>{head}{body}</table>"
+
+
+def _cut(text: str, limit: int = CELL_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit} more characters)"

@@ -78,7 +78,7 @@ def test_numbers_of_a_small_fixed_dataset(dataset, seeds):
     assert shown["distinct-1"] == str(fig.numbers["distinct-1"])
     assert shown["near-duplicate groups (ROUGE-L > 0.7)"] == "1"
     assert "against seeds.jsonl" not in page  # plot titles are inside the images; the table names the verbs
-    assert "<td>write</td><td>2 · poem 2</td>" in page
+    assert "<td>write</td><td>2</td><td>poem 2</td>" in page
 
 
 def test_the_page_escapes_every_text_from_the_data(dataset, seeds):
@@ -199,3 +199,48 @@ def test_the_report_renders_in_a_real_browser(which, run, dataset, seeds):
 
 def test_a_missing_browser_is_a_failure_not_a_skip():
     assert shutil.which("chromium") or CHROMIUM.exists()
+
+
+@pytest.mark.parametrize("output, error", [
+    (".", ". is a directory; give a file name to write to"),
+    ("nofolder/r.html", "nofolder/r.html: cannot write there: nofolder is not an existing directory"),
+])
+def test_an_unwritable_output_is_refused_before_any_work(dataset, tmp_path, output, error):
+    done = subprocess.run([str(SCRIPT), "report", str(dataset), "-o", output], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr == f"error: {error}\n", done.stderr
+
+
+def test_reports_of_files_differing_only_in_extension_do_not_collide(tmp_path):
+    for name in ("data.json", "data.jsonl"):
+        (tmp_path / name).write_text(json.dumps(RECORDS[0]) + "\n", encoding="utf-8")
+        assert write_report(tmp_path / name) == tmp_path / f"{name}.report.html"
+    assert len(list(tmp_path.glob("*.report.html"))) == 2
+
+
+def test_skipped_records_and_a_doubtful_lang_are_said(dataset, tmp_path):
+    records = RECORDS + [{"instruction": 42}, ["not", "an", "object"]]
+    dataset.write_text(json.dumps(records), encoding="utf-8")
+    heard: list[str] = []
+    page = write_report(dataset, lang="zh", notify=heard.append).read_text(encoding="utf-8")
+    assert heard == [f"2 of 8 records skipped, the first: {dataset}:1: field 'instruction': expected a string, got int",
+                     "--lang zh, but most instructions look en"]
+    assert all(html.escape(note) in page for note in heard)
+
+
+def test_a_run_with_nothing_accepted_still_shows_its_funnel_and_state(run):
+    (run / "tasks.jsonl").write_text("", encoding="utf-8")
+    (run / "summary.json").unlink()
+    heard: list[str] = []
+    page = write_report(run, notify=heard.append).read_text(encoding="utf-8")
+    assert heard == [f"{run} has no summary yet: it is still running or was killed; this is what it has so far"]
+    assert "The funnel: from generated to accepted" in page and "<td>accepted</td>" not in page
+    assert numbers_of(page)["tasks"] == "0"
+
+
+def test_long_texts_are_cut_in_the_tables(dataset, seeds):
+    long = "word " * 2000
+    dataset.write_text(json.dumps([{"instruction": "Write about " + long, "input": "", "output": long}]),
+                       encoding="utf-8")
+    page = write_report(dataset, seeds=seeds).read_text(encoding="utf-8")
+    assert page.count("more characters)") == 2 and long not in page
