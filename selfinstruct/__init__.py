@@ -1,10 +1,18 @@
-"""Build instruction-tuning datasets the Self-Instruct / Alpaca / BELLE way."""
+"""Build instruction-tuning datasets the Self-Instruct / Alpaca / BELLE way.
 
-from .config import Config
-from .export import export_run
-from .filtering import filter_dataset
-from .pipeline import RunStopped
-from .report import write_report
-from .runner import Interrupted, generate, resume
+The public names load on first use, so that the command line starts (and a Ctrl+C during its
+start is handled) before the heavy imports (the openai SDK, numpy) happen.
+"""
 
-__all__ = ["Config", "generate", "resume", "export_run", "filter_dataset", "RunStopped", "Interrupted", "write_report"]
+import importlib
+
+_PUBLIC = {"Config": "config", "generate": "runner", "resume": "runner", "Interrupted": "runner",
+           "export_run": "export", "filter_dataset": "filtering", "RunStopped": "pipeline",
+           "write_report": "report"}
+__all__ = list(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'selfinstruct' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)

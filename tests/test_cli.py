@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -171,6 +174,17 @@ def test_every_option_shows_its_help_default_and_choices(command):
 def test_version():
     result = invoke("--version")
     assert result.exit_code == 0 and result.output.startswith("selfinstruct ")
+
+
+def test_ctrl_c_while_the_command_is_still_loading_exits_130_quietly():
+    """The console script catches Ctrl+C during its imports (about a second), not only later."""
+    script = Path(sys.executable).parent / "selfinstruct"
+    process = subprocess.Popen([str(script), "--version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.4)
+    assert process.poll() is None, "the command loaded before the signal could be sent"
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and out == "" and err == "", err
 
 
 @pytest.mark.parametrize("args, needle", [
