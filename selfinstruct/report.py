@@ -29,7 +29,7 @@ from .journal import Journal, write_atomic
 from .records import iter_records
 from .resources import default_seeds
 from .rundir import RunDirError, completion_note, read_config
-from .seeds import load_seed_tasks
+from .seeds import Instance, load_seed_tasks
 from .similarity import RougeIndex
 
 MARKER = "<!-- selfinstruct report -->"
@@ -79,7 +79,7 @@ def load(path: Path | str, lang: str = "auto") -> Dataset:
     for line, record in iter_records(path):
         records += 1
         try:
-            instruction, instances = _read_record(record, None)
+            instruction, instances = _chat_turns(record) or _read_record(record, None)
         except ValueError as exc:
             unreadable += 1
             first_bad = first_bad or f"{path}:{line}: {exc}"
@@ -93,6 +93,24 @@ def load(path: Path | str, lang: str = "auto") -> Dataset:
     detected = votes.most_common(1)[0][0] if votes else "en"
     return Dataset(path, detected if lang == "auto" else lang, found, records, unreadable, first_bad=first_bad,
                    detected=detected)
+
+
+CHAT_LAYOUTS = {"conversations": ("from", "value", "human", "gpt"),  # ShareGPT
+                "messages": ("role", "content", "user", "assistant")}  # OpenAI chat fine-tuning
+
+
+def _chat_turns(record) -> tuple[str, list[Instance]] | None:
+    """A chat record's first user turn (its whole prompt) and the answer to it, or None if it is not one."""
+    for key, (who, text, user, assistant) in CHAT_LAYOUTS.items():
+        turns = record.get(key) if isinstance(record, dict) else None
+        if isinstance(turns, list):
+            said = [(t.get(who), t.get(text)) for t in turns if isinstance(t, dict)]
+            asked = next((i for i, (w, v) in enumerate(said) if w == user and isinstance(v, str)), None)
+            if asked is None:
+                raise ValueError(f"field '{key}': no {user} turn with text")
+            answer = next((v for w, v in said[asked + 1:] if w == assistant and isinstance(v, str)), "")
+            return said[asked][1], [Instance("", answer)]
+    return None
 
 
 def _load_run(path: Path) -> Dataset:

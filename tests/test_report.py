@@ -244,3 +244,17 @@ def test_long_texts_are_cut_in_the_tables(dataset, seeds):
                        encoding="utf-8")
     page = write_report(dataset, seeds=seeds).read_text(encoding="utf-8")
     assert page.count("more characters)") == 2 and long not in page
+
+
+@pytest.mark.parametrize("fmt", ["sharegpt", "messages"])
+def test_chat_exports_are_read_back(run, fmt):
+    """A report of the tool's own chat exports: one task per user turn (the instruction with its input)."""
+    from selfinstruct import export_run
+
+    path, count = export_run(run, fmt, card=False)
+    data = load(path)
+    assert data.records == count and data.unreadable == 0
+    tasks = [json.loads(line) for line in (run / "tasks.jsonl").read_text(encoding="utf-8").splitlines()]
+    prompts = {t["instruction"] + (f"\n\n{i['input']}" if i["input"] else "") for t in tasks for i in t["instances"]}
+    assert {t.instruction for t in data.tasks} == prompts
+    assert write_report(path).is_file()
