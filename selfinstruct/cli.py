@@ -305,17 +305,25 @@ def export(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
     fmt: Format = "alpaca",
     output: Annotated[Optional[Path], _option(
-        "--output", "-o", help="Where to write (hf: a new or empty directory, or a previous hf export).",
+        "--output", "-o", help="Where to write (hf: a new or empty directory, or a previous hf export). An "
+                               "existing file or hf export is replaced only at the default place or with "
+                               "--overwrite.",
         default="in RUN_DIR: " + ", ".join(f"{f.default_name}{'/' if f.directory else ''}"
                                             for f in FORMATS.values()) + ", by format")] = None,
     no_card: Annotated[bool, _option(
-        "--no-card", help="Write no dataset card. The card is README.md next to the file (hf: in the directory); "
-                          "a README.md that is not a selfinstruct card is never overwritten.",
+        "--no-card", help="Write no dataset card; a card already next to the file only loses its entry for this "
+                          "file name. The card is README.md next to the file (hf: in the directory) and lists every "
+                          "export of the run there; a README.md that is not a selfinstruct card is never "
+                          "overwritten.",
         default="write the card")] = False,
+    overwrite: Annotated[bool, _option(
+        "--overwrite", help="Replace an existing --output that is not an earlier export at the default place "
+                            "(never a run's own files).",
+        default="refuse, exit 2")] = False,
 ):
     """Write a run's accepted tasks for training, with a dataset card (README.md)."""
     try:
-        path, count = export_run(run_dir, fmt, output, card=not no_card)
+        path, count = export_run(run_dir, fmt, output, card=not no_card, overwrite=overwrite)
     except (ValueError, RunDirError, JournalDamaged) as exc:
         _fail(str(exc), BAD_INPUT)
     except JournalError as exc:
@@ -343,9 +351,11 @@ def filter_command(
     dropped: Annotated[Optional[Path], _option("--dropped", help="Where dropped records go.",
                                                default="OUTPUT_STEM.dropped.jsonl")] = None,
     key: Annotated[Literal[KEYS], typer.Option(
-        help="What ROUGE-L compares: the instruction alone, or the instruction and its input joined by a blank "
-             "line, so that instances of one instruction with different inputs (an Alpaca export) are all kept; "
-             "the heuristic rules look at the instruction alone.")] = "instruction",
+        help="What ROUGE-L compares: the instruction alone, or the instruction and the input apart: a record is "
+             "then a duplicate only when both its instruction and its input score above the threshold against the "
+             "same earlier kept record (two empty inputs are equal), so that instances of one instruction with "
+             "different inputs (an Alpaca export) are all kept; the heuristic rules look at the instruction "
+             "alone.")] = "instruction",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress (a bar on a terminal, else a line "
                                                               "every 10 s on stderr).")] = False,
 ):

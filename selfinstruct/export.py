@@ -8,9 +8,14 @@ instruction + "\\n\\n" + input: the instruction, a blank line, the input. The Al
 
 Formats live in FORMATS (name -> Format), the one place to add one. Each export also writes a
 Markdown dataset card, README.md next to the file (``hf``: inside the directory), whose first line
-is CARD_MARKER: a README.md without it is not ours and is never overwritten. Nothing is written
-until every target has been checked; files are replaced atomically, and an ``hf`` directory is
-built under a temporary sibling name and renamed into place.
+is CARD_MARKER: a README.md without it is not ours and is never overwritten. Several exports can
+share a directory, so the card lists every export of the run in it: its second line is an HTML
+comment holding that list as JSON, which the next export reads, updates and renders again.
+
+An existing target is replaced only when it is ours for sure: the format's default name in the run
+directory (an earlier export), or the caller said so (``overwrite``). A run's own files never are.
+Nothing is written until every target has been checked; files are replaced atomically, and an
+``hf`` directory is built under a temporary sibling name and renamed into place.
 """
 
 from __future__ import annotations
@@ -154,19 +159,21 @@ FORMATS: dict[str, Format] = {
 
 
 def export_run(run_dir: Path | str, fmt: str = "alpaca", output: Path | str | None = None, *,
-               card: bool = True) -> tuple[Path, int]:
+               card: bool = True, overwrite: bool = False) -> tuple[Path, int]:
     """Write the run's accepted tasks as ``fmt`` (see FORMATS) to ``output`` (default: next to the run)
-    and, with ``card``, a dataset card (card_path). Returns the path and the number of records."""
+    and, with ``card``, a dataset card (card_path). An existing ``output`` is replaced only at the
+    default place or with ``overwrite``. Returns the path and the number of records."""
     run_dir = Path(run_dir)
     spec = FORMATS.get(fmt)
     if spec is None:
         raise ExportError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     tasks = accepted_tasks(run_dir)
-    output = Path(output) if output else run_dir / spec.default_name
-    _check_target(run_dir, output, spec, card)
+    default = run_dir / spec.default_name
+    output = Path(output) if output else default
+    replace = overwrite or os.path.abspath(output) == os.path.abspath(default)
+    _check_target(run_dir, output, spec, card, replace)
     records = spec.records(tasks)
-    text = dataset_card(run_dir, fmt, tasks, len(records), output) if card else None
-    spec.write(output, records, text)
+    spec.write(output, records, _card_text(run_dir, fmt, tasks, len(records), output, card))
     return output, len(records)
 
 
@@ -184,18 +191,23 @@ def is_our_card(path: Path) -> bool:
         return False
 
 
-def _check_target(run_dir: Path, output: Path, spec: Format, card: bool) -> None:
-    """Raise ExportError, before anything is written, if the export would clobber what is not ours."""
-    if is_run_file(run_dir, output):
+def _check_target(run_dir: Path, output: Path, spec: Format, card: bool, replace: bool) -> None:
+    """Raise ExportError, before anything is written, if the export would clobber what is not ours.
+    ``replace``: an existing output may be replaced (the default place, or --overwrite)."""
+    if is_run_file(run_dir, output) or _is_file_of_a_run(output):
         raise ExportError(f"{output} is one of the run's own files; export somewhere else")
     if not output.parent.is_dir():
         raise ExportError(f"{output}: cannot write there: {output.parent} is not an existing directory")
+    exists = ExportError(f"{output} exists; pass --overwrite to replace it, or choose another --output")
     if spec.directory:
         if output.exists() and not output.is_dir():
             raise ExportError(f"{output} exists and is not a directory; choose a new or empty directory")
-        if output.is_dir() and any(output.iterdir()) and not _is_hf_export(output):
-            raise ExportError(f"{output} is not empty and is not a previous hf export; "
-                              "choose a new or empty directory")
+        if output.is_dir() and any(output.iterdir()):
+            if not _is_hf_export(output):
+                raise ExportError(f"{output} is not empty and is not a previous hf export; "
+                                  "choose a new or empty directory")
+            if not replace:
+                raise exists
         return
     if output.is_dir():
         raise ExportError(f"{output} is a directory; give a file name to write to")
@@ -206,6 +218,15 @@ def _check_target(run_dir: Path, output: Path, spec: Format, card: bool) -> None
     if card and (target.is_dir() or (target.exists() and not is_our_card(target))):
         raise ExportError(f"{target} exists and is not a selfinstruct dataset card; "
                           "pass --no-card or choose another directory")
+    if os.path.lexists(output) and not replace:
+        raise exists
+
+
+def _is_file_of_a_run(path: Path) -> bool:
+    """Whether ``path`` is a run's own file in the directory holding it, any run's, not only the exported one's:
+    a directory with config.json and responses.jsonl is a run directory."""
+    folder = path.parent
+    return (folder / "config.json").is_file() and (folder / "responses.jsonl").is_file() and is_run_file(folder, path)
 
 
 def _is_hf_export(path: Path) -> bool:
@@ -226,49 +247,99 @@ def _is_hf_export(path: Path) -> bool:
     return isinstance(features, dict) and tuple(features) == HF_COLUMNS
 
 
-def dataset_card(run_dir: Path, fmt: str, tasks: list[dict], records: int, output: Path) -> str:
-    """A short Markdown card: what the data is, how it was made and filtered. Never a key: the
-    stored base URL is redacted once more, and nothing else from the endpoint is written."""
+def _card_text(run_dir: Path, fmt: str, tasks: list[dict], records: int, output: Path, card: bool) -> str | None:
+    """The card to write with this export, or None to leave the directory's card as it is.
+
+    A file export's card lists the run's exports in that directory: the ones its card already lists
+    whose files are still there, and this one. Without ``card``, a listed entry for this file name is
+    removed all the same: the card must not describe a file this export replaces."""
+    name = Path(os.path.abspath(run_dir)).name
+    entry = {"format": fmt, "records": records, "exported": f"{datetime.now(timezone.utc):%Y-%m-%d}", "run": name}
+    if FORMATS[fmt].directory:  # hf: its own card inside, one export
+        return dataset_card(run_dir, tasks, {".": entry}) if card else None
+    card_file = output.parent / CARD_NAME
+    listed = card_exports(card_file)
+    if card:
+        # Another run's entries are dropped: the card describes one run, and would misdescribe them.
+        kept = {file: e for file, e in listed.items()
+                if file != output.name and e.get("run") == name and (output.parent / file).is_file()}
+        return dataset_card(run_dir, tasks, {**kept, output.name: entry})
+    if output.name not in listed:
+        return None
+    # Edit the card's text rather than render it again: its entries may describe another run.
+    lines = card_file.read_text(encoding="utf-8").splitlines(keepends=True)
+    rest = {file: e for file, e in listed.items() if file != output.name}
+    gone = f"- `{output.name}`: "
+    return "".join([lines[0], _exports_line(rest), *[line for line in lines[2:] if not line.startswith(gone)]])
+
+
+def card_exports(path: Path) -> dict[str, dict]:
+    """The exports our card at ``path`` lists, by file name ({} if it is not our card or lists none)."""
+    if not is_our_card(path):
+        return {}
+    try:
+        line = path.read_text(encoding="utf-8").splitlines()[1]
+        listed = json.loads(line.removeprefix("<!-- ").removesuffix(" -->"))["exports"]
+        return {file: e for file, e in listed.items() if isinstance(e, dict) and e.get("format") in FORMATS
+                and isinstance(e.get("records"), int) and isinstance(e.get("exported"), str)}
+    except (OSError, UnicodeDecodeError, IndexError, ValueError, KeyError, TypeError, AttributeError):
+        return {}  # a card of an older version: it lists nothing
+
+
+def _exports_line(exports: dict[str, dict]) -> str:
+    """The card's second line: its exports as JSON in an HTML comment (">" escaped, so it cannot close it)."""
+    text = json.dumps({"exports": exports}, ensure_ascii=False).replace(">", "\\u003e")
+    return f"<!-- {text} -->\n"
+
+
+def _file_line(file: str, entry: dict) -> str:
+    """One export in the card's Files section: what it is and how its prompt is made."""
+    spec = FORMATS[entry["format"]]
+    where = "this directory" if file == "." else f"`{file}`"
+    per = "task" if entry["format"] == "seeds" else "instance"
+    prompt = ('the instruction alone when the input is empty, otherwise `instruction + "\\n\\n" + input`'
+              if spec.joined else "not joined: instruction and input are separate fields")
+    return (f"- {where}: `{entry['format']}`, {entry['records']} records (one per {per}), exported "
+            f"{entry['exported']}; {spec.layout}; prompt: {prompt}")
+
+
+def dataset_card(run_dir: Path, tasks: list[dict], exports: dict[str, dict]) -> str:
+    """A short Markdown card: what the data is, how it was made and filtered, and each export (file name
+    -> format, records, date). Never a key: the stored base URL is redacted once more, and nothing else
+    from the endpoint is written."""
     settings = read_config(run_dir)["settings"]
-    spec = FORMATS[fmt]
     lang = settings.get("lang", "unknown")
     unit = "characters" if lang == "zh" else "words"
     instances = sum(len(t["instances"]) for t in tasks)
     classification = ("not asked (alpaca mode)" if settings.get("mode") == "alpaca"
                       else sum(1 for t in tasks if t.get("is_classification")))
-    per = "task" if fmt == "seeds" else "instance"
     model, api = settings.get("model", "unknown"), settings.get("api", "unknown")
     low, high, threshold = settings.get("min_length"), settings.get("max_length"), settings.get("threshold")
     if settings.get("local"):
         endpoint = "the embedded llama.cpp server (offline)"
     else:
         endpoint = redact_url(settings.get("base_url")) or "unknown"
-    prompt = ('the instruction alone when the input is empty, otherwise `instruction + "\\n\\n" + input`'
-              if spec.joined else "not joined: instruction and input are separate fields")
     rejected = Counter(r.get("reason", "unknown") for r in _rejected(run_dir))
     reasons = ", ".join(f"{reason} {count}" for reason, count in rejected.most_common()) or "none"
-    where = "this directory" if spec.directory else f"`{output.name}`"
     name = Path(os.path.abspath(run_dir)).name
     main = ", ".join(f"{key} {settings.get(key)}" for key in
                      ("num_instructions", "threshold", "temperature", "concurrency", "mode", "seed"))
+    files = "\n".join(_file_line(file, entry) for file, entry in exports.items())
     return f"""{CARD_MARKER}
-# {name}: instruction-tuning data made with selfinstruct
+{_exports_line(exports)}# {name}: instruction-tuning data made with selfinstruct
 
-Exported on {datetime.now(timezone.utc):%Y-%m-%d} (UTC) from the selfinstruct run `{name}`.
+Exported from the selfinstruct run `{name}`; dates are UTC.
 
 ## Contents
 
 - tasks: {len(tasks)}
 - instances: {instances}
-- records: {records} (one per {per})
 - classification tasks: {classification}
 - language: {lang}
 
-## Format
+## Files
 
-- format: `{fmt}`: {spec.layout}
-- data: {where}
-- prompt: {prompt}
+{files}
 
 ## Generation
 

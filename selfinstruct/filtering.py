@@ -1,15 +1,18 @@
 """Filtering an existing dataset the way the loop filters new tasks.
 
 Records are read one at a time and decided in file order: a record is dropped if a
-heuristic rule rejects it, or if its instruction (with ``key``, and input) scores above
-the threshold against an earlier kept record (or any record of an ``against`` dataset).
-Only the kept records' compared texts are held in memory.
+heuristic rule rejects it, or if it is a near-duplicate of an earlier kept record (or of
+any record of an ``against`` dataset). Only the kept records' instructions (and, with
+``key`` instruction+input, inputs) are held in memory.
 
-``key`` says what ROUGE-L compares. ``instruction`` (the default) compares instructions
-alone, so an Alpaca export, which repeats a task's instruction once per instance, keeps
-one instance per task. ``instruction+input`` compares the instruction joined with the
-input (a blank line between them; a seed task's inputs all joined), so instances whose
-inputs differ are kept. The heuristic rules always look at the instruction alone.
+``key`` says what a near-duplicate is. ``instruction`` (the default): the instructions'
+ROUGE-L is above the threshold, so an Alpaca export, which repeats a task's instruction
+once per instance, keeps one instance per task. ``instruction+input``: the instructions'
+ROUGE-L is above the threshold and so is the inputs' (two empty inputs are equal, 1.0; an
+empty and a non-empty one, 0.0; a seed task's input is its inputs joined by "\\n"), so
+instances whose inputs differ are kept. Scoring instruction and input joined into one
+text would not do: a short or empty input hardly changes it, and every instance of a
+task still scores above the threshold. The heuristic rules look at the instruction alone.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from .filters import clean_instances, detect_lang, instruction_rejection
 from .journal import json_line
 from .records import RecordError, detect_layout, invalid_text, iter_records
 from .seeds import Instance
-from .similarity import RougeIndex
+from .similarity import Match, RougeIndex, rouge_l, tokenize
 
 ONLY = ("dedup", "heuristics")
 KEYS = ("instruction", "instruction+input")
@@ -71,13 +74,12 @@ def filter_dataset(input: Path | str, output: Path | str, *, threshold: float = 
     if not 0.0 <= threshold <= 1.0:
         raise FilterError(f"threshold must be between 0 and 1, got {threshold}")
     _check_paths(input, output, dropped_output, againsts)
-    reference = RougeIndex() if againsts else None
+    reference = _Pool(key) if againsts else None
     for path in againsts:
-        _add_instructions(reference, path, field, key)
+        _add_dataset(reference, path, field, key)
     layout = detect_layout(input)
     report = FilterReport(output=output, dropped_output=dropped_output)
-    kept_index = RougeIndex()
-    kept_lines: list[tuple[int, str]] = []  # (line, instruction) of each kept record
+    kept = _Pool(key)
     parsed_any = field_seen = False
     temp_out = output.with_name(f".{output.name}.tmp")
     temp_dropped = dropped_output.with_name(f".{dropped_output.name}.tmp")
@@ -94,8 +96,7 @@ def filter_dataset(input: Path | str, output: Path | str, *, threshold: float = 
                 else:
                     parsed_any = True
                     field_seen = field_seen or (isinstance(record, dict) and (field or "instruction") in record)
-                    decision = _decide(record, line, field, key, lang, threshold, only, kept_index, kept_lines,
-                                       reference)
+                    decision = _decide(record, line, field, key, lang, threshold, only, kept, reference)
                 if decision is None:
                     text = json.dumps(record, ensure_ascii=False)
                     if layout == "array":
@@ -158,13 +159,46 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _decide(record, line, field, key, lang, threshold, only, kept_index, kept_lines, reference):
+class _Pool:
+    """Records to compare with: an index over their instructions and, aligned with it, their inputs
+    and lines. With key instruction+input, a record matches an entry only when its input does too."""
+
+    def __init__(self, key: str):
+        self.key = key
+        self.index = RougeIndex()
+        self.inputs: list[str] = []  # empty with key instruction, which never looks at them
+        self.lines: list[int] = []
+
+    def add(self, instruction: str, input: str, line: int) -> None:
+        self.index.add(instruction)
+        self.inputs.append(input)
+        self.lines.append(line)
+
+    def match(self, instruction: str, input: str, threshold: float) -> tuple[Match, float | None] | None:
+        """An entry the record is a near-duplicate of and the inputs' score (None for key instruction), or None."""
+        if self.key == "instruction":
+            found = self.index.first_above(instruction, threshold)
+            return (found, None) if found else None
+        for found in self.index.all_above(instruction, threshold):
+            score = _input_score(input, self.inputs[found.index])
+            if score > threshold:
+                return found, score
+        return None
+
+
+def _input_score(a: str, b: str) -> float:
+    """ROUGE-L of two inputs, where two empty ones (no tokens) are equal: 1.0."""
+    a_tokens, b_tokens = tokenize(a), tokenize(b)
+    return 1.0 if not a_tokens and not b_tokens else rouge_l(a_tokens, b_tokens)
+
+
+def _decide(record, line, field, key, lang, threshold, only, kept: _Pool, reference: _Pool | None):
     """None to keep the record, else (reason, details)."""
     try:
         instruction, instances = _read_record(record, field)
     except ValueError as exc:
         return "bad_record", {"error": str(exc)}
-    compared = _compared(record, instruction, instances, key)
+    given = _input_of(record, instances) if key == "instruction+input" else ""
     record_lang = detect_lang(instruction) if lang == "auto" else lang
     if only != "dedup":
         low, high = LENGTH_DEFAULTS[record_lang]
@@ -172,35 +206,35 @@ def _decide(record, line, field, key, lang, threshold, only, kept_index, kept_li
         if reason:
             return reason, {}
         if instances is not None:
-            kept, dropped = clean_instances(instances)
-            if not kept:
+            kept_instances, dropped = clean_instances(instances)
+            if not kept_instances:
                 return dropped[0][1], {}
     if only != "heuristics":
         if reference is not None:
-            match = reference.first_above(compared, threshold)
-            if match:
-                return "similar_to_against", {"score": match.score, "similar_to": match.text}
-        match = kept_index.first_above(compared, threshold)
-        if match:
-            kept_line, kept_instruction = kept_lines[match.index]
-            duplicate_of = {"line": kept_line, "instruction": kept_instruction}
-            if key != "instruction":
-                duplicate_of["compared"] = match.text
+            found = reference.match(instruction, given, threshold)
+            if found:
+                match, score = found
+                details = {"score": match.score, "similar_to": match.text}
+                if score is not None:
+                    details |= {"similar_to_input": reference.inputs[match.index], "input_score": score}
+                return "similar_to_against", details
+        found = kept.match(instruction, given, threshold)
+        if found:
+            match, score = found
+            duplicate_of = {"line": kept.lines[match.index], "instruction": match.text}
+            if score is not None:
+                duplicate_of |= {"input": kept.inputs[match.index], "instruction_score": match.score,
+                                 "input_score": score}
             return "duplicate", {"score": match.score, "duplicate_of": duplicate_of}
-        kept_index.add(compared)
-        kept_lines.append((line, instruction))
+        kept.add(instruction, given, line)
     return None
 
 
-def _compared(record: dict, instruction: str, instances: list[Instance] | None, key: str) -> str:
-    """The text ROUGE-L compares for ``key``: the instruction, or it and its non-empty input(s)."""
-    if key == "instruction":
-        return instruction
+def _input_of(record: dict, instances: list[Instance] | None) -> str:
+    """The input key instruction+input compares: the record's input; a seed task's inputs joined by "\\n"."""
     if instances is not None:
-        inputs = [i.input for i in instances]
-    else:
-        inputs = [record["input"]] if isinstance(record.get("input"), str) else []
-    return "\n\n".join([instruction, *(text for text in inputs if text.strip())])
+        return "\n".join(i.input for i in instances)
+    return record["input"] if isinstance(record.get("input"), str) else ""
 
 
 def _read_record(record, field: str | None) -> tuple[str, list[Instance] | None]:
@@ -253,13 +287,12 @@ def _invalid_text_in(value: object, where: str = "") -> tuple[str, str] | None:
     return None
 
 
-def _add_instructions(index: RougeIndex, path: Path, field: str | None, key: str) -> None:
-    """Add another dataset's instructions (its own layout; ``field`` if its records have it) to ``index``,
-    as ``key`` compares them."""
+def _add_dataset(pool: _Pool, path: Path, field: str | None, key: str) -> None:
+    """Add another dataset's records (its own layout; ``field`` if its records have it) to ``pool``."""
     for line, record in iter_records(path):
         try:
             own_field = field if isinstance(record, dict) and field in record else None
             instruction, instances = _read_record(record, own_field)
         except ValueError as exc:
             raise RecordError(path, line, str(exc)) from None
-        index.add(_compared(record, instruction, instances, key))
+        pool.add(instruction, _input_of(record, instances) if key == "instruction+input" else "", line)

@@ -160,6 +160,11 @@ class RougeIndex:
         score, i = found[0]
         return Match(i, self.texts[i], score)
 
+    def all_above(self, text: str, threshold: float) -> list[Match]:
+        """Every entry scoring strictly above threshold, best first (ties: lower index first), for callers
+        that must look further at each one (filter --key instruction+input checks the inputs too)."""
+        return [Match(i, self.texts[i], score) for score, i in self._search(text, len(self), threshold, False)]
+
     def _query(self, text: str):
         """Query length, its code string, and its posting lists, rarest first.
 

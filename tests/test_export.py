@@ -16,7 +16,7 @@ from openai_stub import ScriptedServer
 from test_cli import invoke
 
 from selfinstruct import Config, export_run, generate
-from selfinstruct.export import CARD_MARKER, ExportError
+from selfinstruct.export import CARD_MARKER, ExportError, card_exports
 from selfinstruct.seeds import load_seed_tasks
 
 SCRIPT = Path(sys.executable).parent / "selfinstruct"
@@ -135,7 +135,9 @@ def test_hf_is_a_datasets_dataset_with_one_row_per_instance(run):
     assert dataset.column_names == ["instruction", "input", "output"]
     assert [(r["instruction"], r["input"], r["output"]) for r in dataset] == instances(run)
     card = (path / "README.md").read_text(encoding="utf-8")
-    assert card.startswith(CARD_MARKER + "\n") and "- format: `hf`" in card
+    assert card.startswith(CARD_MARKER + "\n")
+    assert f"\n- this directory: `hf`, {count} records (one per instance)" in card
+    assert list(card_exports(path / "README.md")) == ["."]
     assert not (run / "README.md").exists()
 
 
@@ -185,19 +187,22 @@ def test_card_describes_the_run_and_holds_no_credential(run):
     port = settings["base_url"].rsplit(":", 1)[1].split("/")[0]
     today = {f"{datetime.now(timezone.utc) - timedelta(minutes=m):%Y-%m-%d}" for m in (0, 5)}
     lines = card.splitlines()
-    assert lines[0] == CARD_MARKER and lines[1] == "# run: instruction-tuning data made with selfinstruct"
-    assert any(f"Exported on {day} (UTC)" in card for day in today)
+    assert lines[0] == CARD_MARKER and lines[2] == "# run: instruction-tuning data made with selfinstruct"
+    (day,) = [e["exported"] for e in card_exports(run / "README.md").values()]
+    assert day in today
+    assert lines[1] == ('<!-- {"exports": {"messages.jsonl": {"format": "messages", "records": %d, "exported": "%s", '
+                        '"run": "run"}}} -->' % (len(instances(run)), day))
     for line in [f"- tasks: {len(tasks)}", f"- instances: {len(instances(run))}",
-                 f"- records: {len(instances(run))} (one per instance)",
+                 f"- `messages.jsonl`: `messages`, {len(instances(run))} records (one per instance), exported {day}; "
+                 'OpenAI chat fine-tuning JSONL: {"messages": [user, assistant]}, one per instance; prompt: the '
+                 'instruction alone when the input is empty, otherwise `instruction + "\\n\\n" + input`',
                  f"- classification tasks: {sum(1 for t in tasks if t['is_classification'])}",
                  "- language: zh", "- model: stub-model (chat API)",
                  f"- endpoint: http://REDACTED@127.0.0.1:{port}/v1",
                  "- settings: num_instructions 6, threshold 0.7, temperature 0.7, concurrency 4, "
                  "mode self-instruct, seed 0",
                  "- near-duplicates: rejected when ROUGE-L against the pool is above 0.7",
-                 "- instruction length: 6 to 300 characters",
-                 "- data: `messages.jsonl`",
-                 '- prompt: the instruction alone when the input is empty, otherwise `instruction + "\\n\\n" + input`']:
+                 "- instruction length: 6 to 300 characters"]:
         assert line in lines, line
     reasons = next(line for line in lines if line.startswith("- rejected candidates by reason (rejected.jsonl): "))
     assert sorted(reasons.split(": ", 1)[1].split(", ")) == ["too_short 1", "too_similar 1", "unsupported_modality 1"]
@@ -206,17 +211,85 @@ def test_card_describes_the_run_and_holds_no_credential(run):
             assert secret not in path.read_text(encoding="utf-8", errors="replace"), (secret, path)
 
 
-def test_card_of_a_file_export_sits_next_to_it_and_is_replaced_by_the_next(run, tmp_path):
+def files_section(card: Path) -> list[str]:
+    """The lines of a card's Files section, in order."""
+    text = card.read_text(encoding="utf-8")
+    return [line for line in text.split("\n## Files\n", 1)[1].split("\n## ", 1)[0].splitlines() if line]
+
+
+def test_card_of_a_file_export_sits_next_to_it_and_lists_the_next_too(run, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     export_run(run, "alpaca", out / "train.json")
-    card = (out / "README.md").read_text(encoding="utf-8")
-    assert "- format: `alpaca`" in card and "- data: `train.json`" in card
-    assert "- prompt: not joined: instruction and input are separate fields" in card
+    (day,) = {e["exported"] for e in card_exports(out / "README.md").values()}
+    assert files_section(out / "README.md") == [
+        f"- `train.json`: `alpaca`, 12 records (one per instance), exported {day}; a JSON array of "
+        "{instruction, input, output}, one per instance; prompt: not joined: instruction and input are separate fields"]
     export_run(run, "seeds", out / "seeds.jsonl")
-    card = (out / "README.md").read_text(encoding="utf-8")
-    assert card.startswith(CARD_MARKER) and "- format: `seeds`" in card and "- records: 6 (one per task)" in card
+    assert (out / "README.md").read_text(encoding="utf-8").startswith(CARD_MARKER)
+    assert [line.split(";")[0] for line in files_section(out / "README.md")] == [
+        f"- `train.json`: `alpaca`, 12 records (one per instance), exported {day}",
+        f"- `seeds.jsonl`: `seeds`, 6 records (one per task), exported {day}"]
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "seeds.jsonl", "train.json"]
+
+
+def test_one_card_lists_every_export_in_the_run_directory(run):
+    """alpaca, then seeds, then sharegpt next to the run: one card for the three, with each one's records."""
+    for fmt in ("alpaca", "seeds", "sharegpt"):
+        result = invoke("export", run, "--format", fmt)
+        assert result.exit_code == 0, result.output
+    exports = card_exports(run / "README.md")
+    assert {name: (e["format"], e["records"]) for name, e in exports.items()} == {
+        "alpaca_data.json": ("alpaca", 12), "seed_tasks.jsonl": ("seeds", 6), "sharegpt.jsonl": ("sharegpt", 12)}
+    assert len(json.loads((run / "alpaca_data.json").read_text(encoding="utf-8"))) == 12
+    assert len(read_jsonl(run / "seed_tasks.jsonl")) == 6 and len(read_jsonl(run / "sharegpt.jsonl")) == 12
+    lines = files_section(run / "README.md")
+    assert [line.split(",")[:2] for line in lines] == [
+        ["- `alpaca_data.json`: `alpaca`", " 12 records (one per instance)"],
+        ["- `seed_tasks.jsonl`: `seeds`", " 6 records (one per task)"],
+        ["- `sharegpt.jsonl`: `sharegpt`", " 12 records (one per instance)"]]
+    assert lines[0].endswith("prompt: not joined: instruction and input are separate fields")
+    assert lines[2].endswith('prompt: the instruction alone when the input is empty, otherwise '
+                             '`instruction + "\\n\\n" + input`')
+    assert invoke("export", run, "--format", "hf").exit_code == 0  # hf: its own card, in its directory
+    assert list(card_exports(run / "README.md")) == ["alpaca_data.json", "seed_tasks.jsonl", "sharegpt.jsonl"]
+    assert list(card_exports(run / "hf" / "README.md")) == ["."]
+    for secret in (KEY, USER, PASSWORD):
+        for card in (run / "README.md", run / "hf" / "README.md"):
+            assert secret not in card.read_text(encoding="utf-8"), (secret, card)
+
+
+def test_no_card_export_removes_its_entry_from_the_card(run):
+    """The card must not describe a file an export without a card replaced; the other entries stay."""
+    for fmt in ("alpaca", "seeds", "sharegpt"):
+        export_run(run, fmt)
+    (run / "tasks.jsonl").write_text("".join(line + "\n" for line in (run / "tasks.jsonl").read_text(
+        encoding="utf-8").splitlines()[:2]), encoding="utf-8")  # the file now holds fewer records
+    result = invoke("export", run, "--format", "seeds", "--no-card")
+    assert result.exit_code == 0, result.output
+    assert "dataset card" not in result.output and len(read_jsonl(run / "seed_tasks.jsonl")) == 2
+    card = (run / "README.md").read_text(encoding="utf-8")
+    assert list(card_exports(run / "README.md")) == ["alpaca_data.json", "sharegpt.jsonl"]
+    assert [line.split(":")[0] for line in files_section(run / "README.md")] == [
+        "- `alpaca_data.json`", "- `sharegpt.jsonl`"]
+    assert "seed_tasks" not in card and "- tasks: 6" in card  # the rest of the card is left as it was
+    export_run(run, "sharegpt", card=False)
+    export_run(run, "alpaca", card=False)
+    assert card_exports(run / "README.md") == {} and files_section(run / "README.md") == []
+
+
+def test_the_card_forgets_deleted_files_and_another_runs_exports(run, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    export_run(run, "alpaca", out / "a.json")
+    export_run(run, "seeds", out / "s.jsonl")
+    (out / "a.json").unlink()
+    export_run(run, "messages", out / "m.jsonl")
+    assert list(card_exports(out / "README.md")) == ["s.jsonl", "m.jsonl"]
+    other = Path(shutil.copytree(run, tmp_path / "other"))
+    export_run(other, "sharegpt", out / "g.jsonl")  # the card describes one run: the other's entries go
+    assert list(card_exports(out / "README.md")) == ["g.jsonl"]
+    assert "# other: instruction-tuning data" in (out / "README.md").read_text(encoding="utf-8")
 
 
 def test_a_foreign_readme_is_never_overwritten(run, tmp_path):
@@ -273,7 +346,8 @@ def test_cli_writes_each_format_next_to_the_run(run, tmp_path, fmt):
     count = len(read_jsonl(run / "tasks.jsonl")) if fmt == "seeds" else len(instances(run))
     assert result.stdout == f"wrote {count} records to run/{FILE_FORMATS[fmt]}\n"
     assert result.stderr == "dataset card: run/README.md\n"
-    assert f"- format: `{fmt}`" in (run / "README.md").read_text(encoding="utf-8")
+    assert f"\n- `{FILE_FORMATS[fmt]}`: `{fmt}`, {count} records (one per " in (run / "README.md").read_text(
+        encoding="utf-8")
 
 
 def test_a_failed_hf_save_leaves_the_previous_export_whole(run, monkeypatch):
@@ -293,3 +367,62 @@ def test_a_failed_hf_save_leaves_the_previous_export_whole(run, monkeypatch):
     assert result.output.splitlines() == [f"error: cannot write {run / 'hf'}: No space left on device"]
     assert {p.name: p.read_bytes() for p in (run / "hf").iterdir()} == before
     assert not [p.name for p in run.iterdir() if p.name.startswith(".hf")]
+
+
+def test_a_file_that_is_not_an_earlier_export_is_replaced_only_with_overwrite(run, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n", encoding="utf-8")
+    command = [str(SCRIPT), "export", "run", "-o", "notes.txt"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "error: notes.txt exists; pass --overwrite to replace it, or choose another --output"]
+    assert notes.read_text(encoding="utf-8") == "my notes\n" and not (tmp_path / "README.md").exists()
+    result = subprocess.run([*command, "--overwrite"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert [(r["instruction"], r["input"], r["output"]) for r in json.loads(notes.read_text(encoding="utf-8"))] == \
+        instances(run)
+    assert list(card_exports(tmp_path / "README.md")) == ["notes.txt"]
+
+
+def test_an_earlier_export_at_the_default_place_is_replaced_without_overwrite(run):
+    export_run(run, "alpaca")
+    (run / "tasks.jsonl").write_text("".join(line + "\n" for line in (run / "tasks.jsonl").read_text(
+        encoding="utf-8").splitlines()[:2]), encoding="utf-8")
+    path, count = export_run(run, "alpaca", run / "alpaca_data.json")  # named, but still the default place
+    assert count == len(json.loads(path.read_text(encoding="utf-8"))) == len(instances(run)) == 4
+    with pytest.raises(ExportError, match="alpaca_data.json exists; pass --overwrite"):
+        export_run(run, "messages", run / "alpaca_data.json")  # not where messages go by default
+    assert len(json.loads(path.read_text(encoding="utf-8"))) == 4
+
+
+def test_an_export_elsewhere_is_replaced_only_with_overwrite(run, tmp_path):
+    from datasets import load_from_disk
+
+    target = tmp_path / "train.json"
+    export_run(run, "alpaca", target)
+    target.write_text("edited by hand\n", encoding="utf-8")
+    with pytest.raises(ExportError) as raised:
+        export_run(run, "alpaca", target)
+    assert str(raised.value) == f"{target} exists; pass --overwrite to replace it, or choose another --output"
+    assert target.read_text(encoding="utf-8") == "edited by hand\n"
+    export_run(run, "alpaca", target, overwrite=True)
+    assert len(json.loads(target.read_text(encoding="utf-8"))) == len(instances(run))
+    export_run(run, "hf", tmp_path / "ds")
+    with pytest.raises(ExportError, match="ds exists; pass --overwrite"):
+        export_run(run, "hf", tmp_path / "ds")
+    path, count = export_run(run, "hf", tmp_path / "ds", overwrite=True)
+    assert len(load_from_disk(str(path))) == count == len(instances(run))
+
+
+@pytest.mark.parametrize("target", ["run/config.json", "run/responses.jsonl", "other/tasks.jsonl",
+                                    "other/summary.json", "other/.lock", "other/responses.jsonl.torn"])
+def test_a_runs_own_files_are_never_replaced_even_with_overwrite(run, tmp_path, target):
+    """Not the exported run's, nor another run's (a directory with config.json and responses.jsonl)."""
+    shutil.copytree(run, tmp_path / "other")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    result = subprocess.run([str(SCRIPT), "export", "run", "-o", target, "--overwrite"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"error: {target} is one of the run's own files; export somewhere else"]
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before

@@ -5,14 +5,17 @@ from __future__ import annotations
 import errno
 import json
 import os
+import random
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from selfinstruct import filter_dataset, filtering
+from selfinstruct import export_run, filter_dataset, filtering
 from selfinstruct.cli import app
 from selfinstruct.filtering import FilterError
 from selfinstruct.records import RecordError
+from selfinstruct.similarity import RougeIndex, rouge_l, tokenize
 
 RECORDS = [
     {"instruction": "Translate the sentence into French.", "input": "I like tea.", "output": "J'aime le thé."},
@@ -321,7 +324,7 @@ def test_key_instruction_input_still_drops_a_repeated_input(tmp_path):
     (drop,) = [json.loads(line) for line in (tmp_path / "clean.dropped.jsonl").read_text().splitlines()]
     assert drop["reason"] == "duplicate" and drop["score"] == 1.0 and drop["line"] == 4
     assert drop["duplicate_of"] == {"line": 1, "instruction": ONE_TASK[0]["instruction"],
-                                    "compared": ONE_TASK[0]["instruction"] + "\n\n" + ONE_TASK[0]["input"]}
+                                    "input": ONE_TASK[0]["input"], "instruction_score": 1.0, "input_score": 1.0}
 
 
 def test_key_applies_to_seed_tasks_and_against_files(tmp_path):
@@ -355,3 +358,118 @@ def test_full_width_duplicates_are_duplicates(tmp_path):
                                  ensure_ascii=False), encoding="utf-8")
     report = filter_dataset(source, tmp_path / "clean.json")
     assert report.kept == 1 and dropped_reasons(tmp_path / "clean.dropped.jsonl") == ["duplicate"]
+
+
+def _alpaca_export(tmp_path: Path, instances: list[dict]) -> Path:
+    """The Alpaca export of a run directory holding one task with these instances."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"format": 3, "settings": {}, "signature": {}}))
+    (run / "tasks.jsonl").write_text(json.dumps({"id": "t1", "instruction": "Write one short sentence about the topic.",
+                                                 "instances": instances, "is_classification": False}) + "\n")
+    path, _ = export_run(run, "alpaca", card=False)
+    return path
+
+
+def test_key_instruction_input_keeps_instances_with_empty_and_short_inputs(tmp_path):
+    """Joined into one text, a short or empty input left every instance a duplicate; compared apart, none is."""
+    instances = [{"input": "", "output": "A sunny street."}, {"input": "a cat", "output": "A cat sleeps."},
+                 {"input": "the weather in Paris", "output": "It rains in Paris."}]
+    source = _alpaca_export(tmp_path, instances)
+    assert [r["input"] for r in json.loads(source.read_text())] == ["", "a cat", "the weather in Paris"]
+    by_input = filter_dataset(source, tmp_path / "all.json", key="instruction+input")
+    assert (by_input.total, by_input.kept) == (3, 3)
+    assert json.loads((tmp_path / "all.json").read_text()) == json.loads(source.read_text())
+    by_instruction = filter_dataset(source, tmp_path / "one.json")
+    assert (by_instruction.kept, by_instruction.dropped) == (1, {"duplicate": 2})
+    assert [r["input"] for r in json.loads((tmp_path / "one.json").read_text())] == [""]
+
+
+def test_key_instruction_input_drops_the_same_instruction_with_the_same_input(tmp_path):
+    """Two empty inputs are equal (1.0); an empty and a non-empty one are not (0.0)."""
+    rows = [{"instruction": "Name a colour.", "input": "", "output": "Blue."},
+            {"instruction": "Name a colour.", "input": "", "output": "Red."},
+            {"instruction": "Name a colour.", "input": "sky", "output": "Blue."},
+            {"instruction": "Name a colour.", "input": "sky", "output": "Azure."}]
+    source = tmp_path / "data.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = filter_dataset(source, tmp_path / "clean.jsonl", key="instruction+input", only="dedup")
+    assert [json.loads(line) for line in (tmp_path / "clean.jsonl").read_text().splitlines()] == [rows[0], rows[2]]
+    drops = [json.loads(line) for line in (tmp_path / "clean.dropped.jsonl").read_text().splitlines()]
+    assert [(d["line"], d["duplicate_of"]["line"], d["duplicate_of"]["input"], d["duplicate_of"]["input_score"])
+            for d in drops] == [(2, 1, "", 1.0), (4, 3, "sky", 1.0)]
+    assert report.dropped == {"duplicate": 2}
+
+
+def test_key_instruction_input_against_a_file_checks_the_inputs_too(tmp_path):
+    """A seed task's input is its inputs joined by "\\n"; an --against match names the input it matched."""
+    seeds = tmp_path / "eval.jsonl"
+    seeds.write_text(json.dumps({"id": "e1", "instruction": "Sort the numbers in ascending order.", "instances": [
+        {"input": "3 1 2", "output": "1 2 3"}, {"input": "9 8", "output": "8 9"}]}) + "\n")
+    rows = [{"instruction": "Sort the numbers in ascending order.", "input": "3 1 2\n9 8", "output": "x"},
+            {"instruction": "Sort the numbers in ascending order.", "input": "5 4 7 6 0", "output": "y"}]
+    source = tmp_path / "data.json"
+    source.write_text(json.dumps(rows))
+    report = filter_dataset(source, tmp_path / "clean.json", against=seeds, key="instruction+input")
+    assert json.loads((tmp_path / "clean.json").read_text()) == [rows[1]]
+    (drop,) = [json.loads(line) for line in (tmp_path / "clean.dropped.jsonl").read_text().splitlines()]
+    assert drop["reason"] == "similar_to_against" and drop["similar_to"] == rows[0]["instruction"]
+    assert drop["similar_to_input"] == "3 1 2\n9 8" and drop["input_score"] == 1.0 and drop["score"] == 1.0
+    assert report.dropped == {"similar_to_against": 1}
+
+
+def _generated(count: int, seed: int) -> list[dict]:
+    """Records with repeated and near-repeated instructions and empty, short and longer inputs."""
+    rng = random.Random(seed)
+    verbs = ["Describe", "Summarize", "Explain", "Describe briefly", "Translate"]
+    objects = ["the picture", "this text", "the weather today", "the picture in one sentence", "a cat"]
+    inputs = ["", "", "a cat", "the cat", "a black cat", "Paris", "the weather in Paris",
+              "the weather in Paris today", "Il pleut.", "x", "1 2 3", "one two three four five six"]
+    return [{"instruction": f"{rng.choice(verbs)} {rng.choice(objects)}.", "input": rng.choice(inputs),
+             "output": f"answer {i}"} for i in range(count)]
+
+
+def _reference_kept(records: list[dict], threshold: float) -> list[bool]:
+    """The rule by brute force: a record is a duplicate of the first earlier kept record whose
+    instruction and input both score above the threshold (two empty inputs: 1.0)."""
+    kept: list[tuple[list[str], list[str]]] = []
+    decisions = []
+    for record in records:
+        instruction, given = tokenize(record["instruction"]), tokenize(record["input"])
+        duplicate = any(rouge_l(instruction, other) > threshold
+                        and (1.0 if not given and not other_input else rouge_l(given, other_input)) > threshold
+                        for other, other_input in kept)
+        decisions.append(not duplicate)
+        if not duplicate:
+            kept.append((instruction, given))
+    return decisions
+
+
+@pytest.mark.parametrize("seed, threshold", [(0, 0.7), (1, 0.5), (2, 0.9)])
+def test_key_instruction_input_equals_a_brute_force_reference(tmp_path, seed, threshold):
+    records = _generated(400, seed)
+    source = tmp_path / "data.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in records))
+    report = filter_dataset(source, tmp_path / "clean.jsonl", key="instruction+input", only="dedup",
+                            threshold=threshold)
+    expected = [r for r, keep in zip(records, _reference_kept(records, threshold)) if keep]
+    assert [json.loads(line) for line in (tmp_path / "clean.jsonl").read_text().splitlines()] == expected
+    assert 20 < report.kept < 380  # the rule both keeps and drops here
+    for drop in map(json.loads, (tmp_path / "clean.dropped.jsonl").read_text().splitlines()):
+        kept = records[drop["duplicate_of"]["line"] - 1]
+        assert kept in expected and drop["duplicate_of"]["input"] == kept["input"]
+        assert drop["score"] == rouge_l(tokenize(drop["record"]["instruction"]), tokenize(kept["instruction"]))
+        assert drop["duplicate_of"]["instruction_score"] == drop["score"] > threshold
+        assert drop["duplicate_of"]["input_score"] > threshold
+
+
+def test_all_above_returns_every_entry_above_the_threshold():
+    texts = [r["instruction"] for r in _generated(200, 3)]
+    index = RougeIndex(texts)
+    for query in texts[:40] + ["Describe the picture of a dog.", "nothing shared"]:
+        scores = [rouge_l(tokenize(query), tokenize(text)) for text in texts]
+        for threshold in (0.0, 0.5, 0.8):
+            found = index.all_above(query, threshold)
+            assert sorted((m.index, m.score) for m in found) == [
+                (i, score) for i, score in enumerate(scores) if score > threshold]
+            assert [m.score for m in found] == sorted((m.score for m in found), reverse=True)
