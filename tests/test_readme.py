@@ -129,6 +129,7 @@ def readme_items() -> list[Item]:
 
 
 # Every README item: (block kind, a pattern that finds it, the tests that run it).
+ON_A_RUN = ["test_export_commands_on_stub_run", "test_export_commands_after_real_demo"]  # need runs/demo
 PLAN = {
     "setup": ("bash", r'^python3 -m venv \.venv && \.venv/bin/pip install "\.\[local\]" && \.venv/bin/selfinstruct ',
               ["test_setup_command_real_demo", "test_setup_demo_run_directory_line_as_shown",
@@ -144,18 +145,12 @@ PLAN = {
     "serve": ("console", r"^selfinstruct serve\b", ["test_serve_command_real"]),
     "toml": ("toml", r"^num-instructions = ", ["test_toml_config_block"]),
     "python": ("python", r"^from selfinstruct import ", ["test_python_api_snippet_real"]),
-    "export-alpaca": ("bash", r"^selfinstruct export runs/demo --format alpaca\b",
-                      ["test_export_commands_on_stub_run", "test_export_commands_after_real_demo"]),
-    "export-seeds": ("bash", r"^selfinstruct export runs/demo --format seeds\b",
-                     ["test_export_commands_on_stub_run", "test_export_commands_after_real_demo"]),
-    "export-sharegpt": ("bash", r"^selfinstruct export runs/demo --format sharegpt\b",
-                        ["test_export_commands_on_stub_run", "test_export_commands_after_real_demo"]),
-    "export-messages": ("bash", r"^selfinstruct export runs/demo --format messages\b",
-                        ["test_export_commands_on_stub_run", "test_export_commands_after_real_demo"]),
-    "export-hf": ("bash", r"^selfinstruct export runs/demo --format hf\b",
-                  ["test_export_commands_on_stub_run", "test_export_commands_after_real_demo"]),
-    "report-run": ("bash", r"^selfinstruct report runs/demo\b",
-                   ["test_export_commands_on_stub_run", "test_export_commands_after_real_demo"]),
+    "export-alpaca": ("bash", r"^selfinstruct export runs/demo --format alpaca\b", ON_A_RUN),
+    "export-seeds": ("bash", r"^selfinstruct export runs/demo --format seeds\b", ON_A_RUN),
+    "export-sharegpt": ("bash", r"^selfinstruct export runs/demo --format sharegpt\b", ON_A_RUN),
+    "export-messages": ("bash", r"^selfinstruct export runs/demo --format messages\b", ON_A_RUN),
+    "export-hf": ("bash", r"^selfinstruct export runs/demo --format hf\b", ON_A_RUN),
+    "report-run": ("bash", r"^selfinstruct report runs/demo\b", ON_A_RUN),
     "report-file": ("console", r"^selfinstruct report alpaca_52k\.json$", ["test_filter_example"]),
     "make-dataset": ("bash", r"^python bench/make_dataset\.py ", ["test_filter_example"]),
     "filter": ("console", r"^selfinstruct filter ", ["test_filter_example"]),
