@@ -195,7 +195,7 @@ def _input_score(a: str, b: str) -> float:
 def _decide(record, line, field, key, lang, threshold, only, kept: _Pool, reference: _Pool | None):
     """None to keep the record, else (reason, details)."""
     try:
-        instruction, instances = _read_record(record, field)
+        instruction, instances = read_record(record, field)
     except ValueError as exc:
         return "bad_record", {"error": str(exc)}
     given = _input_of(record, instances) if key == "instruction+input" else ""
@@ -237,7 +237,7 @@ def _input_of(record: dict, instances: list[Instance] | None) -> str:
     return record["input"] if isinstance(record.get("input"), str) else ""
 
 
-def _read_record(record, field: str | None) -> tuple[str, list[Instance] | None]:
+def read_record(record, field: str | None) -> tuple[str, list[Instance] | None]:
     """The instruction and (where the record has them) its instances."""
     if not isinstance(record, dict):
         raise ValueError(f"expected a JSON object, got {type(record).__name__}")
@@ -292,7 +292,7 @@ def _add_dataset(pool: _Pool, path: Path, field: str | None, key: str) -> None:
     for line, record in iter_records(path):
         try:
             own_field = field if isinstance(record, dict) and field in record else None
-            instruction, instances = _read_record(record, own_field)
+            instruction, instances = read_record(record, own_field)
         except ValueError as exc:
             raise RecordError(path, line, str(exc)) from None
         pool.add(instruction, _input_of(record, instances) if key == "instruction+input" else "", line)

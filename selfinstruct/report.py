@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .config import redact_url
 from .diversity import compression_ratio, distinct_n, top_pairs, units, verb_noun_pairs
-from .filtering import _read_record
+from .filtering import read_record
 from .filters import detect_lang
 from .journal import Journal, write_atomic
 from .records import iter_records
@@ -79,7 +79,7 @@ def load(path: Path | str, lang: str = "auto") -> Dataset:
     for line, record in iter_records(path):
         records += 1
         try:
-            instruction, instances = _chat_turns(record) or _read_record(record, None)
+            instruction, instances = _chat_turns(record) or read_record(record, None)
         except ValueError as exc:
             unreadable += 1
             first_bad = first_bad or f"{path}:{line}: {exc}"
@@ -206,13 +206,15 @@ def write_report(path: Path | str, output: Path | str | None = None, *, seeds: P
                           "pip install 'selfinstruct[report]'") from None
     started = time.monotonic()
     path = Path(path)
+    if not path.exists():
+        raise ReportError(f"{path}: no such file or directory")
     output = Path(output) if output else (path / "report.html" if path.is_dir()
                                           else path.with_name(path.name + ".report.html"))
     _check_output(output)
     data = load(path, lang)
     notes = _notes(data, lang)
-    for note in notes:
-        (notify or (lambda _: None))(note)
+    for note in notes if notify else ():
+        notify(note)
     if not data.tasks and not data.run:
         raise ReportError(f"{data.source}: no records with a string 'instruction' field ({data.records} read)")
     if seeds is None and data.run and Path(data.run["settings"]["seeds"]).is_file():
@@ -296,8 +298,7 @@ def _run_sections(data: Dataset, plots) -> list[str]:
     summary, settings = data.run["summary"], data.run["settings"]
     by_reason = Counter(r["reason"] for r in data.rejected)
     generated = summary.get("candidates_by_stage", {}).get("generated") or len(data.tasks) + len(data.rejected)
-    steps = [("generated", generated)] + [(f"{reason}", n) for reason, n in by_reason.most_common()]
-    steps.append((f"accepted", len(data.tasks)))
+    steps = [("generated", generated), *by_reason.most_common(), ("accepted", len(data.tasks))]
     funnel = _img(plots.funnel(steps), "funnel from generated to accepted")
     stages = Counter((r["stage"], r["reason"]) for r in data.rejected)
     funnel += _table(((stage, reason, n) for (stage, reason), n in stages.most_common()), ("stage", "rule", "rejected"))
