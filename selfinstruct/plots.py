@@ -18,7 +18,7 @@ from matplotlib import font_manager  # noqa: E402
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei",
              "Microsoft YaHei", "SimHei", "PingFang SC", "Heiti SC", "Arial Unicode MS")
 COLORS = plt.get_cmap("tab20").colors
-LABELLED_SHARE = 0.02  # smaller wedges go unlabelled (the table beside the figure names them all)
+LABELLED_SHARE = 0.035  # narrower verb wedges go unlabelled (the table below the figure names them all)
 
 
 def cjk_font() -> str | None:
@@ -54,7 +54,7 @@ def sunburst(top: list[tuple[str, int, list[tuple[str, int]]]]) -> bytes:
         shown = sum(n for _, n in nouns)
         for noun, n in nouns:
             outer_sizes.append(n)
-            outer_labels.append(noun if n >= LABELLED_SHARE / 2 * total else "")
+            outer_labels.append(noun if n >= LABELLED_SHARE / 3 * total else "")
             outer_colors.append((*color[:3], 0.55))
         outer_sizes.append(count - shown)  # the verb's other objects, or none
         outer_labels.append("")
