@@ -7,9 +7,10 @@ import sys
 def main() -> None:
     try:
         from .cli import app
+
+        app(prog_name="selfinstruct")  # commands handle Ctrl+C themselves; this covers building them
     except KeyboardInterrupt:
         sys.exit(130)
-    app(prog_name="selfinstruct")
 
 
 if __name__ == "__main__":

@@ -358,6 +358,9 @@ def filter_command(
              "alone.")] = "instruction",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress (a bar on a terminal, else a line "
                                                               "every 10 s on stderr).")] = False,
+    overwrite: Annotated[bool, _option(
+        "--overwrite", help="Replace an existing output or dropped-records file (never a run's own files).",
+        default="refuse, exit 2")] = False,
 ):
     """Filter an existing dataset: near-duplicates by ROUGE-L and the heuristic rules."""
     mode = "off" if quiet else "bar" if sys.stderr.isatty() else "lines"
@@ -365,7 +368,8 @@ def filter_command(
         lines = count_lines(input) if mode != "off" and input.is_file() else 0
         with FileProgress(lines, mode, lambda line: typer.echo(line, err=True)) as progress:
             report = filter_dataset(input, output, threshold=threshold, lang=lang, only=only, against=against,
-                                    field=field, dropped_output=dropped, key=key, progress=progress)
+                                    field=field, dropped_output=dropped, key=key, progress=progress,
+                                    overwrite=overwrite)
     except (FilterError, RecordError) as exc:
         _fail(str(exc), BAD_INPUT)
     except OSError as exc:
@@ -399,6 +403,8 @@ def report(
         _fail(str(exc), BAD_INPUT)
     except JournalError as exc:
         _fail(str(exc), FAILED)
+    except KeyboardInterrupt:
+        _fail("interrupted; nothing was written", 130)
     typer.echo(_shown(str(written)))
 
 

@@ -9,8 +9,9 @@ instruction + "\\n\\n" + input: the instruction, a blank line, the input. The Al
 Formats live in FORMATS (name -> Format), the one place to add one. Each export also writes a
 Markdown dataset card, README.md next to the file (``hf``: inside the directory), whose first line
 is CARD_MARKER: a README.md without it is not ours and is never overwritten. Several exports can
-share a directory, so the card lists every export of the run in it: its second line is an HTML
-comment holding that list as JSON, which the next export reads, updates and renders again.
+share a directory, so the card lists every export of the run in it (a card of another run is never
+replaced): its second line is an HTML comment holding that list as JSON, which the next export reads,
+updates and renders again.
 
 An existing target is replaced only when it is ours for sure: the format's default name in the run
 directory (an earlier export), or the caller said so (``overwrite``). A run's own files never are.
@@ -35,7 +36,7 @@ import jsonlines
 
 from .config import redact_url
 from .journal import Journal, JournalDamaged, JournalError, write_atomic
-from .rundir import is_run_file, read_config
+from .rundir import is_file_of_a_run, is_run_file, read_config
 
 CARD_NAME = "README.md"
 CARD_MARKER = "<!-- selfinstruct dataset card -->"
@@ -194,7 +195,7 @@ def is_our_card(path: Path) -> bool:
 def _check_target(run_dir: Path, output: Path, spec: Format, card: bool, replace: bool) -> None:
     """Raise ExportError, before anything is written, if the export would clobber what is not ours.
     ``replace``: an existing output may be replaced (the default place, or --overwrite)."""
-    if is_run_file(run_dir, output) or _is_file_of_a_run(output):
+    if is_run_file(run_dir, output) or is_file_of_a_run(output):
         raise ExportError(f"{output} is one of the run's own files; export somewhere else")
     if not output.parent.is_dir():
         raise ExportError(f"{output}: cannot write there: {output.parent} is not an existing directory")
@@ -218,15 +219,12 @@ def _check_target(run_dir: Path, output: Path, spec: Format, card: bool, replace
     if card and (target.is_dir() or (target.exists() and not is_our_card(target))):
         raise ExportError(f"{target} exists and is not a selfinstruct dataset card; "
                           "pass --no-card or choose another directory")
+    others = {e.get("run") for e in card_exports(target).values()} - {Path(os.path.abspath(run_dir)).name, None}
+    if card and others:
+        raise ExportError(f"{target} is the dataset card of another run ({', '.join(sorted(others))}); "
+                          "choose another folder, or pass --no-card")
     if os.path.lexists(output) and not replace:
         raise exists
-
-
-def _is_file_of_a_run(path: Path) -> bool:
-    """Whether ``path`` is a run's own file in the directory holding it, any run's, not only the exported one's:
-    a directory with config.json and responses.jsonl is a run directory."""
-    folder = path.parent
-    return (folder / "config.json").is_file() and (folder / "responses.jsonl").is_file() and is_run_file(folder, path)
 
 
 def _is_hf_export(path: Path) -> bool:
@@ -260,7 +258,7 @@ def _card_text(run_dir: Path, fmt: str, tasks: list[dict], records: int, output:
     card_file = output.parent / CARD_NAME
     listed = card_exports(card_file)
     if card:
-        # Another run's entries are dropped: the card describes one run, and would misdescribe them.
+        # _check_target refused a card of another run; entries without a run name (older cards) are dropped.
         kept = {file: e for file, e in listed.items()
                 if file != output.name and e.get("run") == name and (output.parent / file).is_file()}
         return dataset_card(run_dir, tasks, {**kept, output.name: entry})

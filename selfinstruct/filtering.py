@@ -9,8 +9,9 @@ any record of an ``against`` dataset). Only the kept records' instructions (and,
 ROUGE-L is above the threshold, so an Alpaca export, which repeats a task's instruction
 once per instance, keeps one instance per task. ``instruction+input``: the instructions'
 ROUGE-L is above the threshold and so is the inputs' (two empty inputs are equal, 1.0; an
-empty and a non-empty one, 0.0; a seed task's input is its inputs joined by "\\n"), so
-instances whose inputs differ are kept. Scoring instruction and input joined into one
+empty and a non-empty one, 0.0; a seed task's input is its inputs joined by "\\n", but an
+``against`` seed task counts once per instance, so an Alpaca record equal to any of its instances
+matches), so instances whose inputs differ are kept. Scoring instruction and input joined into one
 text would not do: a short or empty input hardly changes it, and every instance of a
 task still scores above the threshold. The heuristic rules look at the instruction alone.
 """
@@ -29,6 +30,7 @@ from .config import LENGTH_DEFAULTS
 from .filters import clean_instances, detect_lang, instruction_rejection
 from .journal import json_line
 from .records import RecordError, detect_layout, invalid_text, iter_records
+from .rundir import is_file_of_a_run
 from .seeds import Instance
 from .similarity import Match, RougeIndex, rouge_l, tokenize
 
@@ -54,17 +56,20 @@ class FilterReport:
 def filter_dataset(input: Path | str, output: Path | str, *, threshold: float = 0.7, lang: str = "auto",
                    only: str | None = None, against: Path | str | list[Path | str] | None = None,
                    field: str | None = None, dropped_output: Path | str | None = None,
-                   key: str = "instruction", progress: Callable[[int, int], None] | None = None) -> FilterReport:
+                   key: str = "instruction", progress: Callable[[int, int], None] | None = None,
+                   overwrite: bool = False) -> FilterReport:
     """Write the kept records to ``output`` (in the input's layout) and the dropped ones, with reasons,
     to ``dropped_output`` (default: ``<output stem>.dropped.jsonl``).
 
     ``against`` is one dataset or a list of them; ``key`` is one of KEYS (see above); ``progress``,
     if given, is called with (records read, line reached) every PROGRESS_EVERY records.
-    Nothing is written if any path is unusable."""
+    An existing output or dropped file is replaced only with ``overwrite``, a run's own files never.
+    Nothing is read or written if any path is unusable."""
     started = time.monotonic()
     input, output = Path(input), Path(output)
     dropped_output = Path(dropped_output) if dropped_output else output.with_name(output.stem + ".dropped.jsonl")
-    againsts = [Path(against)] if isinstance(against, (str, os.PathLike)) else [Path(p) for p in against or ()]
+    given = [against] if isinstance(against, (str, os.PathLike)) else list(against or ())
+    againsts = [Path(p) for p in given]
     if lang not in ("auto", *LENGTH_DEFAULTS):
         raise FilterError(f"unknown lang {lang!r}; choose auto, zh or en")
     if only not in (None, *ONLY):
@@ -73,10 +78,10 @@ def filter_dataset(input: Path | str, output: Path | str, *, threshold: float = 
         raise FilterError(f"unknown --key {key!r}; choose instruction or instruction+input")
     if not 0.0 <= threshold <= 1.0:
         raise FilterError(f"threshold must be between 0 and 1, got {threshold}")
-    _check_paths(input, output, dropped_output, againsts)
+    _check_paths(input, output, dropped_output, againsts, overwrite)
     reference = _Pool(key) if againsts else None
-    for path in againsts:
-        _add_dataset(reference, path, field, key)
+    for path, name in zip(againsts, given):
+        _add_dataset(reference, path, field, key, os.fspath(name))
     layout = detect_layout(input)
     report = FilterReport(output=output, dropped_output=dropped_output)
     kept = _Pool(key)
@@ -129,7 +134,7 @@ def filter_dataset(input: Path | str, output: Path | str, *, threshold: float = 
     return report
 
 
-def _check_paths(input: Path, output: Path, dropped: Path, againsts: list[Path]) -> None:
+def _check_paths(input: Path, output: Path, dropped: Path, againsts: list[Path], overwrite: bool) -> None:
     """Raise FilterError, before anything is written, if a path cannot be used or two would be the same file."""
     if not input.exists():
         raise FilterError(f"{input}: no such file")
@@ -147,6 +152,11 @@ def _check_paths(input: Path, output: Path, dropped: Path, againsts: list[Path])
         if _same_file(source, target):
             raise FilterError(f"{target}: the {role} is the same file as the {source_role} ({source}); "
                               "choose another path")
+    for path, option in ((output, "--output"), (dropped, "--dropped")):
+        if is_file_of_a_run(path):
+            raise FilterError(f"{path} is one of a run's own files; choose another {option}")
+        if os.path.lexists(path) and not overwrite:
+            raise FilterError(f"{path} exists; pass --overwrite to replace it, or choose another {option}")
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -168,11 +178,13 @@ class _Pool:
         self.index = RougeIndex()
         self.inputs: list[str] = []  # empty with key instruction, which never looks at them
         self.lines: list[int] = []
+        self.sources: list[str | None] = []  # the --against file an entry came from (None: the input)
 
-    def add(self, instruction: str, input: str, line: int) -> None:
+    def add(self, instruction: str, input: str, line: int, source: str | None = None) -> None:
         self.index.add(instruction)
         self.inputs.append(input)
         self.lines.append(line)
+        self.sources.append(source)
 
     def match(self, instruction: str, input: str, threshold: float) -> tuple[Match, float | None] | None:
         """An entry the record is a near-duplicate of and the inputs' score (None for key instruction), or None."""
@@ -214,7 +226,7 @@ def _decide(record, line, field, key, lang, threshold, only, kept: _Pool, refere
             found = reference.match(instruction, given, threshold)
             if found:
                 match, score = found
-                details = {"score": match.score, "similar_to": match.text}
+                details = {"score": match.score, "similar_to": match.text, "against": reference.sources[match.index]}
                 if score is not None:
                     details |= {"similar_to_input": reference.inputs[match.index], "input_score": score}
                 return "similar_to_against", details
@@ -287,12 +299,17 @@ def _invalid_text_in(value: object, where: str = "") -> tuple[str, str] | None:
     return None
 
 
-def _add_dataset(pool: _Pool, path: Path, field: str | None, key: str) -> None:
-    """Add another dataset's records (its own layout; ``field`` if its records have it) to ``pool``."""
+def _add_dataset(pool: _Pool, path: Path, field: str | None, key: str, source: str) -> None:
+    """Add another dataset's records (its own layout; ``field`` if its records have it) to ``pool``, named
+    ``source``. With key instruction+input, a seed task adds one entry per instance, not its inputs joined."""
     for line, record in iter_records(path):
         try:
             own_field = field if isinstance(record, dict) and field in record else None
             instruction, instances = read_record(record, own_field)
         except ValueError as exc:
             raise RecordError(path, line, str(exc)) from None
-        pool.add(instruction, _input_of(record, instances) if key == "instruction+input" else "", line)
+        if key == "instruction+input" and instances:
+            for instance in instances:
+                pool.add(instruction, instance.input, line, source)
+        else:
+            pool.add(instruction, _input_of(record, instances) if key == "instruction+input" else "", line, source)

@@ -90,7 +90,7 @@ class FileProgress:
         elif self.mode == "lines" and now - self._last >= self.interval:
             self._last = now
             left = (now - self._started) * (self.total - line) / max(line, 1)
-            self._print(f"{time.strftime('%H:%M:%S')} filtered {records} records "
+            self._print(f"{time.strftime('%H:%M:%S')} filtered {records:,} records "
                         f"({min(line / self.total, 1):.0%} of the file), {rate:,.0f} records/s, "
                         f"ETA {int(left) // 60}m{int(left) % 60:02d}s")
 

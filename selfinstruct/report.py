@@ -26,7 +26,7 @@ from .diversity import compression_ratio, distinct_n, top_pairs, units, verb_nou
 from .filtering import read_record
 from .filters import detect_lang
 from .journal import Journal, write_atomic
-from .records import iter_records
+from .records import RecordError, iter_records
 from .resources import default_seeds
 from .rundir import RunDirError, completion_note, read_config
 from .seeds import Instance, load_seed_tasks
@@ -65,6 +65,7 @@ class Dataset:
     rejected: list[dict] = field(default_factory=list)
     first_bad: str = ""  # where and why the first unreadable record was skipped
     detected: str = ""  # the language most instructions are in
+    chat: bool = False  # chat records (ShareGPT, messages): a task's input is inside its instruction
 
 
 def load(path: Path | str, lang: str = "auto") -> Dataset:
@@ -75,11 +76,17 @@ def load(path: Path | str, lang: str = "auto") -> Dataset:
         return _load_run(path)
     tasks: dict[str, Task] = {}
     records = unreadable = 0
-    first_bad = ""
-    for line, record in iter_records(path):
+    first_bad, chat = "", False
+    for line, record in iter_records(path, skip_bad_lines=True):
         records += 1
         try:
-            instruction, instances = _chat_turns(record) or read_record(record, None)
+            if isinstance(record, RecordError):
+                raise ValueError(record.message)
+            turns = _chat_turns(record)
+            chat = chat or turns is not None
+            instruction, instances = turns or read_record(record, None)
+            if not instruction.strip():
+                raise ValueError("field 'instruction': empty")
         except ValueError as exc:
             unreadable += 1
             first_bad = first_bad or f"{path}:{line}: {exc}"
@@ -92,7 +99,7 @@ def load(path: Path | str, lang: str = "auto") -> Dataset:
     votes = Counter(detect_lang(t.instruction) for t in found[:2000])
     detected = votes.most_common(1)[0][0] if votes else "en"
     return Dataset(path, detected if lang == "auto" else lang, found, records, unreadable, first_bad=first_bad,
-                   detected=detected)
+                   detected=detected, chat=chat)
 
 
 CHAT_LAYOUTS = {"conversations": ("from", "value", "human", "gpt"),  # ShareGPT
@@ -176,7 +183,8 @@ def compute(data: Dataset, seed_instructions: list[str], threshold: float = 0.7)
         "tasks": len(data.tasks),
         **({} if data.run else {"records": data.records}),  # a run's records are its instances
         "instances": len(instances),
-        "tasks with an input": _share(sum(any(i.strip() for i, _ in t.instances) for t in data.tasks), len(data.tasks)),
+        "tasks with an input": "unknown: chat turns hold the input in the prompt" if data.chat else
+        _share(sum(any(i.strip() for i, _ in t.instances) for t in data.tasks), len(data.tasks)),
         "classification tasks": _share(sum(known), len(known)) if known else "unknown",
         "distinct-1": round(distinct_n(instructions, 1, data.lang), 4),
         "distinct-2": round(distinct_n(instructions, 2, data.lang), 4),
@@ -257,8 +265,6 @@ def _notes(data: Dataset, lang: str) -> list[str]:
 # -- the page -----------------------------------------------------------------------------------
 
 def _page(data: Dataset, fig: Figures, plots, seeds: Path, notes: list[str], seconds: float) -> str:
-    unit = "characters" if data.lang == "zh" else "words"
-    seed_name = "the bundled seed tasks" if seeds == default_seeds(data.lang) else seeds.name
     parts = [f"<h1>{_e(data.source.name)}</h1>",
              f"<p class=meta>{len(data.tasks)} tasks, language {data.lang}; made by selfinstruct {importlib.metadata.version('selfinstruct')} "
              f"on {datetime.date.today().isoformat()}.</p>"]
@@ -266,42 +272,56 @@ def _page(data: Dataset, fig: Figures, plots, seeds: Path, notes: list[str], sec
     if data.lang == "zh" and not plots.cjk_font():
         parts.append("<p class=warn>No font with Chinese characters was found, so the figures' Chinese labels "
                      "show as boxes; install one (for example fonts-noto-cjk or fonts-wqy-microhei).</p>")
-    parts += [_section("Numbers", _table(fig.numbers.items()))]
-    top = top_pairs(fig.pairs)
-    verbs_table = _table(((verb, n, ", ".join(f"{noun} {k}" for noun, k in nouns)) for verb, n, nouns in top),
-                         ("verb", "tasks", "commonest objects"))
-    parts.append(_section("Diversity: root verbs and their objects (Figure 2 of the Self-Instruct paper)",
-                          (_img(plots.sunburst(top), "verbs and their objects") if top else "<p>No verbs found.</p>")
-                          + verbs_table))
-    sample_note = (f" (a random sample of {len(fig.rest_overlap)})" if len(fig.rest_overlap) < len(data.tasks) else "")
-    parts.append(_section("Overlap: highest ROUGE-L of each instruction (Figure 3)", _img(plots.histograms([
-        (f"against {seed_name}", fig.seed_overlap, "ROUGE-L"),
-        (f"against the rest of the dataset{sample_note}", fig.rest_overlap, "ROUGE-L")],
-        bins=[i / 20 for i in range(21)]), "ROUGE-L histograms")))
-    parts.append(_section(f"Lengths in {unit} (Figure 4)", _img(plots.histograms([
-        ("instructions", fig.lengths["instruction"], unit), ("inputs (non-empty)", fig.lengths["input"], unit),
-        ("outputs", fig.lengths["output"], unit)]), "length histograms")))
+    if data.tasks:
+        parts += _dataset_sections(data, fig, plots, seeds)
+    else:
+        parts.append("<p>No accepted tasks yet: the figures and numbers need some.</p>")
     if data.run:
         parts += _run_sections(data, plots)
-    rng = random.Random(0)
-    sample = sorted(rng.sample(range(len(data.tasks)), min(SAMPLE_TASKS, len(data.tasks))))
-    rows = ((_cut(data.tasks[i].instruction), *map(_cut, data.tasks[i].instances[0] if data.tasks[i].instances
-                                                    else ("", ""))) for i in sample)
-    parts.append(_section(f"A random sample of {len(sample)} tasks", _table(rows, ("instruction", "input", "output"))))
+    if data.tasks:
+        sample = sorted(random.Random(0).sample(range(len(data.tasks)), min(SAMPLE_TASKS, len(data.tasks))))
+        rows = ((_cut(data.tasks[i].instruction), *map(_cut, data.tasks[i].instances[0] if data.tasks[i].instances
+                                                        else ("", ""))) for i in sample)
+        parts.append(_section(f"A random sample of {len(sample)} tasks",
+                              _table(rows, ("instruction", "input", "output"))))
     parts.append(f"<p class=meta>Written in {seconds:.1f} s.</p>")
     return (f"{MARKER}\n<!doctype html>\n<html lang={'zh' if data.lang == 'zh' else 'en'}><head><meta charset=utf-8>"
             f"<title>Report: {_e(data.source.name)}</title><style>{CSS}</style></head><body>\n"
             + "\n".join(parts) + "\n</body></html>\n")
 
 
+def _dataset_sections(data: Dataset, fig: Figures, plots, seeds: Path) -> list[str]:
+    unit = "characters" if data.lang == "zh" else "words"
+    seed_name = "the bundled seed tasks" if seeds == default_seeds(data.lang) else seeds.name
+    top = top_pairs(fig.pairs)
+    verbs_table = _table(((verb, n, ", ".join(f"{noun} {k}" for noun, k in nouns)) for verb, n, nouns in top),
+                         ("verb", "tasks", "commonest objects"), empty="No instruction starts with a verb we know.")
+    sample_note = f" (a random sample of {len(fig.rest_overlap)})" if len(fig.rest_overlap) < len(data.tasks) else ""
+    return [
+        _section("Numbers", _table(fig.numbers.items())),
+        _section("Diversity: root verbs and their objects (Figure 2 of the Self-Instruct paper)",
+                 (_img(plots.sunburst(top), "verbs and their objects") if top else "") + verbs_table),
+        _section("Overlap: highest ROUGE-L of each instruction (Figure 3)", _img(plots.histograms([
+            (f"against {seed_name}", fig.seed_overlap, "ROUGE-L"),
+            (f"against the rest of the dataset{sample_note}", fig.rest_overlap, "ROUGE-L")],
+            bins=[i / 20 for i in range(21)]), "ROUGE-L histograms")),
+        _section(f"Lengths in {unit} (Figure 4)", _img(plots.histograms([
+            ("instructions", fig.lengths["instruction"], unit), ("inputs (non-empty)", fig.lengths["input"], unit),
+            ("outputs", fig.lengths["output"], unit)]), "length histograms")),
+    ]
+
+
 def _run_sections(data: Dataset, plots) -> list[str]:
     summary, settings = data.run["summary"], data.run["settings"]
     by_reason = Counter(r["reason"] for r in data.rejected)
     generated = summary.get("candidates_by_stage", {}).get("generated") or len(data.tasks) + len(data.rejected)
-    steps = [("generated", generated), *by_reason.most_common(), ("accepted", len(data.tasks))]
-    funnel = _img(plots.funnel(steps), "funnel from generated to accepted")
+    unused = generated - len(data.tasks) - len(data.rejected)  # completed or cut once the target was in reach
+    steps = [("generated", generated), *by_reason.most_common(),
+             *([("not needed: target reached", unused)] if unused > 0 else []), ("accepted", len(data.tasks))]
+    funnel = _img(plots.funnel(steps), "funnel from generated to accepted") if generated else "<p>Nothing generated yet.</p>"
     stages = Counter((r["stage"], r["reason"]) for r in data.rejected)
-    funnel += _table(((stage, reason, n) for (stage, reason), n in stages.most_common()), ("stage", "rule", "rejected"))
+    funnel += _table(((stage, reason, n) for (stage, reason), n in stages.most_common()), ("stage", "rule", "rejected"),
+                     empty="No candidate was rejected.")
     samples = []
     for reason, _ in by_reason.most_common():
         shown = [r for r in data.rejected if r["reason"] == reason][:REJECTIONS_SHOWN]
@@ -311,7 +331,8 @@ def _run_sections(data: Dataset, plots) -> list[str]:
                             summary.get("tokens_out_by_stage", {}).get(stage, 0),
                             f"${costs[stage]:.4f}" if stage in costs else "unknown")
                            for stage, n in summary.get("requests_by_stage", {}).items()),
-                          ("stage", "requests", "tokens in", "tokens out", "cost"))
+                          ("stage", "requests", "tokens in", "tokens out", "cost"),
+                          empty="No summary.json yet: a run writes its counts when a session ends.")
     cost = summary.get("cost_usd")
     health = {"wall time (s)": summary.get("wall_seconds", "unknown"),
               "cost": "unknown" if cost is None else f"${cost:.4f}",
@@ -322,7 +343,8 @@ def _run_sections(data: Dataset, plots) -> list[str]:
     shown = {key: redact_url(settings[key]) if key == "base_url" else settings[key]
              for key in SETTINGS_SHOWN if key in settings}
     return [_section("The funnel: from generated to accepted", funnel),
-            _section("Rejected candidates, a few of each rule", _table(samples, ("rule", "instruction", "detail"))),
+            _section("Rejected candidates, a few of each rule", _table(samples, ("rule", "instruction", "detail"),
+                                                                       empty="None.")),
             _section("Requests, tokens and cost", stages_table + _table(health.items())),
             _section("Settings", _table(shown.items()))]
 
@@ -346,10 +368,10 @@ def _section(title: str, body: str) -> str:
     return f"<section><h2>{_e(title)}</h2>\n{body}\n</section>"
 
 
-def _table(rows, header: tuple[str, ...] | None = None) -> str:
+def _table(rows, header: tuple[str, ...] | None = None, empty: str = "None.") -> str:
     body = "".join("<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in row) + "</tr>" for row in rows)
     if not body:
-        return "<p>None.</p>"
+        return f"<p>{_e(empty)}</p>"
     head = "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>" if header else ""
     return f"<table>{head}{body}</table>"
 

@@ -85,6 +85,13 @@ def is_run_file(run_dir: Path, path: Path) -> bool:
     return path.parent == run_dir and (path.name in RUN_FILES or path.name.endswith(".torn"))
 
 
+def is_file_of_a_run(path: Path) -> bool:
+    """Whether ``path`` is a run's own file in the directory holding it, any run's: a directory with
+    config.json and responses.jsonl is a run directory. No export or filter output may replace one."""
+    folder = Path(path).parent
+    return (folder / "config.json").is_file() and (folder / "responses.jsonl").is_file() and is_run_file(folder, path)
+
+
 def completion_note(run_dir: Path) -> str | None:
     """A warning for people reading a run that is not complete (it may still be running)."""
     summary = _read_json(Path(run_dir) / "summary.json")

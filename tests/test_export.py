@@ -278,7 +278,7 @@ def test_no_card_export_removes_its_entry_from_the_card(run):
     assert card_exports(run / "README.md") == {} and files_section(run / "README.md") == []
 
 
-def test_the_card_forgets_deleted_files_and_another_runs_exports(run, tmp_path):
+def test_the_card_forgets_deleted_files(run, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     export_run(run, "alpaca", out / "a.json")
@@ -286,10 +286,26 @@ def test_the_card_forgets_deleted_files_and_another_runs_exports(run, tmp_path):
     (out / "a.json").unlink()
     export_run(run, "messages", out / "m.jsonl")
     assert list(card_exports(out / "README.md")) == ["s.jsonl", "m.jsonl"]
+
+
+def test_another_runs_card_is_refused_and_left_whole(run, tmp_path):
+    """The card describes one run: a second run's export there would drop the first run's entries."""
+    out = tmp_path / "out"
+    out.mkdir()
+    export_run(run, "alpaca", out / "a.json")
+    card = (out / "README.md").read_bytes()
     other = Path(shutil.copytree(run, tmp_path / "other"))
-    export_run(other, "sharegpt", out / "g.jsonl")  # the card describes one run: the other's entries go
-    assert list(card_exports(out / "README.md")) == ["g.jsonl"]
-    assert "# other: instruction-tuning data" in (out / "README.md").read_text(encoding="utf-8")
+    result = subprocess.run([str(SCRIPT), "export", "other", "--format", "sharegpt", "-o", "out/g.jsonl"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == ["error: out/README.md is the dataset card of another run (run); "
+                                          "choose another folder, or pass --no-card"]
+    assert (out / "README.md").read_bytes() == card and sorted(p.name for p in out.iterdir()) == ["README.md", "a.json"]
+    export_run(other, "sharegpt", out / "g.jsonl", card=False)
+    assert (out / "README.md").read_bytes() == card and (out / "g.jsonl").is_file()
+    export_run(run, "messages", out / "m.jsonl")  # the card's own run still adds to it
+    assert list(card_exports(out / "README.md")) == ["a.json", "m.jsonl"]
+    assert "# run: instruction-tuning data" in (out / "README.md").read_text(encoding="utf-8")
 
 
 def test_a_foreign_readme_is_never_overwritten(run, tmp_path):

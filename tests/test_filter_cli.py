@@ -32,7 +32,8 @@ def test_console_script_exits_2_with_one_error_line(tmp_path, args, needle):
 
 
 def test_against_takes_several_files(tmp_path):
-    """Records similar to any of the --against datasets are dropped, each naming what it was similar to."""
+    """Records similar to any of the --against datasets are dropped, each naming what it was similar to and in
+    which file (the path as given)."""
     source = tmp_path / "data.json"
     source.write_text(json.dumps([{"instruction": i, "output": "x"} for i in (
         "List three prime numbers.", "Name the capital of France.", "Write a haiku about the autumn rain.")]))
@@ -47,9 +48,9 @@ def test_against_takes_several_files(tmp_path):
     kept = json.loads((tmp_path / "clean.json").read_text())
     assert [r["instruction"] for r in kept] == ["Write a haiku about the autumn rain."]
     dropped = [json.loads(line) for line in (tmp_path / "clean.dropped.jsonl").read_text().splitlines()]
-    assert [(d["reason"], d["similar_to"]) for d in dropped] == [
-        ("similar_to_against", "List three prime numbers please."),
-        ("similar_to_against", "Name the capital city of France.")]
+    assert [(d["reason"], d["similar_to"], d["against"]) for d in dropped] == [
+        ("similar_to_against", "List three prime numbers please.", str(tmp_path / "eval_a.json")),
+        ("similar_to_against", "Name the capital city of France.", str(tmp_path / "eval_b.jsonl"))]
 
 
 def test_progress_lines_report_records_rate_and_eta(tmp_path):
@@ -64,8 +65,9 @@ def test_progress_lines_report_records_rate_and_eta(tmp_path):
     with FileProgress(count_lines(source), "lines", printed.append, interval=0) as progress:
         report = filter_dataset(source, tmp_path / "clean.jsonl", only="heuristics", progress=progress)
     assert report.total == 3000 and len(printed) == 3
+    assert printed[0].split(" records ")[0].endswith("filtered 1,000")
     for line, (records, share) in zip(printed, [(1000, "33%"), (2000, "67%"), (3000, "100%")]):
-        assert re.search(rf"^\d\d:\d\d:\d\d filtered {records} records \({share} of the file\), "
+        assert re.search(rf"^\d\d:\d\d:\d\d filtered {records:,} records \({share} of the file\), "
                          r"[\d,]+ records/s, ETA \d+m\d\ds$", line), line
 
 

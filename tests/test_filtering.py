@@ -100,7 +100,7 @@ def test_threshold_is_strictly_above(tmp_path):
     source.write_text("".join(json.dumps(r) + "\n" for r in rows))
     # LCS 7 of lengths 7 and 10: F = 2*1*0.7/1.7 = 0.8235...
     assert filter_dataset(source, tmp_path / "o.jsonl", threshold=0.8235294117647058, lang="en").kept == 2
-    assert filter_dataset(source, tmp_path / "o.jsonl", threshold=0.82, lang="en").kept == 1
+    assert filter_dataset(source, tmp_path / "o.jsonl", threshold=0.82, lang="en", overwrite=True).kept == 1
 
 
 @pytest.mark.parametrize("content", ["this is not json at all\nnor this\n", "[{\"instruction\": \"x\"},, ]"])
@@ -402,11 +402,11 @@ def test_key_instruction_input_drops_the_same_instruction_with_the_same_input(tm
 
 
 def test_key_instruction_input_against_a_file_checks_the_inputs_too(tmp_path):
-    """A seed task's input is its inputs joined by "\\n"; an --against match names the input it matched."""
+    """An --against seed task counts once per instance; a match names the input it matched."""
     seeds = tmp_path / "eval.jsonl"
     seeds.write_text(json.dumps({"id": "e1", "instruction": "Sort the numbers in ascending order.", "instances": [
-        {"input": "3 1 2", "output": "1 2 3"}, {"input": "9 8", "output": "8 9"}]}) + "\n")
-    rows = [{"instruction": "Sort the numbers in ascending order.", "input": "3 1 2\n9 8", "output": "x"},
+        {"input": "3 1 2", "output": "1 2 3"}, {"input": "9 8 4 6 5", "output": "4 5 6 8 9"}]}) + "\n")
+    rows = [{"instruction": "Sort the numbers in ascending order.", "input": "9 8 4 6 5", "output": "x"},
             {"instruction": "Sort the numbers in ascending order.", "input": "5 4 7 6 0", "output": "y"}]
     source = tmp_path / "data.json"
     source.write_text(json.dumps(rows))
@@ -414,7 +414,8 @@ def test_key_instruction_input_against_a_file_checks_the_inputs_too(tmp_path):
     assert json.loads((tmp_path / "clean.json").read_text()) == [rows[1]]
     (drop,) = [json.loads(line) for line in (tmp_path / "clean.dropped.jsonl").read_text().splitlines()]
     assert drop["reason"] == "similar_to_against" and drop["similar_to"] == rows[0]["instruction"]
-    assert drop["similar_to_input"] == "3 1 2\n9 8" and drop["input_score"] == 1.0 and drop["score"] == 1.0
+    assert drop["similar_to_input"] == "9 8 4 6 5" and drop["input_score"] == 1.0 and drop["score"] == 1.0
+    assert drop["against"] == str(seeds)
     assert report.dropped == {"similar_to_against": 1}
 
 
@@ -473,3 +474,49 @@ def test_all_above_returns_every_entry_above_the_threshold():
             assert sorted((m.index, m.score) for m in found) == [
                 (i, score) for i, score in enumerate(scores) if score > threshold]
             assert [m.score for m in found] == sorted((m.score for m in found), reverse=True)
+
+
+def test_an_alpaca_export_against_its_own_seeds_export_drops_everything(tmp_path):
+    """Each Alpaca record is one instance of a seed task: it matches that instance, not the inputs joined."""
+    instances = [{"input": "", "output": "A sunny street."}, {"input": "a cat", "output": "A cat sleeps."},
+                 {"input": "the weather in Paris", "output": "It rains in Paris."}]
+    source = _alpaca_export(tmp_path, instances)
+    seeds, _ = export_run(tmp_path / "run", "seeds", card=False)
+    report = filter_dataset(source, tmp_path / "clean.json", against=seeds, key="instruction+input")
+    assert (report.total, report.kept, report.dropped) == (3, 0, {"similar_to_against": 3})
+    assert json.loads((tmp_path / "clean.json").read_text()) == []
+    drops = [json.loads(line) for line in (tmp_path / "clean.dropped.jsonl").read_text().splitlines()]
+    assert [(d["record"]["input"], d["similar_to_input"], d["input_score"]) for d in drops] == [
+        ("", "", 1.0), ("a cat", "a cat", 1.0), ("the weather in Paris", "the weather in Paris", 1.0)]
+
+
+@pytest.mark.parametrize("name, option", [("clean.jsonl", "--output"), ("clean.dropped.jsonl", "--dropped")])
+def test_an_existing_output_is_refused_and_replaced_only_with_overwrite(tmp_path, name, option):
+    source = _data(tmp_path)
+    existing = tmp_path / name
+    existing.write_text("important\n")
+    _no_write(tmp_path, [source, existing], f"{existing} exists; pass --overwrite to replace it, or choose "
+              f"another {option}", input=source, output=tmp_path / "clean.jsonl")
+    result = CliRunner().invoke(app, ["filter", str(source), "-o", str(tmp_path / "clean.jsonl")])
+    assert result.exit_code == 2 and result.output.splitlines() == [
+        f"error: {existing} exists; pass --overwrite to replace it, or choose another {option}"]
+    assert existing.read_text() == "important\n"
+    result = CliRunner().invoke(app, ["filter", str(source), "-o", str(tmp_path / "clean.jsonl"), "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line) for line in (tmp_path / "clean.jsonl").read_text().splitlines()] == KEPT
+    assert len((tmp_path / "clean.dropped.jsonl").read_text().splitlines()) == len(RECORDS) - len(KEPT)
+
+
+@pytest.mark.parametrize("output, dropped", [("run/tasks.jsonl", None), ("run/config.json", None),
+                                             ("clean.jsonl", "run/responses.jsonl"), ("run/x.jsonl", "run/summary.json")])
+def test_a_runs_own_files_are_refused_even_with_overwrite(tmp_path, output, dropped):
+    source = _data(tmp_path)
+    run = tmp_path / "run"
+    run.mkdir()
+    files = [run / name for name in ("config.json", "responses.jsonl", "tasks.jsonl", "summary.json")]
+    for path in files:
+        path.write_text("the run's\n")
+    target = dropped or output
+    _no_write(tmp_path, [source, *files], f"{tmp_path / target} is one of a run's own files; choose another "
+              f"{'--dropped' if dropped else '--output'}", input=source, output=tmp_path / output,
+              dropped_output=tmp_path / dropped if dropped else None, overwrite=True)

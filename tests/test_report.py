@@ -235,7 +235,7 @@ def test_a_run_with_nothing_accepted_still_shows_its_funnel_and_state(run):
     page = write_report(run, notify=heard.append).read_text(encoding="utf-8")
     assert heard == [f"{run} has no summary yet: it is still running or was killed; this is what it has so far"]
     assert "The funnel: from generated to accepted" in page and "<td>accepted</td>" not in page
-    assert numbers_of(page)["tasks"] == "0"
+    assert "No accepted tasks yet" in page and "<h2>Numbers</h2>" not in page
 
 
 def test_long_texts_are_cut_in_the_tables(dataset, seeds):
@@ -258,3 +258,49 @@ def test_chat_exports_are_read_back(run, fmt):
     prompts = {t["instruction"] + (f"\n\n{i['input']}" if i["input"] else "") for t in tasks for i in t["instances"]}
     assert {t.instruction for t in data.tasks} == prompts
     assert write_report(path).is_file()
+
+
+def test_a_bad_json_line_is_skipped_and_said(tmp_path, seeds):
+    path = tmp_path / "data.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in RECORDS[:3]) + "{not json\n" + json.dumps(RECORDS[3]) + "\n",
+                    encoding="utf-8")
+    heard: list[str] = []
+    write_report(path, seeds=seeds, notify=heard.append)
+    assert heard == [f"1 of 5 records skipped, the first: {path}:4: invalid JSON: Expecting property name enclosed "
+                     "in double quotes (column 2)"]
+
+
+def test_candidates_not_needed_at_the_target_are_shown(run, monkeypatch):
+    """Candidates neither rejected nor accepted (cut or skipped once the target was in reach) get a funnel step."""
+    import selfinstruct.plots as plots
+
+    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    tasks = len((run / "tasks.jsonl").read_text(encoding="utf-8").splitlines())
+    rejected = len((run / "rejected.jsonl").read_text(encoding="utf-8").splitlines())
+    summary["candidates_by_stage"]["generated"] = tasks + rejected + 4
+    (run / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    drawn = []
+    real = plots.funnel
+    monkeypatch.setattr(plots, "funnel", lambda steps: (drawn.append(steps), real(steps))[1])
+    write_report(run)
+    assert drawn[0][0] == ("generated", tasks + rejected + 4) and drawn[0][-1] == ("accepted", tasks)
+    assert ("not needed: target reached", 4) in drawn[0]
+
+
+def test_ctrl_c_during_a_report_writes_nothing(tmp_path):
+    import signal
+    import time
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    import synthetic
+
+    source = tmp_path / "big.json"
+    source.write_text(json.dumps(synthetic.alpaca_records(20000, "en", seed=5)), encoding="utf-8")
+    process = subprocess.Popen([str(SCRIPT), "report", str(source)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    time.sleep(4)
+    assert process.poll() is None, "the report finished before it could be interrupted"
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and err == "error: interrupted; nothing was written\n" and out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.json"]
