@@ -26,7 +26,7 @@ from .diversity import compression_ratio, distinct_n, top_pairs, units, verb_nou
 from .filtering import read_record
 from .filters import detect_lang
 from .journal import Journal, write_atomic
-from .records import RecordError, iter_records
+from .records import RecordError, invalid_text, iter_records
 from .resources import default_seeds
 from .rundir import RunDirError, completion_note, read_config
 from .seeds import Instance, load_seed_tasks
@@ -116,6 +116,9 @@ def _chat_turns(record) -> tuple[str, list[Instance]] | None:
             if asked is None:
                 raise ValueError(f"field '{key}': no {user} turn with text")
             answer = next((v for w, v in said[asked + 1:] if w == assistant and isinstance(v, str)), "")
+            problem = invalid_text(said[asked][1]) or invalid_text(answer)
+            if problem:
+                raise ValueError(f"field '{key}': {problem}")
             return said[asked][1], [Instance("", answer)]
     return None
 

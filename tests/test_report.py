@@ -304,3 +304,13 @@ def test_ctrl_c_during_a_report_writes_nothing(tmp_path):
     out, err = process.communicate(timeout=60)
     assert process.returncode == 130 and err == "error: interrupted; nothing was written\n" and out == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.json"]
+
+
+def test_a_chat_record_with_a_lone_surrogate_is_skipped(tmp_path, seeds):
+    path = tmp_path / "chat.jsonl"
+    good = {"messages": [{"role": "user", "content": "Write a short poem about the sea."},
+                         {"role": "assistant", "content": "Waves."}]}
+    path.write_text(json.dumps(good) + "\n" + json.dumps(good).replace("Waves.", "\\ud800") + "\n", encoding="utf-8")
+    heard: list[str] = []
+    assert write_report(path, seeds=seeds, notify=heard.append).is_file()
+    assert len(heard) == 1 and heard[0].startswith(f"1 of 2 records skipped, the first: {path}:2: field 'messages'")
