@@ -101,7 +101,8 @@ def _resumed(option):
 
 
 AllowChanges = Annotated[bool, typer.Option("--allow-changes", help="Resume even if data-changing settings differ.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress (a bar on a terminal, else a line "
+                                                          "every 10 s on stderr).")]
 
 
 @app.command()
@@ -222,6 +223,11 @@ def resume(
     _run(lambda: resume_config(run_dir, **overrides), allow_changes, quiet)
 
 
+def _progress_mode(quiet: bool) -> str:
+    """A bar on a terminal; in a log (nohup, CI, a scheduler) a plain line every ~10 s; nothing with -q."""
+    return "off" if quiet else "bar" if sys.stderr.isatty() else "lines"
+
+
 def _fail(message: str, code: int) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
@@ -244,7 +250,7 @@ def _run(build: Callable[[], Config], allow_changes: bool, quiet: bool) -> None:
     try:
         config = build().resolve()
         secrets = config.secrets()
-        progress = "off" if quiet else "bar" if sys.stderr.isatty() else "lines"
+        progress = _progress_mode(quiet)
         summary = run_generate(config, progress=progress, allow_changes=allow_changes, notify=notify)
     except (ConfigError, RecordError, RunDirError, LocalModelError, JournalDamaged) as exc:
         _fail(clean(exc), BAD_INPUT)
@@ -356,14 +362,13 @@ def filter_command(
              "same earlier kept record (two empty inputs are equal), so that instances of one instruction with "
              "different inputs (an Alpaca export) are all kept; the heuristic rules look at the instruction "
              "alone.")] = "instruction",
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress (a bar on a terminal, else a line "
-                                                              "every 10 s on stderr).")] = False,
+    quiet: Quiet = False,
     overwrite: Annotated[bool, _option(
         "--overwrite", help="Replace an existing output or dropped-records file (never a run's own files).",
         default="refuse, exit 2")] = False,
 ):
     """Filter an existing dataset: near-duplicates by ROUGE-L and the heuristic rules."""
-    mode = "off" if quiet else "bar" if sys.stderr.isatty() else "lines"
+    mode = _progress_mode(quiet)
     try:
         lines = count_lines(input) if mode != "off" and input.is_file() else 0
         with FileProgress(lines, mode, lambda line: typer.echo(line, err=True)) as progress:

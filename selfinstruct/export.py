@@ -317,7 +317,7 @@ def dataset_card(run_dir: Path, tasks: list[dict], exports: dict[str, dict]) -> 
         endpoint = "the embedded llama.cpp server (offline)"
     else:
         endpoint = redact_url(settings.get("base_url")) or "unknown"
-    rejected = Counter(r.get("reason", "unknown") for r in _rejected(run_dir))
+    rejected = Counter(r.get("reason", "unknown") for r in rejected_candidates(run_dir))
     reasons = ", ".join(f"{reason} {count}" for reason, count in rejected.most_common()) or "none"
     name = Path(os.path.abspath(run_dir)).name
     main = ", ".join(f"{key} {settings.get(key)}" for key in
@@ -353,20 +353,21 @@ Exported from the selfinstruct run `{name}`; dates are UTC.
 """
 
 
-def _rejected(run_dir: Path) -> list[dict]:
-    try:
-        return Journal(run_dir / "rejected.jsonl").read()
-    except JournalDamaged as exc:
-        raise JournalDamaged(f"{exc}; rejected.jsonl is derived from responses.jsonl: "
-                             f"`selfinstruct resume {run_dir}` rebuilds it without sending a request") from None
+def rejected_candidates(run_dir: Path | str) -> list[dict]:
+    """The run's rejected candidates, read without writing anything."""
+    return _derived(Path(run_dir), "rejected.jsonl")
 
 
 def accepted_tasks(run_dir: Path | str) -> list[dict]:
     """The run's accepted tasks, read without writing anything: the run may still be going."""
     run_dir = Path(run_dir)
     read_config(run_dir)
+    return _derived(run_dir, "tasks.jsonl")
+
+
+def _derived(run_dir: Path, name: str) -> list[dict]:
     try:
-        return Journal(run_dir / "tasks.jsonl").read()
+        return Journal(run_dir / name).read()
     except JournalDamaged as exc:
-        raise JournalDamaged(f"{exc}; tasks.jsonl is derived from responses.jsonl: "
+        raise JournalDamaged(f"{exc}; {name} is derived from responses.jsonl: "
                              f"`selfinstruct resume {run_dir}` rebuilds it without sending a request") from None

@@ -25,7 +25,8 @@ from .config import redact_url
 from .diversity import compression_ratio, distinct_n, top_pairs, units, verb_noun_pairs
 from .filtering import read_record
 from .filters import detect_lang
-from .journal import Journal, write_atomic
+from .export import accepted_tasks, rejected_candidates
+from .journal import write_atomic
 from .records import RecordError, invalid_text, iter_records
 from .resources import default_seeds
 from .rundir import RunDirError, completion_note, read_config
@@ -129,10 +130,10 @@ def _load_run(path: Path) -> Dataset:
     except RunDirError as exc:
         raise ReportError(str(exc)) from None
     tasks = [Task(t["instruction"], [(i["input"], i["output"]) for i in t["instances"]], t.get("is_classification"))
-             for t in Journal(path / "tasks.jsonl").read()]
+             for t in accepted_tasks(path)]
     summary_file = path / "summary.json"
     summary = json.loads(summary_file.read_text(encoding="utf-8")) if summary_file.exists() else {}
-    rejected = Journal(path / "rejected.jsonl").read() if (path / "rejected.jsonl").exists() else []
+    rejected = rejected_candidates(path)
     return Dataset(path, settings["lang"], tasks, sum(len(t.instances) for t in tasks),
                    run={"settings": settings, "summary": summary}, rejected=rejected)
 
