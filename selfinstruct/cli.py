@@ -289,10 +289,16 @@ def _echo_summary(summary: dict) -> None:
         typer.echo(f"  failed requests {reason}: {count}")
     for task in accepted_tasks(summary["run_dir"])[:3]:
         example = task["instances"][0]
-        typer.echo(f"\n- {task['instruction']}")
+        typer.echo(f"\n- {_one_line(task['instruction'])}")
         if example["input"]:
-            typer.echo(f"  input: {example['input']}")
-        typer.echo(f"  output: {example['output']}")
+            typer.echo(f"  input: {_one_line(example['input'])}")
+        typer.echo(f"  output: {_one_line(example['output'])}")
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    """A summary shows each field on one line: line breaks become ⏎, long texts end in …."""
+    text = " ⏎ ".join(line.strip() for line in text.strip().splitlines())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _duration(seconds: float) -> str:

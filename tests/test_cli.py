@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -214,3 +215,19 @@ def test_a_closed_stdout_does_not_fail_a_finished_run(server, tmp_path):
     assert done.stdout.strip() == "status 0", done.stdout + done.stderr
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
     assert len((tmp_path / "out" / "tasks.jsonl").read_text().splitlines()) == 8
+
+
+def test_summary_shows_each_example_field_on_one_line(server, fake_model, tmp_path):
+    """A model's multi-line answer is shown on one line (⏎ for each break), so the summary keeps its shape."""
+    alpaca = fake_model.alpaca
+    fake_model.alpaca = lambda prompt, chat: alpaca(prompt, chat).replace(
+        "Output: Answer number", "Output: Step one.\n  Step two.\nAnswer number")
+    result = invoke(*common(server, tmp_path / "run", "--lang", "en", "-n", 3, "--mode", "alpaca"))
+    assert result.exit_code == 0, result.output
+    examples = result.output.split("\n\n", 1)[1]
+    assert examples.count("\n- ") == 2 and examples.startswith("- ")
+    outputs = [line for line in examples.splitlines() if line.startswith("  output: ")]
+    assert len(outputs) == 3
+    assert all(re.fullmatch(r"  output: Step one\. ⏎ Step two\. ⏎ Answer number \d+\.", line) for line in outputs)
+    tasks = [json.loads(line) for line in (tmp_path / "run" / "tasks.jsonl").read_text().splitlines()]
+    assert tasks[0]["instances"][0]["output"].count("\n") == 2  # the data keeps its line breaks

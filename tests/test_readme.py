@@ -48,6 +48,7 @@ from pathlib import Path
 import pytest
 from conftest import _shared_cache
 
+from selfinstruct.cli import _one_line as one_line  # how the summary shows a field; tested in test_cli
 from selfinstruct.config import BUNDLED_MODEL_NAME, DEFAULT_REMOTE_MODEL, Config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -503,9 +504,9 @@ def test_setup_command_real_demo(demo):
         k: str(v) for k, v in summary["rejected_by_reason"].items()}
     tasks = read_jsonl(run_dir / "tasks.jsonl")
     assert len(tasks) == 10
-    examples = "".join(f"\n- {t['instruction']}\n" + (f"  input: {t['instances'][0]['input']}\n"
-                                                        if t["instances"][0]["input"] else "")
-                       + f"  output: {t['instances'][0]['output']}\n" for t in tasks[:3])
+    examples = "".join(f"\n- {one_line(t['instruction'])}\n" + (f"  input: {one_line(t['instances'][0]['input'])}\n"
+                                                                  if t["instances"][0]["input"] else "")
+                       + f"  output: {one_line(t['instances'][0]['output'])}\n" for t in tasks[:3])
     assert result.stdout[header.end():] == examples
     assert result.stderr.splitlines()[0].startswith(
         f"endpoint: embedded llama.cpp server, model {BUNDLED_MODEL_NAME} (completion API)")
