@@ -713,6 +713,52 @@ def alpaca_records(n: int, lang: str = "en", seed: int = 0,
     return records
 
 
+OPEN_VOCABULARY = 200_000  # names in the open vocabulary of stream_alpaca_records
+_SYLLABLES = "ka lo mi ren tos va quin dar el fu gis hom ix jul nor pe rat sul tem ub".split()
+
+
+def _name(rng: random.Random, lang: str) -> str:
+    """A name from an open, long-tailed vocabulary (P(i) about 1 / i): real datasets of millions name
+    far more things than the word lists above, and a few hundred nouns would make every word common."""
+    i = int(OPEN_VOCABULARY ** rng.random()) - 1
+    if lang == "zh":  # two characters of the CJK block, as most Chinese words
+        return chr(0x4E00 + i % 20_000) + chr(0x4E00 + (i * 7919 + 13) % 20_000)
+    word = ""
+    while True:
+        i, rest = divmod(i, len(_SYLLABLES))
+        word += _SYLLABLES[rest]
+        if not i:
+            return word
+
+
+def stream_alpaca_records(n: int, lang: str = "mixed", seed: int = 0, near_dup_fraction: float = 0.1,
+                          remembered: int = 100_000):
+    """Like alpaca_records, one record at a time for files of millions: ``lang`` may be ``mixed``
+    (each record English or Chinese at random); most nouns come from an open vocabulary (_name);
+    a near-duplicate edits one of the last ``remembered`` records of its language, so memory stays flat."""
+    rng = random.Random(seed)
+    recent: dict[str, list[list[str]]] = {"en": [], "zh": []}
+    nouns = {"en": set(EN_NOUNS), "zh": set(ZH_NOUNS)}
+    for _ in range(n):
+        record_lang = rng.choice(("en", "zh")) if lang == "mixed" else lang
+        made = recent[record_lang]
+        if made and rng.random() < near_dup_fraction:
+            pieces = _edit(rng, rng.choice(made), record_lang)
+        else:
+            pieces = [_name(rng, record_lang) if p in nouns[record_lang] and rng.random() < 0.8 else p
+                      for p in _fresh(rng, record_lang)]
+        if len(made) < remembered:
+            made.append(pieces)
+        else:
+            made[rng.randrange(remembered)] = pieces
+        sep = " " if record_lang == "en" else ""
+        has_input = rng.random() < 0.4
+        yield {
+            "instruction": _join(pieces, record_lang),
+            "input": sep.join(_sentence(rng, record_lang) for _ in range(rng.randint(1, 3))) if has_input else "",
+            "output": sep.join(_sentence(rng, record_lang) for _ in range(rng.randint(2, 6))),
+        }
+
 if __name__ == "__main__":
     for lang in ("en", "zh"):
         for text in instructions(12, lang, seed=1, near_dup_fraction=0.3):

@@ -22,7 +22,7 @@ from .local import DEFAULT_CTX, LocalModelError, LocalServerError, serve as serv
 from .pipeline import RunStopped
 from .records import RecordError
 from .plan import plan
-from .progress import FileProgress, count_lines
+from .progress import FileProgress
 from .pricing import estimate_tokens
 from .rundir import RunDirError, completion_note
 from .runner import Interrupted, generate as run_generate, resume_config
@@ -372,19 +372,26 @@ def filter_command(
     overwrite: Annotated[bool, _option(
         "--overwrite", help="Replace an existing output or dropped-records file (never a run's own files).",
         default="refuse, exit 2")] = False,
+    engine: Annotated[Literal["local", "ray"], typer.Option(
+        help="Where deduplication runs: this process (a thread per core), or Ray (the cluster in RAY_ADDRESS, "
+             "else a local one; pip install 'selfinstruct[ray]'). The output is the same, byte for byte.")] = "local",
+    workers: Annotated[Optional[int], _option("--workers", help="Threads (local) or Ray workers.",
+                                              default="the CPU count")] = None,
 ):
     """Filter an existing dataset: near-duplicates by ROUGE-L and the heuristic rules."""
     mode = _progress_mode(quiet)
     try:
-        lines = count_lines(input) if mode != "off" and input.is_file() else 0
-        with FileProgress(lines, mode, lambda line: typer.echo(line, err=True)) as progress:
+        with FileProgress(mode, lambda line: typer.echo(line, err=True)) as progress:
             report = filter_dataset(input, output, threshold=threshold, lang=lang, only=only, against=against,
-                                    field=field, dropped_output=dropped, key=key, progress=progress,
-                                    overwrite=overwrite)
+                                    field=field, dropped_output=dropped, key=key,
+                                    progress=progress if mode != "off" else None,
+                                    overwrite=overwrite, engine=engine, workers=workers)
     except (FilterError, RecordError) as exc:
         _fail(str(exc), BAD_INPUT)
     except OSError as exc:
         _fail(f"{exc.filename or input}: {exc.strerror or exc}", BAD_INPUT)
+    for note in report.notes:
+        typer.echo(note, err=True)
     width = max([len(r) for r in report.dropped] + [len("kept")])
     typer.echo(f"{'rule':<{width}}  records")
     for reason, count in report.dropped.most_common():

@@ -18,21 +18,27 @@ task still scores above the threshold. The heuristic rules look at the instructi
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import time
+from array import array
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .config import LENGTH_DEFAULTS
+from .dedup import ENGINES, NONE, CorpusBuilder, Matches, deduplicate
 from .filters import clean_instances, detect_lang, instruction_rejection
 from .journal import json_line
+from .progress import count_lines
 from .records import RecordError, detect_layout, invalid_text, iter_records
 from .rundir import is_file_of_a_run
 from .seeds import Instance
-from .similarity import Match, RougeIndex, rouge_l, tokenize
+from .similarity import rouge_l, tokenize
 
 ONLY = ("dedup", "heuristics")
 KEYS = ("instruction", "instruction+input")
@@ -51,20 +57,23 @@ class FilterReport:
     output: Path | None = None
     dropped_output: Path | None = None
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # what the deduplication engine did
 
 
 def filter_dataset(input: Path | str, output: Path | str, *, threshold: float = 0.7, lang: str = "auto",
                    only: str | None = None, against: Path | str | list[Path | str] | None = None,
                    field: str | None = None, dropped_output: Path | str | None = None,
-                   key: str = "instruction", progress: Callable[[int, int], None] | None = None,
-                   overwrite: bool = False) -> FilterReport:
+                   key: str = "instruction", progress: Callable[[str, int, int], None] | None = None,
+                   overwrite: bool = False, engine: str = "local", workers: int | None = None) -> FilterReport:
     """Write the kept records to ``output`` (in the input's layout) and the dropped ones, with reasons,
     to ``dropped_output`` (default: ``<output stem>.dropped.jsonl``).
 
     ``against`` is one dataset or a list of them; ``key`` is one of KEYS (see above); ``progress``,
-    if given, is called with (records read, line reached) every PROGRESS_EVERY records.
-    An existing output or dropped file is replaced only with ``overwrite``, a run's own files never.
-    Nothing is read or written if any path is unusable."""
+    if given, is called with (stage, done, total) as the work goes: stage ``read`` and ``write`` count
+    the input's lines, ``dedup`` its records. An existing output or dropped file is replaced only with
+    ``overwrite``, a run's own files never. Nothing is read or written if any path is unusable.
+    ``engine`` (see dedup.ENGINES: ``local``, or ``ray``) and ``workers`` say where deduplication runs;
+    the result is the same, byte for byte."""
     started = time.monotonic()
     input, output = Path(input), Path(output)
     dropped_output = Path(dropped_output) if dropped_output else output.with_name(output.stem + ".dropped.jsonl")
@@ -78,31 +87,131 @@ def filter_dataset(input: Path | str, output: Path | str, *, threshold: float = 
         raise FilterError(f"unknown --key {key!r}; choose instruction or instruction+input")
     if not 0.0 <= threshold <= 1.0:
         raise FilterError(f"threshold must be between 0 and 1, got {threshold}")
+    if engine not in ENGINES:
+        raise FilterError(f"unknown --engine {engine!r}; choose {' or '.join(ENGINES)}")
+    if workers is not None and workers < 1:
+        raise FilterError(f"--workers must be at least 1, got {workers}")
+    if engine == "ray" and importlib.util.find_spec("ray") is None:
+        raise FilterError("--engine ray needs Ray: pip install 'selfinstruct[ray]'")
     _check_paths(input, output, dropped_output, againsts, overwrite)
-    reference = _Pool(key) if againsts else None
+    lines = count_lines(input) if progress else 0
+    tell = progress or (lambda stage, done, total: None)
+    corpus = CorpusBuilder(use_inputs=key == "instruction+input")
+    reference = _Reference()
     for path, name in zip(againsts, given):
-        _add_dataset(reference, path, field, key, os.fspath(name))
-    layout = detect_layout(input)
-    report = FilterReport(output=output, dropped_output=dropped_output)
-    kept = _Pool(key)
+        _add_dataset(corpus, reference, path, field, key, os.fspath(name))
+    screened = _screen(input, field, key, lang, only, corpus, tell, lines)
+    report_notes: list[str] = []
+    if only == "heuristics" or not screened.records:
+        kept = np.ones(screened.records, bool)
+        matches = Matches.empty(screened.records)
+    else:
+        found = deduplicate(corpus.build(), threshold, engine, workers,
+                            progress=lambda done, total: tell("dedup", done, total))
+        kept, matches, report_notes = found.kept, found.matches, found.notes
+    report = FilterReport(output=output, dropped_output=dropped_output, total=screened.records, notes=report_notes)
+    _write(input, output, dropped_output, screened, kept, matches, reference, field, key, report, tell, lines)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+@dataclass
+class _Screened:
+    """What the first read of the input found, per record, in compact arrays: its line, and why
+    it is dropped before deduplication (0: it is not; else a number in ``reasons``)."""
+
+    records: int = 0
+    lines: list = field(default_factory=lambda: array("q"))
+    dropped: list = field(default_factory=lambda: array("b"))
+    reasons: list[str] = field(default_factory=lambda: [""])
+    errors: dict[int, str] = field(default_factory=dict)  # record -> a bad record's error
+
+    def reason_id(self, reason: str) -> int:
+        if reason not in self.reasons:
+            self.reasons.append(reason)
+        return self.reasons.index(reason)
+
+
+def _screen(input: Path, field, key, lang, only, corpus: CorpusBuilder, tell, lines: int) -> _Screened:
+    """Read the input once: check each record and apply the heuristic rules; pass the survivors'
+    tokens to the corpus (every record gets an entry, so entry numbers follow the file)."""
+    screened = _Screened()
     parsed_any = field_seen = False
+    for line, record in iter_records(input, skip_bad_lines=True):
+        number = screened.records
+        screened.records += 1
+        screened.lines.append(line)
+        if number % PROGRESS_EVERY == 0:
+            tell("read", line, lines)
+        reason, instruction, given = None, "", ""
+        if isinstance(record, RecordError):
+            reason = "bad_record"
+            screened.errors[number] = record.message
+        else:
+            parsed_any = True
+            field_seen = field_seen or (isinstance(record, dict) and (field or "instruction") in record)
+            try:
+                instruction, instances = read_record(record, field)
+            except ValueError as exc:
+                reason = "bad_record"
+                screened.errors[number] = str(exc)
+            else:
+                if only != "dedup":
+                    reason = _heuristic_rejection(instruction, instances, lang)
+                given = _input_of(record, instances) if key == "instruction+input" and not reason else ""
+        screened.dropped.append(screened.reason_id(reason) if reason else 0)
+        if only == "heuristics" or reason:
+            corpus.add([], [], active=False)
+        else:
+            corpus.add(tokenize(instruction), tokenize(given))
+    if screened.records and not parsed_any:
+        raise FilterError(f"{input}: no line is valid JSON; is this a JSON or JSONL file?")
+    if parsed_any and not field_seen:
+        raise FilterError(f"{input}: no record has the field '{field or 'instruction'}'; "
+                          "name the instruction field with --field")
+    tell("read", lines, lines)
+    return screened
+
+
+def _heuristic_rejection(instruction: str, instances: list[Instance] | None, lang: str) -> str | None:
+    record_lang = detect_lang(instruction) if lang == "auto" else lang
+    low, high = LENGTH_DEFAULTS[record_lang]
+    reason = instruction_rejection(instruction, record_lang, low, high)
+    if reason:
+        return reason
+    if instances is not None:
+        kept_instances, dropped = clean_instances(instances)
+        if not kept_instances:
+            return dropped[0][1]
+    return None
+
+
+def _write(input: Path, output: Path, dropped_output: Path, screened: _Screened, kept: np.ndarray,
+           matches: Matches, reference: "_Reference", field, key: str, report: FilterReport, tell,
+           lines: int) -> None:
+    """Read the input again and write each record where its decision sends it, atomically."""
+    cited = set(np.unique(matches.kept_entry[matches.kept_entry != NONE]).tolist())
+    remembered: dict[int, tuple[int, str, str]] = {}  # a cited kept record -> (line, instruction, input)
+    layout = detect_layout(input)
     temp_out = output.with_name(f".{output.name}.tmp")
     temp_dropped = dropped_output.with_name(f".{dropped_output.name}.tmp")
+    against = reference.size
     try:
         with temp_out.open("w", encoding="utf-8") as out, temp_dropped.open("w", encoding="utf-8") as drops:
             if layout == "array":
                 out.write("[")
-            for line, record in iter_records(input, skip_bad_lines=True):
-                report.total += 1
-                if progress and report.total % PROGRESS_EVERY == 0:
-                    progress(report.total, line)
-                if isinstance(record, RecordError):
-                    decision = ("bad_record", {"error": record.message})
-                else:
-                    parsed_any = True
-                    field_seen = field_seen or (isinstance(record, dict) and (field or "instruction") in record)
-                    decision = _decide(record, line, field, key, lang, threshold, only, kept, reference)
-                if decision is None:
+            number = -1
+            for number, (line, record) in enumerate(iter_records(input, skip_bad_lines=True)):
+                if number >= screened.records or screened.lines[number] != line:
+                    raise FilterError(f"{input}: the file changed while it was being filtered; run again")
+                if number % PROGRESS_EVERY == 0:
+                    tell("write", line, lines)
+                if number + against in cited:
+                    instruction, instances = read_record(record, field)
+                    remembered[number + against] = (line, instruction, _input_of(record, instances))
+                reason = screened.reasons[screened.dropped[number]]
+                details: dict = {}
+                if not reason and kept[number]:
                     text = json.dumps(record, ensure_ascii=False)
                     if layout == "array":
                         out.write(("\n" if report.kept == 0 else ",\n") + text)
@@ -110,19 +219,19 @@ def filter_dataset(input: Path | str, output: Path | str, *, threshold: float = 
                         out.write(text + "\n")
                     report.kept += 1
                     continue
-                reason, details = decision
+                if reason == "bad_record":
+                    details = {"error": screened.errors[number]}
+                elif not reason:
+                    reason, details = _match_details(number, record, matches, reference, remembered, field, key)
                 report.dropped[reason] += 1
-                entry = {"line": line, "index": report.total - 1, "reason": reason, **details}
+                entry = {"line": line, "index": number, "reason": reason, **details}
                 if not isinstance(record, RecordError):
                     entry["record"] = record
                 drops.write(json_line(entry).decode("utf-8"))  # a lone surrogate stays a JSON escape
+            if number + 1 != screened.records:
+                raise FilterError(f"{input}: the file changed while it was being filtered; run again")
             if layout == "array":
                 out.write("\n]\n" if report.kept else "]\n")
-        if report.total and not parsed_any:
-            raise FilterError(f"{input}: no line is valid JSON; is this a JSON or JSONL file?")
-        if parsed_any and not field_seen:
-            raise FilterError(f"{input}: no record has the field '{field or 'instruction'}'; "
-                              "name the instruction field with --field")
         os.replace(temp_out, output)
         os.replace(temp_dropped, dropped_output)
     except OSError as exc:
@@ -130,8 +239,28 @@ def filter_dataset(input: Path | str, output: Path | str, *, threshold: float = 
     finally:
         temp_out.unlink(missing_ok=True)
         temp_dropped.unlink(missing_ok=True)
-    report.seconds = time.monotonic() - started
-    return report
+    tell("write", lines, lines)
+
+
+def _match_details(number, record, matches: Matches, reference: "_Reference", remembered, field, key):
+    """The reason and details of a record dropped as a near-duplicate, naming its best match."""
+    instruction, instances = read_record(record, field)
+    given = _input_of(record, instances)
+    a = int(matches.against_entry[number])
+    if a != NONE:
+        details = {"score": float(matches.against_score[number]), "similar_to": reference.instructions[a],
+                   "against": reference.sources[a]}
+        if key == "instruction+input":
+            details |= {"similar_to_input": reference.inputs[a],
+                        "input_score": _input_score(given, reference.inputs[a])}
+        return "similar_to_against", details
+    line, match, match_input = remembered[int(matches.kept_entry[number])]
+    score = float(matches.kept_score[number])
+    duplicate_of = {"line": line, "instruction": match}
+    if key == "instruction+input":
+        duplicate_of |= {"input": match_input, "instruction_score": score,
+                         "input_score": _input_score(given, match_input)}
+    return "duplicate", {"score": score, "duplicate_of": duplicate_of}
 
 
 def _check_paths(input: Path, output: Path, dropped: Path, againsts: list[Path], overwrite: bool) -> None:
@@ -169,77 +298,28 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-class _Pool:
-    """Records to compare with: an index over their instructions and, aligned with it, their inputs
-    and lines. With key instruction+input, a record matches an entry only when its input does too."""
+class _Reference:
+    """The --against entries' texts, in entry order, to name the match of a record dropped for one."""
 
-    def __init__(self, key: str):
-        self.key = key
-        self.index = RougeIndex()
-        self.inputs: list[str] = []  # empty with key instruction, which never looks at them
-        self.lines: list[int] = []
-        self.sources: list[str | None] = []  # the --against file an entry came from (None: the input)
+    def __init__(self):
+        self.instructions: list[str] = []
+        self.inputs: list[str] = []
+        self.sources: list[str] = []
 
-    def add(self, instruction: str, input: str, line: int, source: str | None = None) -> None:
-        self.index.add(instruction)
+    @property
+    def size(self) -> int:
+        return len(self.instructions)
+
+    def add(self, instruction: str, input: str, source: str) -> None:
+        self.instructions.append(instruction)
         self.inputs.append(input)
-        self.lines.append(line)
         self.sources.append(source)
-
-    def match(self, instruction: str, input: str, threshold: float) -> tuple[Match, float | None] | None:
-        """An entry the record is a near-duplicate of and the inputs' score (None for key instruction), or None."""
-        if self.key == "instruction":
-            found = self.index.first_above(instruction, threshold)
-            return (found, None) if found else None
-        for found in self.index.all_above(instruction, threshold):
-            score = _input_score(input, self.inputs[found.index])
-            if score > threshold:
-                return found, score
-        return None
 
 
 def _input_score(a: str, b: str) -> float:
     """ROUGE-L of two inputs, where two empty ones (no tokens) are equal: 1.0."""
     a_tokens, b_tokens = tokenize(a), tokenize(b)
     return 1.0 if not a_tokens and not b_tokens else rouge_l(a_tokens, b_tokens)
-
-
-def _decide(record, line, field, key, lang, threshold, only, kept: _Pool, reference: _Pool | None):
-    """None to keep the record, else (reason, details)."""
-    try:
-        instruction, instances = read_record(record, field)
-    except ValueError as exc:
-        return "bad_record", {"error": str(exc)}
-    given = _input_of(record, instances) if key == "instruction+input" else ""
-    record_lang = detect_lang(instruction) if lang == "auto" else lang
-    if only != "dedup":
-        low, high = LENGTH_DEFAULTS[record_lang]
-        reason = instruction_rejection(instruction, record_lang, low, high)
-        if reason:
-            return reason, {}
-        if instances is not None:
-            kept_instances, dropped = clean_instances(instances)
-            if not kept_instances:
-                return dropped[0][1], {}
-    if only != "heuristics":
-        if reference is not None:
-            found = reference.match(instruction, given, threshold)
-            if found:
-                match, score = found
-                details = {"score": match.score, "similar_to": match.text, "against": reference.sources[match.index]}
-                if score is not None:
-                    details |= {"similar_to_input": reference.inputs[match.index], "input_score": score}
-                return "similar_to_against", details
-        found = kept.match(instruction, given, threshold)
-        if found:
-            match, score = found
-            duplicate_of = {"line": kept.lines[match.index], "instruction": match.text}
-            if score is not None:
-                duplicate_of |= {"input": kept.inputs[match.index], "instruction_score": match.score,
-                                 "input_score": score}
-            return "duplicate", {"score": match.score, "duplicate_of": duplicate_of}
-        kept.add(instruction, given, line)
-    return None
 
 
 def _input_of(record: dict, instances: list[Instance] | None) -> str:
@@ -299,9 +379,11 @@ def _invalid_text_in(value: object, where: str = "") -> tuple[str, str] | None:
     return None
 
 
-def _add_dataset(pool: _Pool, path: Path, field: str | None, key: str, source: str) -> None:
-    """Add another dataset's records (its own layout; ``field`` if its records have it) to ``pool``, named
-    ``source``. With key instruction+input, a seed task adds one entry per instance, not its inputs joined."""
+def _add_dataset(corpus: CorpusBuilder, reference: _Reference, path: Path, field: str | None, key: str,
+                 source: str) -> None:
+    """Add another dataset's records (its own layout; ``field`` if its records have it) as --against
+    entries named ``source``. With key instruction+input, a seed task adds one entry per instance, not
+    its inputs joined."""
     for line, record in iter_records(path):
         try:
             own_field = field if isinstance(record, dict) and field in record else None
@@ -309,7 +391,9 @@ def _add_dataset(pool: _Pool, path: Path, field: str | None, key: str, source: s
         except ValueError as exc:
             raise RecordError(path, line, str(exc)) from None
         if key == "instruction+input" and instances:
-            for instance in instances:
-                pool.add(instruction, instance.input, line, source)
+            inputs = [instance.input for instance in instances]
         else:
-            pool.add(instruction, _input_of(record, instances) if key == "instruction+input" else "", line, source)
+            inputs = [_input_of(record, instances) if key == "instruction+input" else ""]
+        for given in inputs:
+            corpus.add_against(tokenize(instruction), tokenize(given))
+            reference.add(instruction, given, source)

@@ -63,40 +63,47 @@ class ProgressView:
 
 
 class FileProgress:
-    """Progress through a file read in order (``filter``): records done, records/s and ETA, from the
-    line reached out of the file's lines. The same modes as ProgressView; called, not awaited."""
+    """Progress of ``filter``, stage by stage (reading the input, deduplicating its records, writing
+    the results): how far, how fast and the ETA of the stage. The same modes as ProgressView;
+    called with (stage, done, total), not awaited."""
 
-    def __init__(self, total_lines: int, mode: str = "off", print_line: Callable[[str], None] | None = None,
+    STAGES = {"read": ("reading", "lines"), "dedup": ("deduplicating", "records"), "write": ("writing", "lines")}
+
+    def __init__(self, mode: str = "off", print_line: Callable[[str], None] | None = None,
                  interval: float = LINE_SECONDS):
-        self.total, self.mode, self.interval = max(total_lines, 1), mode, interval
+        self.mode, self.interval = mode, interval
         self._print = print_line or print
-        self._started = self._last = time.monotonic()
+        self._last = time.monotonic()
+        self._stage, self._started = None, self._last
         self._progress = Progress(
-            TextColumn("[bold]filtered"), BarColumn(), TextColumn("{task.fields[records]} records"),
+            TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[done]}"),
             TextColumn("{task.fields[rate]}"), TextColumn("ETA"), TimeRemainingColumn(),
             console=Console(stderr=True), disable=mode != "bar", transient=False)
         self._task = None
 
     def __enter__(self) -> FileProgress:
         self._progress.__enter__()
-        self._task = self._progress.add_task("", total=self.total, records=0, rate="")
         return self
 
-    def __call__(self, records: int, line: int) -> None:
+    def __call__(self, stage: str, done: int, total: int) -> None:
         now = time.monotonic()
-        rate = records / max(now - self._started, 1e-9)
+        label, unit = self.STAGES[stage]
+        if stage != self._stage:
+            self._stage, self._started = stage, now
+            if self.mode == "bar":
+                self._task = self._progress.add_task(label, total=max(total, 1), done="", rate="")
+        rate = done / max(now - self._started, 1e-9)
         if self.mode == "bar":
-            self._progress.update(self._task, completed=line, records=records, rate=f"{rate:,.0f}/s")
+            self._progress.update(self._task, completed=done, done=f"{done:,}/{total:,} {unit}",
+                                  rate=f"{rate:,.0f}/s")
         elif self.mode == "lines" and now - self._last >= self.interval:
             self._last = now
-            left = (now - self._started) * (self.total - line) / max(line, 1)
-            self._print(f"{time.strftime('%H:%M:%S')} filtered {records:,} records "
-                        f"({min(line / self.total, 1):.0%} of the file), {rate:,.0f} records/s, "
+            left = (now - self._started) * (total - done) / max(done, 1)
+            self._print(f"{time.strftime('%H:%M:%S')} filter {label}: {done:,} of {total:,} {unit} "
+                        f"({min(done / max(total, 1), 1):.0%}), {rate:,.0f} {unit}/s, "
                         f"ETA {int(left) // 60}m{int(left) % 60:02d}s")
 
     def __exit__(self, *exc) -> None:
-        if exc[0] is None and self.mode == "bar":
-            self._progress.update(self._task, completed=self.total)
         self._progress.__exit__(*exc)
 
 

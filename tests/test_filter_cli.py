@@ -53,22 +53,26 @@ def test_against_takes_several_files(tmp_path):
         ("similar_to_against", "Name the capital city of France.", str(tmp_path / "eval_b.jsonl"))]
 
 
-def test_progress_lines_report_records_rate_and_eta(tmp_path):
-    """Without a terminal, filter prints a plain progress line (every 10 s; here every call)."""
+def test_progress_lines_report_each_stage_with_rate_and_eta(tmp_path):
+    """Without a terminal, filter prints a plain progress line (every 10 s; here every call) naming the stage."""
     from selfinstruct import filter_dataset
-    from selfinstruct.progress import FileProgress, count_lines
+    from selfinstruct.progress import FileProgress
 
     source = tmp_path / "data.jsonl"
     source.write_text("".join(json.dumps({"instruction": f"Task number {i} about topic {i * 7}", "output": "x"}) + "\n"
                               for i in range(3000)))
     printed: list[str] = []
-    with FileProgress(count_lines(source), "lines", printed.append, interval=0) as progress:
-        report = filter_dataset(source, tmp_path / "clean.jsonl", only="heuristics", progress=progress)
-    assert report.total == 3000 and len(printed) == 3
-    assert printed[0].split(" records ")[0].endswith("filtered 1,000")
-    for line, (records, share) in zip(printed, [(1000, "33%"), (2000, "67%"), (3000, "100%")]):
-        assert re.search(rf"^\d\d:\d\d:\d\d filtered {records:,} records \({share} of the file\), "
-                         r"[\d,]+ records/s, ETA \d+m\d\ds$", line), line
+    with FileProgress("lines", printed.append, interval=0) as progress:
+        report = filter_dataset(source, tmp_path / "clean.jsonl", progress=progress)
+    assert report.total == 3000
+    stages = [re.match(r"^\d\d:\d\d:\d\d filter (\w+): ([\d,]+) of 3,000 (lines|records) \((\d+)%\), "
+                       r"[\d,]+ (?:lines|records)/s, ETA \d+m\d\ds$", line) for line in printed]
+    assert all(stages), printed
+    seen = [(m[1], m[3]) for m in stages]
+    assert [s for i, s in enumerate(seen) if i == 0 or seen[i - 1] != s] == [
+        ("reading", "lines"), ("deduplicating", "records"), ("writing", "lines")]
+    assert [m[4] for m in stages if m[1] == "reading"] == ["0", "33", "67", "100"]
+    assert stages[-1][4] == "100" and stages[-1][2] == "3,000"
 
 
 def test_quiet_filter_prints_no_progress(tmp_path):

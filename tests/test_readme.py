@@ -594,7 +594,7 @@ def test_local_model_command_real(tmp_path, tmp_path_factory):
         process = subprocess.Popen(argv_of(command, env), cwd=tmp_path, env=env, text=True, stdin=subprocess.DEVNULL,
                                    stdout=out, stderr=err)
     try:
-        deadline, answers = time.monotonic() + 300, []
+        deadline, answers = time.monotonic() + 450, []  # 8 answers of up to 1024 tokens share 2 cores
         while not answers and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.5)
             answers = [json.loads(line) for path in tmp_path.glob("runs/*/responses.jsonl")

@@ -1,0 +1,573 @@
+"""Exact greedy ROUGE-L deduplication of a whole dataset, compiled.
+
+The rule is Self-Instruct's, applied in file order: a record is dropped if its ROUGE-L
+F-measure against an earlier kept record is above the threshold. Every decision here
+is exact; the speed comes from proving most pairs irrelevant without scoring them:
+
+* Each text is a bag of items, (token, occurrence number), ordered globally rarest token
+  first. Two texts whose F-measure can pass t must share at least alpha items, and then
+  they share one among their first ``len - alpha + 1`` items (prefix filtering), so the
+  index holds only those prefixes of the kept records, and a query reads only the
+  posting lists of its own prefix: rare items with short lists.
+* The first item two texts share in that order bounds their overlap by its positions
+  (positional filtering); pairs that cannot pass are skipped.
+* The rest get an exact LCS, bit-parallel on 64-bit words, and rouge_score's float
+  formula for the F-measure (the same operations, so the same float).
+* Only kept records enter the index; kept records are pairwise dissimilar, so each
+  query meets few candidates, however many near-copies the data holds.
+
+The loops are compiled with numba. ``Corpus`` holds token ids as flat arrays (no Python
+object per record), so millions of records fit in a few hundred MB. ``deduplicate`` runs
+the greedy pass in this process; an engine (see ``ENGINES``) may split the probing of
+earlier kept records across workers and gets the same decisions: ``scan`` combines a
+record's matches from wherever they were found.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit
+
+# Bounds are compared with a margin so that rounding in a bound can never skip a pair
+# that passes; the final decision uses the exact float F-measure.
+MARGIN = 1e-9
+NONE = -1  # no match
+# Prefixes are long enough that a pair which can pass shares this many items in them: fewer
+# pairs meet that than share one rare item, for a few more items read per query.
+SHARED = 2
+
+
+@dataclass
+class Corpus:
+    """Token ids of every entry, flat. Entries 0..against-1 are the --against records (always
+    kept, never checked); the rest are the input records in order, ``active`` where they
+    take part (valid and past the heuristic rules). ``inputs`` are only set for key
+    instruction+input: then a match needs the inputs' ROUGE-L above the threshold too."""
+
+    tokens: np.ndarray  # int32, every entry's instruction tokens, concatenated
+    offsets: np.ndarray  # int64, len(entries) + 1
+    active: np.ndarray  # bool, per entry
+    against: int  # entries before the first input record
+    vocabulary: int  # distinct token ids
+    input_tokens: np.ndarray | None = None
+    input_offsets: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def use_inputs(self) -> bool:
+        return self.input_offsets is not None
+
+    def input_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.input_offsets is None:
+            return np.zeros(0, np.int32), np.zeros(len(self) + 1, np.int64)
+        return self.input_tokens, self.input_offsets
+
+
+class CorpusBuilder:
+    """Turns token lists into a Corpus: ids from a vocabulary, kept in compact arrays."""
+
+    def __init__(self, use_inputs: bool = False):
+        self.ids: dict[str, int] = {}
+        self.tokens = _IntArray(np.int32)
+        self.offsets = _IntArray(np.int64)
+        self.offsets.append(0)
+        self.active = _IntArray(np.bool_)
+        self.inputs = _IntArray(np.int32) if use_inputs else None
+        self.input_offsets = _IntArray(np.int64) if use_inputs else None
+        if use_inputs:
+            self.input_offsets.append(0)
+        self.against = 0
+
+    def add(self, instruction: list[str], input: list[str] = (), active: bool = True) -> int:
+        """Add an entry (its instruction's tokens, and input's for key instruction+input); return its number."""
+        self.tokens.extend(self._encode(instruction))
+        self.offsets.append(len(self.tokens))
+        self.active.append(active)
+        if self.inputs is not None:
+            self.inputs.extend(self._encode(input))
+            self.input_offsets.append(len(self.inputs))
+        return len(self.active) - 1
+
+    def add_against(self, instruction: list[str], input: list[str] = ()) -> int:
+        if self.against != len(self.active):
+            raise ValueError("--against entries come before the input's records")
+        self.against += 1
+        return self.add(instruction, input)
+
+    def _encode(self, tokens: list[str]) -> list[int]:
+        ids = self.ids
+        return [ids.setdefault(token, len(ids)) for token in tokens]
+
+    def build(self) -> Corpus:
+        return Corpus(self.tokens.array(), self.offsets.array(), self.active.array(), self.against, len(self.ids),
+                      self.inputs.array() if self.inputs is not None else None,
+                      self.input_offsets.array() if self.input_offsets is not None else None)
+
+
+class _IntArray:
+    """A growable numpy array (amortised doubling), without a Python object per item."""
+
+    def __init__(self, dtype):
+        self.data = np.zeros(1024, dtype)
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def _reserve(self, extra: int) -> None:
+        if self.size + extra > len(self.data):
+            grown = np.zeros(max(2 * len(self.data), self.size + extra), self.data.dtype)
+            grown[:self.size] = self.data[:self.size]
+            self.data = grown
+
+    def append(self, value) -> None:
+        self._reserve(1)
+        self.data[self.size] = value
+        self.size += 1
+
+    def extend(self, values: list) -> None:
+        if values:
+            self._reserve(len(values))
+            self.data[self.size:self.size + len(values)] = values
+            self.size += len(values)
+
+    def array(self) -> np.ndarray:
+        return self.data[:self.size].copy()
+
+
+@dataclass
+class Matches:
+    """Per input record: its best match among --against entries and among kept records
+    (highest score, ties to the lower entry number; NONE where there is none)."""
+
+    against_entry: np.ndarray  # int32
+    against_score: np.ndarray  # float64
+    kept_entry: np.ndarray
+    kept_score: np.ndarray
+
+    @classmethod
+    def empty(cls, size: int) -> "Matches":
+        return cls(np.full(size, NONE, np.int32), np.zeros(size), np.full(size, NONE, np.int32), np.zeros(size))
+
+    def part(self, start: int, stop: int) -> "Matches":
+        """A view of records start..stop-1: writing to it writes here."""
+        return Matches(*(array[start:stop] for array in self.arrays()))
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        return self.against_entry, self.against_score, self.kept_entry, self.kept_score
+
+    def merge(self, other: "Matches") -> None:
+        """Take, for each record, the better of the two best matches (of records probed in both)."""
+        _merge(*self.arrays(), *other.arrays())
+
+
+@dataclass
+class Decisions:
+    """The outcome for each input record: ``kept``; else its best match (see Matches)."""
+
+    kept: np.ndarray  # bool, per input record
+    matches: Matches
+    notes: list[str] = field(default_factory=list)  # what the engine did, to print
+
+
+class Items:
+    """The global item order of a corpus: rarest token first, then occurrence number."""
+
+    def __init__(self, corpus: Corpus, threshold: float, base: tuple[np.ndarray, int] | None = None):
+        self.corpus = corpus
+        self.threshold = threshold
+        self.base, self.count = base or _item_base(corpus.tokens, corpus.offsets, corpus.active, corpus.vocabulary)
+
+
+class Index:
+    """Posting lists of the prefix items of the entries added so far. Space is set aside for
+    every entry in ``members`` (the ones that may be added), so adding never moves data."""
+
+    def __init__(self, items: Items, members: np.ndarray):
+        c = items.corpus
+        self.items = items
+        self.start = _capacity(c.tokens, c.offsets, items.base, items.count, members.astype(np.int32),
+                               items.threshold)
+        self.fill = np.zeros(len(self.start) - 1, np.int32)
+        self.entry = np.zeros(self.start[-1], np.int32)
+        self.position = np.zeros(self.start[-1], np.int32)  # of the item in the entry's order
+        self.length = np.zeros(self.start[-1], np.int32)  # the entry's, read along (no random access)
+
+    def add(self, entries: np.ndarray) -> None:
+        c = self.items.corpus
+        _add(c.tokens, c.offsets, self.items.base, entries.astype(np.int32), self.items.threshold,
+             self.start, self.fill, self.entry, self.position, self.length)
+
+    def scan(self, first: int, stop: int, matches: Matches, add_kept: bool) -> None:
+        """Find, for input records first..stop-1, their best match among the entries in the index
+        (merged into ``matches``, indexed from ``first``). With ``add_kept``, go in order and add
+        each record that has no match at all (here or already in ``matches``): the greedy pass."""
+        c = self.items.corpus
+        input_tokens, input_offsets = c.input_arrays()
+        _scan(c.tokens, c.offsets, input_tokens, input_offsets, c.use_inputs, c.active, c.against, c.vocabulary,
+              self.items.base, self.items.threshold, first, stop, add_kept,
+              self.start, self.fill, self.entry, self.position, self.length, *matches.arrays())
+
+
+def deduplicate(corpus: Corpus, threshold: float, engine: str = "local", workers: int | None = None,
+                progress=None, block: int = 20_000) -> Decisions:
+    """The greedy pass, a block of records at a time: each block is first probed against the
+    --against entries and the kept records of earlier blocks (the engine's work, in parallel),
+    then decided in order against its own kept records; its kept records join the engine's index.
+    Every engine gives the same decisions. ``progress(done, total)`` is called after each block."""
+    items = Items(corpus, threshold)
+    probe = ENGINES[engine](items, workers or os.cpu_count() or 1, block)
+    try:
+        probe.add(np.arange(corpus.against, dtype=np.int32))
+        total = len(corpus) - corpus.against
+        matches = Matches.empty(total)
+        for first in range(0, total, block):
+            stop = min(first + block, total)
+            entries = np.arange(corpus.against + first, corpus.against + stop, dtype=np.int32)
+            part = matches.part(first, stop)
+            part.merge(probe.probe(entries[0], entries[-1] + 1))
+            local = Index(items, entries[corpus.active[entries]])
+            local.scan(entries[0], entries[-1] + 1, part, add_kept=True)
+            probe.add(entries[corpus.active[entries] & (part.against_entry == NONE) & (part.kept_entry == NONE)])
+            if progress:
+                progress(stop, total)
+        notes = probe.notes()
+    finally:
+        probe.close()
+    return decisions(corpus, matches, notes)
+
+
+class LocalProbe:
+    """The engine of one process: one index, probed by a thread per core (the compiled scan runs
+    without the GIL), each thread taking a share of the block."""
+
+    def __init__(self, items: Items, workers: int, block: int):
+        self.items = items
+        self.index = Index(items, np.flatnonzero(items.corpus.active))
+        self.pool = ThreadPoolExecutor(workers) if workers > 1 else None
+        self.workers = workers
+
+    def add(self, entries: np.ndarray) -> None:
+        self.index.add(entries)
+
+    def probe(self, first: int, stop: int) -> Matches:
+        matches = Matches.empty(stop - first)
+        cuts = np.linspace(first, stop, self.workers + 1).astype(int)
+        jobs = [(a, b, matches.part(a - first, b - first)) for a, b in zip(cuts, cuts[1:]) if b > a]
+        if self.pool is None:
+            for a, b, part in jobs:
+                self.index.scan(a, b, part, add_kept=False)
+        else:
+            list(self.pool.map(lambda job: self.index.scan(job[0], job[1], job[2], add_kept=False), jobs))
+        return matches
+
+    def notes(self) -> list[str]:
+        return []
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
+def _ray_probe(items: Items, workers: int, block: int):
+    from .dedup_ray import RayProbe  # Ray is an optional extra
+    return RayProbe(items, workers, block)
+
+
+# An engine probes blocks of records against the kept records of earlier blocks; add one here.
+ENGINES = {"local": LocalProbe, "ray": _ray_probe}
+
+
+def decisions(corpus: Corpus, matches: Matches, notes: list[str]) -> Decisions:
+    kept = corpus.active[corpus.against:] & (matches.against_entry == NONE) & (matches.kept_entry == NONE)
+    return Decisions(kept, matches, notes)
+
+
+# ---------------------------------------------------------------------------- compiled parts
+
+@njit(cache=True)
+def _alpha(length, threshold):
+    """The fewest shared items with which a text of ``length`` tokens can pass the threshold
+    against a text of any length: the least o with 2o / (length + o) >= threshold - MARGIN."""
+    bar = threshold - MARGIN
+    o = max(1, int(bar * length / (2.0 - bar)) - 1)
+    while o < length and 2.0 * o / (length + o) < bar:
+        o += 1
+    return min(o, length)
+
+
+@njit(cache=True)
+def _prefix(length, threshold):
+    """How many of a text's first items are indexed and probed. Two texts that must share alpha
+    items share their first SHARED common items (or all, if fewer) within the first
+    length - alpha + SHARED items of each."""
+    return min(length, length - _alpha(length, threshold) + SHARED)
+
+
+@njit(cache=True)
+def _sorted_items(tokens, lo, hi, base, out):
+    """Write the entry's items, in global order, to out[:hi-lo]."""
+    n = hi - lo
+    for i in range(n):
+        out[i] = base[tokens[lo + i]]
+    out[:n].sort()
+    run = 0
+    for i in range(1, n):
+        if out[i - 1] - run == out[i]:  # the same token again: its next occurrence number
+            run += 1
+        else:
+            run = 0
+        out[i] += run
+
+
+@njit(cache=True)
+def _item_base(tokens, offsets, active, vocabulary):
+    """Each token's first item id. A token's items (one per occurrence number up to the most
+    any entry holds) are consecutive, and tokens come rarest first, so item ids are the order."""
+    frequency = np.zeros(vocabulary, np.int64)
+    most = np.zeros(vocabulary, np.int64)
+    scratch = np.zeros(16, np.int64)
+    for e in range(len(offsets) - 1):
+        if not active[e]:
+            continue
+        lo, hi = offsets[e], offsets[e + 1]
+        if hi - lo > len(scratch):
+            scratch = np.zeros(2 * (hi - lo), np.int64)
+        for i in range(hi - lo):
+            scratch[i] = tokens[lo + i]
+        part = scratch[:hi - lo]
+        part.sort()
+        run = 0
+        for i in range(hi - lo):
+            run = run + 1 if i > 0 and part[i] == part[i - 1] else 1
+            t = part[i]
+            frequency[t] += 1
+            if run > most[t]:
+                most[t] = run
+    order = np.argsort(frequency, kind="mergesort")
+    base = np.zeros(vocabulary, np.int64)
+    total = 0
+    for t in order:
+        base[t] = total
+        total += most[t]
+    return base, total
+
+
+@njit(cache=True)
+def _capacity(tokens, offsets, base, count, members, threshold):
+    """Posting list starts with room for the prefix items of every member."""
+    counts = np.zeros(count + 1, np.int64)
+    items = np.zeros(16, np.int64)
+    for e in members:
+        lo, hi = offsets[e], offsets[e + 1]
+        if hi - lo > len(items):
+            items = np.zeros(2 * (hi - lo), np.int64)
+        _sorted_items(tokens, lo, hi, base, items)
+        prefix = _prefix(hi - lo, threshold)
+        for i in range(prefix):
+            counts[items[i] + 1] += 1
+    return np.cumsum(counts)
+
+
+@njit(cache=True)
+def _add(tokens, offsets, base, entries, threshold, start, fill, entry, position, length):
+    items = np.zeros(16, np.int64)
+    for e in entries:
+        lo, hi = offsets[e], offsets[e + 1]
+        if hi == lo:
+            continue
+        if hi - lo > len(items):
+            items = np.zeros(2 * (hi - lo), np.int64)
+        _sorted_items(tokens, lo, hi, base, items)
+        _append(e, hi - lo, items, _prefix(hi - lo, threshold), start, fill, entry, position, length)
+
+
+@njit(cache=True)
+def _append(e, size, items, prefix, start, fill, entry, position, length):
+    """Add entry e (``size`` tokens) to the posting lists of its first ``prefix`` items."""
+    for i in range(prefix):
+        slot = start[items[i]] + fill[items[i]]
+        entry[slot] = e
+        position[slot] = i
+        length[slot] = size
+        fill[items[i]] += 1
+
+
+@njit(cache=True)
+def _better(score, e, best_score, best_entry):
+    return best_entry == NONE or score > best_score or (score == best_score and e < best_entry)
+
+
+@njit(cache=True)
+def _merge(a_entry, a_score, k_entry, k_score, b_a_entry, b_a_score, b_k_entry, b_k_score):
+    for r in range(len(a_entry)):
+        if b_a_entry[r] != NONE and _better(b_a_score[r], b_a_entry[r], a_score[r], a_entry[r]):
+            a_entry[r], a_score[r] = b_a_entry[r], b_a_score[r]
+        if b_k_entry[r] != NONE and _better(b_k_score[r], b_k_entry[r], k_score[r], k_entry[r]):
+            k_entry[r], k_score[r] = b_k_entry[r], b_k_score[r]
+
+
+@njit(cache=True)
+def _f_measure(lcs, len_a, len_b):
+    """rouge_score's F-measure, with its float operations."""
+    if lcs == 0 or len_a == 0 or len_b == 0:
+        return 0.0
+    precision = lcs / len_b
+    recall = lcs / len_a
+    return 2 * precision * recall / (precision + recall)
+
+
+@njit(cache=True)
+def _popcount(x):
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return int((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
+@njit(cache=True)
+def _set_pattern(tokens, lo, hi, slot, masks):
+    """Bit masks of the pattern tokens[lo:hi]: masks[slot[t], w] has bit i of word w for each
+    position 64w + i holding t. Returns (masks, distinct tokens). Undo with _clear_pattern."""
+    words = (hi - lo + 63) // 64
+    if masks.shape[0] < hi - lo or masks.shape[1] < words:
+        masks = np.zeros((max(hi - lo, 2 * masks.shape[0]), max(words, masks.shape[1])), np.uint64)
+    distinct = 0
+    for i in range(hi - lo):
+        t = tokens[lo + i]
+        if slot[t] < 0:
+            slot[t] = distinct
+            masks[distinct, :words] = 0
+            distinct += 1
+        masks[slot[t], i // 64] |= np.uint64(1) << np.uint64(i % 64)
+    return masks
+
+
+@njit(cache=True)
+def _clear_pattern(tokens, lo, hi, slot):
+    for i in range(lo, hi):
+        slot[tokens[i]] = -1
+
+
+@njit(cache=True)
+def _lcs(length, masks, slot, tokens, lo, hi, state):
+    """LCS length of the pattern (set by _set_pattern, ``length`` tokens) and tokens[lo:hi];
+    Hyyrö's bit-parallel recurrence, one 64-bit word per 64 pattern tokens."""
+    words = (length + 63) // 64
+    for w in range(words):
+        state[w] = ~np.uint64(0)
+    for j in range(lo, hi):
+        s = slot[tokens[j]]
+        if s < 0:
+            continue  # a token the pattern lacks changes nothing
+        carry = np.uint64(0)
+        for w in range(words):
+            v = state[w]
+            u = v & masks[s, w]
+            x = v + u
+            c1 = np.uint64(1) if x < v else np.uint64(0)
+            y = x + carry
+            c2 = np.uint64(1) if y < x else np.uint64(0)
+            carry = c1 | c2
+            state[w] = y | (v & ~u)
+    total = 0
+    for w in range(words):
+        bits = min(64, length - 64 * w)
+        keep = ~np.uint64(0) if bits == 64 else (np.uint64(1) << np.uint64(bits)) - np.uint64(1)
+        total += bits - _popcount(state[w] & keep)
+    return total
+
+
+@njit(cache=True)
+def _input_score(tokens, offsets, a, b, slot, masks, state):
+    """ROUGE-L of two entries' inputs, where two empty ones are equal (1.0)."""
+    alo, ahi, blo, bhi = offsets[a], offsets[a + 1], offsets[b], offsets[b + 1]
+    if ahi == alo and bhi == blo:
+        return 1.0, masks, state
+    if ahi == alo or bhi == blo:
+        return 0.0, masks, state
+    masks = _set_pattern(tokens, alo, ahi, slot, masks)
+    if len(state) < (ahi - alo + 63) // 64:
+        state = np.zeros((ahi - alo + 63) // 64, np.uint64)
+    lcs = _lcs(ahi - alo, masks, slot, tokens, blo, bhi, state)
+    _clear_pattern(tokens, alo, ahi, slot)
+    return _f_measure(lcs, ahi - alo, bhi - blo), masks, state
+
+
+@njit(cache=True, nogil=True)
+def _scan(tokens, offsets, input_tokens, input_offsets, use_inputs, active, against, vocabulary, base, threshold,
+          first, stop, add_kept, start, fill, entry, position, entry_length, a_entry, a_score, k_entry, k_score):
+    # Per entry: the query that last met it, and the prefix items they share (-1: ruled out).
+    mark = np.full((len(offsets) - 1, 2), -1, np.int32)
+    candidates = np.zeros(1024, np.int32)
+    slot = np.full(vocabulary, -1, np.int32)
+    input_slot = np.full(vocabulary, -1, np.int32)
+    masks = np.zeros((64, 1), np.uint64)
+    input_masks = np.zeros((64, 1), np.uint64)
+    state = np.zeros(1, np.uint64)
+    input_state = np.zeros(1, np.uint64)
+    items = np.zeros(16, np.int64)
+    bar = threshold - MARGIN
+    for q in range(first, stop):
+        r = q - first
+        lo, hi = offsets[q], offsets[q + 1]
+        length = hi - lo
+        if not active[q] or length == 0:
+            continue
+        if length > len(items):
+            items = np.zeros(2 * length, np.int64)
+        if len(state) < (length + 63) // 64:
+            state = np.zeros((length + 63) // 64, np.uint64)
+        _sorted_items(tokens, lo, hi, base, items)
+        masks = _set_pattern(tokens, lo, hi, slot, masks)
+        prefix = _prefix(length, threshold)
+        needed = min(SHARED, _alpha(length, threshold))
+        touched = 0
+        for i in range(prefix):
+            item = items[i]
+            for p in range(start[item], start[item] + fill[item]):
+                e = entry[p]
+                if mark[e, 0] != q:
+                    mark[e, 0] = q
+                    mark[e, 1] = 0
+                    if touched == len(candidates):
+                        candidates = np.concatenate((candidates, np.zeros(len(candidates), np.int32)))
+                    candidates[touched] = e
+                    touched += 1
+                elif mark[e, 1] < 0:
+                    continue  # ruled out
+                other = entry_length[p]
+                mark[e, 1] += 1
+                # Common items come in the same order in both texts: after this one, at most
+                # min(items left in each) more.
+                bound = mark[e, 1] + min(length - i - 1, other - position[p] - 1)
+                if 2.0 * bound < bar * (length + other):
+                    mark[e, 1] = -1
+        for c in range(touched):
+            e = candidates[c]
+            other = offsets[e + 1] - offsets[e]
+            if mark[e, 1] < min(needed, _alpha(other, threshold)):
+                continue
+            lcs = _lcs(length, masks, slot, tokens, offsets[e], offsets[e + 1], state)
+            score = _f_measure(lcs, length, other)
+            if not score > threshold:
+                continue
+            if use_inputs:
+                input_score, input_masks, input_state = _input_score(
+                    input_tokens, input_offsets, q, e, input_slot, input_masks, input_state)
+                if not input_score > threshold:
+                    continue
+            if e < against:
+                if _better(score, e, a_score[r], a_entry[r]):
+                    a_entry[r], a_score[r] = e, score
+            elif _better(score, e, k_score[r], k_entry[r]):
+                k_entry[r], k_score[r] = e, score
+        _clear_pattern(tokens, lo, hi, slot)
+        if add_kept and a_entry[r] == NONE and k_entry[r] == NONE:
+            _append(q, length, items, prefix, start, fill, entry, position, entry_length)
