@@ -350,8 +350,12 @@ def export(
 
 @app.command(name="filter")
 def filter_command(
-    input: Annotated[Path, typer.Argument(help="Alpaca JSON/JSONL, or seed-task JSONL (also under a .json name).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where the kept records go, in the input's layout.")],
+    inputs: Annotated[list[Path], typer.Argument(
+        help="Alpaca JSON/JSONL, or seed-task JSONL (also under a .json name); several are deduplicated together, "
+             "in the order given.", metavar="INPUT...")],
+    output: Annotated[Path, typer.Option("--output", "-o", help=(
+        "Where the kept records go, in the input's layout. With several inputs: an existing directory (each "
+        "input's records under its own name) or one file for all."))],
     threshold: Annotated[float, typer.Option(
         help="Drop a record whose ROUGE-L against an earlier kept one is above this.")] = 0.7,
     lang: Annotated[Literal["auto", "zh", "en"], typer.Option(
@@ -382,14 +386,14 @@ def filter_command(
     mode = _progress_mode(quiet)
     try:
         with FileProgress(mode, lambda line: typer.echo(line, err=True)) as progress:
-            report = filter_dataset(input, output, threshold=threshold, lang=lang, only=only, against=against,
+            report = filter_dataset(inputs, output, threshold=threshold, lang=lang, only=only, against=against,
                                     field=field, dropped_output=dropped, key=key,
                                     progress=progress if mode != "off" else None,
                                     overwrite=overwrite, engine=engine, workers=workers)
     except (FilterError, RecordError) as exc:
         _fail(str(exc), BAD_INPUT)
     except OSError as exc:
-        _fail(f"{exc.filename or input}: {exc.strerror or exc}", BAD_INPUT)
+        _fail(f"{exc.filename or inputs[0]}: {exc.strerror or exc}", BAD_INPUT)
     for note in report.notes:
         typer.echo(note, err=True)
     width = max([len(r) for r in report.dropped] + [len("kept")])
@@ -397,8 +401,9 @@ def filter_command(
     for reason, count in report.dropped.most_common():
         typer.echo(f"{reason:<{width}}  {count}")
     typer.echo(f"{'kept':<{width}}  {report.kept} of {report.total}")
-    typer.echo(f"kept records: {report.output}\ndropped records with reasons: {report.dropped_output}\n"
-               f"{report.seconds:.1f} s")
+    for kept, dropped_file in report.outputs:
+        typer.echo(f"kept records: {kept}\ndropped records with reasons: {dropped_file}")
+    typer.echo(f"{report.seconds:.1f} s")
 
 
 @app.command()

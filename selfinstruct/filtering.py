@@ -55,19 +55,24 @@ class FilterReport:
     kept: int = 0
     dropped: Counter = field(default_factory=Counter)  # reason -> count
     output: Path | None = None
-    dropped_output: Path | None = None
+    dropped_output: Path | None = None  # the first input's
+    outputs: list[tuple[Path, Path]] = field(default_factory=list)  # every (kept, dropped) file written
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)  # what the deduplication engine did
 
 
-def filter_dataset(input: Path | str, output: Path | str, *, threshold: float = 0.7, lang: str = "auto",
-                   only: str | None = None, against: Path | str | list[Path | str] | None = None,
+def filter_dataset(input: Path | str | list[Path | str], output: Path | str, *, threshold: float = 0.7,
+                   lang: str = "auto", only: str | None = None, against: Path | str | list[Path | str] | None = None,
                    field: str | None = None, dropped_output: Path | str | None = None,
                    key: str = "instruction", progress: Callable[[str, int, int], None] | None = None,
                    overwrite: bool = False, engine: str = "local", workers: int | None = None) -> FilterReport:
     """Write the kept records to ``output`` (in the input's layout) and the dropped ones, with reasons,
     to ``dropped_output`` (default: ``<output stem>.dropped.jsonl``).
 
+    ``input`` may be a list: the files are deduplicated together, in the order given. ``output`` is
+    then an existing directory, which gets each input's kept records under its name (and its dropped
+    ones as ``<name stem>.dropped.jsonl``), or one file for all (in the first input's layout; each
+    dropped entry names its ``file``).
     ``against`` is one dataset or a list of them; ``key`` is one of KEYS (see above); ``progress``,
     if given, is called with (stage, done, total) as the work goes: stage ``read`` and ``write`` count
     the input's lines, ``dedup`` its records. An existing output or dropped file is replaced only with
@@ -75,10 +80,12 @@ def filter_dataset(input: Path | str, output: Path | str, *, threshold: float = 
     ``engine`` (see dedup.ENGINES: ``local``, or ``ray``) and ``workers`` say where deduplication runs;
     the result is the same, byte for byte."""
     started = time.monotonic()
-    input, output = Path(input), Path(output)
-    dropped_output = Path(dropped_output) if dropped_output else output.with_name(output.stem + ".dropped.jsonl")
+    sources = [Path(p) for p in (input if isinstance(input, (list, tuple)) else [input])]
+    output = Path(output)
     given = [against] if isinstance(against, (str, os.PathLike)) else list(against or ())
     againsts = [Path(p) for p in given]
+    if not sources:
+        raise FilterError("no input file given")
     if lang not in ("auto", *LENGTH_DEFAULTS):
         raise FilterError(f"unknown lang {lang!r}; choose auto, zh or en")
     if only not in (None, *ONLY):
@@ -93,26 +100,82 @@ def filter_dataset(input: Path | str, output: Path | str, *, threshold: float = 
         raise FilterError(f"--workers must be at least 1, got {workers}")
     if engine == "ray" and importlib.util.find_spec("ray") is None:
         raise FilterError("--engine ray needs Ray: pip install 'selfinstruct[ray]'")
-    _check_paths(input, output, dropped_output, againsts, overwrite)
-    lines = count_lines(input) if progress else 0
+    targets = _targets(sources, output, Path(dropped_output) if dropped_output else None)
+    for out, dropped in dict.fromkeys(targets):
+        for source in sources:
+            _check_paths(source, out, dropped, againsts, overwrite)
+    if len(set(targets)) not in (1, len(sources)):
+        raise FilterError(f"{output}: two inputs have the same name; filter them into a file, or apart")
     tell = progress or (lambda stage, done, total: None)
     corpus = CorpusBuilder(use_inputs=key == "instruction+input")
     reference = _Reference()
     for path, name in zip(againsts, given):
         _add_dataset(corpus, reference, path, field, key, os.fspath(name))
-    screened = _screen(input, field, key, lang, only, corpus, tell, lines)
-    report_notes: list[str] = []
-    if only == "heuristics" or not screened.records:
-        kept = np.ones(screened.records, bool)
-        matches = Matches.empty(screened.records)
+    lines = [count_lines(source) if progress else 0 for source in sources]
+    screened = []
+    for source, count in zip(sources, lines):
+        screened.append(_screen(source, field, key, lang, only, corpus, tell, count, sum(s.records for s in screened)))
+    total = sum(s.records for s in screened)
+    report = FilterReport(output=output, dropped_output=targets[0][1], total=total)
+    if only == "heuristics" or not total:
+        kept, matches = np.ones(total, bool), Matches.empty(total)
     else:
         found = deduplicate(corpus.build(), threshold, engine, workers,
                             progress=lambda done, total: tell("dedup", done, total))
-        kept, matches, report_notes = found.kept, found.matches, found.notes
-    report = FilterReport(output=output, dropped_output=dropped_output, total=screened.records, notes=report_notes)
-    _write(input, output, dropped_output, screened, kept, matches, reference, field, key, report, tell, lines)
+        kept, matches, report.notes = found.kept, found.matches, found.notes
+    writing = _Writing(matches, reference, field, key, report, tell, named=len(sources) > 1)
+    for target in dict.fromkeys(targets):
+        parts = [(source, part, count) for source, part, count, t in zip(sources, screened, lines, targets)
+                 if t == target]
+        writing.write(target, parts, kept)
+        report.outputs.append(target)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _targets(sources: list[Path], output: Path, dropped: Path | None) -> list[tuple[Path, Path]]:
+    """Each input's (output, dropped-records file)."""
+    if len(sources) > 1 and output.is_dir():
+        if dropped:
+            raise FilterError("--dropped names one file; with an output directory each input's dropped records "
+                              "go beside its kept ones")
+        return [(output / s.name, output / (Path(s.name).stem + ".dropped.jsonl")) for s in sources]
+    return [(output, dropped or output.with_name(output.stem + ".dropped.jsonl"))] * len(sources)
+
+
+def _check_paths(input: Path, output: Path, dropped: Path, againsts: list[Path], overwrite: bool) -> None:
+    """Raise FilterError, before anything is written, if a path cannot be used or two would be the same file."""
+    if not input.exists():
+        raise FilterError(f"{input}: no such file")
+    if input.is_dir():
+        raise FilterError(f"{input}: is a directory, not a dataset file")
+    for path in (output, dropped):
+        if path.is_dir():
+            raise FilterError(f"{path}: is a directory; give a file name to write to")
+        if not path.parent.is_dir():
+            raise FilterError(f"{path}: cannot write there: {path.parent} is not an existing directory")
+    sources = [("input", input), *(("--against file", path) for path in againsts)]
+    targets = [("output", output), ("dropped-records file", dropped)]
+    pairs = [(s, t) for s in sources for t in targets] + [(targets[0], targets[1])]
+    for (source_role, source), (role, target) in pairs:
+        if _same_file(source, target):
+            raise FilterError(f"{target}: the {role} is the same file as the {source_role} ({source}); "
+                              "choose another path")
+    for path, option in ((output, "--output"), (dropped, "--dropped")):
+        if is_file_of_a_run(path):
+            raise FilterError(f"{path} is one of a run's own files; choose another {option}")
+        if os.path.lexists(path) and not overwrite:
+            raise FilterError(f"{path} exists; pass --overwrite to replace it, or choose another {option}")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same resolved path, or (both existing) the same inode."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 @dataclass
@@ -120,6 +183,7 @@ class _Screened:
     """What the first read of the input found, per record, in compact arrays: its line, and why
     it is dropped before deduplication (0: it is not; else a number in ``reasons``)."""
 
+    first: int = 0  # the number of its first record among all inputs' records
     records: int = 0
     lines: list = field(default_factory=lambda: array("q"))
     dropped: list = field(default_factory=lambda: array("b"))
@@ -132,10 +196,10 @@ class _Screened:
         return self.reasons.index(reason)
 
 
-def _screen(input: Path, field, key, lang, only, corpus: CorpusBuilder, tell, lines: int) -> _Screened:
+def _screen(input: Path, field, key, lang, only, corpus: CorpusBuilder, tell, lines: int, first: int) -> _Screened:
     """Read the input once: check each record and apply the heuristic rules; pass the survivors'
     tokens to the corpus (every record gets an entry, so entry numbers follow the file)."""
-    screened = _Screened()
+    screened = _Screened(first)
     parsed_any = field_seen = False
     for line, record in iter_records(input, skip_bad_lines=True):
         number = screened.records
@@ -186,116 +250,96 @@ def _heuristic_rejection(instruction: str, instances: list[Instance] | None, lan
     return None
 
 
-def _write(input: Path, output: Path, dropped_output: Path, screened: _Screened, kept: np.ndarray,
-           matches: Matches, reference: "_Reference", field, key: str, report: FilterReport, tell,
-           lines: int) -> None:
-    """Read the input again and write each record where its decision sends it, atomically."""
-    cited = set(np.unique(matches.kept_entry[matches.kept_entry != NONE]).tolist())
-    remembered: dict[int, tuple[int, str, str]] = {}  # a cited kept record -> (line, instruction, input)
-    layout = detect_layout(input)
-    temp_out = output.with_name(f".{output.name}.tmp")
-    temp_dropped = dropped_output.with_name(f".{dropped_output.name}.tmp")
-    against = reference.size
-    try:
-        with temp_out.open("w", encoding="utf-8") as out, temp_dropped.open("w", encoding="utf-8") as drops:
-            if layout == "array":
-                out.write("[")
-            number = -1
-            for number, (line, record) in enumerate(iter_records(input, skip_bad_lines=True)):
-                if number >= screened.records or screened.lines[number] != line:
-                    raise FilterError(f"{input}: the file changed while it was being filtered; run again")
-                if number % PROGRESS_EVERY == 0:
-                    tell("write", line, lines)
-                if number + against in cited:
-                    instruction, instances = read_record(record, field)
-                    remembered[number + against] = (line, instruction, _input_of(record, instances))
-                reason = screened.reasons[screened.dropped[number]]
-                details: dict = {}
-                if not reason and kept[number]:
-                    text = json.dumps(record, ensure_ascii=False)
-                    if layout == "array":
-                        out.write(("\n" if report.kept == 0 else ",\n") + text)
-                    else:
-                        out.write(text + "\n")
-                    report.kept += 1
-                    continue
-                if reason == "bad_record":
-                    details = {"error": screened.errors[number]}
-                elif not reason:
-                    reason, details = _match_details(number, record, matches, reference, remembered, field, key)
-                report.dropped[reason] += 1
-                entry = {"line": line, "index": number, "reason": reason, **details}
-                if not isinstance(record, RecordError):
-                    entry["record"] = record
-                drops.write(json_line(entry).decode("utf-8"))  # a lone surrogate stays a JSON escape
-            if number + 1 != screened.records:
-                raise FilterError(f"{input}: the file changed while it was being filtered; run again")
-            if layout == "array":
-                out.write("\n]\n" if report.kept else "]\n")
-        os.replace(temp_out, output)
-        os.replace(temp_dropped, dropped_output)
-    except OSError as exc:
-        raise FilterError(f"{exc.filename or output}: {exc.strerror or exc}") from None
-    finally:
-        temp_out.unlink(missing_ok=True)
-        temp_dropped.unlink(missing_ok=True)
-    tell("write", lines, lines)
+class _Writing:
+    """The second read of the inputs: each record goes where its decision sends it."""
 
+    def __init__(self, matches: Matches, reference: "_Reference", field, key: str, report: FilterReport, tell,
+                 named: bool):
+        self.matches, self.reference, self.field, self.key = matches, reference, field, key
+        self.report, self.tell, self.named = report, tell, named
+        self.cited = set(np.unique(matches.kept_entry[matches.kept_entry != NONE]).tolist())
+        self.remembered: dict[int, dict] = {}  # a cited kept record -> what a duplicate of it reports
 
-def _match_details(number, record, matches: Matches, reference: "_Reference", remembered, field, key):
-    """The reason and details of a record dropped as a near-duplicate, naming its best match."""
-    instruction, instances = read_record(record, field)
-    given = _input_of(record, instances)
-    a = int(matches.against_entry[number])
-    if a != NONE:
-        details = {"score": float(matches.against_score[number]), "similar_to": reference.instructions[a],
-                   "against": reference.sources[a]}
-        if key == "instruction+input":
-            details |= {"similar_to_input": reference.inputs[a],
-                        "input_score": _input_score(given, reference.inputs[a])}
-        return "similar_to_against", details
-    line, match, match_input = remembered[int(matches.kept_entry[number])]
-    score = float(matches.kept_score[number])
-    duplicate_of = {"line": line, "instruction": match}
-    if key == "instruction+input":
-        duplicate_of |= {"input": match_input, "instruction_score": score,
-                         "input_score": _input_score(given, match_input)}
-    return "duplicate", {"score": score, "duplicate_of": duplicate_of}
+    def write(self, target: tuple[Path, Path], parts: list, kept: np.ndarray) -> None:
+        """Write the inputs in ``parts`` ((file, _Screened, lines)) to one output and dropped file, atomically."""
+        output, dropped_output = target
+        layout = detect_layout(parts[0][0])
+        temp_out = output.with_name(f".{output.name}.tmp")
+        temp_dropped = dropped_output.with_name(f".{dropped_output.name}.tmp")
+        try:
+            with temp_out.open("w", encoding="utf-8") as out, temp_dropped.open("w", encoding="utf-8") as drops:
+                if layout == "array":
+                    out.write("[")
+                written = 0
+                for source, screened, lines in parts:
+                    written = self._records(source, screened, lines, kept, layout, out, drops, written)
+                if layout == "array":
+                    out.write("\n]\n" if written else "]\n")
+            os.replace(temp_out, output)
+            os.replace(temp_dropped, dropped_output)
+        except OSError as exc:
+            raise FilterError(f"{exc.filename or output}: {exc.strerror or exc}") from None
+        finally:
+            temp_out.unlink(missing_ok=True)
+            temp_dropped.unlink(missing_ok=True)
 
+    def _records(self, source: Path, screened: _Screened, lines: int, kept, layout, out, drops, written: int) -> int:
+        against, report = self.reference.size, self.report
+        number = -1
+        for number, (line, record) in enumerate(iter_records(source, skip_bad_lines=True)):
+            if number >= screened.records or screened.lines[number] != line:
+                raise FilterError(f"{source}: the file changed while it was being filtered; run again")
+            if number % PROGRESS_EVERY == 0:
+                self.tell("write", line, lines)
+            overall = screened.first + number
+            if overall + against in self.cited:
+                instruction, instances = read_record(record, self.field)
+                self.remembered[overall + against] = {"line": line, "instruction": instruction,
+                                                      "input": _input_of(record, instances)} | (
+                    {"file": os.fspath(source)} if self.named else {})
+            reason = screened.reasons[screened.dropped[number]]
+            details: dict = {}
+            if not reason and kept[overall]:
+                text = json.dumps(record, ensure_ascii=False)
+                out.write((("\n" if written == 0 else ",\n") + text) if layout == "array" else text + "\n")
+                written += 1
+                report.kept += 1
+                continue
+            if reason == "bad_record":
+                details = {"error": screened.errors[number]}
+            elif not reason:
+                reason, details = self._match(overall, record)
+            report.dropped[reason] += 1
+            entry = ({"file": os.fspath(source)} if self.named else {}) | {
+                "line": line, "index": number, "reason": reason, **details}
+            if not isinstance(record, RecordError):
+                entry["record"] = record
+            drops.write(json_line(entry).decode("utf-8"))  # a lone surrogate stays a JSON escape
+        if number + 1 != screened.records:
+            raise FilterError(f"{source}: the file changed while it was being filtered; run again")
+        self.tell("write", lines, lines)
+        return written
 
-def _check_paths(input: Path, output: Path, dropped: Path, againsts: list[Path], overwrite: bool) -> None:
-    """Raise FilterError, before anything is written, if a path cannot be used or two would be the same file."""
-    if not input.exists():
-        raise FilterError(f"{input}: no such file")
-    if input.is_dir():
-        raise FilterError(f"{input}: is a directory, not a dataset file")
-    for path in (output, dropped):
-        if path.is_dir():
-            raise FilterError(f"{path}: is a directory; give a file name to write to")
-        if not path.parent.is_dir():
-            raise FilterError(f"{path}: cannot write there: {path.parent} is not an existing directory")
-    sources = [("input", input), *(("--against file", path) for path in againsts)]
-    targets = [("output", output), ("dropped-records file", dropped)]
-    pairs = [(s, t) for s in sources for t in targets] + [(targets[0], targets[1])]
-    for (source_role, source), (role, target) in pairs:
-        if _same_file(source, target):
-            raise FilterError(f"{target}: the {role} is the same file as the {source_role} ({source}); "
-                              "choose another path")
-    for path, option in ((output, "--output"), (dropped, "--dropped")):
-        if is_file_of_a_run(path):
-            raise FilterError(f"{path} is one of a run's own files; choose another {option}")
-        if os.path.lexists(path) and not overwrite:
-            raise FilterError(f"{path} exists; pass --overwrite to replace it, or choose another {option}")
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    """Whether two paths name one file: the same resolved path, or (both existing) the same inode."""
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
+    def _match(self, number: int, record) -> tuple[str, dict]:
+        """The reason and details of a record dropped as a near-duplicate, naming its best match."""
+        matches, reference = self.matches, self.reference
+        instruction, instances = read_record(record, self.field)
+        given = _input_of(record, instances)
+        a = int(matches.against_entry[number])
+        if a != NONE:
+            details = {"score": float(matches.against_score[number]), "similar_to": reference.instructions[a],
+                       "against": reference.sources[a]}
+            if self.key == "instruction+input":
+                details |= {"similar_to_input": reference.inputs[a],
+                            "input_score": _input_score(given, reference.inputs[a])}
+            return "similar_to_against", details
+        match = self.remembered[int(matches.kept_entry[number])]
+        score = float(matches.kept_score[number])
+        duplicate_of = {k: match[k] for k in ("file", "line", "instruction") if k in match}
+        if self.key == "instruction+input":
+            duplicate_of |= {"input": match["input"], "instruction_score": score,
+                             "input_score": _input_score(given, match["input"])}
+        return "duplicate", {"score": score, "duplicate_of": duplicate_of}
 
 
 class _Reference:

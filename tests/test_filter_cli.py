@@ -81,3 +81,54 @@ def test_quiet_filter_prints_no_progress(tmp_path):
     done = subprocess.run([str(SCRIPT), "filter", str(source), "-o", str(tmp_path / "c.json"), "-q"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stderr == ""
+
+
+def test_several_inputs_are_deduplicated_together_into_a_directory(tmp_path):
+    """Two files, one JSON array and one JSONL: the second's copy of the first's record is dropped, and each
+    file's kept records are written back under its name, in its own layout."""
+    first, second = tmp_path / "a.json", tmp_path / "b.jsonl"
+    first.write_text(json.dumps([{"instruction": "Write a haiku about the autumn rain.", "output": "x"},
+                                 {"instruction": "List three prime numbers please.", "output": "2, 3, 5"}]))
+    second.write_text(json.dumps({"instruction": "Write a haiku about the autumn rain!", "output": "y"}) + "\n"
+                      + json.dumps({"instruction": "Name the capital city of France.", "output": "Paris"}) + "\n")
+    out = tmp_path / "clean"
+    out.mkdir()
+    done = subprocess.run([str(SCRIPT), "filter", str(first), str(second), "-o", str(out), "-q"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert [r["instruction"] for r in json.loads((out / "a.json").read_text())] == [
+        "Write a haiku about the autumn rain.", "List three prime numbers please."]
+    assert [json.loads(line)["instruction"] for line in (out / "b.jsonl").read_text().splitlines()] == [
+        "Name the capital city of France."]
+    [dropped] = [json.loads(line) for line in (out / "b.dropped.jsonl").read_text().splitlines()]
+    assert (dropped["file"], dropped["line"], dropped["reason"]) == (str(second), 1, "duplicate")
+    assert dropped["duplicate_of"] == {"file": str(first), "line": 1, "instruction": "Write a haiku about the autumn rain."}
+    assert (out / "a.dropped.jsonl").read_text() == ""
+    assert f"kept records: {out / 'a.json'}" in done.stdout and f"kept records: {out / 'b.jsonl'}" in done.stdout
+
+
+def test_several_inputs_into_one_file_take_the_first_layout(tmp_path):
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.json"
+    first.write_text(json.dumps({"instruction": "Write a haiku about the autumn rain.", "output": "x"}) + "\n")
+    second.write_text(json.dumps([{"instruction": "Name the capital city of France.", "output": "Paris"},
+                                  {"instruction": "write a haiku about the autumn rain", "output": "z"}]))
+    from selfinstruct import filter_dataset
+
+    report = filter_dataset([first, second], tmp_path / "all.jsonl")
+    assert (report.total, report.kept, dict(report.dropped)) == (3, 2, {"duplicate": 1})
+    assert [json.loads(line)["instruction"] for line in (tmp_path / "all.jsonl").read_text().splitlines()] == [
+        "Write a haiku about the autumn rain.", "Name the capital city of France."]
+    [dropped] = [json.loads(line) for line in (tmp_path / "all.dropped.jsonl").read_text().splitlines()]
+    assert (dropped["file"], dropped["index"], dropped["duplicate_of"]["file"]) == (str(second), 1, str(first))
+
+
+def test_several_inputs_refuse_an_output_that_is_one_of_them(tmp_path):
+    """Filtering into the inputs' own directory would replace them: refused before anything is read."""
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    for path in (first, second):
+        path.write_text(json.dumps({"instruction": "Name the capital city of France.", "output": "Paris"}) + "\n")
+    before = first.read_bytes()
+    done = subprocess.run([str(SCRIPT), "filter", str(first), str(second), "-o", str(tmp_path), "-q", "--overwrite"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "is the same file as the input" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and first.read_bytes() == before
