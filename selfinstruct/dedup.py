@@ -6,21 +6,22 @@ is exact; the speed comes from proving most pairs irrelevant without scoring the
 
 * Each text is a bag of items, (token, occurrence number), ordered globally rarest token
   first. Two texts whose F-measure can pass t must share at least alpha items, and then
-  they share one among their first ``len - alpha + 1`` items (prefix filtering), so the
-  index holds only those prefixes of the kept records, and a query reads only the
-  posting lists of its own prefix: rare items with short lists.
-* The first item two texts share in that order bounds their overlap by its positions
-  (positional filtering); pairs that cannot pass are skipped.
+  they share their first SHARED common items among their first ``len - alpha + SHARED``
+  items (prefix filtering), so the index holds only those prefixes of the kept records,
+  and a query reads only the posting lists of its own prefix.
+* Common items come in the same order in both texts, so each one found bounds the overlap
+  by the items left after it in each (positional filtering); pairs that cannot pass, or
+  share fewer than SHARED prefix items, are never scored.
 * The rest get an exact LCS, bit-parallel on 64-bit words, and rouge_score's float
   formula for the F-measure (the same operations, so the same float).
-* Only kept records enter the index; kept records are pairwise dissimilar, so each
-  query meets few candidates, however many near-copies the data holds.
+* Only kept records enter the index; kept records are pairwise dissimilar.
 
 The loops are compiled with numba. ``Corpus`` holds token ids as flat arrays (no Python
-object per record), so millions of records fit in a few hundred MB. ``deduplicate`` runs
-the greedy pass in this process; an engine (see ``ENGINES``) may split the probing of
-earlier kept records across workers and gets the same decisions: ``scan`` combines a
-record's matches from wherever they were found.
+object per record), so millions of records fit in a few hundred MB. ``deduplicate`` goes a
+block of records at a time: the block is probed against the kept records of earlier blocks by
+an engine (``ENGINES``: threads here, or Ray actors), then decided in order against itself.
+Engines only split the probing, and a record's best match is the best of what each part found
+(``Matches.merge``), so every engine gives the same decisions.
 """
 
 from __future__ import annotations

@@ -23,15 +23,17 @@ import ray
 from .dedup import Corpus, Index, Items, Matches
 
 
-def connect(workers: int) -> None:
-    """Join the cluster in RAY_ADDRESS, or start a local one with ``workers`` CPUs; quietly."""
+def connect(workers: int) -> bool:
+    """Join the cluster in RAY_ADDRESS, or start a local one with ``workers`` CPUs, quietly, unless this
+    process is connected already; whether it connected now."""
     if ray.is_initialized():
-        return
+        return False
     options = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR", configure_logging=True)
     if os.environ.get("RAY_ADDRESS"):
         ray.init(**options)
     else:
         ray.init(num_cpus=workers, **options)
+    return True
 
 
 @ray.remote(num_cpus=1)
@@ -65,7 +67,7 @@ class RayProbe:
     """The engine: W actors; kept records of block b go to actor b mod W."""
 
     def __init__(self, items: Items, workers: int, block: int):
-        connect(workers)
+        self.connected = connect(workers)
         corpus = items.corpus
         self.block, self.against = block, corpus.against
         self.workers = workers
@@ -107,3 +109,5 @@ class RayProbe:
     def close(self) -> None:
         for shard in self.shards:
             ray.kill(shard)
+        if self.connected:  # a caller's own ray.init stays theirs
+            ray.shutdown()

@@ -1,9 +1,11 @@
 """Filtering an existing dataset the way the loop filters new tasks.
 
-Records are read one at a time and decided in file order: a record is dropped if a
-heuristic rule rejects it, or if it is a near-duplicate of an earlier kept record (or of
-any record of an ``against`` dataset). Only the kept records' instructions (and, with
-``key`` instruction+input, inputs) are held in memory.
+Records are decided in file order: a record is dropped if a heuristic rule rejects it, or if
+it is a near-duplicate of an earlier kept record (or of any record of an ``against`` dataset).
+The input is read twice: first to apply the heuristic rules and turn the instructions (and, with
+``key`` instruction+input, inputs) into token ids for ``dedup``, which decides every record at
+once; then to write each record where its decision sends it. In between only flat arrays are
+held, never the records.
 
 ``key`` says what a near-duplicate is. ``instruction`` (the default): the instructions'
 ROUGE-L is above the threshold, so an Alpaca export, which repeats a task's instruction
