@@ -228,6 +228,8 @@ def deduplicate(corpus: Corpus, threshold: float, engine: str = "local", workers
         probe.add(np.arange(corpus.against, dtype=np.int32))
         total = len(corpus) - corpus.against
         matches = Matches.empty(total)
+        if progress:
+            progress(0, total)  # the stage starts now, not at the end of its first block
         for first in range(0, total, block):
             stop = min(first + block, total)
             entries = np.arange(corpus.against + first, corpus.against + stop, dtype=np.int32)

@@ -72,6 +72,7 @@ def test_progress_lines_report_each_stage_with_rate_and_eta(tmp_path):
     assert [s for i, s in enumerate(seen) if i == 0 or seen[i - 1] != s] == [
         ("reading", "lines"), ("deduplicating", "records"), ("writing", "lines")]
     assert [m[4] for m in stages if m[1] == "reading"] == ["0", "33", "67", "100"]
+    assert [m[2] for m in stages if m[1] == "deduplicating"] == ["0", "3,000"]  # starts at 0: a true rate
     assert stages[-1][4] == "100" and stages[-1][2] == "3,000"
 
 
