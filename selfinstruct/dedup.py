@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
+from .similarity import f_measure
+
 # Bounds are compared with a margin so that rounding in a bound can never skip a pair
 # that passes; the final decision uses the exact float F-measure.
 MARGIN = 1e-9
@@ -251,7 +253,6 @@ class LocalProbe:
     without the GIL), each thread taking a share of the block."""
 
     def __init__(self, items: Items, workers: int, block: int):
-        self.items = items
         self.index = Index(items, np.flatnonzero(items.corpus.active))
         self.pool = ThreadPoolExecutor(workers) if workers > 1 else None
         self.workers = workers
@@ -416,14 +417,7 @@ def _merge(a_entry, a_score, k_entry, k_score, b_a_entry, b_a_score, b_k_entry, 
             k_entry[r], k_score[r] = b_k_entry[r], b_k_score[r]
 
 
-@njit(cache=True)
-def _f_measure(lcs, len_a, len_b):
-    """rouge_score's F-measure, with its float operations."""
-    if lcs == 0 or len_a == 0 or len_b == 0:
-        return 0.0
-    precision = lcs / len_b
-    recall = lcs / len_a
-    return 2 * precision * recall / (precision + recall)
+_f_measure = njit(cache=True)(f_measure)  # similarity's, compiled: the same float operations
 
 
 @njit(cache=True)
