@@ -189,23 +189,26 @@ class Items:
 
 
 class Index:
-    """Posting lists of the prefix items of the entries added so far. Space is set aside for
-    every entry in ``members`` (the ones that may be added), so adding never moves data."""
+    """Posting lists of the prefix items of the entries added so far, one per key: an item, the
+    length of the entry and the item's position in it. Keys don't grow with the data, so a query
+    checks a key once and skips its postings, however many, when no entry of that length holding
+    the item there can pass. Space is set aside for every entry in ``members`` (the ones that may
+    be added), so adding never moves data."""
 
     def __init__(self, items: Items, members: np.ndarray):
         c = items.corpus
         self.items = items
-        self.start = _capacity(c.tokens, c.offsets, items.base, items.count, members.astype(np.int32),
-                               items.threshold)
-        self.fill = np.zeros(len(self.start) - 1, np.int32)
+        self.item_keys, self.key_length, self.key_position, self.start = _keys(
+            c.tokens, c.offsets, items.base, items.count, members.astype(np.int32), items.threshold)
+        self.fill = np.zeros(len(self.key_length), np.int32)
         self.entry = np.zeros(self.start[-1], np.int32)
-        self.position = np.zeros(self.start[-1], np.int32)  # of the item in the entry's order
-        self.length = np.zeros(self.start[-1], np.int32)  # the entry's, read along (no random access)
 
     def add(self, entries: np.ndarray) -> None:
         c = self.items.corpus
-        _add(c.tokens, c.offsets, self.items.base, entries.astype(np.int32), self.items.threshold,
-             self.start, self.fill, self.entry, self.position, self.length)
+        _add(c.tokens, c.offsets, self.items.base, entries.astype(np.int32), self.items.threshold, *self.arrays())
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        return self.item_keys, self.key_length, self.key_position, self.start, self.fill, self.entry
 
     def scan(self, first: int, stop: int, matches: Matches, add_kept: bool) -> None:
         """Find, for input records first..stop-1, their best match among the entries in the index
@@ -215,7 +218,7 @@ class Index:
         input_tokens, input_offsets = c.input_arrays()
         _scan(c.tokens, c.offsets, input_tokens, input_offsets, c.use_inputs, c.active, c.against, c.vocabulary,
               self.items.base, self.items.threshold, first, stop, add_kept,
-              self.start, self.fill, self.entry, self.position, self.length, *matches.arrays())
+              *self.arrays(), *matches.arrays())
 
 
 def deduplicate(corpus: Corpus, threshold: float, engine: str = "local", workers: int | None = None,
@@ -364,23 +367,47 @@ def _item_base(tokens, offsets, active, vocabulary):
 
 
 @njit(cache=True)
-def _capacity(tokens, offsets, base, count, members, threshold):
-    """Posting list starts with room for the prefix items of every member."""
-    counts = np.zeros(count + 1, np.int64)
+def _keys(tokens, offsets, base, count, members, threshold):
+    """The keys of the members' prefix items, each item's together (item_keys[i]..item_keys[i+1]),
+    ordered by entry length, then position; and where each key's postings start."""
+    per_item = np.zeros(count + 1, np.int64)
     items = np.zeros(16, np.int64)
     for e in members:
         lo, hi = offsets[e], offsets[e + 1]
         if hi - lo > len(items):
             items = np.zeros(2 * (hi - lo), np.int64)
         _sorted_items(tokens, lo, hi, base, items)
-        prefix = _prefix(hi - lo, threshold)
-        for i in range(prefix):
-            counts[items[i] + 1] += 1
-    return np.cumsum(counts)
+        for i in range(_prefix(hi - lo, threshold)):
+            per_item[items[i] + 1] += 1
+    item_start = np.cumsum(per_item)
+    codes = np.zeros(item_start[-1], np.int64)  # length << 32 | position, per posting
+    filled = item_start[:-1].copy()
+    for e in members:
+        lo, hi = offsets[e], offsets[e + 1]
+        _sorted_items(tokens, lo, hi, base, items)
+        for i in range(_prefix(hi - lo, threshold)):
+            codes[filled[items[i]]] = ((hi - lo) << 32) | i
+            filled[items[i]] += 1
+    # Sort each item's codes and keep the distinct ones, in place (keys never outrun postings).
+    item_keys = np.zeros(count + 1, np.int64)
+    postings = np.zeros(len(codes), np.int64)
+    k = 0
+    for item in range(count):
+        part = codes[item_start[item]:item_start[item + 1]]
+        part.sort()
+        for j in range(len(part)):
+            if j == 0 or part[j] != part[j - 1]:
+                codes[k] = part[j]
+                k += 1
+            postings[k - 1] += 1
+        item_keys[item + 1] = k
+    start = np.zeros(k + 1, np.int64)
+    start[1:] = np.cumsum(postings[:k])
+    return item_keys, (codes[:k] >> 32).astype(np.int32), (codes[:k] & 0xFFFFFFFF).astype(np.int32), start
 
 
 @njit(cache=True)
-def _add(tokens, offsets, base, entries, threshold, start, fill, entry, position, length):
+def _add(tokens, offsets, base, entries, threshold, item_keys, key_length, key_position, start, fill, entry):
     items = np.zeros(16, np.int64)
     for e in entries:
         lo, hi = offsets[e], offsets[e + 1]
@@ -389,18 +416,23 @@ def _add(tokens, offsets, base, entries, threshold, start, fill, entry, position
         if hi - lo > len(items):
             items = np.zeros(2 * (hi - lo), np.int64)
         _sorted_items(tokens, lo, hi, base, items)
-        _append(e, hi - lo, items, _prefix(hi - lo, threshold), start, fill, entry, position, length)
+        _append(e, hi - lo, items, _prefix(hi - lo, threshold), item_keys, key_length, key_position, start, fill,
+                entry)
 
 
 @njit(cache=True)
-def _append(e, size, items, prefix, start, fill, entry, position, length):
-    """Add entry e (``size`` tokens) to the posting lists of its first ``prefix`` items."""
+def _append(e, size, items, prefix, item_keys, key_length, key_position, start, fill, entry):
+    """Add entry e (``size`` tokens) to the postings of its first ``prefix`` items."""
     for i in range(prefix):
-        slot = start[items[i]] + fill[items[i]]
-        entry[slot] = e
-        position[slot] = i
-        length[slot] = size
-        fill[items[i]] += 1
+        lo, hi = item_keys[items[i]], item_keys[items[i] + 1]
+        while lo < hi:  # the key (size, i) among the item's, ordered by (length, position)
+            mid = (lo + hi) // 2
+            if key_length[mid] < size or (key_length[mid] == size and key_position[mid] < i):
+                lo = mid + 1
+            else:
+                hi = mid
+        entry[start[lo] + fill[lo]] = e
+        fill[lo] += 1
 
 
 @njit(cache=True)
@@ -499,9 +531,9 @@ def _input_score(tokens, offsets, a, b, slot, masks, state):
 
 @njit(cache=True, nogil=True)
 def _scan(tokens, offsets, input_tokens, input_offsets, use_inputs, active, against, vocabulary, base, threshold,
-          first, stop, add_kept, start, fill, entry, position, entry_length, a_entry, a_score, k_entry, k_score):
-    # Per entry: the query that last met it, and the prefix items they share (-1: ruled out).
-    mark = np.full((len(offsets) - 1, 2), -1, np.int32)
+          first, stop, add_kept, item_keys, key_length, key_position, start, fill, entry,
+          a_entry, a_score, k_entry, k_score):
+    mark = np.full(len(offsets) - 1, -1, np.int64)
     candidates = np.zeros(1024, np.int32)
     slot = np.full(vocabulary, -1, np.int32)
     input_slot = np.full(vocabulary, -1, np.int32)
@@ -524,33 +556,41 @@ def _scan(tokens, offsets, input_tokens, input_offsets, use_inputs, active, agai
         _sorted_items(tokens, lo, hi, base, items)
         masks = _set_pattern(tokens, lo, hi, slot, masks)
         prefix = _prefix(length, threshold)
-        needed = min(SHARED, _alpha(length, threshold))
+        alpha = _alpha(length, threshold)
+        # Past this length, the lengths alone fail: 2 * min(lengths) < bar * (sum of lengths).
+        longest = int((2.0 - bar) * length / bar) + 1 if bar > 0 else np.iinfo(np.int32).max
+        base_q = q * (SHARED + 1)  # mark[e] - base_q: the items e shares with q so far, if >= 0
         touched = 0
         for i in range(prefix):
             item = items[i]
-            for p in range(start[item], start[item] + fill[item]):
-                e = entry[p]
-                if mark[e, 0] != q:
-                    mark[e, 0] = q
-                    mark[e, 1] = 0
-                    if touched == len(candidates):
-                        candidates = np.concatenate((candidates, np.zeros(len(candidates), np.int32)))
-                    candidates[touched] = e
-                    touched += 1
-                elif mark[e, 1] < 0:
-                    continue  # ruled out
-                other = entry_length[p]
-                mark[e, 1] += 1
-                # Common items come in the same order in both texts: after this one, at most
-                # min(items left in each) more.
-                bound = mark[e, 1] + min(length - i - 1, other - position[p] - 1)
-                if 2.0 * bound < bar * (length + other):
-                    mark[e, 1] = -1
+            left = length - i - 1
+            for k in range(item_keys[item], item_keys[item + 1]):
+                other = key_length[k]
+                if other > longest:
+                    break
+                if fill[k] == 0:
+                    continue
+                # Common items come in the same order in both texts: if this one is the n-th
+                # shared, the overlap is at most n + the items left after it in each.
+                after = min(left, other - key_position[k] - 1)
+                total = bar * (length + other)
+                if 2.0 * (SHARED + after) < total:
+                    continue
+                needed = min(SHARED, max(alpha, _alpha(other, threshold)))
+                for p in range(start[k], start[k] + fill[k]):
+                    e = entry[p]
+                    shared = max(mark[e] - base_q, 0) + 1
+                    if shared > needed or 2.0 * (shared + after) < total:
+                        continue  # a candidate already, or this pair cannot pass
+                    mark[e] = base_q + shared
+                    if shared == needed:
+                        if touched == len(candidates):
+                            candidates = np.concatenate((candidates, np.zeros(len(candidates), np.int32)))
+                        candidates[touched] = e
+                        touched += 1
         for c in range(touched):
             e = candidates[c]
             other = offsets[e + 1] - offsets[e]
-            if mark[e, 1] < min(needed, _alpha(other, threshold)):
-                continue
             lcs = _lcs(length, masks, slot, tokens, offsets[e], offsets[e + 1], state)
             score = _f_measure(lcs, length, other)
             if not score > threshold:
@@ -567,4 +607,4 @@ def _scan(tokens, offsets, input_tokens, input_offsets, use_inputs, active, agai
                 k_entry[r], k_score[r] = e, score
         _clear_pattern(tokens, lo, hi, slot)
         if add_kept and a_entry[r] == NONE and k_entry[r] == NONE:
-            _append(q, length, items, prefix, start, fill, entry, position, entry_length)
+            _append(q, length, items, prefix, item_keys, key_length, key_position, start, fill, entry)
