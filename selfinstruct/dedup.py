@@ -202,13 +202,14 @@ class Index:
             c.tokens, c.offsets, items.base, items.count, members.astype(np.int32), items.threshold)
         self.fill = np.zeros(len(self.key_length), np.int32)
         self.entry = np.zeros(self.start[-1], np.int32)
+        self.signature = np.zeros(self.start[-1], np.uint64)  # the entry's, read along (see _signature)
 
     def add(self, entries: np.ndarray) -> None:
         c = self.items.corpus
         _add(c.tokens, c.offsets, self.items.base, entries.astype(np.int32), self.items.threshold, *self.arrays())
 
     def arrays(self) -> tuple[np.ndarray, ...]:
-        return self.item_keys, self.key_length, self.key_position, self.start, self.fill, self.entry
+        return self.item_keys, self.key_length, self.key_position, self.start, self.fill, self.entry, self.signature
 
     def scan(self, first: int, stop: int, matches: Matches, add_kept: bool) -> None:
         """Find, for input records first..stop-1, their best match among the entries in the index
@@ -407,7 +408,8 @@ def _keys(tokens, offsets, base, count, members, threshold):
 
 
 @njit(cache=True)
-def _add(tokens, offsets, base, entries, threshold, item_keys, key_length, key_position, start, fill, entry):
+def _add(tokens, offsets, base, entries, threshold, item_keys, key_length, key_position, start, fill, entry,
+         signature):
     items = np.zeros(16, np.int64)
     for e in entries:
         lo, hi = offsets[e], offsets[e + 1]
@@ -417,12 +419,13 @@ def _add(tokens, offsets, base, entries, threshold, item_keys, key_length, key_p
             items = np.zeros(2 * (hi - lo), np.int64)
         _sorted_items(tokens, lo, hi, base, items)
         _append(e, hi - lo, items, _prefix(hi - lo, threshold), item_keys, key_length, key_position, start, fill,
-                entry)
+                entry, signature)
 
 
 @njit(cache=True)
-def _append(e, size, items, prefix, item_keys, key_length, key_position, start, fill, entry):
+def _append(e, size, items, prefix, item_keys, key_length, key_position, start, fill, entry, signature):
     """Add entry e (``size`` tokens) to the postings of its first ``prefix`` items."""
+    mine = _signature(items, size)
     for i in range(prefix):
         lo, hi = item_keys[items[i]], item_keys[items[i] + 1]
         while lo < hi:  # the key (size, i) among the item's, ordered by (length, position)
@@ -432,7 +435,19 @@ def _append(e, size, items, prefix, item_keys, key_length, key_position, start, 
             else:
                 hi = mid
         entry[start[lo] + fill[lo]] = e
+        signature[start[lo] + fill[lo]] = mine
         fill[lo] += 1
+
+
+@njit(cache=True)
+def _signature(items, size):
+    """A 64-bit sketch of a text's items: bit h(item) for each. A bit set in one text's sketch
+    and not in the other's stands for at least one item the other lacks, so
+    size - popcount(mine & ~theirs) bounds the items two texts share, without reading the other."""
+    bits = np.uint64(0)
+    for i in range(size):
+        bits |= np.uint64(1) << ((np.uint64(items[i]) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(58))
+    return bits
 
 
 @njit(cache=True)
@@ -531,7 +546,7 @@ def _input_score(tokens, offsets, a, b, slot, masks, state):
 
 @njit(cache=True, nogil=True)
 def _scan(tokens, offsets, input_tokens, input_offsets, use_inputs, active, against, vocabulary, base, threshold,
-          first, stop, add_kept, item_keys, key_length, key_position, start, fill, entry,
+          first, stop, add_kept, item_keys, key_length, key_position, start, fill, entry, signature,
           a_entry, a_score, k_entry, k_score):
     mark = np.full(len(offsets) - 1, -1, np.int64)
     candidates = np.zeros(1024, np.int32)
@@ -557,6 +572,7 @@ def _scan(tokens, offsets, input_tokens, input_offsets, use_inputs, active, agai
         masks = _set_pattern(tokens, lo, hi, slot, masks)
         prefix = _prefix(length, threshold)
         alpha = _alpha(length, threshold)
+        mine = _signature(items, length)
         # Past this length, the lengths alone fail: 2 * min(lengths) < bar * (sum of lengths).
         longest = int((2.0 - bar) * length / bar) + 1 if bar > 0 else np.iinfo(np.int32).max
         base_q = q * (SHARED + 1)  # mark[e] - base_q: the items e shares with q so far, if >= 0
@@ -578,6 +594,10 @@ def _scan(tokens, offsets, input_tokens, input_offsets, use_inputs, active, agai
                     continue
                 needed = min(SHARED, max(alpha, _alpha(other, threshold)))
                 for p in range(start[k], start[k] + fill[k]):
+                    theirs = signature[p]
+                    most = min(length - _popcount(mine & ~theirs), other - _popcount(theirs & ~mine))
+                    if 2.0 * most < total:
+                        continue  # too few items in common
                     e = entry[p]
                     shared = max(mark[e] - base_q, 0) + 1
                     if shared > needed or 2.0 * (shared + after) < total:
@@ -607,4 +627,4 @@ def _scan(tokens, offsets, input_tokens, input_offsets, use_inputs, active, agai
                 k_entry[r], k_score[r] = e, score
         _clear_pattern(tokens, lo, hi, slot)
         if add_kept and a_entry[r] == NONE and k_entry[r] == NONE:
-            _append(q, length, items, prefix, item_keys, key_length, key_position, start, fill, entry)
+            _append(q, length, items, prefix, item_keys, key_length, key_position, start, fill, entry, signature)
