@@ -39,9 +39,6 @@ from .similarity import f_measure
 # that passes; the final decision uses the exact float F-measure.
 MARGIN = 1e-9
 NONE = -1  # no match
-# Prefixes are long enough that a pair which can pass shares this many items in them: fewer
-# pairs meet that than share one rare item, for a few more items read per query.
-SHARED = 2
 
 
 @dataclass
@@ -198,11 +195,11 @@ class Index:
     def __init__(self, items: Items, members: np.ndarray):
         c = items.corpus
         self.items = items
-        self.item_keys, self.key_length, self.key_position, self.start = _keys(
+        self.item_keys, self.key_length, self.key_position, self.next_length, self.start = _keys(
             c.tokens, c.offsets, items.base, items.count, members.astype(np.int32), items.threshold)
         self.fill = np.zeros(len(self.key_length), np.int32)
         self.entry = np.zeros(self.start[-1], np.int32)
-        self.signature = np.zeros(self.start[-1], np.uint64)  # the entry's, read along (see _signature)
+        self.signature = np.zeros((self.start[-1], 2), np.uint64)  # the entry's, read along (see _signature)
 
     def add(self, entries: np.ndarray) -> None:
         c = self.items.corpus
@@ -218,7 +215,7 @@ class Index:
         c = self.items.corpus
         input_tokens, input_offsets = c.input_arrays()
         _scan(c.tokens, c.offsets, input_tokens, input_offsets, c.use_inputs, c.active, c.against, c.vocabulary,
-              self.items.base, self.items.threshold, first, stop, add_kept,
+              self.items.base, self.items.threshold, first, stop, add_kept, self.next_length,
               *self.arrays(), *matches.arrays())
 
 
@@ -312,10 +309,9 @@ def _alpha(length, threshold):
 
 @njit(cache=True)
 def _prefix(length, threshold):
-    """How many of a text's first items are indexed and probed. Two texts that must share alpha
-    items share their first SHARED common items (or all, if fewer) within the first
-    length - alpha + SHARED items of each."""
-    return min(length, length - _alpha(length, threshold) + SHARED)
+    """How many of a text's first items are indexed and probed: two texts that share at least
+    alpha items share one within the first length - alpha + 1 items of each."""
+    return length - _alpha(length, threshold) + 1
 
 
 @njit(cache=True)
@@ -404,7 +400,13 @@ def _keys(tokens, offsets, base, count, members, threshold):
         item_keys[item + 1] = k
     start = np.zeros(k + 1, np.int64)
     start[1:] = np.cumsum(postings[:k])
-    return item_keys, (codes[:k] >> 32).astype(np.int32), (codes[:k] & 0xFFFFFFFF).astype(np.int32), start
+    length = (codes[:k] >> 32).astype(np.int32)
+    next_length = np.zeros(k, np.int64)  # the item's first key of a greater length
+    for item in range(count):
+        end = item_keys[item + 1]
+        for j in range(end - 1, item_keys[item] - 1, -1):
+            next_length[j] = j + 1 if j + 1 == end or length[j + 1] != length[j] else next_length[j + 1]
+    return item_keys, length, (codes[:k] & 0xFFFFFFFF).astype(np.int32), next_length, start
 
 
 @njit(cache=True)
@@ -425,7 +427,7 @@ def _add(tokens, offsets, base, entries, threshold, item_keys, key_length, key_p
 @njit(cache=True)
 def _append(e, size, items, prefix, item_keys, key_length, key_position, start, fill, entry, signature):
     """Add entry e (``size`` tokens) to the postings of its first ``prefix`` items."""
-    mine = _signature(items, size)
+    mine_lo, mine_hi = _signature(items, size)
     for i in range(prefix):
         lo, hi = item_keys[items[i]], item_keys[items[i] + 1]
         while lo < hi:  # the key (size, i) among the item's, ordered by (length, position)
@@ -435,7 +437,8 @@ def _append(e, size, items, prefix, item_keys, key_length, key_position, start, 
             else:
                 hi = mid
         entry[start[lo] + fill[lo]] = e
-        signature[start[lo] + fill[lo]] = mine
+        signature[start[lo] + fill[lo], 0] = mine_lo
+        signature[start[lo] + fill[lo], 1] = mine_hi
         fill[lo] += 1
 
 
@@ -444,10 +447,15 @@ def _signature(items, size):
     """A 64-bit sketch of a text's items: bit h(item) for each. A bit set in one text's sketch
     and not in the other's stands for at least one item the other lacks, so
     size - popcount(mine & ~theirs) bounds the items two texts share, without reading the other."""
-    bits = np.uint64(0)
+    lo = np.uint64(0)
+    hi = np.uint64(0)
     for i in range(size):
-        bits |= np.uint64(1) << ((np.uint64(items[i]) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(58))
-    return bits
+        h = (np.uint64(items[i]) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(57)
+        if h < np.uint64(64):
+            lo |= np.uint64(1) << h
+        else:
+            hi |= np.uint64(1) << (h - np.uint64(64))
+    return lo, hi
 
 
 @njit(cache=True)
@@ -546,9 +554,9 @@ def _input_score(tokens, offsets, a, b, slot, masks, state):
 
 @njit(cache=True, nogil=True)
 def _scan(tokens, offsets, input_tokens, input_offsets, use_inputs, active, against, vocabulary, base, threshold,
-          first, stop, add_kept, item_keys, key_length, key_position, start, fill, entry, signature,
+          first, stop, add_kept, next_length, item_keys, key_length, key_position, start, fill, entry, signature,
           a_entry, a_score, k_entry, k_score):
-    mark = np.full(len(offsets) - 1, -1, np.int64)
+    mark = np.full(len(offsets) - 1, -1, np.int32)  # the query that last met each entry
     candidates = np.zeros(1024, np.int32)
     slot = np.full(vocabulary, -1, np.int32)
     input_slot = np.full(vocabulary, -1, np.int32)
@@ -571,43 +579,42 @@ def _scan(tokens, offsets, input_tokens, input_offsets, use_inputs, active, agai
         _sorted_items(tokens, lo, hi, base, items)
         masks = _set_pattern(tokens, lo, hi, slot, masks)
         prefix = _prefix(length, threshold)
-        alpha = _alpha(length, threshold)
-        mine = _signature(items, length)
+        mine_lo, mine_hi = _signature(items, length)
         # Past this length, the lengths alone fail: 2 * min(lengths) < bar * (sum of lengths).
         longest = int((2.0 - bar) * length / bar) + 1 if bar > 0 else np.iinfo(np.int32).max
-        base_q = q * (SHARED + 1)  # mark[e] - base_q: the items e shares with q so far, if >= 0
         touched = 0
         for i in range(prefix):
             item = items[i]
             left = length - i - 1
-            for k in range(item_keys[item], item_keys[item + 1]):
+            # Common items come in the same order in both texts: if this is the first shared
+            # one, the overlap is at most 1 + the items left after it in each; so neither text
+            # may be longer than this.
+            reach = min(longest, int(2.0 * (1 + left) / bar) - length + 1) if bar > 0 else longest
+            k, end = item_keys[item], item_keys[item + 1]
+            while k < end:
                 other = key_length[k]
-                if other > longest:
+                if other > reach:
                     break
-                if fill[k] == 0:
-                    continue
-                # Common items come in the same order in both texts: if this one is the n-th
-                # shared, the overlap is at most n + the items left after it in each.
                 after = min(left, other - key_position[k] - 1)
                 total = bar * (length + other)
-                if 2.0 * (SHARED + after) < total:
+                if 2.0 * (1 + after) < total:
+                    k = next_length[k]  # later positions leave fewer items after them
                     continue
-                needed = min(SHARED, max(alpha, _alpha(other, threshold)))
                 for p in range(start[k], start[k] + fill[k]):
-                    theirs = signature[p]
-                    most = min(length - _popcount(mine & ~theirs), other - _popcount(theirs & ~mine))
+                    theirs_lo, theirs_hi = signature[p, 0], signature[p, 1]
+                    most = min(length - _popcount(mine_lo & ~theirs_lo) - _popcount(mine_hi & ~theirs_hi),
+                               other - _popcount(theirs_lo & ~mine_lo) - _popcount(theirs_hi & ~mine_hi))
                     if 2.0 * most < total:
                         continue  # too few items in common
                     e = entry[p]
-                    shared = max(mark[e] - base_q, 0) + 1
-                    if shared > needed or 2.0 * (shared + after) < total:
-                        continue  # a candidate already, or this pair cannot pass
-                    mark[e] = base_q + shared
-                    if shared == needed:
-                        if touched == len(candidates):
-                            candidates = np.concatenate((candidates, np.zeros(len(candidates), np.int32)))
-                        candidates[touched] = e
-                        touched += 1
+                    if mark[e] == q:
+                        continue  # met already
+                    mark[e] = q
+                    if touched == len(candidates):
+                        candidates = np.concatenate((candidates, np.zeros(len(candidates), np.int32)))
+                    candidates[touched] = e
+                    touched += 1
+                k += 1
         for c in range(touched):
             e = candidates[c]
             other = offsets[e + 1] - offsets[e]
