@@ -5,13 +5,15 @@ F-measure against an earlier kept record is above the threshold. Every decision 
 is exact; the speed comes from proving most pairs irrelevant without scoring them:
 
 * Each text is a bag of items, (token, occurrence number), ordered globally rarest token
-  first. Two texts whose F-measure can pass t must share at least alpha items, and then
-  they share their first SHARED common items among their first ``len - alpha + SHARED``
-  items (prefix filtering), so the index holds only those prefixes of the kept records,
-  and a query reads only the posting lists of its own prefix.
-* Common items come in the same order in both texts, so each one found bounds the overlap
-  by the items left after it in each (positional filtering); pairs that cannot pass, or
-  share fewer than SHARED prefix items, are never scored.
+  first. Two texts whose F-measure can pass t share at least alpha items, so they share one
+  among the first ``len - alpha + 1`` items of each (prefix filtering): the index holds only
+  those prefixes of the kept records, and a query reads only its own prefix's postings.
+* Common items come in the same order in both texts, so the first one shared bounds the
+  overlap by 1 + the items left after it in each (positional filtering). Postings are kept
+  per key (item, entry length, position), so a query checks each key once and skips all its
+  postings when that bound fails, however many there are.
+* Each posting carries a 128-bit sketch of its entry's items, which bounds the items the pair
+  shares; a pair that fails that bound is dropped without touching the entry.
 * The rest get an exact LCS, bit-parallel on 64-bit words, and rouge_score's float
   formula for the F-measure (the same operations, so the same float).
 * Only kept records enter the index; kept records are pairwise dissimilar.
@@ -387,7 +389,7 @@ def _keys(tokens, offsets, base, count, members, threshold):
             filled[items[i]] += 1
     # Sort each item's codes and keep the distinct ones, in place (keys never outrun postings).
     item_keys = np.zeros(count + 1, np.int64)
-    postings = np.zeros(len(codes), np.int64)
+    postings = np.zeros(len(codes), np.int32)
     k = 0
     for item in range(count):
         part = codes[item_start[item]:item_start[item + 1]]
@@ -444,8 +446,8 @@ def _append(e, size, items, prefix, item_keys, key_length, key_position, start, 
 
 @njit(cache=True)
 def _signature(items, size):
-    """A 64-bit sketch of a text's items: bit h(item) for each. A bit set in one text's sketch
-    and not in the other's stands for at least one item the other lacks, so
+    """A 128-bit sketch of a text's items, as two words: bit h(item) for each. A bit set in one
+    text's sketch and not in the other's stands for at least one item the other lacks, so
     size - popcount(mine & ~theirs) bounds the items two texts share, without reading the other."""
     lo = np.uint64(0)
     hi = np.uint64(0)

@@ -240,9 +240,10 @@ def _screen(input: Path, field, key, lang, only, corpus: CorpusBuilder, tell, li
 
 
 def _heuristic_rejection(instruction: str, instances: list[Instance] | None, lang: str) -> str | None:
-    record_lang = detect_lang(instruction) if lang == "auto" else lang
+    detected = detect_lang(instruction) if lang == "auto" else None
+    record_lang = detected or lang
     low, high = LENGTH_DEFAULTS[record_lang]
-    reason = instruction_rejection(instruction, record_lang, low, high)
+    reason = instruction_rejection(instruction, record_lang, low, high, detected)
     if reason:
         return reason
     if instances is not None:

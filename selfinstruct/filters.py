@@ -34,14 +34,16 @@ def length_of(text: str, lang: str) -> int:
     return len(text.split()) if lang == "en" else len(re.sub(r"\s", "", text))
 
 
-def instruction_rejection(text: str, lang: str, min_length: int, max_length: int) -> str | None:
-    """Why an instruction is rejected by the heuristics, or None if it passes."""
+def instruction_rejection(text: str, lang: str, min_length: int, max_length: int,
+                          detected: str | None = None) -> str | None:
+    """Why an instruction is rejected by the heuristics, or None if it passes. ``detected`` is
+    detect_lang(text) where the caller has it already (it is a large share of the time)."""
     text = text.strip()
     if not text:
         return "empty"
     if unicodedata.category(text[0])[0] in "PS" and text[0] not in _OPENING_QUOTES:
         return "starts_with_punctuation"
-    if (detect_lang(text) != lang or (lang == "en" and not text[0].isascii())
+    if ((detected or detect_lang(text)) != lang or (lang == "en" and not text[0].isascii())
             or (lang == "zh" and _KANA_HANGUL.search(text))):
         return "wrong_language"
     length = length_of(text, lang)
