@@ -24,9 +24,12 @@ _UNSUPPORTED_ZH = re.compile(r"图片|图像|照片|视频|音频|音乐|绘制|
 
 def detect_lang(text: str) -> str:
     """``zh`` when at least a fifth of the letters are CJK characters, else ``en``."""
+    if text.isascii():
+        return "en"  # no CJK character (and the quickest test: filter calls this per record)
     cjk = len(_CJK.findall(text))
-    letters = len(_LETTER.findall(text))
-    return "zh" if cjk and cjk * 5 >= letters else "en"
+    if cjk * 5 >= len(text):
+        return "zh" if cjk else "en"  # a fifth of all characters, so of the letters too
+    return "zh" if cjk and cjk * 5 >= len(_LETTER.findall(text)) else "en"
 
 
 def length_of(text: str, lang: str) -> int:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 
 from selfinstruct.filters import clean_instances, detect_lang, instruction_rejection
@@ -75,6 +78,20 @@ def test_japanese_and_korean_are_not_chinese(text):
 
 def test_katakana_middle_dot_is_chinese_punctuation():
     assert zh("列夫・托尔斯泰有哪些代表作？请列举三部。") is None
+
+
+CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+
+
+def test_detect_lang_follows_its_definition_on_mixed_text():
+    """Its shortcuts (ASCII text; CJK a fifth of all characters) give what counting letters gives."""
+    rng = random.Random(3)
+    alphabet = "ab Z 7,.!？。中文字と한éЖ\u3000"
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24)))
+        cjk = len(CJK.findall(text))
+        letters = sum(1 for ch in text if ch.isalpha())
+        assert detect_lang(text) == ("zh" if cjk and cjk * 5 >= letters else "en"), text
 
 
 def test_detect_lang():

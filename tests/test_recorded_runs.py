@@ -81,7 +81,8 @@ def record() -> None:
             n = int(blocks[-1].split(".", 1)[0]) + 1
             copy = blocks[0].splitlines()[0].split("：" if zh else ": ", 1)[1]
             if zh:
-                odd = [f"{n}. 指令：{copy}\n输入：无\n输出：重复的答案。", f"{n + 1}. 指令：为这首诗画一幅图片。\n输入：无\n输出：好的。",
+                odd = [f"{n}. 指令：{copy}\n输入：无\n输出：重复的答案。",
+                       f"{n + 1}. 指令：为这首诗画一幅图片。\n输入：无\n输出：好的。",
                        f"{n + 2}. 指令：写一首关于秋天夜晚的短诗。\n输入：无\n输出："]
             else:
                 odd = [f"{n}. Instruction: {copy}\nInput: None\nOutput: A repeated answer.",
