@@ -27,8 +27,8 @@ def detect_lang(text: str) -> str:
     if text.isascii():
         return "en"  # no CJK character (and the quickest test: filter calls this per record)
     cjk = len(_CJK.findall(text))
-    if cjk * 5 >= len(text):
-        return "zh" if cjk else "en"  # a fifth of all characters, so of the letters too
+    if cjk * 5 >= len(text):  # text is not empty here, so cjk is not 0
+        return "zh"  # a fifth of all characters, so of the letters too
     return "zh" if cjk and cjk * 5 >= len(_LETTER.findall(text)) else "en"
 
 
