@@ -37,7 +37,7 @@ from .dedup import ENGINES, NONE, CorpusBuilder, Matches, deduplicate
 from .filters import clean_instances, detect_lang, instruction_rejection
 from .journal import json_line
 from .progress import count_lines
-from .records import RecordError, detect_layout, invalid_text, iter_records
+from .records import RecordError, detect_layout, invalid_text, iter_line_texts, iter_records
 from .rundir import is_file_of_a_run
 from .seeds import Instance
 from .similarity import rouge_l, tokenize
@@ -45,6 +45,7 @@ from .similarity import rouge_l, tokenize
 ONLY = ("dedup", "heuristics")
 KEYS = ("instruction", "instruction+input")
 PROGRESS_EVERY = 1000  # records between calls of the progress callback
+_UNPARSED = object()  # a record copied as its line's text, never parsed
 
 
 class FilterError(ValueError):
@@ -191,6 +192,7 @@ class _Screened:
     dropped: list = field(default_factory=lambda: array("b"))
     reasons: list[str] = field(default_factory=lambda: [""])
     errors: dict[int, str] = field(default_factory=dict)  # record -> a bad record's error
+    unreadable: set[int] = field(default_factory=set)  # records that are not JSON (or not UTF-8)
 
     def reason_id(self, reason: str) -> int:
         if reason not in self.reasons:
@@ -213,6 +215,7 @@ def _screen(input: Path, field, key, lang, only, corpus: CorpusBuilder, tell, li
         if isinstance(record, RecordError):
             reason = "bad_record"
             screened.errors[number] = record.message
+            screened.unreadable.add(number)
         else:
             parsed_any = True
             field_seen = field_seen or (isinstance(record, dict) and (field or "instruction") in record)
@@ -287,23 +290,32 @@ class _Writing:
             temp_dropped.unlink(missing_ok=True)
 
     def _records(self, source: Path, screened: _Screened, lines: int, kept, layout, out, drops, written: int) -> int:
+        """Write one input's records. A JSON-lines input going to JSON lines is copied line by line, and only
+        the records a duplicate cites (or, with key instruction+input, a duplicate) are parsed again."""
         against, report = self.reference.size, self.report
+        copy = layout == "lines" and detect_layout(source) == "lines"
+        items = iter_line_texts(source) if copy else iter_records(source, skip_bad_lines=True)
         number = -1
-        for number, (line, record) in enumerate(iter_records(source, skip_bad_lines=True)):
+        for number, (line, item) in enumerate(items):
             if number >= screened.records or screened.lines[number] != line:
                 raise FilterError(f"{source}: the file changed while it was being filtered; run again")
             if number % PROGRESS_EVERY == 0:
                 self.tell("write", line, lines)
             overall = screened.first + number
-            if overall + against in self.cited:
+            reason = screened.reasons[screened.dropped[number]]
+            cited = overall + against in self.cited
+            text, record = (item, _UNPARSED) if copy else (None, item)
+            if copy and number not in screened.unreadable and (cited or reason == "bad_record" or (
+                    not reason and not kept[overall] and self.key == "instruction+input")):
+                record = json.loads(text)
+            if cited:
                 instruction, instances = read_record(record, self.field)
                 self.remembered[overall + against] = {"line": line, "instruction": instruction,
                                                       "input": _input_of(record, instances)} | (
                     {"file": os.fspath(source)} if self.named else {})
-            reason = screened.reasons[screened.dropped[number]]
             details: dict = {}
             if not reason and kept[overall]:
-                text = json.dumps(record, ensure_ascii=False)
+                text = text if copy else json.dumps(record, ensure_ascii=False)
                 out.write((("\n" if written == 0 else ",\n") + text) if layout == "array" else text + "\n")
                 written += 1
                 report.kept += 1
@@ -315,7 +327,10 @@ class _Writing:
             report.dropped[reason] += 1
             entry = ({"file": os.fspath(source)} if self.named else {}) | {
                 "line": line, "index": number, "reason": reason, **details}
-            if not isinstance(record, RecordError):
+            if copy and reason != "bad_record":  # the record as it was written, last
+                drops.write(json_line(entry).decode("utf-8")[:-2] + ', "record": ' + text + "}\n")
+                continue
+            if record is not _UNPARSED and not isinstance(record, RecordError):
                 entry["record"] = record
             drops.write(json_line(entry).decode("utf-8"))  # a lone surrogate stays a JSON escape
         if number + 1 != screened.records:
@@ -326,23 +341,24 @@ class _Writing:
     def _match(self, number: int, record) -> tuple[str, dict]:
         """The reason and details of a record dropped as a near-duplicate, naming its best match."""
         matches, reference = self.matches, self.reference
-        instruction, instances = read_record(record, self.field)
-        given = _input_of(record, instances)
         a = int(matches.against_entry[number])
         if a != NONE:
             details = {"score": float(matches.against_score[number]), "similar_to": reference.instructions[a],
                        "against": reference.sources[a]}
             if self.key == "instruction+input":
                 details |= {"similar_to_input": reference.inputs[a],
-                            "input_score": _input_score(given, reference.inputs[a])}
+                            "input_score": _input_score(self._input(record), reference.inputs[a])}
             return "similar_to_against", details
         match = self.remembered[int(matches.kept_entry[number])]
         score = float(matches.kept_score[number])
         duplicate_of = {k: match[k] for k in ("file", "line", "instruction") if k in match}
         if self.key == "instruction+input":
             duplicate_of |= {"input": match["input"], "instruction_score": score,
-                             "input_score": _input_score(given, match["input"])}
+                             "input_score": _input_score(self._input(record), match["input"])}
         return "duplicate", {"score": score, "duplicate_of": duplicate_of}
+
+    def _input(self, record) -> str:
+        return _input_of(record, read_record(record, self.field)[1])
 
 
 class _Reference:

@@ -61,6 +61,32 @@ def test_jsonl_in_jsonl_out(tmp_path):
     assert first_dup["line"] == 2 and first_dup["duplicate_of"]["line"] == 1
 
 
+def test_jsonl_records_are_copied_as_written(tmp_path):
+    """Kept lines come out byte for byte (escapes and spacing as the user wrote them, CRLF ends and
+    blank lines aside); a dropped entry holds the record as written, and parses; the two key modes agree."""
+    again = [RECORDS[0] | {"output": "Je bois du thé."}, RECORDS[2] | {"output": "I enjoy tea."}]
+    lines = [json.dumps(RECORDS[0], separators=(",", ":")),  # compact
+             json.dumps(again[0]),  # a duplicate of the first
+             json.dumps(RECORDS[2]),  # \\u escapes for Chinese
+             "",  # blank: no record
+             '  {"instruction" : "写一首关于春天的五言绝句。", "output": "春风吹柳绿。", "input": ""}  ',
+             json.dumps(again[1], ensure_ascii=False, separators=(", ", " : ")),  # a duplicate of the third
+             "{not json"]
+    source = tmp_path / "data.jsonl"
+    source.write_bytes("\r\n".join(lines).encode("utf-8") + b"\r\n")
+    for key in filtering.KEYS:
+        out = tmp_path / f"clean-{key}.jsonl"
+        report = filter_dataset(source, out, key=key)
+        assert out.read_bytes().decode("utf-8").splitlines() == [lines[0], lines[2], lines[4].strip()]
+        drops = [json.loads(line) for line in out.with_name(out.stem + ".dropped.jsonl").read_text("utf-8").splitlines()]
+        assert [(d["line"], d["reason"]) for d in drops] == [(2, "duplicate"), (6, "duplicate"), (7, "bad_record")]
+        assert [drops[0]["record"], drops[1]["record"]] == again and "record" not in drops[2]
+        assert drops[1]["duplicate_of"]["line"] == 3 and drops[1]["duplicate_of"]["instruction"] == "把这句话翻译成英文。"
+        if key == "instruction+input":
+            assert drops[1]["duplicate_of"]["input"] == "我喜欢喝茶。" and drops[1]["duplicate_of"]["input_score"] == 1.0
+        assert (report.total, report.kept) == (6, 3)
+
+
 def test_seed_task_jsonl_under_a_json_name(tmp_path):
     seeds = [
         {"id": "a", "instruction": "判断这句话的情感是正面还是负面。", "instances": [{"input": "很好", "output": "正面"}],
