@@ -6,6 +6,7 @@ import copy
 import importlib.metadata
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +26,7 @@ from .plan import plan
 from .progress import FileProgress
 from .pricing import estimate_tokens
 from .rundir import RunDirError, completion_note
-from .runner import Interrupted, generate as run_generate, resume_config
+from .runner import STOP_SIGNALS, Interrupted, generate as run_generate, resume_config
 
 app = typer.Typer(help="Build instruction-tuning datasets the Self-Instruct / Alpaca / BELLE way.",
                   no_args_is_help=True, add_completion=False, rich_markup_mode=None)
@@ -228,6 +229,10 @@ def _progress_mode(quiet: bool) -> str:
     return "off" if quiet else "bar" if sys.stderr.isatty() else "lines"
 
 
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signum)
+
+
 def _fail(message: str, code: int) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
@@ -379,11 +384,13 @@ def filter_command(
     engine: Annotated[Literal["local", "ray"], typer.Option(
         help="Where deduplication runs: this process (a thread per core), or Ray (the cluster in RAY_ADDRESS, "
              "else a local one; pip install 'selfinstruct[ray]'). The output is the same, byte for byte.")] = "local",
-    workers: Annotated[Optional[int], _option("--workers", help="Threads (local) or Ray workers.",
-                                              default="the CPU count")] = None,
+    workers: Annotated[Optional[int], _option(
+        "--workers", help="Processes that read a large JSONL input, and threads (local) or Ray workers that "
+                          "deduplicate.", default="the CPU count")] = None,
 ):
     """Filter an existing dataset: near-duplicates by ROUGE-L and the heuristic rules."""
     mode = _progress_mode(quiet)
+    previous = {signum: signal.signal(signum, _raise_interrupted) for signum in STOP_SIGNALS}
     try:
         with FileProgress(mode, lambda line: typer.echo(line, err=True)) as progress:
             report = filter_dataset(inputs, output, threshold=threshold, lang=lang, only=only, against=against,
@@ -394,6 +401,12 @@ def filter_command(
         _fail(str(exc), BAD_INPUT)
     except OSError as exc:
         _fail(f"{exc.filename or inputs[0]}: {exc.strerror or exc}", BAD_INPUT)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        _fail(f"interrupted ({signal.Signals(signum).name}); no file is left half-written", 128 + signum)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     for note in report.notes:
         typer.echo(note, err=True)
     width = max([len(r) for r in report.dropped] + [len("kept")])

@@ -20,7 +20,8 @@ import time
 import numpy as np
 import ray
 
-from .dedup import Corpus, Index, Items, Matches
+from .corpus import Corpus
+from .dedup import Index, Items, Matches
 
 
 def connect(workers: int) -> bool:

@@ -2,10 +2,10 @@
 
 Records are decided in file order: a record is dropped if a heuristic rule rejects it, or if
 it is a near-duplicate of an earlier kept record (or of any record of an ``against`` dataset).
-The input is read twice: first to apply the heuristic rules and turn the instructions (and, with
-``key`` instruction+input, inputs) into token ids for ``dedup``, which decides every record at
-once; then to write each record where its decision sends it. In between only flat arrays are
-held, never the records.
+The input is read twice: first (screening.py) to apply the heuristic rules and turn the
+instructions (and, with ``key`` instruction+input, inputs) into token ids for ``dedup``, which
+decides every record at once; then to write each record where its decision sends it (a JSONL
+record is copied as written). In between only flat arrays are held, never the records.
 
 ``key`` says what a near-duplicate is. ``instruction`` (the default): the instructions'
 ROUGE-L is above the threshold, so an Alpaca export, which repeats a task's instruction
@@ -24,7 +24,6 @@ import importlib.util
 import json
 import os
 import time
-from array import array
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,18 +32,17 @@ from pathlib import Path
 import numpy as np
 
 from .config import LENGTH_DEFAULTS
-from .dedup import ENGINES, NONE, CorpusBuilder, Matches, deduplicate
-from .filters import clean_instances, detect_lang, instruction_rejection
+from .corpus import CorpusBuilder
+from .dedup import ENGINES, NONE, Matches, deduplicate
 from .journal import json_line
 from .progress import count_lines
-from .records import RecordError, detect_layout, invalid_text, iter_line_texts, iter_records
+from .records import RecordError, detect_layout, iter_line_texts, iter_records
 from .rundir import is_file_of_a_run
-from .seeds import Instance
+from .screening import PROGRESS_EVERY, Options, Screened, ScreenError, input_of, read_record, screen
 from .similarity import rouge_l, tokenize
 
 ONLY = ("dedup", "heuristics")
 KEYS = ("instruction", "instruction+input")
-PROGRESS_EVERY = 1000  # records between calls of the progress callback
 _UNPARSED = object()  # a record copied as its line's text, never parsed
 
 
@@ -80,8 +78,9 @@ def filter_dataset(input: Path | str | list[Path | str], output: Path | str, *, 
     if given, is called with (stage, done, total) as the work goes: stage ``read`` and ``write`` count
     the input's lines, ``dedup`` its records. An existing output or dropped file is replaced only with
     ``overwrite``, a run's own files never. Nothing is read or written if any path is unusable.
-    ``engine`` (see dedup.ENGINES: ``local``, or ``ray``) and ``workers`` say where deduplication runs;
-    the result is the same, byte for byte."""
+    ``engine`` (see dedup.ENGINES: ``local``, or ``ray``) and ``workers`` say where deduplication runs
+    (``workers`` processes also read a large JSONL input, see screening.py); the result is the same, byte
+    for byte."""
     started = time.monotonic()
     sources = [Path(p) for p in (input if isinstance(input, (list, tuple)) else [input])]
     output = Path(output)
@@ -115,9 +114,10 @@ def filter_dataset(input: Path | str | list[Path | str], output: Path | str, *, 
     for path, name in zip(againsts, given):
         _add_dataset(corpus, reference, path, field, key, os.fspath(name))
     lines = [count_lines(source) if progress else 0 for source in sources]
+    options = Options(field, key, lang, only)
     screened = []
     for source, count in zip(sources, lines):
-        screened.append(_screen(source, field, key, lang, only, corpus, tell, count, sum(s.records for s in screened)))
+        screened.append(_screen(source, options, corpus, tell, count, sum(s.records for s in screened), workers))
     total = sum(s.records for s in screened)
     report = FilterReport(output=output, dropped_output=targets[0][1], total=total)
     if only == "heuristics" or not total:
@@ -181,79 +181,19 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-@dataclass
-class _Screened:
-    """What the first read of the input found, per record, in compact arrays: its line, and why
-    it is dropped before deduplication (0: it is not; else a number in ``reasons``)."""
-
-    first: int = 0  # the number of its first record among all inputs' records
-    records: int = 0
-    lines: list = field(default_factory=lambda: array("q"))
-    dropped: list = field(default_factory=lambda: array("b"))
-    reasons: list[str] = field(default_factory=lambda: [""])
-    errors: dict[int, str] = field(default_factory=dict)  # record -> a bad record's error
-    unreadable: set[int] = field(default_factory=set)  # records that are not JSON (or not UTF-8)
-
-    def reason_id(self, reason: str) -> int:
-        if reason not in self.reasons:
-            self.reasons.append(reason)
-        return self.reasons.index(reason)
-
-
-def _screen(input: Path, field, key, lang, only, corpus: CorpusBuilder, tell, lines: int, first: int) -> _Screened:
-    """Read the input once: check each record and apply the heuristic rules; pass the survivors'
-    tokens to the corpus (every record gets an entry, so entry numbers follow the file)."""
-    screened = _Screened(first)
-    parsed_any = field_seen = False
-    for line, record in iter_records(input, skip_bad_lines=True):
-        number = screened.records
-        screened.records += 1
-        screened.lines.append(line)
-        if number % PROGRESS_EVERY == 0:
-            tell("read", line, lines)
-        reason, instruction, given = None, "", ""
-        if isinstance(record, RecordError):
-            reason = "bad_record"
-            screened.errors[number] = record.message
-            screened.unreadable.add(number)
-        else:
-            parsed_any = True
-            field_seen = field_seen or (isinstance(record, dict) and (field or "instruction") in record)
-            try:
-                instruction, instances = read_record(record, field)
-            except ValueError as exc:
-                reason = "bad_record"
-                screened.errors[number] = str(exc)
-            else:
-                if only != "dedup":
-                    reason = _heuristic_rejection(instruction, instances, lang)
-                given = _input_of(record, instances) if key == "instruction+input" and not reason else ""
-        screened.dropped.append(screened.reason_id(reason) if reason else 0)
-        if only == "heuristics" or reason:
-            corpus.add([], [], active=False)
-        else:
-            corpus.add(tokenize(instruction), tokenize(given))
-    if screened.records and not parsed_any:
+def _screen(input: Path, options: Options, corpus: CorpusBuilder, tell, lines: int, first: int,
+            workers: int | None) -> Screened:
+    try:
+        screened = screen(input, options, corpus, first, workers, lambda line: tell("read", line, lines))
+    except ScreenError as exc:
+        raise FilterError(str(exc)) from None
+    if screened.records and not screened.parsed_any:
         raise FilterError(f"{input}: no line is valid JSON; is this a JSON or JSONL file?")
-    if parsed_any and not field_seen:
-        raise FilterError(f"{input}: no record has the field '{field or 'instruction'}'; "
+    if screened.parsed_any and not screened.field_seen:
+        raise FilterError(f"{input}: no record has the field '{options.field or 'instruction'}'; "
                           "name the instruction field with --field")
     tell("read", lines, lines)
     return screened
-
-
-def _heuristic_rejection(instruction: str, instances: list[Instance] | None, lang: str) -> str | None:
-    detected = detect_lang(instruction) if lang == "auto" else None
-    record_lang = detected or lang
-    low, high = LENGTH_DEFAULTS[record_lang]
-    reason = instruction_rejection(instruction, record_lang, low, high, detected)
-    if reason:
-        return reason
-    if instances is not None:
-        kept_instances, dropped = clean_instances(instances)
-        if not kept_instances:
-            return dropped[0][1]
-    return None
 
 
 class _Writing:
@@ -267,7 +207,7 @@ class _Writing:
         self.remembered: dict[int, dict] = {}  # a cited kept record -> what a duplicate of it reports
 
     def write(self, target: tuple[Path, Path], parts: list, kept: np.ndarray) -> None:
-        """Write the inputs in ``parts`` ((file, _Screened, lines)) to one output and dropped file, atomically."""
+        """Write the inputs in ``parts`` ((file, Screened, lines)) to one output and dropped file, atomically."""
         output, dropped_output = target
         layout = detect_layout(parts[0][0])
         temp_out = output.with_name(f".{output.name}.tmp")
@@ -289,7 +229,7 @@ class _Writing:
             temp_out.unlink(missing_ok=True)
             temp_dropped.unlink(missing_ok=True)
 
-    def _records(self, source: Path, screened: _Screened, lines: int, kept, layout, out, drops, written: int) -> int:
+    def _records(self, source: Path, screened: Screened, lines: int, kept, layout, out, drops, written: int) -> int:
         """Write one input's records. A JSON-lines input going to JSON lines is copied line by line, and only
         the records a duplicate cites (or, with key instruction+input, a duplicate) are parsed again."""
         against, report = self.reference.size, self.report
@@ -311,7 +251,7 @@ class _Writing:
             if cited:
                 instruction, instances = read_record(record, self.field)
                 self.remembered[overall + against] = {"line": line, "instruction": instruction,
-                                                      "input": _input_of(record, instances)} | (
+                                                      "input": input_of(record, instances)} | (
                     {"file": os.fspath(source)} if self.named else {})
             details: dict = {}
             if not reason and kept[overall]:
@@ -358,7 +298,7 @@ class _Writing:
         return "duplicate", {"score": score, "duplicate_of": duplicate_of}
 
     def _input(self, record) -> str:
-        return _input_of(record, read_record(record, self.field)[1])
+        return input_of(record, read_record(record, self.field)[1])
 
 
 class _Reference:
@@ -385,63 +325,6 @@ def _input_score(a: str, b: str) -> float:
     return 1.0 if not a_tokens and not b_tokens else rouge_l(a_tokens, b_tokens)
 
 
-def _input_of(record: dict, instances: list[Instance] | None) -> str:
-    """The input key instruction+input compares: the record's input; a seed task's inputs joined by "\\n"."""
-    if instances is not None:
-        return "\n".join(i.input for i in instances)
-    return record["input"] if isinstance(record.get("input"), str) else ""
-
-
-def read_record(record, field: str | None) -> tuple[str, list[Instance] | None]:
-    """The instruction and (where the record has them) its instances."""
-    if not isinstance(record, dict):
-        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
-    bad = _invalid_text_in(record)
-    if bad:
-        raise ValueError(f"field '{bad[0]}': {bad[1]}")
-    key = field or "instruction"
-    value = record.get(key)
-    if value is None:
-        raise ValueError(f"field '{key}': missing")
-    if not isinstance(value, str):
-        raise ValueError(f"field '{key}': expected a string, got {type(value).__name__}")
-    if field:
-        return value, None
-    if isinstance(record.get("instances"), list):
-        items = record["instances"]
-        if not all(isinstance(i, dict) and isinstance(i.get("output"), str) and isinstance(i.get("input", ""), str)
-                   for i in items):
-            raise ValueError("field 'instances': each instance needs string 'input' and 'output'")
-        return value, [Instance(i.get("input", ""), i["output"]) for i in items]
-    if "output" in record:
-        given, output = record.get("input") or "", record["output"]
-        if not isinstance(output, str) or not isinstance(given, str):
-            raise ValueError("fields 'input' and 'output' must be strings")
-        return value, [Instance(given, output)]
-    return value, None
-
-
-def _invalid_text_in(value: object, where: str = "") -> tuple[str, str] | None:
-    """(field, problem) for the first string in a JSON value, field names included, that UTF-8 cannot hold."""
-    if isinstance(value, str):
-        problem = invalid_text(value)
-        return (where, problem) if problem else None
-    if isinstance(value, dict):
-        items = [(f"{where}.{key}" if where else key, item) for key, item in value.items()]
-    elif isinstance(value, list):
-        items = [(f"{where}[{i}]", item) for i, item in enumerate(value)]
-    else:
-        return None
-    for name, item in items:
-        problem = invalid_text(name)  # field names are written too
-        if problem:
-            return name.encode("utf-8", "backslashreplace").decode(), f"the field name {problem}"
-        found = _invalid_text_in(item, name)
-        if found:
-            return found
-    return None
-
-
 def _add_dataset(corpus: CorpusBuilder, reference: _Reference, path: Path, field: str | None, key: str,
                  source: str) -> None:
     """Add another dataset's records (its own layout; ``field`` if its records have it) as --against
@@ -456,7 +339,7 @@ def _add_dataset(corpus: CorpusBuilder, reference: _Reference, path: Path, field
         if key == "instruction+input" and instances:
             inputs = [instance.input for instance in instances]
         else:
-            inputs = [_input_of(record, instances) if key == "instruction+input" else ""]
+            inputs = [input_of(record, instances) if key == "instruction+input" else ""]
         for given in inputs:
             corpus.add_against(tokenize(instruction), tokenize(given))
             reference.add(instruction, given, source)

@@ -41,24 +41,58 @@ def invalid_text(value: str) -> str | None:
             "itself, or a complete surrogate pair such as \\ud83d\\ude00")
 
 
-def iter_records(path: Path | str, skip_bad_lines: bool = False) -> Iterator[tuple[int, object]]:
+def iter_records(path: Path | str, skip_bad_lines: bool = False,
+                 part: tuple[int, int] | None = None) -> Iterator[tuple[int, object]]:
     """Yield ``(line, value)`` for each record of a JSON array or JSON-lines file.
 
     With ``skip_bad_lines``, a JSON line that does not parse is yielded as ``(line, RecordError)``
     instead of ending the read (a broken JSON array cannot be resynchronised and always ends it).
+    With ``part`` (a byte range from ``line_parts``), only the lines in it, numbered from 1 at its start.
     """
     path = Path(path)
     with _open(path) as stream:
-        head = stream.read(4)
-        if head.startswith(b"\xef\xbb\xbf"):
-            raise RecordError(path, 1, "starts with a UTF-8 byte order mark (BOM); save it as UTF-8 without BOM")
-        stream.seek(0)
-        first = _first_significant_byte(stream)
-        stream.seek(0)
-        if first == b"[":
+        if part:
+            stream.seek(part[0])
+            yield from _iter_lines(_lines_until(stream, part[0], part[1]), path, skip_bad_lines)
+        elif _layout(stream, path) == "array":
             yield from _iter_array(stream, path)
         else:
             yield from _iter_lines(stream, path, skip_bad_lines)
+
+
+def line_parts(path: Path | str, size: int) -> list[tuple[int, int]]:
+    """Byte ranges of about ``size`` bytes that split a JSON-lines file at line starts, to be read
+    apart by ``iter_records``; [] for a JSON array, which cannot be split."""
+    path = Path(path)
+    with _open(path) as stream:
+        if _layout(stream, path) == "array":
+            return []
+        end = stream.seek(0, 2)
+        starts = [0]
+        while starts[-1] + size < end:
+            stream.seek(starts[-1] + size)
+            stream.readline()
+            if stream.tell() >= end:
+                break
+            starts.append(stream.tell())
+        return list(zip(starts, starts[1:] + [end]))
+
+
+def _layout(stream, path: Path) -> str:
+    """The layout of the file open as ``stream`` (left at its start); a byte order mark is an error."""
+    if stream.read(4).startswith(b"\xef\xbb\xbf"):
+        raise RecordError(path, 1, "starts with a UTF-8 byte order mark (BOM); save it as UTF-8 without BOM")
+    stream.seek(0)
+    first = _first_significant_byte(stream)
+    stream.seek(0)
+    return "array" if first == b"[" else "lines"
+
+
+def _lines_until(stream, position: int, end: int) -> Iterator[bytes]:
+    while position < end:
+        line = stream.readline()
+        position += len(line)
+        yield line
 
 
 def iter_line_texts(path: Path | str) -> Iterator[tuple[int, str]]:

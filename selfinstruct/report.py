@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .config import redact_url
 from .diversity import compression_ratio, distinct_n, top_pairs, units, verb_noun_pairs
-from .filtering import read_record
+from .screening import read_record
 from .filters import detect_lang
 from .export import accepted_tasks, rejected_candidates
 from .journal import write_atomic

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from selfinstruct.dedup import NONE, CorpusBuilder, deduplicate
+from selfinstruct.corpus import CorpusBuilder
+from selfinstruct.dedup import NONE, deduplicate
 from selfinstruct.similarity import rouge_l, tokenize
 
 SCRIPT = Path(sys.executable).with_name("selfinstruct")
