@@ -19,6 +19,7 @@ from .config import Config, ConfigError
 from .export import FORMATS, accepted_tasks, card_path, export_run
 from .filtering import KEYS, FilterError, filter_dataset
 from .journal import JournalDamaged, JournalError
+from .methods import METHODS
 from .local import DEFAULT_CTX, LocalModelError, LocalServerError, serve as serve_local
 from .pipeline import RunStopped
 from .records import RecordError
@@ -51,9 +52,9 @@ def _option(*names: str, help: str, default: str | None = None):
     """An option whose unset value is None (so a TOML file can fill it) but whose help shows the default."""
     return typer.Option(*names, help=f"{help}  [default: {default}]" if default else help, show_default=False)
 
-# Choices, shown in --help (kept equal to config.LANGS, MODES, APIS and export.FORMATS by a test).
+# Choices, shown in --help (kept equal to config.LANGS, APIS and export.FORMATS by a test; --mode is METHODS).
 Lang = Literal["zh", "en"]
-Mode = Literal["self-instruct", "alpaca"]
+Mode = Literal[tuple(METHODS)]
 Api = Literal["chat", "completion"]
 # A plain string whose choices are export.FORMATS, checked by export_run: an unknown one is one line, exit 2.
 Format = Annotated[str, typer.Option(

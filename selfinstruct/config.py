@@ -21,7 +21,6 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 from .resources import default_prompts, default_seeds
 
 LANGS = ("zh", "en")
-MODES = ("self-instruct", "alpaca")
 APIS = ("chat", "completion")
 
 # What changes the data a run produces. Resuming with any of these changed is refused,
@@ -113,7 +112,9 @@ class Config:
         for spec in fields(self):
             _check_type(spec.name, getattr(self, spec.name), spec.type)
         _choice("lang", self.lang, LANGS)
-        _choice("mode", self.mode, MODES)
+        from .methods import METHODS  # the methods' modules import this one
+
+        _choice("mode", self.mode, tuple(METHODS))
         if self.api is not None:
             _choice("api", self.api, APIS)
         for name in ("num_instructions", "concurrency", "max_tokens", "instances_per_task",

@@ -21,12 +21,13 @@ import json
 import random
 import time
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
 from .client import Abandoned, FatalAPIError, ModelClient, RequestFailed
 from .config import Config
+from .candidate import Candidate, Request
 from .filters import clean_instances, instruction_rejection
-from .parsing import parse_alpaca_tasks, parse_instances, parse_instructions, parse_yes_no
+from .methods import METHODS
 from .prompts import PromptSet
 from .progress import ProgressView
 from .stats import Stats
@@ -36,39 +37,12 @@ from .similarity import RougeIndex
 from .slots import PrioritySlots
 
 SIMILAR_SHOWN = 5
-ALPACA_EXAMPLES = 3
-CLASSIFY_TOKENS = 16
 # Refusals (400, 413, 422) of this many requests before any success mean the settings are wrong.
 REFUSALS_BEFORE_FATAL = 3
-# Which waiting request gets a free slot first: those the next round waits on, then the current round's.
-PRIORITY = {"instructions": 0, "alpaca": 0, "classify": 1, "instances": 2}
 
 
 class RunStopped(RuntimeError):
     """The run cannot progress: it stopped before its target and can be resumed."""
-
-
-@dataclass
-class Request:
-    stage: str
-    slot: str  # where in the run this request belongs, e.g. "r3.instances.r0003-01-04"
-    round: int
-    prompt: str
-    max_tokens: int
-    temperature: float
-    stop: list[str] | None = None
-    next_number: int = 0  # the list number the prompt ends with, where the answer's list goes on
-
-
-@dataclass
-class Candidate:
-    id: str
-    instruction: str
-    source: dict
-    most_similar: list[dict]
-    is_classification: bool | None = None
-    instances: list[Instance] | None = None
-    rejections: list[tuple] = field(default_factory=list)  # written in candidate order, not as answers come
 
 
 class Run:
@@ -80,6 +54,7 @@ class Run:
         self.config, self.prompts, self.seeds, self.rundir = config, prompts, seeds, rundir
         self.client, self.stats, self.view = client, stats, view
         self.continued = config.api == "completion"
+        self.method = METHODS[config.mode](self)
         self.cache: dict[str, dict] = {}
         for record in rundir.read_responses() if rundir else ():
             self.cache.setdefault(record["slot"], record)
@@ -109,11 +84,8 @@ class Run:
                 ahead = None
                 if self.succeeded and 0 < last_yield < self.stats.target - accepted:
                     ahead = self._ask_round(self.round + 1)  # a working endpoint, and more rounds to go: ask now
-                candidates = await self._screen_round(requests, await answers)
-                if self.config.mode == "self-instruct":
-                    # Near the target, pay only for what can still be accepted (with room for rejections).
-                    candidates = candidates[: 2 * (self.stats.target - accepted)]
-                    await self._gather(*(self._complete_candidate(c) for c in candidates))
+                candidates = await self.method.candidates(requests, await answers)
+                candidates = await self.method.complete(candidates, self.stats.target - accepted)
                 self._accept_in_order(candidates)
                 self.pool_after.append(len(self.machine))
                 self.rundir.sync()
@@ -140,88 +112,22 @@ class Run:
     def _ask_round(self, round_: int) -> tuple[list[Request], asyncio.Future]:
         """Send a round's first requests, sampled from the pool as it is now."""
         rng = random.Random(f"{self.config.seed}:{round_}")
-        build = self._alpaca_request if self.config.mode == "alpaca" else self._instruction_request
-        requests = [build(rng, round_, i) for i in range(self.config.requests_per_round)]
+        requests = [self.method.request(rng, round_, i) for i in range(self.config.requests_per_round)]
         return requests, asyncio.ensure_future(self._ask_all(requests))
 
-    async def _screen_round(self, requests: list[Request], answers: list[dict]) -> list[Candidate]:
-        if self.config.mode == "alpaca":
-            return await self._screen_alpaca(requests, answers)
-        return await self._screen_instructions(requests, answers)
+    # -- what methods share --------------------------------------------------------------------
 
-    async def _screen_alpaca(self, requests: list[Request], answers: list[dict]) -> list[Candidate]:
-        """Parse complete tasks; keep those that pass the heuristics, similarity and the instance checks."""
-        candidates = []
+    def round_screening(self) -> Callable[[Request, int, str], Candidate | None]:
+        """``screen(request, j, text)`` for one round: the j-th instruction of an answer becomes a
+        Candidate if it passes the heuristic rules and is not too similar to the pool or to an earlier
+        candidate of the round; otherwise its rejection is written and it is None."""
         round_index = RougeIndex(normalize=self.config.normalize)
-        for request, answer in zip(requests, answers):
-            await asyncio.sleep(0)  # answers to the next round's requests are not kept waiting
-            if answer["error"]:
-                continue
-            tasks = parse_alpaca_tasks(answer["text"], request.next_number, self.continued)
-            if not tasks:
-                self._reject(f"{request.slot}.0", request, "unparseable_response", answer["text"][:500])
-                continue
-            if answer["finish_reason"] == "length":
-                cut = tasks.pop()
-                self._reject(f"{request.slot}.{len(tasks)}", request, "cut_off", cut["instruction"])
-            for j, task in enumerate(tasks):
-                candidate = self._screen(request, j, task["instruction"], round_index)
-                if candidate is None:
-                    continue
-                candidate.instances = self._usable_instances(
-                    candidate, request, [Instance(task["input"], task["output"])])
-                if candidate.instances:
-                    candidates.append(candidate)
-        return candidates
+        return lambda request, j, text: self._screen(request, j, text, round_index)
 
-    # -- stages -----------------------------------------------------------------------------
-
-    def _instruction_request(self, rng: random.Random, round_: int, i: int) -> Request:
-        config = self.config
-        examples = rng.sample([t.instruction for t in self.seeds], min(config.seed_examples, len(self.seeds)))
-        # The pool as it stood two rounds back: fixed before this round's requests may be sent.
-        known = self.pool_after[round_ - 2] if round_ >= 2 else 0
-        examples += [self.machine[k] for k in rng.sample(range(known), min(config.machine_examples, known))]
-        rng.shuffle(examples)
-        next_number = len(examples) + 1
-        prompt = self.prompts.render("instructions", examples=self.prompts.numbered(examples),
-                                     next=self.prompts.task_item(next_number))
-        stop = [self.prompts.task_item(next_number + 12)] + (["\n\n"] if self.continued else [])
-        return Request("instructions", f"r{round_}.instructions.{i}", round_, prompt,
-                       config.max_tokens, config.temperature, stop, next_number)
-
-    def _alpaca_request(self, rng: random.Random, round_: int, i: int) -> Request:
-        config = self.config
-        shown = rng.sample(self.seeds, min(ALPACA_EXAMPLES, len(self.seeds)))
-        examples = self.prompts.alpaca_examples(
-            [(t.instruction, t.instances[0].input if t.instances else "", t.instances[0].output if t.instances else "")
-             for t in shown])
-        next_number = len(shown) + 1
-        last = len(shown) + config.tasks_per_request
-        prompt = self.prompts.render("alpaca", examples=examples, count=config.tasks_per_request,
-                                     next=self.prompts.alpaca_item(next_number))
-        return Request("alpaca", f"r{round_}.alpaca.{i}", round_, prompt, config.max_tokens,
-                       config.temperature, [f"\n{last + 1}."], next_number)
-
-    async def _screen_instructions(self, requests: list[Request], answers: list[dict]) -> list[Candidate]:
-        """Parse each answer and keep the instructions that pass the heuristics and similarity."""
-        candidates = []
-        round_index = RougeIndex(normalize=self.config.normalize)
-        for request, answer in zip(requests, answers):
-            await asyncio.sleep(0)  # answers to the next round's requests are not kept waiting
-            if answer["error"]:
-                continue
-            parsed = parse_instructions(answer["text"], request.next_number, self.continued,
-                                        cut_off=answer["finish_reason"] == "length")
-            if parsed.cut_off:
-                self._reject(f"{request.slot}.{len(parsed.items)}", request, "cut_off", parsed.cut_off)
-            if not parsed.items and not parsed.cut_off:
-                self._reject(f"{request.slot}.0", request, "unparseable_response", answer["text"][:500])
-            for j, text in enumerate(parsed.items):
-                candidate = self._screen(request, j, text, round_index)
-                if candidate is not None:
-                    candidates.append(candidate)
-        return candidates
+    @staticmethod
+    async def pause() -> None:
+        """Let answers to the next round's requests in while a round's answers are screened."""
+        await asyncio.sleep(0)
 
     def _screen(self, request: Request, j: int, text: str, round_index: RougeIndex) -> Candidate | None:
         config = self.config
@@ -229,86 +135,32 @@ class Run:
         self.stats.candidates["generated"] += 1
         reason = instruction_rejection(text, config.lang, config.min_length, config.max_length)
         if reason:
-            self._reject(cid, request, reason, text)
+            self.reject(cid, request, reason, text)
             return None
         matches = [(m.score, m.text) for m in self.index.most_similar(text, SIMILAR_SHOWN)]
         matches += [(m.score, m.text) for m in round_index.most_similar(text, SIMILAR_SHOWN)]
         matches.sort(key=lambda m: -m[0])
         most_similar = [{"instruction": t, "score": round(s, 4)} for s, t in matches[:SIMILAR_SHOWN]]
         if matches and matches[0][0] > config.threshold:
-            self._reject(cid, request, "too_similar", text, most_similar=most_similar)
+            self.reject(cid, request, "too_similar", text, most_similar=most_similar)
             return None
         round_index.add(text)
         self.stats.candidates["screened"] += 1
         return Candidate(cid, text, {"round": request.round, "request": request.slot, "item": j}, most_similar)
 
-    def _classify_request(self, candidate: Candidate) -> Request:
-        round_ = candidate.source["round"]
-        return Request("classify", f"r{round_}.classify.{candidate.id}", round_,
-                       self.prompts.render("classify", instruction=candidate.instruction),
-                       CLASSIFY_TOKENS, 0.0, ["\n"] if self.continued else None)
-
-    def _instances_request(self, candidate: Candidate, classification: bool) -> Request:
-        """Output-first (label, then input) for classification tasks, input-first otherwise."""
-        round_ = candidate.source["round"]
-        stage = "instances_classification" if classification else "instances"
-        return Request("instances", f"r{round_}.instances.{candidate.id}", round_,
-                       self.prompts.render(stage, instruction=candidate.instruction),
-                       self.config.max_tokens, self.config.temperature, ["\nTask:", "\n任务："])
-
-    def first_requests(self) -> dict[str, Request]:
-        """The first request of each prompt as it would be sent (later stages with a seed instruction)."""
-        rng = random.Random(f"{self.config.seed}:0")
-        if self.config.mode == "alpaca":
-            return {"alpaca": self._alpaca_request(rng, 0, 0)}
-        example = Candidate("r0000-0-00", self.seeds[0].instruction, {"round": 0}, [])
-        return {"instructions": self._instruction_request(rng, 0, 0), "classify": self._classify_request(example),
-                "instances": self._instances_request(example, False),
-                "instances_classification": self._instances_request(example, True)}
-
-    async def _complete_candidate(self, candidate: Candidate) -> None:
-        """Classification identification, then instance generation (output-first for classification).
-        Rejections wait on the candidate, so that rejected.jsonl does not depend on answer timing."""
-        def reject(*args, **kwargs):
-            candidate.rejections.append((args, kwargs))
-
-        request = self._classify_request(candidate)
-        answer = await self.ask(request)
-        if answer["error"]:
-            reject(candidate.id, request, f"request_failed:{answer['error']}", candidate.instruction)
-            return
-        candidate.is_classification = parse_yes_no(answer["text"])
-        if candidate.is_classification is None:
-            reject(candidate.id, request, "unparseable_classification", candidate.instruction,
-                   detail=answer["text"][:200])
-            return
-        request = self._instances_request(candidate, candidate.is_classification)
-        answer = await self.ask(request)
-        if answer["error"]:
-            reject(candidate.id, request, f"request_failed:{answer['error']}", candidate.instruction)
-            return
-        instances = parse_instances(answer["text"], candidate.is_classification, self.continued)
-        if answer["finish_reason"] == "length" and instances:
-            instances.pop()
-        if not instances:
-            reject(candidate.id, request, "unparseable_instances", candidate.instruction,
-                   detail=answer["text"][:500])
-            return
-        candidate.instances = self._usable_instances(candidate, request, instances, reject)
-
-    def _usable_instances(self, candidate: Candidate, request: Request, instances: list[Instance],
+    def usable_instances(self, candidate: Candidate, request: Request, instances: list[Instance],
                           reject=None) -> list[Instance]:
         kept, dropped = clean_instances(instances)
         if not kept:
             reasons = sorted({reason for _, reason in dropped})
-            (reject or self._reject)(candidate.id, request, "no_valid_instances", candidate.instruction,
+            (reject or self.reject)(candidate.id, request, "no_valid_instances", candidate.instruction,
                                      detail=", ".join(reasons))
         return kept[: self.config.instances_per_task]
 
     def _accept_in_order(self, candidates: list[Candidate]) -> None:
         for candidate in candidates:
             for args, kwargs in candidate.rejections:
-                self._reject(*args, **kwargs)
+                self.reject(*args, **kwargs)
             if not candidate.instances or self.stats.accepted >= self.stats.target:
                 continue
             record = {
@@ -328,7 +180,7 @@ class Run:
         self.machine.append(record["instruction"])
         self.stats.accepted += 1
 
-    def _reject(self, rid: str, request: Request, reason: str, instruction: str, *, detail: str | None = None,
+    def reject(self, rid: str, request: Request, reason: str, instruction: str, *, detail: str | None = None,
                 most_similar: list[dict] | None = None) -> None:
         record = {"id": f"{rid}:{request.stage}", "round": request.round, "stage": request.stage, "reason": reason,
                   "instruction": instruction, "request": request.slot}
@@ -346,7 +198,7 @@ class Run:
         cached = self.cache.get(request.slot)
         if cached is not None:
             return cached
-        async with self.slots.slot(PRIORITY[request.stage]):
+        async with self.slots.slot(self.method.stages[request.stage]):
             self.stop_reason = self.stop_reason or self._budget_spent()
             if self.stop_reason:
                 raise RunStopped(self.stop_reason)
@@ -424,10 +276,10 @@ class Run:
                                 "failure-window, max-failure-share)")
 
     async def _ask_all(self, requests: list[Request]) -> list[dict]:
-        return await self._gather(*(self.ask(r) for r in requests))
+        return await self.gather(*(self.ask(r) for r in requests))
 
     @staticmethod
-    async def _gather(*coroutines):
+    async def gather(*coroutines):
         """Run concurrently. A fatal error cancels the rest; a stop lets requests in flight finish first."""
         tasks = [asyncio.ensure_future(c) for c in coroutines]
         try:

@@ -2,7 +2,7 @@
 
 The first prompt of each stage is built by the same code a run uses. The estimate scales
 per-stage rates to the target: measured ones when the run directory already holds
-answers, otherwise DEFAULT_RATES (a chat model's typical yield; say so when used).
+answers, otherwise the method's ``rates`` (a chat model's typical yield; say so when used).
 """
 
 from __future__ import annotations
@@ -12,19 +12,13 @@ from dataclasses import dataclass, field
 
 from .config import Config
 from .journal import Journal
+from .methods import METHODS
 from .pipeline import Run
 from .pricing import Price, estimate_tokens, price_for
 from .prompts import PromptSet
-from .runner import STAGES
 from .seeds import load_seed_tasks
 
-# Per accepted task: requests of each stage; per request: completion tokens; and seconds per request.
-# Self-Instruct: ~10 instructions per request, 60% pass the filters, 90% of those get usable instances.
-DEFAULT_RATES = {
-    "self-instruct": {"requests_per_task": {"instructions": 1 / 5.4, "classify": 1 / 0.9, "instances": 1 / 0.9},
-                      "completion_tokens": {"instructions": 250, "classify": 3, "instances": 150}},
-    "alpaca": {"requests_per_task": {"alpaca": 1 / 6.0}, "completion_tokens": {"alpaca": 800}},
-}
+# Seconds per request; per-stage defaults are each method's ``rates``.
 DEFAULT_SECONDS = {"local": 5.0, "remote": 10.0}
 
 
@@ -45,14 +39,14 @@ class Plan:
 def plan(config: Config) -> Plan:
     """The prompts and the estimate for ``config``; nothing is sent and nothing is written."""
     config = config.resolve()
-    prompts = PromptSet.load(config.prompts, config.lang, STAGES[config.mode])
-    run = Run(config, prompts, load_seed_tasks(config.seeds))
-    firsts = run.first_requests()
+    method = METHODS[config.mode]
+    prompts = PromptSet.load(config.prompts, config.lang, method.templates)
+    firsts = Run(config, prompts, load_seed_tasks(config.seeds)).method.first_requests()
     measured = _measured(config)
     remaining = max(config.num_instructions - (measured["accepted"] if measured else 0), 0)
     result = Plan([(stage, request.prompt) for stage, request in firsts.items()], remaining,
                   rates=f"measured in {config.output}" if measured else "defaults")
-    defaults = DEFAULT_RATES[config.mode]
+    defaults = method.rates
     seconds = 0.0
     for stage, per_task in defaults["requests_per_task"].items():
         rates = measured["stages"].get(stage) if measured else None

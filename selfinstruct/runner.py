@@ -22,6 +22,7 @@ from .journal import JournalError
 from .local import LocalServer, bundled_model_path, check_gguf
 from .pipeline import Run, RunStopped
 from .prompts import PromptSet
+from .methods import METHODS
 from .ratelimit import RateLimiter
 from .pricing import price_for
 from .progress import ProgressView
@@ -29,10 +30,6 @@ from .stats import Stats
 from .rundir import RunDir, read_config
 from .seeds import load_seed_tasks
 
-STAGES = {
-    "self-instruct": ["instructions", "classify", "instances", "instances_classification"],
-    "alpaca": ["alpaca"],
-}
 # Signals that end a run the way Ctrl+C does: the summary is written and the run can be resumed.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
@@ -93,7 +90,7 @@ def _unredacted_base_url(stored: str) -> str:
 async def generate_async(config: Config, *, progress: str = "off", allow_changes: bool = False,
                          notify: Callable[[str], None] | None = None) -> dict:
     config = config.resolve()
-    prompts = PromptSet.load(config.prompts, config.lang, STAGES[config.mode])
+    prompts = PromptSet.load(config.prompts, config.lang, METHODS[config.mode].templates)
     seeds = load_seed_tasks(config.seeds)
     model_path = local_model_path(config) if config.local else None
     price = price_for(config.model, local=config.local, base_url=config.base_url, price_in=config.price_in,

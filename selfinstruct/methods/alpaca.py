@@ -1,0 +1,60 @@
+"""Stanford Alpaca: one request asks for a numbered list of whole tasks (instruction, input, output)
+after a few seed tasks shown in full; no later requests."""
+
+from __future__ import annotations
+
+import random
+
+from ..candidate import Candidate, Request
+from ..parsing import parse_alpaca_tasks
+from ..seeds import Instance
+from . import Method
+
+EXAMPLES = 3
+
+
+class Alpaca(Method):
+    name = "alpaca"
+    templates = ("alpaca",)
+    stages = {"alpaca": 0}
+    rates = {"requests_per_task": {"alpaca": 1 / 6.0}, "completion_tokens": {"alpaca": 800}}
+
+    def request(self, rng: random.Random, round_: int, i: int) -> Request:
+        run, config = self.run, self.run.config
+        shown = rng.sample(run.seeds, min(EXAMPLES, len(run.seeds)))
+        examples = run.prompts.alpaca_examples(
+            [(t.instruction, t.instances[0].input if t.instances else "", t.instances[0].output if t.instances else "")
+             for t in shown])
+        next_number = len(shown) + 1
+        last = len(shown) + config.tasks_per_request
+        prompt = run.prompts.render("alpaca", examples=examples, count=config.tasks_per_request,
+                                    next=run.prompts.alpaca_item(next_number))
+        return Request("alpaca", f"r{round_}.alpaca.{i}", round_, prompt, config.max_tokens,
+                       config.temperature, [f"\n{last + 1}."], next_number)
+
+    async def candidates(self, requests: list[Request], answers: list[dict]) -> list[Candidate]:
+        """Parse complete tasks; keep those that pass screening and the instance checks."""
+        run, candidates = self.run, []
+        screening = run.round_screening()
+        for request, answer in zip(requests, answers):
+            await run.pause()
+            if answer["error"]:
+                continue
+            tasks = parse_alpaca_tasks(answer["text"], request.next_number, run.continued)
+            if not tasks:
+                run.reject(f"{request.slot}.0", request, "unparseable_response", answer["text"][:500])
+                continue
+            if answer["finish_reason"] == "length":
+                cut = tasks.pop()
+                run.reject(f"{request.slot}.{len(tasks)}", request, "cut_off", cut["instruction"])
+            for j, task in enumerate(tasks):
+                candidate = screening(request, j, task["instruction"])
+                if candidate is None:
+                    continue
+                candidate.instances = run.usable_instances(candidate, request, [Instance(task["input"], task["output"])])
+                if candidate.instances:
+                    candidates.append(candidate)
+        return candidates
+
+    def first_requests(self) -> dict[str, Request]:
+        return {"alpaca": self.request(random.Random(f"{self.run.config.seed}:0"), 0, 0)}

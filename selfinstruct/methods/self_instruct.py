@@ -1,0 +1,115 @@
+"""Self-Instruct (Wang et al., 2022): ask for new instructions after examples from the pool; then, per
+instruction, ask whether it is a classification task and generate its instances, output-first for
+classification (so labels are not all alike) and input-first otherwise."""
+
+from __future__ import annotations
+
+import random
+
+from ..candidate import Candidate, Request
+from ..parsing import parse_instances, parse_instructions, parse_yes_no
+from . import Method
+
+CLASSIFY_TOKENS = 16
+
+
+class SelfInstruct(Method):
+    name = "self-instruct"
+    templates = ("instructions", "classify", "instances", "instances_classification")
+    stages = {"instructions": 0, "classify": 1, "instances": 2}  # the next round waits on instructions
+    # ~10 instructions per request, 60% pass the filters, 90% of those get usable instances.
+    rates = {"requests_per_task": {"instructions": 1 / 5.4, "classify": 1 / 0.9, "instances": 1 / 0.9},
+             "completion_tokens": {"instructions": 250, "classify": 3, "instances": 150}}
+
+    def request(self, rng: random.Random, round_: int, i: int) -> Request:
+        run, config = self.run, self.run.config
+        examples = rng.sample([t.instruction for t in run.seeds], min(config.seed_examples, len(run.seeds)))
+        # The pool as it stood two rounds back: fixed before this round's requests may be sent.
+        known = run.pool_after[round_ - 2] if round_ >= 2 else 0
+        examples += [run.machine[k] for k in rng.sample(range(known), min(config.machine_examples, known))]
+        rng.shuffle(examples)
+        next_number = len(examples) + 1
+        prompt = run.prompts.render("instructions", examples=run.prompts.numbered(examples),
+                                    next=run.prompts.task_item(next_number))
+        stop = [run.prompts.task_item(next_number + 12)] + (["\n\n"] if run.continued else [])
+        return Request("instructions", f"r{round_}.instructions.{i}", round_, prompt,
+                       config.max_tokens, config.temperature, stop, next_number)
+
+    async def candidates(self, requests: list[Request], answers: list[dict]) -> list[Candidate]:
+        """Parse each answer and keep the instructions that pass screening."""
+        run, candidates = self.run, []
+        screening = run.round_screening()
+        for request, answer in zip(requests, answers):
+            await run.pause()
+            if answer["error"]:
+                continue
+            parsed = parse_instructions(answer["text"], request.next_number, run.continued,
+                                        cut_off=answer["finish_reason"] == "length")
+            if parsed.cut_off:
+                run.reject(f"{request.slot}.{len(parsed.items)}", request, "cut_off", parsed.cut_off)
+            if not parsed.items and not parsed.cut_off:
+                run.reject(f"{request.slot}.0", request, "unparseable_response", answer["text"][:500])
+            for j, text in enumerate(parsed.items):
+                candidate = screening(request, j, text)
+                if candidate is not None:
+                    candidates.append(candidate)
+        return candidates
+
+    async def complete(self, candidates: list[Candidate], room: int) -> list[Candidate]:
+        # Near the target, pay only for what can still be accepted (with room for rejections).
+        candidates = candidates[: 2 * room]
+        await self.run.gather(*(self._complete(c) for c in candidates))
+        return candidates
+
+    async def _complete(self, candidate: Candidate) -> None:
+        """Classification identification, then instance generation (output-first for classification).
+        Rejections wait on the candidate, so that rejected.jsonl does not depend on answer timing."""
+        run = self.run
+
+        def reject(*args, **kwargs):
+            candidate.rejections.append((args, kwargs))
+
+        request = self._classify_request(candidate)
+        answer = await run.ask(request)
+        if answer["error"]:
+            reject(candidate.id, request, f"request_failed:{answer['error']}", candidate.instruction)
+            return
+        candidate.is_classification = parse_yes_no(answer["text"])
+        if candidate.is_classification is None:
+            reject(candidate.id, request, "unparseable_classification", candidate.instruction,
+                   detail=answer["text"][:200])
+            return
+        request = self._instances_request(candidate, candidate.is_classification)
+        answer = await run.ask(request)
+        if answer["error"]:
+            reject(candidate.id, request, f"request_failed:{answer['error']}", candidate.instruction)
+            return
+        instances = parse_instances(answer["text"], candidate.is_classification, run.continued)
+        if answer["finish_reason"] == "length" and instances:
+            instances.pop()
+        if not instances:
+            reject(candidate.id, request, "unparseable_instances", candidate.instruction,
+                   detail=answer["text"][:500])
+            return
+        candidate.instances = run.usable_instances(candidate, request, instances, reject)
+
+    def _classify_request(self, candidate: Candidate) -> Request:
+        run, round_ = self.run, candidate.source["round"]
+        return Request("classify", f"r{round_}.classify.{candidate.id}", round_,
+                       run.prompts.render("classify", instruction=candidate.instruction),
+                       CLASSIFY_TOKENS, 0.0, ["\n"] if run.continued else None)
+
+    def _instances_request(self, candidate: Candidate, classification: bool) -> Request:
+        """Output-first (label, then input) for classification tasks, input-first otherwise."""
+        run, round_ = self.run, candidate.source["round"]
+        stage = "instances_classification" if classification else "instances"
+        return Request("instances", f"r{round_}.instances.{candidate.id}", round_,
+                       run.prompts.render(stage, instruction=candidate.instruction),
+                       run.config.max_tokens, run.config.temperature, ["\nTask:", "\n任务："])
+
+    def first_requests(self) -> dict[str, Request]:
+        example = Candidate("r0000-0-00", self.run.seeds[0].instruction, {"round": 0}, [])
+        return {"instructions": self.request(random.Random(f"{self.run.config.seed}:0"), 0, 0),
+                "classify": self._classify_request(example),
+                "instances": self._instances_request(example, False),
+                "instances_classification": self._instances_request(example, True)}
