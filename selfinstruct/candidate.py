@@ -30,3 +30,4 @@ class Candidate:
     is_classification: bool | None = None
     instances: list[Instance] | None = None
     rejections: list[tuple] = field(default_factory=list)  # written in candidate order, not as answers come
+    lineage: dict | None = None  # where an evolved instruction comes from: parent, operation, depth

@@ -1,11 +1,16 @@
-"""Heuristic filters. Each rule returns the reason it rejects, so every rejection is explained."""
+"""Heuristic filters, shared by ``generate`` and ``filter``. Each rule returns the reason it
+rejects, so every rejection is explained: INSTRUCTION_RULES for an instruction, clean_instances
+for a task's instances (which are judged together: outputs may conflict)."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from .seeds import Instance
+from .similarity import tokenize
 
 _OPENING_QUOTES = "《「『“‘"  # Chinese titles and quotations legitimately start a sentence
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
@@ -37,28 +42,68 @@ def length_of(text: str, lang: str) -> int:
     return len(text.split()) if lang == "en" else len(re.sub(r"\s", "", text))
 
 
+@dataclass
+class Instruction:
+    """An instruction as the rules see it: stripped, with the run's (or the record's) language and limits."""
+
+    text: str
+    lang: str
+    min_length: int
+    max_length: int
+    detected: str | None = None  # detect_lang(text), where the caller has it already
+
+
+def starts_with_punctuation(instruction: Instruction) -> str | None:
+    text = instruction.text
+    if unicodedata.category(text[0])[0] in "PS" and text[0] not in _OPENING_QUOTES:
+        return "starts_with_punctuation"
+    return None
+
+
+def wrong_language(instruction: Instruction) -> str | None:
+    text, lang = instruction.text, instruction.lang
+    if ((instruction.detected or detect_lang(text)) != lang or (lang == "en" and not text[0].isascii())
+            or (lang == "zh" and _KANA_HANGUL.search(text))):
+        return "wrong_language"
+    return None
+
+
+def out_of_length(instruction: Instruction) -> str | None:
+    length = length_of(instruction.text, instruction.lang)
+    if length < instruction.min_length:
+        return "too_short"
+    if length > instruction.max_length:
+        return "too_long"
+    return None
+
+
+def unsupported_modality(instruction: Instruction) -> str | None:
+    """Tasks a text-only model cannot do: images, audio, files, drawing."""
+    text, lang = instruction.text, instruction.lang
+    found = (_UNSUPPORTED_EN if lang == "en" else _UNSUPPORTED_ZH).search(text)
+    if found is None and lang == "zh":
+        found = _UNSUPPORTED_EN.search(text)
+    return "unsupported_modality" if found else None
+
+
+# The heuristic rules, in order; the first reason given is the rejection. `generate` applies them to
+# every new instruction and `filter` to every record: add a rule here and both use it.
+INSTRUCTION_RULES: list[Callable[[Instruction], str | None]] = [
+    starts_with_punctuation, wrong_language, out_of_length, unsupported_modality]
+
+
 def instruction_rejection(text: str, lang: str, min_length: int, max_length: int,
                           detected: str | None = None) -> str | None:
-    """Why an instruction is rejected by the heuristics, or None if it passes. ``detected`` is
-    detect_lang(text) where the caller has it already (it is a large share of the time)."""
+    """Why an instruction is rejected by the heuristics (INSTRUCTION_RULES), or None if it passes.
+    ``detected`` is detect_lang(text) where the caller has it already (it is a large share of the time)."""
     text = text.strip()
     if not text:
         return "empty"
-    if unicodedata.category(text[0])[0] in "PS" and text[0] not in _OPENING_QUOTES:
-        return "starts_with_punctuation"
-    if ((detected or detect_lang(text)) != lang or (lang == "en" and not text[0].isascii())
-            or (lang == "zh" and _KANA_HANGUL.search(text))):
-        return "wrong_language"
-    length = length_of(text, lang)
-    if length < min_length:
-        return "too_short"
-    if length > max_length:
-        return "too_long"
-    unsupported = (_UNSUPPORTED_EN if lang == "en" else _UNSUPPORTED_ZH).search(text)
-    if unsupported is None and lang == "zh":
-        unsupported = _UNSUPPORTED_EN.search(text)
-    if unsupported:
-        return "unsupported_modality"
+    instruction = Instruction(text, lang, min_length, max_length, detected)
+    for rule in INSTRUCTION_RULES:
+        reason = rule(instruction)
+        if reason:
+            return reason
     return None
 
 
@@ -91,3 +136,30 @@ def clean_instances(instances: list[Instance]) -> tuple[list[Instance], list[tup
             continue
         dropped.append((instance, reason))
     return kept, dropped
+
+
+# An answer that apologises or refuses, and is short, means the model could not do the task
+# (WizardLM's elimination step: "sorry" in fewer than 80 words). Chinese counts characters.
+_REFUSAL = {
+    "en": re.compile(r"\b(sorry|apologi[sz]e|I (?:cannot|can't|am unable to|'m unable to|am not able to)|"
+                     r"as an AI)\b", re.IGNORECASE),
+    "zh": re.compile(r"抱歉|对不起|无法(?:回答|完成|提供|满足)|不能(?:回答|完成|提供)|作为一个?(?:AI|人工智能)"),
+}
+REFUSAL_SHORTER_THAN = {"en": 80, "zh": 160}
+_STOP_WORDS = {
+    "en": set("a an the and or but if of to in on at by for with from as is are was were be been it this that "
+              "these those i you he she we they me him her us them my your his its our their yes no not ok okay "
+              "so do does did have has had will would can could should may might there here what which who".split()),
+    "zh": set("的了是在和与及或也就都而着之其这那个我你他她它们吗呢吧啊嗯哦好不没有一"),  # tokens are characters
+}
+
+
+def response_rejection(text: str, lang: str) -> str | None:
+    """Why a response shows the task failed, or None: it refuses or apologises and is short
+    (``could_not_answer``), or holds nothing but punctuation and stop words (``no_content``)."""
+    words = [token for token in tokenize(text) if any(c.isalnum() for c in token)]
+    if not [word for word in words if word.lower() not in _STOP_WORDS[lang]]:
+        return "no_content"
+    if _REFUSAL[lang].search(text) and length_of(text, lang) < REFUSAL_SHORTER_THAN[lang]:
+        return "could_not_answer"
+    return None

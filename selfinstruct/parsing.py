@@ -30,7 +30,8 @@ _FIELD_NAMES = {"instruction": "instruction", "指令": "instruction", "input": 
                 "类别标签": "label", "类别": "label",
                 "task": "task", "任务": "task"}
 _NO_INPUT = {"", "none", "no input", "n/a", "na", "null", "<noinput>", "<no input>", "无", "无输入", "没有", "空", "(none)", "（无）"}
-_LABEL_PREFIX = re.compile(r"^\s*(?:classification|is it classification\??|answer|分类任务|是否分类任务|答案|回答)\s*[:：]\s*",
+_LABEL_PREFIX = re.compile(r"^\s*(?:classification|is it classification\??|adds something|answer|分类任务|是否分类任务|"
+                           r"有新内容|答案|回答)\s*[:：]\s*",
                            re.IGNORECASE)
 # Yes/no answers: a hedge decides nothing; then the leading word; then a sentence saying the task is
 # (not) a classification task. No "\b" after Chinese words: there is no word boundary between two CJK characters.

@@ -117,19 +117,21 @@ class Run:
 
     # -- what methods share --------------------------------------------------------------------
 
-    def round_screening(self) -> Callable[[Request, int, str], Candidate | None]:
-        """``screen(request, j, text)`` for one round: the j-th instruction of an answer becomes a
-        Candidate if it passes the heuristic rules and is not too similar to the pool or to an earlier
-        candidate of the round; otherwise its rejection is written and it is None."""
+    def round_screening(self) -> Callable[..., Candidate | None]:
+        """``screen(request, j, text, exclude=())`` for one round: the j-th instruction of an answer
+        becomes a Candidate if it passes the heuristic rules and is not too similar to the pool or to
+        an earlier candidate of the round (texts in ``exclude`` aside: an evolved instruction's
+        ancestors); otherwise its rejection is written and it is None."""
         round_index = RougeIndex(normalize=self.config.normalize)
-        return lambda request, j, text: self._screen(request, j, text, round_index)
+        return lambda request, j, text, exclude=(): self._screen(request, j, text, round_index, exclude)
 
     @staticmethod
     async def pause() -> None:
         """Let answers to the next round's requests in while a round's answers are screened."""
         await asyncio.sleep(0)
 
-    def _screen(self, request: Request, j: int, text: str, round_index: RougeIndex) -> Candidate | None:
+    def _screen(self, request: Request, j: int, text: str, round_index: RougeIndex,
+                exclude: tuple[str, ...]) -> Candidate | None:
         config = self.config
         cid = f"r{request.round:04d}-{request.slot.rsplit('.', 1)[1]}-{j:02d}"
         self.stats.candidates["generated"] += 1
@@ -137,8 +139,9 @@ class Run:
         if reason:
             self.reject(cid, request, reason, text)
             return None
-        matches = [(m.score, m.text) for m in self.index.most_similar(text, SIMILAR_SHOWN)]
-        matches += [(m.score, m.text) for m in round_index.most_similar(text, SIMILAR_SHOWN)]
+        shown = SIMILAR_SHOWN + len(exclude)
+        matches = [(m.score, m.text) for index in (self.index, round_index) for m in index.most_similar(text, shown)
+                   if m.text not in exclude]
         matches.sort(key=lambda m: -m[0])
         most_similar = [{"instruction": t, "score": round(s, 4)} for s, t in matches[:SIMILAR_SHOWN]]
         if matches and matches[0][0] > config.threshold:
@@ -170,7 +173,7 @@ class Run:
                 "is_classification": candidate.is_classification,
                 "most_similar": candidate.most_similar,
                 "source": candidate.source,
-            }
+            } | ({"lineage": candidate.lineage} if candidate.lineage else {})
             self.rundir.tasks.append(record)
             self._join_pool(record)
         self.view.refresh()
@@ -179,6 +182,7 @@ class Run:
         self.index.add(record["instruction"])
         self.machine.append(record["instruction"])
         self.stats.accepted += 1
+        self.method.joined(record)
 
     def reject(self, rid: str, request: Request, reason: str, instruction: str, *, detail: str | None = None,
                 most_similar: list[dict] | None = None) -> None:

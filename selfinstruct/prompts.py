@@ -13,14 +13,6 @@ from string import Template
 
 from .config import ConfigError
 
-PLACEHOLDERS = {
-    "instructions": {"examples", "next"},
-    "classify": {"instruction"},
-    "instances": {"instruction"},
-    "instances_classification": {"instruction"},
-    "alpaca": {"examples", "count", "next"},
-}
-
 LABELS = {
     "en": {"task": "Task ", "instruction": "Instruction", "input": "Input", "output": "Output", "none": "None",
            "colon": ": "},
@@ -39,10 +31,15 @@ class PromptSet:
     files: list[Path]
 
     @classmethod
-    def load(cls, folder: Path, lang: str, stages: list[str] | None = None) -> PromptSet:
-        """Read and check the templates before any request is sent."""
+    def load(cls, folder: Path, lang: str, wanted: dict[str, set[str]] | None = None) -> PromptSet:
+        """Read and check the templates before any request is sent: ``wanted`` maps each template's
+        name to its placeholders (a method's ``templates``); None, every method's."""
+        if wanted is None:
+            from .methods import METHODS
+
+            wanted = {name: names for method in METHODS.values() for name, names in method.templates.items()}
         templates, files = {}, []
-        for stage in stages or list(PLACEHOLDERS):
+        for stage, placeholders in wanted.items():
             path = Path(folder) / lang / f"{stage}.txt"
             try:
                 text = path.read_text(encoding="utf-8")
@@ -53,9 +50,9 @@ class PromptSet:
             template = Template(text)
             if not template.is_valid():
                 raise PromptError(f"{path}: a '$' that is not a placeholder; write '$$' for a literal dollar sign")
-            found, wanted = set(template.get_identifiers()), PLACEHOLDERS[stage]
-            if found != wanted:
-                raise PromptError(f"{path}: placeholders must be {_names(wanted)}, found {_names(found)}")
+            found = set(template.get_identifiers())
+            if found != placeholders:
+                raise PromptError(f"{path}: placeholders must be {_names(placeholders)}, found {_names(found)}")
             templates[stage], files = template, files + [path]
         return cls(lang, templates, files)
 

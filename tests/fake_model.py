@@ -45,6 +45,12 @@ class FakeModel:
                 return self.instances(prompt, chat)
             if "new, varied tasks" in prompt or "请想出" in prompt:
                 return self.alpaca(prompt, chat)
+            if prompt.rstrip().endswith(("Rewritten instruction:", "New instruction:", "改写后的指令：", "新指令：")):
+                return self.evolve(prompt, chat)
+            if prompt.rstrip().endswith(("Adds something:", "有新内容：")):
+                return self.compare(prompt)
+            if prompt.rstrip().endswith(("Response:", "回答：")):
+                return self.respond(prompt, chat)
         raise AssertionError(f"fake model cannot tell the stage of: {prompt[-200:]!r}")
 
     def instruction(self, zh: bool) -> str:
@@ -100,3 +106,18 @@ class FakeModel:
             return text
         head = f"###\n{first}. 指令：" if zh else f"###\n{first}. Instruction: "
         return text[len(head):]
+
+    # Evol-Instruct: a rewrite is a new instruction with a requirement added; it always adds something.
+    def evolve(self, prompt: str, chat: bool) -> str:
+        zh = prompt.rstrip().endswith(("改写后的指令：", "新指令："))
+        text = self.instruction(zh) + ("，并且只用三句话回答。" if zh else ", in exactly three sentences.")
+        return ("改写后的指令：" if zh else "Rewritten instruction: ") + text if chat else " " + text
+
+    def compare(self, prompt: str) -> str:
+        return " 是" if prompt.rstrip().endswith("有新内容：") else " Yes"
+
+    def respond(self, prompt: str, chat: bool) -> str:
+        zh = prompt.rstrip().endswith("回答：")
+        return ("这是一个完整的回答：先说明背景，再分三步给出做法，最后总结要点。" if zh else
+                "Here is a complete answer: first the background, then the method in three steps, then a summary.")
+

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import random
 import re
 
 import pytest
 
+from selfinstruct import filters
 from selfinstruct.filters import clean_instances, detect_lang, instruction_rejection
 from selfinstruct.seeds import Instance
 
@@ -123,3 +125,24 @@ def test_open_ended_instances_without_input_do_not_conflict():
     assert dropped == [
         (Instance("", "Golden leaves drift down."), "duplicate_instance"),
         (Instance("q", "x"), "conflicting_outputs"), (Instance("q", "y"), "conflicting_outputs")]
+
+
+def test_a_rule_added_to_the_chain_applies_to_generate_and_filter(tmp_path, monkeypatch):
+    """INSTRUCTION_RULES is the one list: a new rule rejects in instruction_rejection, which the loop's
+    screening and filter's heuristics both call, with the rule's own reason."""
+    from selfinstruct import filter_dataset, pipeline, screening
+
+    def no_bananas(instruction: filters.Instruction) -> str | None:
+        return "mentions_bananas" if "banana" in instruction.text.lower() else None
+
+    monkeypatch.setattr(filters, "INSTRUCTION_RULES", [*filters.INSTRUCTION_RULES, no_bananas])
+    assert filters.instruction_rejection("Write a poem about a banana tree.", "en", 3, 150) == "mentions_bananas"
+    assert filters.instruction_rejection("Write a poem about an apple tree.", "en", 3, 150) is None
+    assert filters.instruction_rejection("Banana!", "en", 3, 150) == "too_short"  # earlier rules come first
+    assert pipeline.instruction_rejection is filters.instruction_rejection
+    assert screening.instruction_rejection is filters.instruction_rejection
+    source = tmp_path / "data.jsonl"
+    source.write_text("".join(json.dumps({"instruction": text, "output": "A poem."}) + "\n" for text in (
+        "Write a poem about a banana tree.", "Describe the colours of an autumn forest.")))
+    report = filter_dataset(source, tmp_path / "clean.jsonl")
+    assert report.dropped == {"mentions_bananas": 1} and report.kept == 1

@@ -7,7 +7,11 @@ import sys
 import zipfile
 from pathlib import Path
 
+from selfinstruct.methods import METHODS
+
 ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = {name for method in METHODS.values() for name in method.templates}
+assert len(TEMPLATES) == 13  # every method's prompts: self-instruct 4, alpaca 1, evol 8
 
 
 def test_wheel_carries_seeds_and_prompts_and_they_load(tmp_path):
@@ -18,7 +22,7 @@ def test_wheel_carries_seeds_and_prompts_and_they_load(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for lang in ("zh", "en"):
         assert f"selfinstruct/_data/seeds/{lang}_seed_tasks.jsonl" in names
-        for stage in ("instructions", "classify", "instances", "instances_classification", "alpaca"):
+        for stage in TEMPLATES:
             assert f"selfinstruct/_data/prompts/{lang}/{stage}.txt" in names
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)
@@ -31,7 +35,7 @@ def test_wheel_carries_seeds_and_prompts_and_they_load(tmp_path):
     assert ran.returncode == 0, ran.stderr
     where, counts, templates = ran.stdout.split("\n")[:3]
     assert where.startswith(str(target / "selfinstruct" / "_data"))
-    assert counts == "175 175" and templates == "5"
+    assert counts == "175 175" and templates == str(len(TEMPLATES))
 
 
 # Distribution names of the modules the package imports, where they differ.

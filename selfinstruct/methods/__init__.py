@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 class Method:
     name: ClassVar[str]  # the --mode value
-    templates: ClassVar[tuple[str, ...]]  # prompt files it reads, prompts/<lang>/<name>.txt
+    templates: ClassVar[dict[str, set[str]]]  # prompts/<lang>/<name>.txt it reads -> their $placeholders
     stages: ClassVar[dict[str, int]]  # its request stages -> priority (lower is sent first when slots are scarce)
     # For the dry run's estimate: requests of each stage per accepted task, completion tokens per request.
     rates: ClassVar[dict[str, dict[str, float]]]
@@ -42,12 +42,16 @@ class Method:
         """Later requests per candidate, where the method has them (``room``: tasks still wanted)."""
         return candidates
 
+    def joined(self, task: dict) -> None:
+        """A task joined the pool (accepted now, or replayed on resume), as written to tasks.jsonl."""
+
     def first_requests(self) -> dict[str, Request]:
         """The first request of each stage, as a run would send it (for the dry run)."""
         raise NotImplementedError
 
 
 from .alpaca import Alpaca  # noqa: E402  (the methods need Method)
+from .evol import Evol  # noqa: E402
 from .self_instruct import SelfInstruct  # noqa: E402
 
-METHODS: dict[str, type[Method]] = {method.name: method for method in (SelfInstruct, Alpaca)}
+METHODS: dict[str, type[Method]] = {method.name: method for method in (SelfInstruct, Alpaca, Evol)}

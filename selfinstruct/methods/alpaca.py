@@ -15,7 +15,7 @@ EXAMPLES = 3
 
 class Alpaca(Method):
     name = "alpaca"
-    templates = ("alpaca",)
+    templates = {"alpaca": {"examples", "count", "next"}}
     stages = {"alpaca": 0}
     rates = {"requests_per_task": {"alpaca": 1 / 6.0}, "completion_tokens": {"alpaca": 800}}
 

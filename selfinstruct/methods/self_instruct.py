@@ -15,7 +15,8 @@ CLASSIFY_TOKENS = 16
 
 class SelfInstruct(Method):
     name = "self-instruct"
-    templates = ("instructions", "classify", "instances", "instances_classification")
+    templates = {"instructions": {"examples", "next"}, "classify": {"instruction"}, "instances": {"instruction"},
+                 "instances_classification": {"instruction"}}
     stages = {"instructions": 0, "classify": 1, "instances": 2}  # the next round waits on instructions
     # ~10 instructions per request, 60% pass the filters, 90% of those get usable instances.
     rates = {"requests_per_task": {"instructions": 1 / 5.4, "classify": 1 / 0.9, "instances": 1 / 0.9},

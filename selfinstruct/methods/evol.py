@@ -1,0 +1,179 @@
+"""Evol-Instruct (WizardLM, Xu et al., 2023): rewrite instructions from the pool to be deeper
+(in-depth: add a constraint, deepen, concretise, add reasoning steps, add input) or broader
+(in-breadth: a new task in the same field), answer each, and eliminate the failed evolutions.
+
+The elimination step is the paper's, all four rules, each rejection with its reason:
+``copied_prompt`` (the rewrite copies the prompt's scaffolding), ``no_information_gain`` (the
+model, asked with ``evolve_compare``, says the rewrite adds nothing to its parent; journaled like
+every answer), ``could_not_answer`` (the response apologises or refuses, and is short) and
+``no_content`` (the response is only punctuation and stop words). An evolution is also screened
+like any new instruction (the heuristic rules; ROUGE-L against the pool, its own ancestors aside,
+since a rewrite keeps most of its parent). Each task records its lineage: parent id, operation, depth.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+from ..candidate import Candidate, Request
+from ..filters import response_rejection
+from ..parsing import parse_yes_no
+from ..prompts import LABELS
+from ..seeds import Instance, Task
+from . import Method
+
+IN_DEPTH = ("constraints", "deepen", "concretize", "reasoning", "complicate_input")
+OPERATIONS = (*IN_DEPTH, "breadth")  # drawn uniformly, so in-breadth is one evolution in six
+MAX_DEPTH = 4  # WizardLM evolved its dataset four times
+COMPARE_TOKENS = 16
+DRAWS = 20  # tries to draw a parent that may evolve further, before falling back on a seed
+# Our own prompts' last line, which a chat model may repeat before its answer.
+_ECHOED_LABEL = re.compile(r"^\s*(?:rewritten instruction|new instruction|改写后的指令|新指令)\s*[:：]\s*", re.IGNORECASE)
+# The scaffolding of an evolving prompt (ours, or the paper's), which an evolved instruction must not copy.
+_SCAFFOLDING = re.compile(r"#\s*(?:given|rewritten|created)\s+prompt\s*#|\b(?:given|rewritten|original) "
+                          r"(?:prompt|instruction)\b|\brewritten instruction\b|改写后的指令|原指令|给定的指令",
+                          re.IGNORECASE)
+
+
+class Evol(Method):
+    name = "evol"
+    templates = {**{f"evolve_{operation}": {"instruction"} for operation in OPERATIONS},
+                 "evolve_compare": {"parent", "child"}, "respond": {"instruction"}}
+    stages = {"evolve": 0, "compare": 1, "respond": 2}
+    # About 70% of rewrites pass screening, 85% of those add something, 90% of responses pass.
+    rates = {"requests_per_task": {"evolve": 1 / 0.54, "compare": 1 / 0.77, "respond": 1 / 0.9},
+             "completion_tokens": {"evolve": 120, "compare": 3, "respond": 400}}
+
+    def __init__(self, run):
+        super().__init__(run)
+        # The pool in the order it grew: (id, instruction, the text evolved from it, depth, parent's place).
+        self.pool: list[tuple[str, str, str, int, int | None]] = [
+            (task.id or f"seed_task_{i}", task.instruction, self._text_of(task), 0, None)
+            for i, task in enumerate(run.seeds)]
+        self.place = {entry[0]: i for i, entry in enumerate(self.pool)}
+        self.asked: dict[str, tuple[int, str]] = {}  # request slot -> (parent's place, operation)
+
+    def request(self, rng: random.Random, round_: int, i: int) -> Request:
+        run, config = self.run, self.run.config
+        # The pool as it stood two rounds back: fixed before this round's requests may be sent.
+        known = len(run.seeds) + (run.pool_after[round_ - 2] if round_ >= 2 else 0)
+        parent = next((k for k in (rng.randrange(known) for _ in range(DRAWS)) if self.pool[k][3] < MAX_DEPTH),
+                      rng.randrange(len(run.seeds)))
+        operation = rng.choice(OPERATIONS)
+        slot = f"r{round_}.evolve.{i}"
+        self.asked[slot] = (parent, operation)
+        prompt = run.prompts.render(f"evolve_{operation}", instruction=self.pool[parent][2])
+        return Request("evolve", slot, round_, prompt, config.max_tokens, config.temperature,
+                       ["\n\n"] if run.continued else None)
+
+    async def candidates(self, requests: list[Request], answers: list[dict]) -> list[Candidate]:
+        """Each answer's rewrite, screened, with its lineage."""
+        run, candidates = self.run, []
+        screening = run.round_screening()
+        for request, answer in zip(requests, answers):
+            await run.pause()
+            if answer["error"]:
+                continue
+            parent, operation = self.asked[request.slot]
+            text = _ECHOED_LABEL.sub("", answer["text"].strip(), count=1).strip()
+            if not text or answer["finish_reason"] == "length":
+                reason = "cut_off" if text else "unparseable_response"
+                run.reject(f"{request.slot}.0", request, reason, text or answer["text"][:500])
+                continue
+            if _SCAFFOLDING.search(text):
+                run.stats.candidates["generated"] += 1
+                run.reject(f"{request.slot}.0", request, "copied_prompt", text)
+                continue
+            candidate = screening(request, 0, text, exclude=self._lineage_of(parent))
+            if candidate is not None:
+                candidate.lineage = {"parent": self.pool[parent][0], "operation": operation,
+                                     "depth": self.pool[parent][3] + 1}
+                candidates.append(candidate)
+        return candidates
+
+    async def complete(self, candidates: list[Candidate], room: int) -> list[Candidate]:
+        candidates = candidates[: 2 * room]  # near the target, pay only for what can still be accepted
+        await self.run.gather(*(self._complete(c) for c in candidates))
+        return candidates
+
+    async def _complete(self, candidate: Candidate) -> None:
+        """The elimination step, then the response. Rejections wait on the candidate, so that
+        rejected.jsonl does not depend on answer timing."""
+        run = self.run
+
+        def reject(*args, **kwargs):
+            candidate.rejections.append((args, kwargs))
+
+        request = self._compare_request(candidate)
+        answer = await run.ask(request)
+        if answer["error"]:
+            reject(candidate.id, request, f"request_failed:{answer['error']}", candidate.instruction)
+            return
+        adds = parse_yes_no(answer["text"])
+        if not adds:
+            reject(candidate.id, request, "no_information_gain" if adds is False else "unparseable_comparison",
+                   candidate.instruction, detail=answer["text"][:200])
+            return
+        request = self._respond_request(candidate)
+        answer = await run.ask(request)
+        if answer["error"]:
+            reject(candidate.id, request, f"request_failed:{answer['error']}", candidate.instruction)
+            return
+        response = answer["text"].strip()
+        reason = response_rejection(response, run.config.lang)
+        if reason is None and answer["finish_reason"] == "length":
+            reason = "cut_off"
+        if reason:
+            reject(candidate.id, request, reason, candidate.instruction, detail=response[:500])
+            return
+        candidate.instances = run.usable_instances(candidate, request, [Instance("", response)], reject)
+
+    def joined(self, task: dict) -> None:
+        lineage = task["lineage"]
+        self.place[task["id"]] = len(self.pool)
+        self.pool.append((task["id"], task["instruction"], task["instruction"], lineage["depth"],
+                          self.place[lineage["parent"]]))
+
+    def _lineage_of(self, place: int) -> tuple[str, ...]:
+        """The instructions of an entry and its ancestors."""
+        found = []
+        while place is not None:
+            found.append(self.pool[place][1])
+            place = self.pool[place][4]
+        return tuple(found)
+
+    def _text_of(self, task: Task) -> str:
+        """A seed task as one request: its instruction, and its first instance's input if it has one."""
+        given = task.instances[0].input.strip() if task.instances else ""
+        if not given:
+            return task.instruction
+        labels = LABELS[self.run.config.lang]
+        return f"{task.instruction}\n{labels['input']}{labels['colon']}{given}"
+
+    def _compare_request(self, candidate: Candidate) -> Request:
+        run, round_ = self.run, candidate.source["round"]
+        parent = self.pool[self.place[candidate.lineage["parent"]]][2]
+        return Request("compare", f"r{round_}.compare.{candidate.id}", round_,
+                       run.prompts.render("evolve_compare", parent=_one_line(parent),
+                                          child=_one_line(candidate.instruction)),
+                       COMPARE_TOKENS, 0.0, ["\n"] if run.continued else None)
+
+    def _respond_request(self, candidate: Candidate) -> Request:
+        run, round_ = self.run, candidate.source["round"]
+        return Request("respond", f"r{round_}.respond.{candidate.id}", round_,
+                       run.prompts.render("respond", instruction=candidate.instruction),
+                       run.config.max_tokens, run.config.temperature,
+                       ["\nInstruction:", "\n指令："] if run.continued else None)
+
+    def first_requests(self) -> dict[str, Request]:
+        first = self.request(random.Random(f"{self.run.config.seed}:0"), 0, 0)
+        parent, operation = self.asked[first.slot]
+        example = Candidate("r0000-0-00", self.pool[parent][1], {"round": 0}, [],
+                            lineage={"parent": self.pool[parent][0], "operation": operation, "depth": 1})
+        return {"evolve": first, "compare": self._compare_request(example), "respond": self._respond_request(example)}
+
+
+def _one_line(text: str) -> str:
+    """The compare prompt lists each instruction on one line."""
+    return " ".join(text.split())
