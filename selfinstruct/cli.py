@@ -115,6 +115,9 @@ def generate(
     seeds: Annotated[Optional[Path], _option(
         "--seeds", help="Seed tasks (JSONL, JSON lines or JSON array; seed or Alpaca format).",
         default="the bundled ones")] = None,
+    from_dataset: Annotated[Optional[Path], _option(
+        "--from", help="Evol mode: a dataset to evolve instead of the seeds (any layout filter reads; records "
+                       "without an instruction and an output are left out).")] = None,
     prompts: Annotated[Optional[Path], _option("--prompts", help="Folder of prompt templates (<lang>/<stage>.txt).",
                                                default="the bundled ones")] = None,
     num_instructions: Annotated[Optional[int], _option("--num-instructions", "-n", help="Tasks to accept.",

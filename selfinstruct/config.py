@@ -56,6 +56,7 @@ class Config:
     num_instructions: int = 100
     output: Path | None = None
     seeds: Path | None = None
+    from_dataset: Path | None = None  # evol mode: a dataset to evolve instead of the seeds (--from)
     prompts: Path | None = None
     seed: int = 0
     # endpoint
@@ -103,7 +104,7 @@ class Config:
 
     def __post_init__(self) -> None:
         self.validate()
-        for name in ("output", "seeds", "prompts", "local_model"):
+        for name in ("output", "seeds", "from_dataset", "prompts", "local_model"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, Path):
                 setattr(self, name, Path(value))
@@ -115,6 +116,11 @@ class Config:
         from .methods import METHODS  # the methods' modules import this one
 
         _choice("mode", self.mode, tuple(METHODS))
+        if self.from_dataset is not None and self.mode != "evol":
+            raise ConfigError("--from gives --mode evol a dataset to evolve; self-instruct and alpaca start from "
+                              "--seeds")
+        if self.from_dataset is not None and self.seeds is not None:
+            raise ConfigError("give --from or --seeds, not both: an evol run starts from one of them")
         if self.api is not None:
             _choice("api", self.api, APIS)
         for name in ("num_instructions", "concurrency", "max_tokens", "instances_per_task",
@@ -167,7 +173,8 @@ class Config:
         config = replace(
             self,
             output=output,
-            seeds=_absolute(self.seeds or default_seeds(self.lang)),
+            seeds=None if self.from_dataset else _absolute(self.seeds or default_seeds(self.lang)),
+            from_dataset=_absolute(self.from_dataset) if self.from_dataset else None,
             prompts=_absolute(self.prompts or default_prompts()),
             local_model=_absolute(self.local_model) if self.local_model else None,
             min_length=_given(self.min_length, low),
@@ -245,6 +252,8 @@ class Config:
         """Everything that changes the data: settings plus the content of seeds and prompts."""
         sig = {key: getattr(self, key) for key in DATA_KEYS}
         sig["seeds_sha256"] = _sha256_files([self.seeds]) if self.seeds else None
+        if self.from_dataset:  # only then, so that runs made before --from existed keep their signature
+            sig["from_sha256"] = _sha256_files([self.from_dataset])
         sig["prompts_sha256"] = _sha256_files(prompt_files)
         return sig
 
@@ -256,7 +265,7 @@ def settings_from(data: object, source: Path | str) -> dict:
     known = {f.name for f in fields(Config)}
     values = {}
     for key, value in data.items():
-        name = str(key).replace("-", "_")
+        name = "from_dataset" if key == "from" else str(key).replace("-", "_")  # --from
         if name not in known:
             raise ConfigError(f"{source}: unknown setting {key!r}")
         values[name] = value

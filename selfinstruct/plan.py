@@ -16,7 +16,7 @@ from .methods import METHODS
 from .pipeline import Run
 from .pricing import Price, estimate_tokens, price_for
 from .prompts import PromptSet
-from .seeds import load_seed_tasks
+from .seeds import load_start_tasks
 
 # Seconds per request; per-stage defaults are each method's ``rates``.
 DEFAULT_SECONDS = {"local": 5.0, "remote": 10.0}
@@ -41,7 +41,7 @@ def plan(config: Config) -> Plan:
     config = config.resolve()
     method = METHODS[config.mode]
     prompts = PromptSet.load(config.prompts, config.lang, method.templates)
-    firsts = Run(config, prompts, load_seed_tasks(config.seeds)).method.first_requests()
+    firsts = Run(config, prompts, load_start_tasks(config)[0]).method.first_requests()
     measured = _measured(config)
     remaining = max(config.num_instructions - (measured["accepted"] if measured else 0), 0)
     result = Plan([(stage, request.prompt) for stage, request in firsts.items()], remaining,

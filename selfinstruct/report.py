@@ -229,8 +229,9 @@ def write_report(path: Path | str, output: Path | str | None = None, *, seeds: P
         notify(note)
     if not data.tasks and not data.run:
         raise ReportError(f"{data.source}: no records with a string 'instruction' field ({data.records} read)")
-    if seeds is None and data.run and Path(data.run["settings"]["seeds"]).is_file():
-        seeds = data.run["settings"]["seeds"]
+    stored = data.run["settings"].get("seeds") if data.run else None  # none in an evol run started --from a dataset
+    if seeds is None and stored and Path(stored).is_file():
+        seeds = stored
     seeds = Path(seeds) if seeds else default_seeds(data.lang)
     seed_instructions = [t.instruction for t in load_seed_tasks(seeds)]
     threshold = data.run["settings"].get("threshold", 0.7) if data.run else 0.7

@@ -28,7 +28,7 @@ from .pricing import price_for
 from .progress import ProgressView
 from .stats import Stats
 from .rundir import RunDir, read_config
-from .seeds import load_seed_tasks
+from .seeds import load_start_tasks
 
 # Signals that end a run the way Ctrl+C does: the summary is written and the run can be resumed.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
@@ -91,7 +91,7 @@ async def generate_async(config: Config, *, progress: str = "off", allow_changes
                          notify: Callable[[str], None] | None = None) -> dict:
     config = config.resolve()
     prompts = PromptSet.load(config.prompts, config.lang, METHODS[config.mode].templates)
-    seeds = load_seed_tasks(config.seeds)
+    seeds, skipped = load_start_tasks(config)
     model_path = local_model_path(config) if config.local else None
     price = price_for(config.model, local=config.local, base_url=config.base_url, price_in=config.price_in,
                       price_out=config.price_out)
@@ -102,6 +102,9 @@ async def generate_async(config: Config, *, progress: str = "off", allow_changes
     if notify:
         notify(f"{config.endpoint_line()}; " + (price.describe() if price else
                                                "price unknown: --price-in and --price-out give the cost"))
+        if skipped:
+            notify(f"{config.from_dataset}: {skipped} records are not tasks (no instruction or output, or not "
+                   "JSON) and were left out")
     stats = Stats(target=config.num_instructions, price=price)
     previous_seconds, started = rundir.previous_summary.get("wall_seconds", 0.0), time.monotonic()
 

@@ -47,6 +47,27 @@ def load_seed_tasks(path: Path | str) -> list[Task]:
     return tasks
 
 
+def load_start_tasks(config) -> tuple[list[Task], int]:
+    """The tasks a run starts its pool from: the seeds (strictly checked), or with --from a dataset,
+    whose records that are not tasks (no instruction, no output, not JSON) are skipped and counted."""
+    if config.from_dataset is None:
+        return load_seed_tasks(config.seeds), 0
+    path, tasks, skipped, ids = Path(config.from_dataset), [], 0, set()
+    for number, (line, record) in enumerate(iter_records(path, skip_bad_lines=True), start=1):
+        try:
+            task = task_from_record(record, path, line)
+        except RecordError:
+            skipped += 1
+            continue
+        if not task.id or task.id in ids:
+            task.id = f"record_{number}"  # its place in the file: a lineage's parent names it
+        ids.add(task.id)
+        tasks.append(task)
+    if not tasks:
+        raise RecordError(path, None, "holds no task with an instruction and an output")
+    return tasks, skipped
+
+
 def task_from_record(record: object, path: Path, line: int, default_id: str = "") -> Task:
     if not isinstance(record, dict):
         raise RecordError(path, line, f"expected a JSON object, got {type(record).__name__}")

@@ -106,3 +106,37 @@ def test_evol_run_keeps_lineage_and_eliminates_with_reasons(tmp_path, lang):
     resume(copy, api_key="sk-test-key", base_url="http://127.0.0.1:9/v1")  # a request would fail
     for name in ("tasks.jsonl", "rejected.jsonl", "responses.jsonl"):
         assert (copy / name).read_bytes() == (run / name).read_bytes(), name
+
+
+def test_evol_starts_from_a_dataset_and_leaves_out_what_is_not_a_task(tmp_path):
+    data = tmp_path / "data.json"
+    records = [{"instruction": f"Describe the {thing} in two sentences.", "input": "", "output": "It is fine."}
+               for thing in ("harbour", "orchard", "glacier", "violin")]
+    records[2]["id"] = "own-id"
+    data.write_text(json.dumps(records[:2] + [{"instruction": "No output here."}, 7] + records[2:]))
+    notes = []
+    with ScriptedServer(FakeModel()) as server:
+        config = Config(mode="evol", lang="en", num_instructions=6, base_url=server.base_url, api_key="sk-test-key",
+                        model="stub-model", output=tmp_path / "run", requests_per_round=4, concurrency=1,
+                        from_dataset=data)
+        generate(config, notify=notes.append)
+        prompts = [request.prompt for request in server.requests]
+    assert f"{data}: 2 records are not tasks (no instruction or output, or not JSON) and were left out" in notes
+    tasks = [json.loads(line) for line in (tmp_path / "run" / "tasks.jsonl").read_text().splitlines()]
+    parents = {t["lineage"]["parent"] for t in tasks if t["lineage"]["depth"] == 1}
+    assert parents and parents <= {"record_1", "record_2", "own-id", "record_6"}  # records 3 and 4 are no tasks
+    assert all(re.search(r"Describe the (harbour|orchard|glacier|violin)", p) for p in prompts if
+               p.rstrip().endswith(("Rewritten instruction:", "New instruction:")) and "case" not in p)
+    settings = json.loads((tmp_path / "run" / "config.json").read_text())["settings"]
+    assert settings["from_dataset"] == str(data) and settings["seeds"] is None
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"mode": "self-instruct"}, "--from gives --mode evol a dataset to evolve"),
+    ({"mode": "evol", "seeds": "seeds.jsonl"}, "give --from or --seeds, not both"),
+])
+def test_from_is_for_evol_alone(settings, message):
+    from selfinstruct.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        Config(from_dataset="data.json", **settings)
