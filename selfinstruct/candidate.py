@@ -17,6 +17,7 @@ class Request:
     temperature: float
     stop: list[str] | None = None
     next_number: int = 0  # the list number the prompt ends with, where the answer's list goes on
+    judge: bool = False  # sent to the judge's model and endpoint (see judge.py)
 
 
 @dataclass
@@ -31,3 +32,4 @@ class Candidate:
     instances: list[Instance] | None = None
     rejections: list[tuple] = field(default_factory=list)  # written in candidate order, not as answers come
     lineage: dict | None = None  # where an evolved instruction comes from: parent, operation, depth
+    judged: dict | None = None  # the judge's {"score", "reason"}, with --judge

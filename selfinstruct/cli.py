@@ -70,6 +70,10 @@ ApiKey = Annotated[Optional[str], _option("--api-key", help="API key.", default=
 BaseUrl = Annotated[Optional[str], _option(
     "--base-url", help="OpenAI-compatible endpoint.",
     default="$OPENAI_BASE_URL; with only a key, OpenAI; with neither, the embedded model")]
+JudgeBaseUrl = Annotated[Optional[str], _option("--judge-base-url", help="The judge's endpoint.",
+                                                default="the run's")]
+JudgeApiKey = Annotated[Optional[str], _option("--judge-api-key", help="The judge's API key.",
+                                               default="the run's")]
 Concurrency = Annotated[Optional[int], _option("--concurrency", help="Requests in flight at once.", default="8")]
 Timeout = Annotated[Optional[float], _option("--timeout", help="Seconds per request.", default="120")]
 MaxRetries = Annotated[Optional[int], _option("--max-retries", help="Retries of a failing request.", default="6")]
@@ -117,7 +121,7 @@ def generate(
         default="the bundled ones")] = None,
     from_dataset: Annotated[Optional[Path], _option(
         "--from", help="Evol mode: a dataset to evolve instead of the seeds (any layout filter reads; records "
-                       "without an instruction and an output are left out).")] = None,
+                       "without an instruction and an output are left out).", default="the seeds")] = None,
     prompts: Annotated[Optional[Path], _option("--prompts", help="Folder of prompt templates (<lang>/<stage>.txt).",
                                                default="the bundled ones")] = None,
     num_instructions: Annotated[Optional[int], _option("--num-instructions", "-n", help="Tasks to accept.",
@@ -150,6 +154,15 @@ def generate(
                                                          default="--concurrency, at least 8")] = None,
     tasks_per_request: Annotated[Optional[int], _option("--tasks-per-request", help="Alpaca mode: tasks per request.",
                                                         default="10")] = None,
+    judge: Annotated[Optional[bool], typer.Option(
+        "--judge", help="Score each task 1-5 with a model (its answers are journaled and cost counted).",
+        show_default=False)] = None,
+    min_score: Annotated[Optional[int], _option("--min-score", help="With --judge: reject tasks scored below this "
+                                                                    "(reason low_score).", default="keep all")] = None,
+    judge_model: Annotated[Optional[str], _option("--judge-model", help="The judge's model.",
+                                                  default="the run's")] = None,
+    judge_base_url: JudgeBaseUrl = None,
+    judge_api_key: JudgeApiKey = None,
     timeout: Timeout = None,
     max_retries: MaxRetries = None,
     max_idle_rounds: MaxIdleRounds = None,
@@ -207,6 +220,8 @@ def resume(
                                                        default="the run's")] = None,
     base_url: _resumed(BaseUrl) = None,
     api_key: ApiKey = None,
+    judge_base_url: _resumed(JudgeBaseUrl) = None,
+    judge_api_key: JudgeApiKey = None,
     concurrency: _resumed(Concurrency) = None,
     timeout: _resumed(Timeout) = None,
     max_retries: _resumed(MaxRetries) = None,

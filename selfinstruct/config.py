@@ -31,7 +31,7 @@ DATA_KEYS = (
     "tasks_per_request", "min_length", "max_length", "normalize",
 )
 # What `resume` may change: where requests go and how they are sent, never what they ask.
-RESUME_KEYS = ("num_instructions", "api_key", "base_url", "concurrency", "timeout", "max_retries", "retry_wait",
+RESUME_KEYS = ("num_instructions", "api_key", "base_url", "judge_api_key", "judge_base_url", "concurrency", "timeout", "max_retries", "retry_wait",
                "max_idle_rounds", "failure_window", "max_failure_share", "price_in", "price_out", "max_cost",
                "max_requests", "max_total_tokens", "rpm", "tpm")
 LENGTH_DEFAULTS = {"en": (4, 150), "zh": (6, 300)}  # words for English, characters for Chinese
@@ -98,6 +98,12 @@ class Config:
     tasks_per_request: int = 10  # alpaca mode
     min_length: int | None = None
     max_length: int | None = None
+    # the LLM judge (judge.py): scores each task 1-5; --min-score rejects below it
+    judge: bool = False
+    min_score: int | None = None
+    judge_model: str | None = None  # None: the run's model
+    judge_base_url: str | None = None  # None: the run's endpoint
+    judge_api_key: str | None = field(default=None, repr=False)  # None: the run's key
     # NFKC before ROUGE-L (full-width Ｐｙｔｈｏｎ equals Python). None: on, except in a run directory
     # made before it existed (format 2), which keeps comparing raw text so that it resumes exactly.
     normalize: bool | None = None
@@ -139,11 +145,17 @@ class Config:
                 raise ConfigError(f"{_flag(name)} must be between 0 and 1, got {value}")
         if not 0.0 < self.max_failure_share <= 1.0:
             raise ConfigError(f"max-failure-share must be more than 0 and at most 1, got {self.max_failure_share}")
-        if self.base_url is not None:
-            parts = urlsplit(self.base_url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ConfigError(f"base-url must be an http:// or https:// URL with a host, "
-                                  f"got {redact_url(self.base_url)!r}")
+        for name in ("base_url", "judge_base_url"):
+            parts = urlsplit(getattr(self, name) or "")
+            if getattr(self, name) is not None and (parts.scheme not in ("http", "https") or not parts.hostname):
+                raise ConfigError(f"{_flag(name)} must be an http:// or https:// URL with a host, "
+                                  f"got {redact_url(getattr(self, name))!r}")
+        if self.min_score is not None and not 1 <= self.min_score <= 5:
+            raise ConfigError(f"min-score must be from 1 to 5, got {self.min_score}")
+        judging = [f"--{_flag(name)}" for name in ("min_score", "judge_model", "judge_base_url", "judge_api_key")
+                   if getattr(self, name) is not None]
+        if judging and not self.judge:
+            raise ConfigError(f"{', '.join(judging)} needs --judge, which is off")
         if self.timeout <= 0:
             raise ConfigError(f"timeout must be more than 0 seconds, got {self.timeout}")
 
@@ -158,8 +170,10 @@ class Config:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
         values = settings_from(data, path)
-        if "api_key" in values:
-            raise ConfigError(f"{path}: do not store api-key in a file; set OPENAI_API_KEY instead")
+        for key in ("api_key", "judge_api_key"):
+            if key in values:
+                raise ConfigError(f"{path}: do not store {_flag(key)} in a file; pass it on the command line "
+                                  "or set OPENAI_API_KEY")
         try:
             cls(**values)  # the file's own values are checked even where a flag overrides them
         except ConfigError as exc:
@@ -184,7 +198,8 @@ class Config:
                                       _stored(output, "requests_per_round") or max(8, self.concurrency)),
             normalize=_given(self.normalize, _given(_stored(output, "normalize"), True)),
         )
-        return config._resolve_endpoint()
+        config = config._resolve_endpoint()
+        return replace(config, judge_model=config.judge_model or config.model) if config.judge else config
 
     def _resolve_endpoint(self) -> Config:
         """The endpoint rule: --local/--local-model, else the given or environment endpoint (a key alone
@@ -228,34 +243,48 @@ class Config:
             where = f"embedded llama.cpp server, model {self.model}"
         else:
             where = f"{redact_url(self.base_url)}, model {self.model}"
-        return f"endpoint: {where} ({self.api} API)"
+        line = f"endpoint: {where} ({self.api} API)"
+        if self.judge:
+            at = f" at {redact_url(self.judge_base_url)}" if self.judge_base_url else ""
+            line += f"; judge: model {self.judge_model}{at}" + (f", min-score {self.min_score}" if self.min_score else "")
+        return line
 
     def secrets(self) -> list[str]:
         """What must never be shown or stored: the key and any credential inside the base URL."""
-        found = [self.api_key] if self.api_key else []
-        if self.base_url:
-            parts = urlsplit(self.base_url)
-            if "@" in parts.netloc:
-                userinfo = parts.netloc.rsplit("@", 1)[0]
-                found += [userinfo, base64.b64encode(unquote(userinfo).encode()).decode()]  # as Basic auth
-            found += [v for k, v in parse_qsl(parts.query) if v and any(s in k.lower() for s in _SECRET_PARAMS)]
+        found = [key for key in (self.api_key, self.judge_api_key) if key]
+        for url in (self.base_url, self.judge_base_url):
+            found += _url_secrets(url) if url else []
         return found
 
     def to_dict(self) -> dict:
         """JSON-ready settings: never the API key, and the base URL without credentials."""
         data = asdict(self)
         data.pop("api_key")
-        data["base_url"] = redact_url(self.base_url)
+        data.pop("judge_api_key")
+        data["base_url"], data["judge_base_url"] = redact_url(self.base_url), redact_url(self.judge_base_url)
         return {k: str(v) if isinstance(v, Path) else v for k, v in data.items()}
 
     def signature(self, prompt_files: list[Path]) -> dict:
         """Everything that changes the data: settings plus the content of seeds and prompts."""
         sig = {key: getattr(self, key) for key in DATA_KEYS}
         sig["seeds_sha256"] = _sha256_files([self.seeds]) if self.seeds else None
-        if self.from_dataset:  # only then, so that runs made before --from existed keep their signature
+        # Only when set, so that runs made before these settings existed keep their signature.
+        if self.from_dataset:
             sig["from_sha256"] = _sha256_files([self.from_dataset])
+        if self.judge:
+            sig["judge"] = {"model": self.judge_model, "min_score": self.min_score}
         sig["prompts_sha256"] = _sha256_files(prompt_files)
         return sig
+
+
+def _url_secrets(url: str) -> list[str]:
+    """Credentials inside a URL: user info (also as Basic auth sends it) and key-like query values."""
+    parts = urlsplit(url)
+    found = []
+    if "@" in parts.netloc:
+        userinfo = parts.netloc.rsplit("@", 1)[0]
+        found += [userinfo, base64.b64encode(unquote(userinfo).encode()).decode()]  # as Basic auth
+    return found + [v for k, v in parse_qsl(parts.query) if v and any(s in k.lower() for s in _SECRET_PARAMS)]
 
 
 def settings_from(data: object, source: Path | str) -> dict:

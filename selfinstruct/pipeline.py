@@ -23,6 +23,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 
+from . import judge
 from .client import Abandoned, FatalAPIError, ModelClient, RequestFailed
 from .config import Config
 from .candidate import Candidate, Request
@@ -49,12 +50,17 @@ class Run:
     """State of one run (pool, index, counters), rebuilt from the run directory."""
 
     def __init__(self, config: Config, prompts: PromptSet, seeds: list[Task], rundir: RunDir | None = None,
-                 client: ModelClient | None = None, stats: Stats | None = None, view: ProgressView | None = None):
-        """Without a run directory and client, a Run only builds requests (for a dry run)."""
+                 client: ModelClient | None = None, stats: Stats | None = None, view: ProgressView | None = None,
+                 judge_client: ModelClient | None = None):
+        """Without a run directory and client, a Run only builds requests (for a dry run). ``judge_client``:
+        where judge requests go, if not to ``client``."""
         self.config, self.prompts, self.seeds, self.rundir = config, prompts, seeds, rundir
         self.client, self.stats, self.view = client, stats, view
+        self.judge_client = judge_client or client
         self.continued = config.api == "completion"
         self.method = METHODS[config.mode](self)
+        # Which waiting request gets a free slot first (lower first): the method's order, then the judge.
+        self.priority = {**self.method.stages, judge.STAGE: max(self.method.stages.values()) + 1}
         self.cache: dict[str, dict] = {}
         for record in rundir.read_responses() if rundir else ():
             self.cache.setdefault(record["slot"], record)
@@ -86,6 +92,8 @@ class Run:
                     ahead = self._ask_round(self.round + 1)  # a working endpoint, and more rounds to go: ask now
                 candidates = await self.method.candidates(requests, await answers)
                 candidates = await self.method.complete(candidates, self.stats.target - accepted)
+                if self.config.judge:
+                    await self.gather(*(self._judge(c) for c in candidates if c.instances))
                 self._accept_in_order(candidates)
                 self.pool_after.append(len(self.machine))
                 self.rundir.sync()
@@ -160,6 +168,31 @@ class Run:
                                      detail=", ".join(reasons))
         return kept[: self.config.instances_per_task]
 
+    async def _judge(self, candidate: Candidate) -> None:
+        """The judge's score of a complete candidate; below --min-score (or none given) it is rejected."""
+        request = self.judge_request(candidate)
+        answer = await self.ask(request)
+        reason = None
+        if answer["error"]:
+            reason, detail = f"request_failed:{answer['error']}", None
+        else:
+            score, detail = judge.parse_score(answer["text"])
+            candidate.judged = {"score": score, "reason": detail}
+            minimum = self.config.min_score
+            if minimum and score is None:
+                reason, detail = "unparseable_score", answer["text"][:200]
+            elif minimum and score < minimum:
+                reason, detail = "low_score", f"{score}: {detail}"
+        if reason:
+            candidate.rejections.append(((candidate.id, request, reason, candidate.instruction), {"detail": detail}))
+            candidate.instances = None
+
+    def judge_request(self, candidate: Candidate) -> Request:
+        round_ = candidate.source["round"]
+        prompt = judge.judge_prompt(self.prompts, candidate.instruction, candidate.instances)
+        return Request(judge.STAGE, f"r{round_}.judge.{candidate.id}", round_, prompt, judge.JUDGE_TOKENS, 0.0,
+                       ["\n\n"] if self.continued else None, judge=True)
+
     def _accept_in_order(self, candidates: list[Candidate]) -> None:
         for candidate in candidates:
             for args, kwargs in candidate.rejections:
@@ -173,7 +206,8 @@ class Run:
                 "is_classification": candidate.is_classification,
                 "most_similar": candidate.most_similar,
                 "source": candidate.source,
-            } | ({"lineage": candidate.lineage} if candidate.lineage else {})
+            } | ({"lineage": candidate.lineage} if candidate.lineage else {}) | (
+                {"judge": candidate.judged} if candidate.judged else {})
             self.rundir.tasks.append(record)
             self._join_pool(record)
         self.view.refresh()
@@ -202,7 +236,7 @@ class Run:
         cached = self.cache.get(request.slot)
         if cached is not None:
             return cached
-        async with self.slots.slot(self.method.stages[request.stage]):
+        async with self.slots.slot(self.priority[request.stage]):
             self.stop_reason = self.stop_reason or self._budget_spent()
             if self.stop_reason:
                 raise RunStopped(self.stop_reason)
@@ -212,7 +246,8 @@ class Run:
                       "stage": request.stage}
             sent_at = time.monotonic()
             try:
-                completion = await self.client.complete(request.prompt, max_tokens=request.max_tokens,
+                client = self.judge_client if request.judge else self.client
+                completion = await client.complete(request.prompt, max_tokens=request.max_tokens,
                                                         temperature=request.temperature, top_p=self.config.top_p,
                                                         stop=request.stop, give_up=lambda: bool(self.stop_reason))
                 record.update(text=completion.text, finish_reason=completion.finish_reason, error=None)
@@ -304,7 +339,8 @@ class Run:
 
 
 def request_key(request: Request, config: Config) -> str:
-    payload = {"slot": request.slot, "prompt": request.prompt, "model": config.model, "api": config.api,
+    model = config.judge_model if request.judge else config.model
+    payload = {"slot": request.slot, "prompt": request.prompt, "model": model, "api": config.api,
                "max_tokens": request.max_tokens, "temperature": request.temperature, "top_p": config.top_p,
                "stop": request.stop}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:32]

@@ -12,14 +12,18 @@ from dataclasses import dataclass, field
 
 from .config import Config
 from .journal import Journal
+from . import judge
+from .candidate import Candidate
 from .methods import METHODS
 from .pipeline import Run
-from .pricing import Price, estimate_tokens, price_for
+from .pricing import Price, estimate_tokens
 from .prompts import PromptSet
+from .runner import prices_of, templates_of
 from .seeds import load_start_tasks
 
 # Seconds per request; per-stage defaults are each method's ``rates``.
 DEFAULT_SECONDS = {"local": 5.0, "remote": 10.0}
+JUDGED_PER_TASK = 1 / 0.9  # with --min-score some judged tasks are rejected
 
 
 @dataclass
@@ -40,14 +44,21 @@ def plan(config: Config) -> Plan:
     """The prompts and the estimate for ``config``; nothing is sent and nothing is written."""
     config = config.resolve()
     method = METHODS[config.mode]
-    prompts = PromptSet.load(config.prompts, config.lang, method.templates)
-    firsts = Run(config, prompts, load_start_tasks(config)[0]).method.first_requests()
+    prompts = PromptSet.load(config.prompts, config.lang, templates_of(config))
+    run = Run(config, prompts, load_start_tasks(config)[0])
+    firsts = run.method.first_requests()
+    rates = method.rates
+    if config.judge:  # one judgement per complete candidate: a little more than one per accepted task
+        example = Candidate("r0000-0-00", run.seeds[0].instruction, {"round": 0}, [], instances=run.seeds[0].instances)
+        firsts[judge.STAGE] = run.judge_request(example)
+        rates = {"requests_per_task": {**rates["requests_per_task"], judge.STAGE: JUDGED_PER_TASK},
+                 "completion_tokens": {**rates["completion_tokens"], judge.STAGE: 30}}
     measured = _measured(config)
     remaining = max(config.num_instructions - (measured["accepted"] if measured else 0), 0)
     result = Plan([(stage, request.prompt) for stage, request in firsts.items()], remaining,
                   rates=f"measured in {config.output}" if measured else "defaults")
-    defaults = method.rates
-    seconds = 0.0
+    defaults, seconds, cost = rates, 0.0, 0.0
+    result.price, judge_price = prices_of(config)
     for stage, per_task in defaults["requests_per_task"].items():
         rates = measured["stages"].get(stage) if measured else None
         count = math.ceil(remaining * (rates["requests"] / measured["accepted"] if rates and measured["accepted"]
@@ -58,6 +69,8 @@ def plan(config: Config) -> Plan:
         result.requests[stage] = count
         result.tokens_in += round(count * prompt_tokens)
         result.tokens_out += round(count * completion)
+        price = judge_price if stage == judge.STAGE else result.price
+        cost = None if cost is None or price is None else cost + price.cost(count * prompt_tokens, count * completion)
         seconds += count * (rates["seconds"] if rates and rates["seconds"] else
                             DEFAULT_SECONDS["local" if config.local else "remote"])
     result.parallel = 1 if config.local else config.concurrency  # the embedded server answers one at a time
@@ -67,10 +80,7 @@ def plan(config: Config) -> Plan:
         result.seconds = max(result.seconds, total * 60 / config.rpm)
     if config.tpm:
         result.seconds = max(result.seconds, (result.tokens_in + result.tokens_out) * 60 / config.tpm)
-    result.price = price_for(config.model, local=config.local, base_url=config.base_url,
-                             price_in=config.price_in, price_out=config.price_out)
-    if result.price:
-        result.cost = result.price.cost(result.tokens_in, result.tokens_out)
+    result.cost = cost
     return result
 
 

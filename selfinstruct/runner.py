@@ -24,7 +24,8 @@ from .pipeline import Run, RunStopped
 from .prompts import PromptSet
 from .methods import METHODS
 from .ratelimit import RateLimiter
-from .pricing import price_for
+from . import judge
+from .pricing import Price, price_for
 from .progress import ProgressView
 from .stats import Stats
 from .rundir import RunDir, read_config
@@ -90,13 +91,13 @@ def _unredacted_base_url(stored: str) -> str:
 async def generate_async(config: Config, *, progress: str = "off", allow_changes: bool = False,
                          notify: Callable[[str], None] | None = None) -> dict:
     config = config.resolve()
-    prompts = PromptSet.load(config.prompts, config.lang, METHODS[config.mode].templates)
+    prompts = PromptSet.load(config.prompts, config.lang, templates_of(config))
     seeds, skipped = load_start_tasks(config)
     model_path = local_model_path(config) if config.local else None
-    price = price_for(config.model, local=config.local, base_url=config.base_url, price_in=config.price_in,
-                      price_out=config.price_out)
-    if price is None and config.max_cost is not None:
-        raise ConfigError(f"--max-cost needs the price of {config.model}'s tokens, which is not in the built-in "
+    price, judge_price = prices_of(config)
+    if config.max_cost is not None and (price is None or (config.judge and judge_price is None)):
+        model = config.model if price is None else config.judge_model
+        raise ConfigError(f"--max-cost needs the price of {model}'s tokens, which is not in the built-in "
                           "table: pass --price-in and --price-out (USD per million tokens)")
     rundir = RunDir.open(config.output, config.to_dict(), config.signature(prompts.files), allow_changes)
     if notify:
@@ -105,7 +106,8 @@ async def generate_async(config: Config, *, progress: str = "off", allow_changes
         if skipped:
             notify(f"{config.from_dataset}: {skipped} records are not tasks (no instruction or output, or not "
                    "JSON) and were left out")
-    stats = Stats(target=config.num_instructions, price=price)
+    stats = Stats(target=config.num_instructions, price=price,
+                  stage_prices={judge.STAGE: judge_price} if config.judge else {})
     previous_seconds, started = rundir.previous_summary.get("wall_seconds", 0.0), time.monotonic()
 
     def finish(**how) -> dict:
@@ -123,13 +125,21 @@ async def generate_async(config: Config, *, progress: str = "off", allow_changes
                                  api=config.api, timeout=config.timeout, max_retries=config.max_retries,
                                  retry_wait=config.retry_wait, secrets=tuple(config.secrets()),
                                  limiter=RateLimiter(config.rpm, config.tpm), connections=config.concurrency)
+            judge_client = None
+            if config.judge and (config.judge_base_url or config.judge_model != config.model):
+                judge_client = ModelClient(
+                    base_url=config.judge_base_url or config.base_url, api_key=config.judge_api_key or config.api_key,
+                    model=config.judge_model, api=config.api, timeout=config.timeout, max_retries=config.max_retries,
+                    retry_wait=config.retry_wait, secrets=tuple(config.secrets()), connections=config.concurrency)
             view = ProgressView(stats, progress, notify)
             try:
-                run = Run(config, prompts, seeds, rundir, client, stats, view)
+                run = Run(config, prompts, seeds, rundir, client, stats, view, judge_client)
                 async with view:
                     await run.run()
             finally:
                 await client.close()
+                if judge_client:
+                    await judge_client.close()
         except (asyncio.CancelledError, KeyboardInterrupt):
             name = signal.Signals(signals.received or signal.SIGINT).name
             finish(best_effort=True, stopped=f"interrupted ({name})")
@@ -194,6 +204,22 @@ def _finish(rundir: RunDir, stats: Stats, seconds: float, best_effort: bool = Fa
         if not best_effort:
             raise
     return summary
+
+
+def templates_of(config: Config) -> dict[str, set[str]]:
+    """The prompt templates a run reads: its method's, and the judge's with --judge."""
+    return {**METHODS[config.mode].templates, **(judge.TEMPLATES if config.judge else {})}
+
+
+def prices_of(config: Config) -> tuple[Price | None, Price | None]:
+    """The price of the run's tokens, and of the judge's (the same when it is the same model and endpoint)."""
+    price = price_for(config.model, local=config.local, base_url=config.base_url, price_in=config.price_in,
+                      price_out=config.price_out)
+    if not config.judge or (config.judge_model == config.model and not config.judge_base_url):
+        return price, price
+    elsewhere = config.judge_base_url is not None
+    return price, price_for(config.judge_model, local=config.local and not elsewhere,
+                            base_url=config.judge_base_url if elsewhere else config.base_url)
 
 
 def local_model_path(config: Config) -> Path:

@@ -18,6 +18,7 @@ class Stats:
     target: int = 0
     accepted: int = 0
     price: Price | None = None  # None: the cost is unknown
+    stage_prices: dict = field(default_factory=dict)  # stage -> its own Price (the judge's model), or None
     rejected: Counter = field(default_factory=Counter)  # reason -> count
     requests: Counter = field(default_factory=Counter)  # stage -> answered requests
     failed: Counter = field(default_factory=Counter)  # reason -> requests that failed for good
@@ -52,14 +53,23 @@ class Stats:
     def total_tokens(self) -> int:
         return sum(self.tokens_in.values()) + sum(self.tokens_out.values())
 
+    def price_of(self, stage: str) -> Price | None:
+        return self.stage_prices.get(stage, self.price)
+
     @property
     def cost(self) -> float | None:
-        if self.price is None:
+        costs = self._costs()
+        return None if costs is None else sum(costs.values())
+
+    def _costs(self) -> dict[str, float] | None:
+        """USD per stage; None if any stage's price is unknown."""
+        prices = {stage: self.price_of(stage) for stage in self.requests}
+        if self.price is None or None in prices.values():
             return None
-        return sum(self.price.cost(self.tokens_in[stage], self.tokens_out[stage]) for stage in self.requests)
+        return {stage: price.cost(self.tokens_in[stage], self.tokens_out[stage]) for stage, price in prices.items()}
 
     def to_dict(self) -> dict:
-        price = self.price
+        price, costs = self.price, self._costs()
         return {
             "target": self.target,
             "accepted": self.accepted,
@@ -75,9 +85,8 @@ class Stats:
             "tokens_in_by_stage": dict(self.tokens_in),
             "tokens_out_by_stage": dict(self.tokens_out),
             "tokens_estimated_requests": self.estimated,
-            "cost_usd": None if price is None else round(self.cost, 6),
-            "cost_usd_by_stage": None if price is None else {
-                stage: round(price.cost(self.tokens_in[stage], self.tokens_out[stage]), 6) for stage in self.requests},
+            "cost_usd": None if costs is None else round(sum(costs.values()), 6),
+            "cost_usd_by_stage": None if costs is None else {stage: round(c, 6) for stage, c in costs.items()},
             "price_usd_per_million": None if price is None else {
                 "input": price.input, "output": price.output, "source": price.source},
             "wall_seconds": round(self.wall_seconds, 2),

@@ -51,6 +51,8 @@ class FakeModel:
                 return self.compare(prompt)
             if prompt.rstrip().endswith(("Response:", "回答：")):
                 return self.respond(prompt, chat)
+            if prompt.rstrip().endswith(("Score:", "评分：")):
+                return self.judge(prompt, chat)
         raise AssertionError(f"fake model cannot tell the stage of: {prompt[-200:]!r}")
 
     def instruction(self, zh: bool) -> str:
@@ -120,4 +122,13 @@ class FakeModel:
         zh = prompt.rstrip().endswith("回答：")
         return ("这是一个完整的回答：先说明背景，再分三步给出做法，最后总结要点。" if zh else
                 "Here is a complete answer: first the background, then the method in three steps, then a summary.")
+
+    def judge(self, prompt: str, chat: bool) -> str:
+        """A score from 1 to 5 that follows from the instruction's text, so a replay gets the same."""
+        zh = prompt.rstrip().endswith("评分：")
+        instruction = re.findall(r"^(?:Instruction: |指令：)(.*)$", prompt, re.M)[-1]
+        score = sum(map(ord, instruction)) % 5 + 1
+        reason = "指令清楚。" if zh else "The instruction is clear."
+        return (f"评分：{score}\n理由：{reason}" if zh else f"Score: {score}\nReason: {reason}") if chat else \
+            f" {score}\n{'理由：' if zh else 'Reason: '}{reason}"
 

@@ -149,7 +149,7 @@ def _help_blocks(command: str) -> dict[str, str]:
 
 
 # Options with nothing to default to: flags, required ones, and those that are off unless given.
-NO_DEFAULT = {"--help", "--config", "--local", "--local-model", "--allow-changes", "--quiet", "--output", "--dry-run",
+NO_DEFAULT = {"--help", "--config", "--local", "--judge", "--local-model", "--allow-changes", "--quiet", "--output", "--dry-run",
               "--only", "--against"}
 
 
@@ -163,7 +163,7 @@ def test_every_option_shows_its_help_default_and_choices(command):
             assert "[default: " in block, f"{command} {name} shows no default: {block!r}"
     if command == "generate":
         assert "<zh|en>" in blocks["--lang"] and "[default: zh]" in blocks["--lang"]
-        assert "<self-instruct|alpaca>" in blocks["--mode"] and "<chat|completion>" in blocks["--api"]
+        assert "<self-instruct|alpaca|evol>" in blocks["--mode"] and "<chat|completion>" in blocks["--api"]
         for name in ("--temperature", "--top-p", "--instances-per-task"):
             assert "[default: " in blocks[name]
     if command == "filter":

@@ -53,7 +53,7 @@ def test_python_api_checks_types_and_ranges(kwargs, needle):
         Config(**kwargs)
 
 
-@pytest.mark.parametrize("kwargs", [dict(lang="de"), dict(mode="evol"), dict(api="rest"), dict(concurrency=0),
+@pytest.mark.parametrize("kwargs", [dict(lang="de"), dict(mode="wizard"), dict(api="rest"), dict(concurrency=0),
                                     dict(num_instructions=0), dict(top_p=2.0), dict(timeout=0)])
 def test_invalid_values(kwargs):
     with pytest.raises(ConfigError):
