@@ -19,6 +19,7 @@ from .config import Config, ConfigError
 from .export import FORMATS, accepted_tasks, card_path, export_run
 from .filtering import KEYS, FilterError, filter_dataset
 from .journal import JournalDamaged, JournalError
+from .judge import JudgeError, JudgeOptions
 from .methods import METHODS
 from .local import DEFAULT_CTX, LocalModelError, LocalServerError, serve as serve_local
 from .pipeline import RunStopped
@@ -406,8 +407,29 @@ def filter_command(
     workers: Annotated[Optional[int], _option(
         "--workers", help="Processes that read a large JSONL input, and threads (local) or Ray workers that "
                           "deduplicate.", default="the CPU count")] = None,
+    judge: Annotated[Optional[bool], typer.Option(
+        "--judge", help="Score each kept record 1-5 with a model; it gets a 'judge' field. Its answers are "
+                        "journaled in --judge-dir, so running again asks only for what is new.",
+        show_default=False)] = None,
+    min_score: Annotated[Optional[int], _option("--min-score", help="With --judge: drop records scored below this "
+                                                                    "(reason low_score).", default="keep all")] = None,
+    judge_model: Annotated[Optional[str], _option(
+        "--judge-model", help="The judge's model.", default="gpt-4o-mini; the bundled model when embedded")] = None,
+    judge_base_url: Annotated[Optional[str], _option(
+        "--judge-base-url", help="The judge's endpoint.",
+        default="$OPENAI_BASE_URL; with only a key, OpenAI; with neither, the embedded model")] = None,
+    judge_api_key: Annotated[Optional[str], _option("--judge-api-key", help="The judge's API key.",
+                                                    default="$OPENAI_API_KEY")] = None,
+    judge_dir: Annotated[Optional[Path], _option("--judge-dir", help="Where the judge's answers are journaled.",
+                                                 default="<output stem>.judge/")] = None,
 ):
     """Filter an existing dataset: near-duplicates by ROUGE-L and the heuristic rules."""
+    given = [name for name, value in (("--min-score", min_score), ("--judge-model", judge_model),
+                                      ("--judge-base-url", judge_base_url), ("--judge-api-key", judge_api_key),
+                                      ("--judge-dir", judge_dir)) if value is not None]
+    if given and not judge:
+        _fail(f"{', '.join(given)} needs --judge, which is off", BAD_INPUT)
+    options = JudgeOptions(judge_model, judge_base_url, judge_api_key, min_score, judge_dir) if judge else None
     mode = _progress_mode(quiet)
     previous = {signum: signal.signal(signum, _raise_interrupted) for signum in STOP_SIGNALS}
     try:
@@ -415,9 +437,14 @@ def filter_command(
             report = filter_dataset(inputs, output, threshold=threshold, lang=lang, only=only, against=against,
                                     field=field, dropped_output=dropped, key=key,
                                     progress=progress if mode != "off" else None,
-                                    overwrite=overwrite, engine=engine, workers=workers)
-    except (FilterError, RecordError) as exc:
+                                    overwrite=overwrite, engine=engine, workers=workers, judge=options,
+                                    notify=lambda line: typer.echo(line, err=True))
+    except (FilterError, RecordError, ConfigError, RunDirError, JournalDamaged, LocalModelError) as exc:
         _fail(str(exc), BAD_INPUT)
+    except JudgeError as exc:
+        _fail(str(exc), API_REFUSED if exc.refused else FAILED)
+    except (LocalServerError, JournalError) as exc:
+        _fail(str(exc), FAILED)
     except OSError as exc:
         _fail(f"{exc.filename or inputs[0]}: {exc.strerror or exc}", BAD_INPUT)
     except (KeyboardInterrupt, Interrupted) as exc:

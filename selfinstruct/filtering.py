@@ -35,10 +35,12 @@ from .config import LENGTH_DEFAULTS
 from .corpus import CorpusBuilder
 from .dedup import ENGINES, NONE, Matches, deduplicate
 from .journal import json_line
+from .judge import JudgeOptions, score_records
 from .progress import count_lines
 from .records import RecordError, detect_layout, iter_line_texts, iter_records
 from .rundir import is_file_of_a_run
 from .screening import PROGRESS_EVERY, Options, Screened, ScreenError, input_of, read_record, screen
+from .seeds import Instance
 from .similarity import rouge_l, tokenize
 
 ONLY = ("dedup", "heuristics")
@@ -66,7 +68,8 @@ def filter_dataset(input: Path | str | list[Path | str], output: Path | str, *, 
                    lang: str = "auto", only: str | None = None, against: Path | str | list[Path | str] | None = None,
                    field: str | None = None, dropped_output: Path | str | None = None,
                    key: str = "instruction", progress: Callable[[str, int, int], None] | None = None,
-                   overwrite: bool = False, engine: str = "local", workers: int | None = None) -> FilterReport:
+                   overwrite: bool = False, engine: str = "local", workers: int | None = None,
+                   judge: JudgeOptions | None = None, notify: Callable[[str], None] = lambda line: None) -> FilterReport:
     """Write the kept records to ``output`` (in the input's layout) and the dropped ones, with reasons,
     to ``dropped_output`` (default: ``<output stem>.dropped.jsonl``).
 
@@ -80,7 +83,10 @@ def filter_dataset(input: Path | str | list[Path | str], output: Path | str, *, 
     ``overwrite``, a run's own files never. Nothing is read or written if any path is unusable.
     ``engine`` (see dedup.ENGINES: ``local``, or ``ray``) and ``workers`` say where deduplication runs
     (``workers`` processes also read a large JSONL input, see screening.py); the result is the same, byte
-    for byte."""
+    for byte.
+    ``judge`` (judge.JudgeOptions) scores each kept record 1-5 with a model: a kept record gets a ``judge``
+    field; with ``min_score``, one scored below goes to the dropped records (``low_score``). The judge's
+    answers are journaled in its directory, so filtering again asks only for what is new."""
     started = time.monotonic()
     sources = [Path(p) for p in (input if isinstance(input, (list, tuple)) else [input])]
     output = Path(output)
@@ -100,6 +106,8 @@ def filter_dataset(input: Path | str | list[Path | str], output: Path | str, *, 
         raise FilterError(f"unknown --engine {engine!r}; choose {' or '.join(ENGINES)}")
     if workers is not None and workers < 1:
         raise FilterError(f"--workers must be at least 1, got {workers}")
+    if judge is not None and judge.min_score is not None and not 1 <= judge.min_score <= 5:
+        raise FilterError(f"--min-score must be from 1 to 5, got {judge.min_score}")
     if engine == "ray" and importlib.util.find_spec("ray") is None:
         raise FilterError("--engine ray needs Ray: pip install 'selfinstruct[ray]'")
     targets = _targets(sources, output, Path(dropped_output) if dropped_output else None)
@@ -126,7 +134,14 @@ def filter_dataset(input: Path | str | list[Path | str], output: Path | str, *, 
         found = deduplicate(corpus.build(), threshold, engine, workers,
                             progress=lambda done, total: tell("dedup", done, total))
         kept, matches, report.notes = found.kept, found.matches, found.notes
-    writing = _Writing(matches, reference, field, key, report, tell, named=len(sources) > 1)
+    scores = None
+    if judge is not None:
+        items = _kept_tasks(sources, screened, kept, field)
+        directory = judge.directory or output.with_name(output.stem + ".judge")
+        scores = score_records(items, judge, directory, progress=lambda done, total: tell("judge", done, total),
+                               notify=notify)
+    writing = _Writing(matches, reference, field, key, report, tell, named=len(sources) > 1, scores=scores,
+                       min_score=judge.min_score if judge else None)
     for target in dict.fromkeys(targets):
         parts = [(source, part, count) for source, part, count, t in zip(sources, screened, lines, targets)
                  if t == target]
@@ -134,6 +149,19 @@ def filter_dataset(input: Path | str | list[Path | str], output: Path | str, *, 
         report.outputs.append(target)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _kept_tasks(sources: list[Path], screened: list[Screened], kept: np.ndarray,
+                field: str | None) -> list[tuple[int, str, list[Instance]]]:
+    """(record number, instruction, instances) of each kept record, for the judge: a third read."""
+    found = []
+    for source, part in zip(sources, screened):
+        for number, (_, record) in enumerate(iter_records(source, skip_bad_lines=True)):
+            overall = part.first + number
+            if number < part.records and not part.dropped[number] and kept[overall]:
+                instruction, instances = read_record(record, field)
+                found.append((overall, instruction, instances or []))
+    return found
 
 
 def _targets(sources: list[Path], output: Path, dropped: Path | None) -> list[tuple[Path, Path]]:
@@ -200,9 +228,10 @@ class _Writing:
     """The second read of the inputs: each record goes where its decision sends it."""
 
     def __init__(self, matches: Matches, reference: "_Reference", field, key: str, report: FilterReport, tell,
-                 named: bool):
+                 named: bool, scores: dict | None = None, min_score: int | None = None):
         self.matches, self.reference, self.field, self.key = matches, reference, field, key
         self.report, self.tell, self.named = report, tell, named
+        self.scores, self.min_score = scores or {}, min_score  # the judge's, per kept record
         self.cited = set(np.unique(matches.kept_entry[matches.kept_entry != NONE]).tolist())
         self.remembered: dict[int, dict] = {}  # a cited kept record -> what a duplicate of it reports
 
@@ -245,7 +274,8 @@ class _Writing:
             reason = screened.reasons[screened.dropped[number]]
             cited = overall + against in self.cited
             text, record = (item, _UNPARSED) if copy else (None, item)
-            if copy and number not in screened.unreadable and (cited or reason == "bad_record" or (
+            judged = self.scores.get(overall) if not reason and kept[overall] else None
+            if copy and number not in screened.unreadable and (cited or reason == "bad_record" or judged or (
                     not reason and not kept[overall] and self.key == "instruction+input")):
                 record = json.loads(text)
             if cited:
@@ -254,8 +284,15 @@ class _Writing:
                                                       "input": input_of(record, instances)} | (
                     {"file": os.fspath(source)} if self.named else {})
             details: dict = {}
+            if judged:
+                score, why = judged
+                if self.min_score and (score is None or score < self.min_score):
+                    reason = "unparseable_score" if score is None else "low_score"
+                    details = {"score": score, "judge_reason": why}
+                else:
+                    text = json.dumps(record | {"judge": {"score": score, "reason": why}}, ensure_ascii=False)
             if not reason and kept[overall]:
-                text = text if copy else json.dumps(record, ensure_ascii=False)
+                text = text if copy or judged else json.dumps(record, ensure_ascii=False)
                 out.write((("\n" if written == 0 else ",\n") + text) if layout == "array" else text + "\n")
                 written += 1
                 report.kept += 1

@@ -9,9 +9,22 @@ like every other, so a resumed run does not pay for them twice. The prompt is
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
 import re
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
+from .client import FatalAPIError, ModelClient, RequestFailed, redact
+from .config import LENGTH_DEFAULTS, Config
+from .filters import detect_lang
+from .journal import Journal
+from .local import LocalServer
 from .prompts import LABELS, PromptSet
+from .rundir import RunLock
 from .seeds import Instance
 
 STAGE = "judge"
@@ -47,3 +60,91 @@ def parse_score(text: str) -> tuple[int | None, str]:
     reason = _REASON.search(after) or _REASON.search(text)
     rest = reason.group(1) if reason else after
     return int(found.group(1)), " ".join(rest.strip(" \n*:：.,，。-—").split())[:REASON_CHARS]
+
+
+@dataclass
+class JudgeOptions:
+    """``filter --judge``: the judge's endpoint (the endpoint rule of ``generate``: a base URL, a key alone
+    for OpenAI, else the embedded model), ``min_score``, and ``directory``, which journals its answers."""
+
+    model: str | None = None
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    min_score: int | None = None
+    directory: Path | None = None  # None: beside the output, <output stem>.judge/
+    concurrency: int = 8
+
+    def config(self, lang: str) -> Config:
+        """The judge as a run's settings: one place settles the endpoint, its sampling and its secrets."""
+        return Config(lang=lang, model=self.model, base_url=self.base_url, api_key=self.api_key,
+                      concurrency=self.concurrency).resolve()
+
+
+def score_records(records: list[tuple[int, str, list[Instance]]], options: JudgeOptions, directory: Path,
+                  progress: Callable[[int, int], None] = lambda done, total: None,
+                  notify: Callable[[str], None] = lambda line: None) -> dict[int, tuple[int | None, str]]:
+    """The judge's (score, reason) of each (number, instruction, instances). Every answer is journaled in
+    ``directory``/responses.jsonl under its record's number and prompt, so a second run with the same
+    records and judge sends only what was never answered. Raises JudgeError when a request fails for good."""
+    return asyncio.run(_score_records(records, options, Path(directory), progress, notify))
+
+
+class JudgeError(RuntimeError):
+    """The judge could not answer; ``refused``: its endpoint refuses us (key, model, access)."""
+
+    def __init__(self, message: str, refused: bool = False):
+        super().__init__(message)
+        self.refused = refused
+
+
+async def _score_records(records, options: JudgeOptions, directory: Path, progress, notify) -> dict:
+    config = options.config("en")
+    prompts = {lang: PromptSet.load(config.prompts, lang, TEMPLATES) for lang in LENGTH_DEFAULTS}
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(directory)
+    lock.acquire()
+    journal = Journal(directory / "responses.jsonl")
+    answered = {r["key"]: r for r in journal.read(repair=True) if r.get("error") is None}
+    scores, done, gate = {}, 0, asyncio.Semaphore(config.concurrency)
+    notify(f"judge: {config.endpoint_line().removeprefix('endpoint: ')}; answers journaled in {directory}")
+    with ExitStack() as stack:
+        stack.callback(lock.release)
+        stack.callback(journal.close)
+        if config.local:
+            from .runner import local_model_path  # runner imports pipeline, which imports this module
+
+            server = stack.enter_context(LocalServer(local_model_path(config), ctx=config.ctx, threads=config.threads,
+                                                     log_path=directory / "server.log"))
+            config = replace(config, base_url=server.base_url)
+        client = ModelClient(base_url=config.base_url, api_key=config.api_key, model=config.model, api=config.api,
+                             timeout=config.timeout, max_retries=config.max_retries, retry_wait=config.retry_wait,
+                             secrets=tuple(config.secrets()), connections=config.concurrency)
+
+        async def score(number: int, instruction: str, instances: list[Instance]) -> None:
+            nonlocal done
+            prompt = judge_prompt(prompts[detect_lang(instruction)], instruction, instances)
+            key = hashlib.sha256(json.dumps([number, prompt, config.model, config.api]).encode()).hexdigest()[:32]
+            record = answered.get(key)
+            if record is None:
+                async with gate:
+                    try:
+                        completion = await client.complete(prompt, max_tokens=JUDGE_TOKENS, temperature=0.0,
+                                                           top_p=config.top_p,
+                                                           stop=["\n\n"] if config.api == "completion" else None)
+                    except (RequestFailed, FatalAPIError) as exc:
+                        raise JudgeError(f"the judge's request for record {number} failed: "
+                                         f"{redact(str(exc), *config.secrets())}; filtering again resumes the "
+                                         "judging", refused=isinstance(exc, FatalAPIError)) from None
+                record = {"key": key, "record": number, "text": completion.text, "error": None,
+                          "prompt_tokens": completion.usage.prompt_tokens,
+                          "completion_tokens": completion.usage.completion_tokens}
+                journal.append(record)
+            scores[number] = parse_score(record["text"])
+            done += 1
+            progress(done, len(records))
+
+        try:
+            await asyncio.gather(*(score(*item) for item in records))
+        finally:
+            await client.close()
+    return scores

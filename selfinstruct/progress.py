@@ -67,7 +67,8 @@ class FileProgress:
     the results): how far, how fast and the ETA of the stage. The same modes as ProgressView;
     called with (stage, done, total), not awaited."""
 
-    STAGES = {"read": ("reading", "lines"), "dedup": ("deduplicating", "records"), "write": ("writing", "lines")}
+    STAGES = {"read": ("reading", "lines"), "dedup": ("deduplicating", "records"), "judge": ("judging", "records"),
+              "write": ("writing", "lines")}
 
     def __init__(self, mode: str = "off", print_line: Callable[[str], None] | None = None,
                  interval: float = LINE_SECONDS):

@@ -114,3 +114,71 @@ def test_judge_settings_are_checked(settings, message):
 ])
 def test_parse_score_reads_chat_answers(answer, score, reason):
     assert parse_score(answer) == (score, reason)
+
+
+# `filter --judge`: an existing dataset scored the same way, resumably.
+RECORDS = [{"instruction": text, "input": "", "output": "An answer."} for text in (
+    "Explain why harbours freeze later than lakes.", "List three fruits that grow in an orchard.",
+    "Describe how a glacier carves a valley.", "Suggest a practice plan for a beginner violinist.",
+    "Write a riddle about a paper lantern.", "Compare a compass with a phone map for hiking.",
+    "Name wildflowers found in an alpine meadow.", "Summarise how a tunnel boring machine works.",
+    "Give tips for glazing pottery at home.", "Outline the steps to descale an electric kettle.")]
+
+
+def test_filter_judge_scores_kept_records_and_resumes_from_its_journal(tmp_path):
+    from selfinstruct import filter_dataset
+    from selfinstruct.judge import JudgeOptions
+
+    source = tmp_path / "data.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS + [RECORDS[0]]))  # the last one: a duplicate
+    outputs = []
+    with ScriptedServer(FakeModel()) as server:
+        options = JudgeOptions(model="stub-model", base_url=server.base_url, api_key="sk-judge-secret", min_score=3)
+        for attempt in range(2):
+            out = tmp_path / f"scored{attempt}.jsonl"
+            report = filter_dataset(source, out, judge=options, overwrite=True)
+            outputs.append((out.read_bytes(), out.with_name(out.stem + ".dropped.jsonl").read_bytes(), report))
+            options.directory = tmp_path / "scored0.judge"  # the second run: the first run's journal
+        judged = [r for r in server.requests if r.prompt.rstrip().endswith("Score:")]
+    assert len(judged) == 10  # the duplicate is dropped before judging; the second run asks nothing
+    kept = [json.loads(line) for line in outputs[0][0].decode().splitlines()]
+    dropped = [json.loads(line) for line in outputs[0][1].decode().splitlines()]
+    assert kept and all(r["judge"]["score"] >= 3 and r["judge"]["reason"] for r in kept)
+    assert [{k: v for k, v in r.items() if k != "judge"} for r in kept] == [
+        r for r in RECORDS if r["instruction"] in {k["instruction"] for k in kept}]
+    low = [d for d in dropped if d["reason"] == "low_score"]
+    assert low and all(d["score"] < 3 and d["judge_reason"] and d["record"] in RECORDS for d in low)
+    assert outputs[0][2].dropped == {"low_score": len(low), "duplicate": 1}
+    assert outputs[1][:2] == outputs[0][:2]
+    assert (tmp_path / "scored0.judge" / "responses.jsonl").exists()
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert "sk-judge-secret" not in path.read_text(encoding="utf-8", errors="replace"), path
+
+
+def test_filter_judge_on_the_command_line(tmp_path):
+    from openai_stub import Reply
+    from typer.testing import CliRunner
+
+    from selfinstruct.cli import app
+
+    source = tmp_path / "data.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS[:3]))
+    runner = CliRunner()
+    result = runner.invoke(app, ["filter", str(source), "-o", str(tmp_path / "out.jsonl"), "--min-score", "3"])
+    assert result.exit_code == 2 and result.output.strip().splitlines()[-1] == "error: --min-score needs --judge, which is off"
+    with ScriptedServer(lambda request: Reply("invalid key", status=401)) as refusing:
+        result = runner.invoke(app, ["filter", str(source), "-o", str(tmp_path / "out.jsonl"), "--judge",
+                                     "--judge-base-url", refusing.base_url, "--judge-api-key", "sk-bad-secret",
+                                     "--judge-model", "stub-model"])
+    assert result.exit_code == 3, result.output
+    assert "the judge's request for record" in result.output and "sk-bad-secret" not in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "out.jsonl").exists()
+    with ScriptedServer(FakeModel()) as server:
+        result = runner.invoke(app, ["filter", str(source), "-o", str(tmp_path / "out.jsonl"), "--judge",
+                                     "--judge-base-url", server.base_url, "--judge-api-key", "sk-test-key",
+                                     "--judge-model", "stub-model", "--quiet"])
+        line = f"judge: {server.base_url}, model stub-model (chat API); answers journaled in"
+    assert result.exit_code == 0, result.output
+    assert line in result.output
+    assert all("judge" in json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines())
