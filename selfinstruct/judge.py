@@ -101,15 +101,14 @@ async def _score_records(records, options: JudgeOptions, directory: Path, progre
     config = options.config("en")
     prompts = {lang: PromptSet.load(config.prompts, lang, TEMPLATES) for lang in LENGTH_DEFAULTS}
     directory.mkdir(parents=True, exist_ok=True)
-    lock = RunLock(directory)
-    lock.acquire()
-    journal = Journal(directory / "responses.jsonl")
-    answered = {r["key"]: r for r in journal.read(repair=True) if r.get("error") is None}
+    lock, journal = RunLock(directory), Journal(directory / "responses.jsonl")
     scores, done, gate = {}, 0, asyncio.Semaphore(config.concurrency)
-    notify(f"judge: {config.endpoint_line().removeprefix('endpoint: ')}; answers journaled in {directory}")
     with ExitStack() as stack:
+        lock.acquire()  # one process journals here at a time
         stack.callback(lock.release)
         stack.callback(journal.close)
+        answered = {r["key"]: r for r in journal.read(repair=True) if r.get("error") is None}
+        notify(f"judge: {config.endpoint_line().removeprefix('endpoint: ')}; answers journaled in {directory}")
         if config.local:
             from .runner import local_model_path  # runner imports pipeline, which imports this module
 

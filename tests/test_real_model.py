@@ -74,3 +74,37 @@ def test_ctrl_c_leaves_no_server_behind(tmp_path):
     assert processes_writing_to(log) == []
     for line in responses.read_text(encoding="utf-8").splitlines():
         json.loads(line)
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_short_real_evol_run_with_the_judge(tmp_path, lang):
+    """Evol-Instruct and the judge on the bundled base model: every request answered, each accepted task
+    with its lineage and score, every rejection with a reason, no server left."""
+    config = Config(lang=lang, mode="evol", num_instructions=1, output=tmp_path / "run", requests_per_round=4,
+                    seed=1, judge=True)
+    summary = generate(config)
+    assert summary["accepted"] == 1 and summary["failed_requests_by_reason"] == {}
+    assert {"evolve", "compare", "respond", "judge"} <= set(summary["requests_by_stage"])
+    [task] = [json.loads(line) for line in (tmp_path / "run" / "tasks.jsonl").read_text(encoding="utf-8").splitlines()]
+    seeds = {t.id for t in load_seed_tasks(default_seeds(lang))}
+    assert task["lineage"]["parent"] in seeds and task["lineage"]["depth"] == 1
+    assert task["instances"][0]["output"].strip() and "score" in task["judge"]
+    for line in (tmp_path / "run" / "rejected.jsonl").read_text(encoding="utf-8").splitlines():
+        assert json.loads(line)["reason"]
+    assert processes_writing_to(tmp_path / "run" / "server.log") == []
+
+
+def test_filter_judge_with_the_bundled_model(tmp_path):
+    """`filter --judge` with no endpoint set scores with the embedded model, offline."""
+    source = tmp_path / "data.jsonl"
+    source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in (
+        {"instruction": "Name the capital of France.", "input": "", "output": "Paris."},
+        {"instruction": "把这句话翻译成英文。", "input": "我喜欢喝茶。", "output": "I like tea."})), encoding="utf-8")
+    result = subprocess.run([SCRIPT, "filter", str(source), "-o", str(tmp_path / "scored.jsonl"), "--judge", "--quiet"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "judge: embedded llama.cpp server, model gemma-3-270m-q4_k_m.gguf" in result.stderr
+    scored = [json.loads(line) for line in (tmp_path / "scored.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(scored) == 2 and all(set(r["judge"]) == {"score", "reason"} for r in scored)
+    journal = (tmp_path / "scored.judge" / "responses.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(journal) == 2 and processes_writing_to(tmp_path / "scored.judge" / "server.log") == []
