@@ -83,7 +83,9 @@ def test_short_real_evol_run_with_the_judge(tmp_path, lang):
     config = Config(lang=lang, mode="evol", num_instructions=1, output=tmp_path / "run", requests_per_round=4,
                     seed=1, judge=True)
     summary = generate(config)
-    assert summary["accepted"] == 1 and summary["failed_requests_by_reason"] == {}
+    assert summary["accepted"] == 1
+    # A base model may answer a rewriting prompt with nothing at all: that answer is journaled as failed.
+    assert set(summary["failed_requests_by_reason"]) <= {"empty_content"}
     assert {"evolve", "compare", "respond", "judge"} <= set(summary["requests_by_stage"])
     [task] = [json.loads(line) for line in (tmp_path / "run" / "tasks.jsonl").read_text(encoding="utf-8").splitlines()]
     seeds = {t.id for t in load_seed_tasks(default_seeds(lang))}

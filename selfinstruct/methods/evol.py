@@ -27,6 +27,8 @@ IN_DEPTH = ("constraints", "deepen", "concretize", "reasoning", "complicate_inpu
 OPERATIONS = (*IN_DEPTH, "breadth")  # drawn uniformly, so in-breadth is one evolution in six
 MAX_DEPTH = 4  # WizardLM evolved its dataset four times
 COMPARE_TOKENS = 16
+# A base model continuing the respond prompt goes on to another "Response:" or "Instruction:".
+RESPONSE_STOPS = ["\nResponse:", "\n回答：", "\nInstruction:", "\n指令："]
 DRAWS = 20  # tries to draw a parent that may evolve further, before falling back on a seed
 # Our own prompts' last line, which a chat model may repeat before its answer.
 _ECHOED_LABEL = re.compile(r"^\s*(?:rewritten instruction|new instruction|改写后的指令|新指令)\s*[:：]\s*", re.IGNORECASE)
@@ -164,7 +166,7 @@ class Evol(Method):
         return Request("respond", f"r{round_}.respond.{candidate.id}", round_,
                        run.prompts.render("respond", instruction=candidate.instruction),
                        run.config.max_tokens, run.config.temperature,
-                       ["\nInstruction:", "\n指令："] if run.continued else None)
+                       RESPONSE_STOPS if run.continued else None)
 
     def first_requests(self) -> dict[str, Request]:
         first = self.request(random.Random(f"{self.run.config.seed}:0"), 0, 0)
