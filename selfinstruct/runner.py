@@ -76,6 +76,9 @@ def resume_config(run_dir: Path | str, **overrides) -> Config:
         settings["base_url"] = None
     elif REDACTED in (settings.get("base_url") or "") and overrides.get("base_url") is None:
         settings["base_url"] = _unredacted_base_url(settings["base_url"])
+    if REDACTED in (settings.get("judge_base_url") or "") and overrides.get("judge_base_url") is None:
+        raise ConfigError(f"the run's judge base URL {settings['judge_base_url']} held credentials, which are never "
+                          "stored; pass --judge-base-url again")
     return Config(**settings)  # what is wrong now came with the overrides
 
 

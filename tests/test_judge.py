@@ -90,6 +90,21 @@ def test_a_judge_of_its_own_endpoint_and_model(tmp_path):
         assert "sk-judge-secret" not in path.read_text(encoding="utf-8", errors="replace"), path
 
 
+def test_resume_asks_again_for_a_judge_url_that_held_credentials(tmp_path):
+    from selfinstruct.runner import resume_config
+
+    with ScriptedServer(FakeModel()) as server, ScriptedServer(FakeModel()) as judge_server:
+        secret_url = judge_server.base_url.replace("http://", "http://user:s3cret-pass@")
+        generate(Config(mode="alpaca", lang="en", num_instructions=2, base_url=server.base_url, api_key="sk-test-key",
+                        model="stub-model", output=tmp_path / "run", concurrency=1, judge=True,
+                        judge_base_url=secret_url))
+        assert "s3cret-pass" not in (tmp_path / "run" / "config.json").read_text()
+        with pytest.raises(ConfigError, match="judge base URL .* held credentials, which are never stored; pass "
+                                              "--judge-base-url again"):
+            resume_config(tmp_path / "run", api_key="sk-test-key")
+        assert resume_config(tmp_path / "run", judge_base_url=secret_url).judge_base_url == secret_url
+
+
 @pytest.mark.parametrize("settings, message", [
     ({"min_score": 4}, "--min-score needs --judge, which is off"),
     ({"judge_model": "m", "judge_api_key": "k"}, "--judge-model, --judge-api-key needs --judge"),
