@@ -43,7 +43,8 @@ class Evol(Method):
     templates = {**{f"evolve_{operation}": {"instruction"} for operation in OPERATIONS},
                  "evolve_compare": {"parent", "child"}, "respond": {"instruction"}}
     stages = {"evolve": 0, "compare": 1, "respond": 2}
-    # About 70% of rewrites pass screening, 85% of those add something, 90% of responses pass.
+    # Our guess until a run has answers (the dry run then uses its measured rates): 70% of rewrites pass
+    # screening, 85% of those add something, 90% of responses pass.
     rates = {"requests_per_task": {"evolve": 1 / 0.54, "compare": 1 / 0.77, "respond": 1 / 0.9},
              "completion_tokens": {"evolve": 120, "compare": 3, "respond": 400}}
 
