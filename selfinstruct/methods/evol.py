@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import re
+from typing import NamedTuple
 
 from ..candidate import Candidate, Request
 from ..filters import response_rejection
@@ -38,6 +39,16 @@ _SCAFFOLDING = re.compile(r"#\s*(?:given|rewritten|created)\s+prompt\s*#|\b(?:gi
                           re.IGNORECASE)
 
 
+class Entry(NamedTuple):
+    """A pool instruction as evolution sees it."""
+
+    id: str
+    instruction: str
+    text: str  # what a rewrite starts from: a seed's instruction and its input
+    depth: int  # 0 for a seed
+    parent: int | None  # the parent's place in the pool
+
+
 class Evol(Method):
     name = "evol"
     templates = {**{f"evolve_{operation}": {"instruction"} for operation in OPERATIONS},
@@ -50,23 +61,23 @@ class Evol(Method):
 
     def __init__(self, run):
         super().__init__(run)
-        # The pool in the order it grew: (id, instruction, the text evolved from it, depth, parent's place).
-        self.pool: list[tuple[str, str, str, int, int | None]] = [
-            (task.id or f"seed_task_{i}", task.instruction, self._text_of(task), 0, None)
-            for i, task in enumerate(run.seeds)]
-        self.place = {entry[0]: i for i, entry in enumerate(self.pool)}
+        self.pool = [Entry(task.id or f"seed_task_{i}", task.instruction, self._text_of(task), 0, None)
+                     for i, task in enumerate(run.seeds)]  # in the order it grew
+        self.place = {entry.id: i for i, entry in enumerate(self.pool)}
         self.asked: dict[str, tuple[int, str]] = {}  # request slot -> (parent's place, operation)
 
     def request(self, rng: random.Random, round_: int, i: int) -> Request:
         run, config = self.run, self.run.config
         # The pool as it stood two rounds back: fixed before this round's requests may be sent.
         known = len(run.seeds) + (run.pool_after[round_ - 2] if round_ >= 2 else 0)
-        parent = next((k for k in (rng.randrange(known) for _ in range(DRAWS)) if self.pool[k][3] < MAX_DEPTH),
-                      rng.randrange(len(run.seeds)))
+        draws = (rng.randrange(known) for _ in range(DRAWS))
+        parent = next((k for k in draws if self.pool[k].depth < MAX_DEPTH), None)
+        if parent is None:  # every draw had evolved as far as it may
+            parent = rng.randrange(len(run.seeds))
         operation = rng.choice(OPERATIONS)
         slot = f"r{round_}.evolve.{i}"
         self.asked[slot] = (parent, operation)
-        prompt = run.prompts.render(f"evolve_{operation}", instruction=self.pool[parent][2])
+        prompt = run.prompts.render(f"evolve_{operation}", instruction=self.pool[parent].text)
         return Request("evolve", slot, round_, prompt, config.max_tokens, config.temperature,
                        ["\n\n"] if run.continued else None)
 
@@ -90,8 +101,8 @@ class Evol(Method):
                 continue
             candidate = screening(request, 0, text, exclude=self._lineage_of(parent))
             if candidate is not None:
-                candidate.lineage = {"parent": self.pool[parent][0], "operation": operation,
-                                     "depth": self.pool[parent][3] + 1}
+                candidate.lineage = {"parent": self.pool[parent].id, "operation": operation,
+                                     "depth": self.pool[parent].depth + 1}
                 candidates.append(candidate)
         return candidates
 
@@ -135,15 +146,15 @@ class Evol(Method):
     def joined(self, task: dict) -> None:
         lineage = task["lineage"]
         self.place[task["id"]] = len(self.pool)
-        self.pool.append((task["id"], task["instruction"], task["instruction"], lineage["depth"],
-                          self.place[lineage["parent"]]))
+        self.pool.append(Entry(task["id"], task["instruction"], task["instruction"], lineage["depth"],
+                               self.place[lineage["parent"]]))
 
     def _lineage_of(self, place: int) -> tuple[str, ...]:
         """The instructions of an entry and its ancestors."""
         found = []
         while place is not None:
-            found.append(self.pool[place][1])
-            place = self.pool[place][4]
+            found.append(self.pool[place].instruction)
+            place = self.pool[place].parent
         return tuple(found)
 
     def _text_of(self, task: Task) -> str:
@@ -156,7 +167,7 @@ class Evol(Method):
 
     def _compare_request(self, candidate: Candidate) -> Request:
         run, round_ = self.run, candidate.source["round"]
-        parent = self.pool[self.place[candidate.lineage["parent"]]][2]
+        parent = self.pool[self.place[candidate.lineage["parent"]]].text
         return Request("compare", f"r{round_}.compare.{candidate.id}", round_,
                        run.prompts.render("evolve_compare", parent=_one_line(parent),
                                           child=_one_line(candidate.instruction)),
@@ -172,8 +183,8 @@ class Evol(Method):
     def first_requests(self) -> dict[str, Request]:
         first = self.request(random.Random(f"{self.run.config.seed}:0"), 0, 0)
         parent, operation = self.asked[first.slot]
-        example = Candidate("r0000-0-00", self.pool[parent][1], {"round": 0}, [],
-                            lineage={"parent": self.pool[parent][0], "operation": operation, "depth": 1})
+        example = Candidate("r0000-0-00", self.pool[parent].instruction, {"round": 0}, [],
+                            lineage={"parent": self.pool[parent].id, "operation": operation, "depth": 1})
         return {"evolve": first, "compare": self._compare_request(example), "respond": self._respond_request(example)}
 
 
