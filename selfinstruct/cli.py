@@ -449,7 +449,8 @@ def filter_command(
         _fail(f"{exc.filename or inputs[0]}: {exc.strerror or exc}", BAD_INPUT)
     except (KeyboardInterrupt, Interrupted) as exc:
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-        _fail(f"interrupted ({signal.Signals(signum).name}); no file is left half-written", 128 + signum)
+        resumes = "; the judge's answers so far are kept: the same command asks only for the rest" if judge else ""
+        _fail(f"interrupted ({signal.Signals(signum).name}); no file is left half-written{resumes}", 128 + signum)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

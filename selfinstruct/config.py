@@ -170,10 +170,9 @@ class Config:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
         values = settings_from(data, path)
-        for key in ("api_key", "judge_api_key"):
+        for key, instead in (("api_key", "set OPENAI_API_KEY"), ("judge_api_key", "pass --judge-api-key")):
             if key in values:
-                raise ConfigError(f"{path}: do not store {_flag(key)} in a file; pass it on the command line "
-                                  "or set OPENAI_API_KEY")
+                raise ConfigError(f"{path}: do not store {_flag(key)} in a file; {instead} instead")
         try:
             cls(**values)  # the file's own values are checked even where a flag overrides them
         except ConfigError as exc:

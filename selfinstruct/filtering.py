@@ -106,8 +106,7 @@ def filter_dataset(input: Path | str | list[Path | str], output: Path | str, *, 
         raise FilterError(f"unknown --engine {engine!r}; choose {' or '.join(ENGINES)}")
     if workers is not None and workers < 1:
         raise FilterError(f"--workers must be at least 1, got {workers}")
-    if judge is not None and judge.min_score is not None and not 1 <= judge.min_score <= 5:
-        raise FilterError(f"--min-score must be from 1 to 5, got {judge.min_score}")
+    judge_dir = _judge_directory(judge, output) if judge else None
     if engine == "ray" and importlib.util.find_spec("ray") is None:
         raise FilterError("--engine ray needs Ray: pip install 'selfinstruct[ray]'")
     targets = _targets(sources, output, Path(dropped_output) if dropped_output else None)
@@ -137,9 +136,8 @@ def filter_dataset(input: Path | str | list[Path | str], output: Path | str, *, 
     scores = None
     if judge is not None:
         items = _kept_tasks(sources, screened, kept, field)
-        directory = judge.directory or output.with_name(output.stem + ".judge")
-        scores = score_records(items, judge, directory, progress=lambda done, total: tell("judge", done, total),
-                               notify=notify)
+        scores = score_records(items, judge, judge_dir, notify=notify,
+                               progress=lambda done, total: tell("judge", done, total))
     writing = _Writing(matches, reference, field, key, report, tell, named=len(sources) > 1, scores=scores,
                        min_score=judge.min_score if judge else None)
     for target in dict.fromkeys(targets):
@@ -149,6 +147,20 @@ def filter_dataset(input: Path | str | list[Path | str], output: Path | str, *, 
         report.outputs.append(target)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _judge_directory(judge: JudgeOptions, output: Path) -> Path:
+    """Where the judge's answers go; FilterError, before anything is read or written, if it cannot work."""
+    if judge.min_score is not None and not 1 <= judge.min_score <= 5:
+        raise FilterError(f"--min-score must be from 1 to 5, got {judge.min_score}")
+    directory = Path(judge.directory or output.with_name(output.stem + ".judge"))
+    if directory.exists() and not directory.is_dir():
+        raise FilterError(f"{directory}: --judge-dir is a file; give a directory for the judge's answers")
+    if not directory.parent.is_dir():
+        raise FilterError(f"{directory}: cannot write there: {directory.parent} is not an existing directory")
+    if (directory / "config.json").exists():
+        raise FilterError(f"{directory} is a run's directory; give the judge a --judge-dir of its own")
+    return directory
 
 
 def _kept_tasks(sources: list[Path], screened: list[Screened], kept: np.ndarray,
@@ -285,12 +297,13 @@ class _Writing:
                     {"file": os.fspath(source)} if self.named else {})
             details: dict = {}
             if judged:
-                score, why = judged
+                score, why, error = judged
                 if self.min_score and (score is None or score < self.min_score):
-                    reason = "unparseable_score" if score is None else "low_score"
-                    details = {"score": score, "judge_reason": why}
+                    reason = "judge_failed" if error else "unparseable_score" if score is None else "low_score"
+                    details = {"error": error} if error else {"score": score, "judge_reason": why}
                 else:
-                    text = json.dumps(record | {"judge": {"score": score, "reason": why}}, ensure_ascii=False)
+                    verdict = {"score": score, "error": error} if error else {"score": score, "reason": why}
+                    text = json.dumps(record | {"judge": verdict}, ensure_ascii=False)
             if not reason and kept[overall]:
                 text = text if copy or judged else json.dumps(record, ensure_ascii=False)
                 out.write((("\n" if written == 0 else ",\n") + text) if layout == "array" else text + "\n")

@@ -37,8 +37,9 @@ class Journal:
         self.path = Path(path)
         self._fd: int | None = None
 
-    def read(self, repair: bool = False) -> list[dict]:
-        """All complete records. A torn last line is skipped, and with ``repair`` set aside."""
+    def read(self, repair: bool = False, required: tuple[str, ...] = ()) -> list[dict]:
+        """All complete records. A torn last line is skipped, and with ``repair`` set aside. A record
+        that is not an object with the ``required`` fields is a damaged line."""
         data = self._read_bytes()
         end = data.rfind(b"\n") + 1
         if end < len(data):
@@ -50,9 +51,13 @@ class Journal:
             if not line.strip():
                 continue
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise JournalDamaged(f"{self.path}:{number}: damaged journal line ({exc})") from None
+            if required and not (isinstance(record, dict) and all(key in record for key in required)):
+                raise JournalDamaged(f"{self.path}:{number}: damaged journal line (not a record with "
+                                     f"{', '.join(required)})")
+            records.append(record)
         return records
 
     def _read_bytes(self) -> bytes:

@@ -13,15 +13,18 @@ import asyncio
 import hashlib
 import json
 import re
+from collections import Counter, deque
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from .client import FatalAPIError, ModelClient, RequestFailed, redact
 from .config import LENGTH_DEFAULTS, Config
 from .filters import detect_lang
 from .journal import Journal
+from .pricing import Price, price_for
 from .local import LocalServer
 from .prompts import LABELS, PromptSet
 from .rundir import RunLock
@@ -30,6 +33,7 @@ from .seeds import Instance
 STAGE = "judge"
 TEMPLATES = {STAGE: {"instruction", "instances"}}
 JUDGE_TOKENS = 128
+FAILURE_WINDOW, FAILURE_SHARE = 20, 0.9  # filter --judge stops when this share of its last requests failed
 REASON_CHARS = 300
 
 _LABELLED = re.compile(r"(?:score|rating|grade|评分|得分|分数|打分)\s*(?:is|[:：=]|是|为)?\s*[*\[(（]*\s*([1-5])(?![\d.])",
@@ -80,17 +84,25 @@ class JudgeOptions:
                       concurrency=self.concurrency).resolve()
 
 
+class Judgement(NamedTuple):
+    score: int | None  # None: the answer gave none, or the request failed
+    reason: str
+    error: str | None = None  # why the request failed (then filtering again asks again)
+
+
 def score_records(records: list[tuple[int, str, list[Instance]]], options: JudgeOptions, directory: Path,
                   progress: Callable[[int, int], None] = lambda done, total: None,
-                  notify: Callable[[str], None] = lambda line: None) -> dict[int, tuple[int | None, str]]:
-    """The judge's (score, reason) of each (number, instruction, instances). Every answer is journaled in
+                  notify: Callable[[str], None] = lambda line: None) -> dict[int, Judgement]:
+    """The judge's Judgement of each (number, instruction, instances). Every answer is journaled in
     ``directory``/responses.jsonl under its record's number and prompt, so a second run with the same
-    records and judge sends only what was never answered. Raises JudgeError when a request fails for good."""
+    records and judge sends only what was never answered. A request that fails is that record's
+    Judgement (and is asked again next time); JudgeError ends the judging when the endpoint refuses us,
+    or when nearly every recent request failed."""
     return asyncio.run(_score_records(records, options, Path(directory), progress, notify))
 
 
 class JudgeError(RuntimeError):
-    """The judge could not answer; ``refused``: its endpoint refuses us (key, model, access)."""
+    """The judging cannot go on; ``refused``: the endpoint refuses us (key, model, access)."""
 
     def __init__(self, message: str, refused: bool = False):
         super().__init__(message)
@@ -100,14 +112,15 @@ class JudgeError(RuntimeError):
 async def _score_records(records, options: JudgeOptions, directory: Path, progress, notify) -> dict:
     config = options.config("en")
     prompts = {lang: PromptSet.load(config.prompts, lang, TEMPLATES) for lang in LENGTH_DEFAULTS}
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(exist_ok=True)
     lock, journal = RunLock(directory), Journal(directory / "responses.jsonl")
-    scores, done, gate = {}, 0, asyncio.Semaphore(config.concurrency)
+    scores: dict[int, Judgement] = {}
+    gate, recent, failed, tokens = asyncio.Semaphore(config.concurrency), deque(maxlen=FAILURE_WINDOW), Counter(), [0, 0]
     with ExitStack() as stack:
         lock.acquire()  # one process journals here at a time
         stack.callback(lock.release)
         stack.callback(journal.close)
-        answered = {r["key"]: r for r in journal.read(repair=True) if r.get("error") is None}
+        answered = {r["key"]: r for r in journal.read(repair=True, required=("key", "text"))}
         notify(f"judge: {config.endpoint_line().removeprefix('endpoint: ')}; answers journaled in {directory}")
         if config.local:
             from .runner import local_model_path  # runner imports pipeline, which imports this module
@@ -120,7 +133,6 @@ async def _score_records(records, options: JudgeOptions, directory: Path, progre
                              secrets=tuple(config.secrets()), connections=config.concurrency)
 
         async def score(number: int, instruction: str, instances: list[Instance]) -> None:
-            nonlocal done
             prompt = judge_prompt(prompts[detect_lang(instruction)], instruction, instances)
             key = hashlib.sha256(json.dumps([number, prompt, config.model, config.api]).encode()).hexdigest()[:32]
             record = answered.get(key)
@@ -130,20 +142,49 @@ async def _score_records(records, options: JudgeOptions, directory: Path, progre
                         completion = await client.complete(prompt, max_tokens=JUDGE_TOKENS, temperature=0.0,
                                                            top_p=config.top_p,
                                                            stop=["\n\n"] if config.api == "completion" else None)
-                    except (RequestFailed, FatalAPIError) as exc:
-                        raise JudgeError(f"the judge's request for record {number} failed: "
-                                         f"{redact(str(exc), *config.secrets())}; filtering again resumes the "
-                                         "judging", refused=isinstance(exc, FatalAPIError)) from None
-                record = {"key": key, "record": number, "text": completion.text, "error": None,
+                    except FatalAPIError as exc:
+                        raise JudgeError(f"the judge's endpoint refused the request: {redact(str(exc), *config.secrets())}"
+                                         " (the judge's settings: --judge-base-url, --judge-api-key, --judge-model)",
+                                         refused=True) from None
+                    except RequestFailed as exc:
+                        _failed(exc.reason, recent, failed)
+                        scores[number] = Judgement(None, "", redact(str(exc), *config.secrets()))
+                        progress(len(scores), len(records))
+                        return
+                recent.append(None)
+                record = {"key": key, "record": number, "text": completion.text,
                           "prompt_tokens": completion.usage.prompt_tokens,
                           "completion_tokens": completion.usage.completion_tokens}
                 journal.append(record)
-            scores[number] = parse_score(record["text"])
-            done += 1
-            progress(done, len(records))
+                tokens[0] += record["prompt_tokens"]
+                tokens[1] += record["completion_tokens"]
+            scores[number] = Judgement(*parse_score(record["text"]))
+            progress(len(scores), len(records))
 
         try:
             await asyncio.gather(*(score(*item) for item in records))
         finally:
             await client.close()
+    price = price_for(config.model, local=config.local, base_url=config.base_url)
+    notify(_summary(len(records), failed, tokens, price))
     return scores
+
+
+def _failed(reason: str, recent: deque, failed: Counter) -> None:
+    """Count a failed request; nearly every recent request failing ends the judging (the failure stop rule)."""
+    recent.append(reason)
+    failed[reason] += 1
+    failures = [r for r in recent if r]
+    if len(recent) == FAILURE_WINDOW and len(failures) >= FAILURE_SHARE * FAILURE_WINDOW:
+        common = ", ".join(f"{r} {n}" for r, n in Counter(failures).most_common(3))
+        raise JudgeError(f"{len(failures)} of the judge's last {FAILURE_WINDOW} requests failed ({common}); "
+                         "its answers so far are journaled, and the same command asks only for the rest")
+
+
+def _summary(records: int, failed: Counter, tokens: list[int], price: Price | None) -> str:
+    cost = "" if price is None else f", ${price.cost(*tokens):.4f}"
+    line = f"judge: {records} records; {tokens[0]:,} tokens in / {tokens[1]:,} out asked now{cost}"
+    if failed:
+        common = ", ".join(f"{r} {n}" for r, n in failed.most_common(3))
+        line += f"; {sum(failed.values())} requests failed ({common}): the same command asks for them again"
+    return line

@@ -88,7 +88,7 @@ def _measured(config: Config) -> dict | None:
     """Per-stage means of an existing run's answers, and its accepted tasks; None for a new run."""
     if not (config.output / "config.json").exists():
         return None
-    responses = Journal(config.output / "responses.jsonl").read()
+    responses = Journal(config.output / "responses.jsonl").read(required=("stage",))
     accepted = len(Journal(config.output / "tasks.jsonl").read())
     if not responses or not accepted:
         return None

@@ -187,7 +187,7 @@ class RunDir:
     def read_responses(self) -> list[dict]:
         """The answers journaled so far; a torn last line is set aside (we hold the lock)."""
         try:
-            return self.responses.read(repair=True)
+            return self.responses.read(repair=True, required=("slot", "stage", "text", "error"))
         except JournalDamaged as exc:
             raise JournalDamaged(f"{exc}; delete that line and resume: that one request is sent again") from None
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .client import FatalAPIError, ModelClient, redact
 from .config import RESUME_KEYS, REDACTED, Config, ConfigError, redact_url, settings_from
@@ -131,7 +132,7 @@ async def generate_async(config: Config, *, progress: str = "off", allow_changes
             judge_client = None
             if config.judge and (config.judge_base_url or config.judge_model != config.model):
                 judge_client = ModelClient(
-                    base_url=config.judge_base_url or config.base_url, api_key=config.judge_api_key or config.api_key,
+                    base_url=config.judge_base_url or config.base_url, api_key=judge_key(config),
                     model=config.judge_model, api=config.api, timeout=config.timeout, max_retries=config.max_retries,
                     retry_wait=config.retry_wait, secrets=tuple(config.secrets()), connections=config.concurrency)
             view = ProgressView(stats, progress, notify)
@@ -212,6 +213,15 @@ def _finish(rundir: RunDir, stats: Stats, seconds: float, best_effort: bool = Fa
 def templates_of(config: Config) -> dict[str, set[str]]:
     """The prompt templates a run reads: its method's, and the judge's with --judge."""
     return {**METHODS[config.mode].templates, **(judge.TEMPLATES if config.judge else {})}
+
+
+def judge_key(config: Config) -> str | None:
+    """The judge's key: --judge-api-key, else the run's key, but only for the run's own host: a key is
+    never sent to a host it was not given for."""
+    if config.judge_api_key or not config.judge_base_url:
+        return config.judge_api_key or config.api_key
+    judge, run = urlsplit(config.judge_base_url), urlsplit(config.base_url or "")
+    return config.api_key if (judge.hostname, judge.port) == (run.hostname, run.port) else None
 
 
 def prices_of(config: Config) -> tuple[Price | None, Price | None]:

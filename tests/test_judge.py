@@ -187,7 +187,8 @@ def test_filter_judge_on_the_command_line(tmp_path):
                                      "--judge-base-url", refusing.base_url, "--judge-api-key", "sk-bad-secret",
                                      "--judge-model", "stub-model"])
     assert result.exit_code == 3, result.output
-    assert "the judge's request for record" in result.output and "sk-bad-secret" not in result.output
+    assert "the judge's endpoint refused the request" in result.output and "--judge-api-key" in result.output
+    assert "sk-bad-secret" not in result.output
     assert "Traceback" not in result.output and not (tmp_path / "out.jsonl").exists()
     with ScriptedServer(FakeModel()) as server:
         result = runner.invoke(app, ["filter", str(source), "-o", str(tmp_path / "out.jsonl"), "--judge",
@@ -197,3 +198,99 @@ def test_filter_judge_on_the_command_line(tmp_path):
     assert result.exit_code == 0, result.output
     assert line in result.output
     assert all("judge" in json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines())
+
+
+def test_the_runs_key_never_goes_to_another_judge_host(tmp_path):
+    """Without --judge-api-key, a judge on another host (here: another port) gets no key at all."""
+    with ScriptedServer(FakeModel()) as server, ScriptedServer(FakeModel()) as judge_server:
+        generate(Config(mode="alpaca", lang="en", num_instructions=2, base_url=server.base_url, api_key="sk-run-key",
+                        model="stub-model", output=tmp_path / "run", concurrency=1, judge=True,
+                        judge_base_url=judge_server.base_url))
+        sent = {r.headers.get("authorization") for r in judge_server.requests}
+    assert sent and not any("sk-run-key" in (header or "") for header in sent)
+
+
+def _judge_cli(*args):
+    from typer.testing import CliRunner
+
+    from selfinstruct.cli import app
+
+    return CliRunner().invoke(app, ["filter", *map(str, args)])
+
+
+def test_filter_judge_goes_on_past_a_refused_record_and_asks_for_it_again(tmp_path):
+    from openai_stub import Reply
+
+    model = FakeModel()
+
+    def refuse_the_glacier(request):
+        if "glacier" in request.prompt.rsplit("Instruction:", 1)[1]:
+            return Reply("this model's maximum context length is exceeded", status=400)
+        return model(request)
+
+    source = tmp_path / "data.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    with ScriptedServer(refuse_the_glacier) as server:
+        common = ["--judge", "--judge-base-url", server.base_url, "--judge-api-key", "sk-test-key", "--judge-model",
+                  "stub-model", "--quiet", "--judge-dir", tmp_path / "judge"]
+        kept_all = _judge_cli(source, "-o", tmp_path / "all.jsonl", *common)
+        asked = len(server.requests)
+        strict = _judge_cli(source, "-o", tmp_path / "strict.jsonl", "--min-score", "1", *common)
+        asked_again = len(server.requests) - asked
+    assert kept_all.exit_code == 0 and strict.exit_code == 0, kept_all.output + strict.output
+    assert "1 requests failed (http_400 1): the same command asks for them again" in kept_all.output
+    assert asked == 10 and asked_again == 1  # only the failed record is asked again
+    glacier = [json.loads(line) for line in (tmp_path / "all.jsonl").read_text().splitlines() if "glacier" in line]
+    assert glacier[0]["judge"]["score"] is None and glacier[0]["judge"]["error"].startswith("http_400")
+    dropped = [json.loads(line) for line in (tmp_path / "strict.dropped.jsonl").read_text().splitlines()]
+    assert [d["reason"] for d in dropped] == ["judge_failed"] and "glacier" in dropped[0]["record"]["instruction"]
+
+
+def test_filter_judge_stops_when_nearly_every_request_fails(tmp_path):
+    from openai_stub import Reply
+
+    source = tmp_path / "data.jsonl"
+    source.write_text("".join(json.dumps({"instruction": f"Write a haiku about the number {n} {'x' * n}.",
+                                          "output": "A haiku."}) + "\n" for n in range(30)))
+    with ScriptedServer(lambda request: Reply("bad request", status=400)) as server:
+        result = _judge_cli(source, "-o", tmp_path / "out.jsonl", "--threshold", "1", "--judge", "--judge-base-url",
+                            server.base_url, "--judge-api-key", "sk-test-key", "--judge-model", "m", "--quiet")
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines()[-1].startswith("error: 20 of the judge's last 20 requests failed (http_400")
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize("where, message", [
+    ("file", "--judge-dir is a file; give a directory"),
+    ("run", "is a run's directory; give the judge a --judge-dir of its own"),
+    ("missing/deeper", "is not an existing directory"),
+])
+def test_filter_judge_dir_is_checked_before_anything_is_written(tmp_path, where, message):
+    source = tmp_path / "data.jsonl"
+    source.write_text(json.dumps(RECORDS[0]) + "\n")
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")
+    result = _judge_cli(source, "-o", tmp_path / "out.jsonl", "--judge", "--judge-dir", tmp_path / where,
+                        "--judge-base-url", "http://127.0.0.1:9/v1", "--judge-model", "m")
+    assert result.exit_code == 2 and message in result.output and not (tmp_path / "out.jsonl").exists()
+    assert "Traceback" not in result.output
+
+
+def test_a_journal_line_of_the_wrong_shape_is_a_damaged_line(tmp_path):
+    from selfinstruct.runner import resume_config
+
+    with ScriptedServer(FakeModel()) as server:
+        generate(Config(mode="alpaca", lang="en", num_instructions=2, base_url=server.base_url, api_key="sk-test-key",
+                        model="stub-model", output=tmp_path / "run", concurrency=1))
+    with (tmp_path / "run" / "responses.jsonl").open("a") as journal:
+        journal.write("{}\n")
+    lines = len((tmp_path / "run" / "responses.jsonl").read_text().splitlines())
+    from typer.testing import CliRunner
+
+    from selfinstruct.cli import app
+
+    result = CliRunner().invoke(app, ["resume", str(tmp_path / "run"), "-n", "3", "--api-key", "sk-test-key"])
+    assert result.exit_code == 2, result.output
+    assert f"responses.jsonl:{lines}: damaged journal line (not a record with slot, stage, text, error)" in result.output
+    assert resume_config(tmp_path / "run").mode == "alpaca"
