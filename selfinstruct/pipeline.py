@@ -219,13 +219,12 @@ class Run:
         self.method.joined(record)
 
     def reject(self, rid: str, request: Request, reason: str, instruction: str, *, detail: str | None = None,
-                most_similar: list[dict] | None = None) -> None:
+                most_similar: list[dict] | None = None, lineage: dict | None = None) -> None:
         record = {"id": f"{rid}:{request.stage}", "round": request.round, "stage": request.stage, "reason": reason,
                   "instruction": instruction, "request": request.slot}
-        if detail:
-            record["detail"] = detail
-        if most_similar:
-            record["most_similar"] = most_similar
+        for name, value in (("detail", detail), ("most_similar", most_similar), ("lineage", lineage)):
+            if value:
+                record[name] = value
         self.stats.count_rejection(record)
         self.rundir.rejected.append(record)
 

@@ -93,6 +93,8 @@ def test_evol_run_keeps_lineage_and_eliminates_with_reasons(tmp_path, lang):
     reasons = {r["reason"] for r in rejected}
     assert reasons >= {"copied_prompt", "no_information_gain", "could_not_answer", "no_content"}, reasons
     for r in rejected:
+        if r["reason"] in ("copied_prompt", "no_information_gain", "could_not_answer", "no_content"):
+            assert r["lineage"]["operation"] in OPERATIONS and r["lineage"]["parent"] in depth, r
         if r["reason"] == "copied_prompt":
             assert "Rewritten Prompt" in r["instruction"] and r["stage"] == "evolve"
         if r["reason"] in ("could_not_answer", "no_content"):

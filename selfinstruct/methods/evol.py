@@ -90,19 +90,19 @@ class Evol(Method):
             if answer["error"]:
                 continue
             parent, operation = self.asked[request.slot]
+            lineage = {"parent": self.pool[parent].id, "operation": operation, "depth": self.pool[parent].depth + 1}
             text = _ECHOED_LABEL.sub("", answer["text"].strip(), count=1).strip()
             if not text or answer["finish_reason"] == "length":
                 reason = "cut_off" if text else "unparseable_response"
-                run.reject(f"{request.slot}.0", request, reason, text or answer["text"][:500])
+                run.reject(f"{request.slot}.0", request, reason, text or answer["text"][:500], lineage=lineage)
                 continue
             if _SCAFFOLDING.search(text):
                 run.stats.candidates["generated"] += 1
-                run.reject(f"{request.slot}.0", request, "copied_prompt", text)
+                run.reject(f"{request.slot}.0", request, "copied_prompt", text, lineage=lineage)
                 continue
             candidate = screening(request, 0, text, exclude=self._lineage_of(parent))
             if candidate is not None:
-                candidate.lineage = {"parent": self.pool[parent].id, "operation": operation,
-                                     "depth": self.pool[parent].depth + 1}
+                candidate.lineage = lineage
                 candidates.append(candidate)
         return candidates
 
@@ -117,7 +117,7 @@ class Evol(Method):
         run = self.run
 
         def reject(*args, **kwargs):
-            candidate.rejections.append((args, kwargs))
+            candidate.rejections.append((args, kwargs | {"lineage": candidate.lineage}))
 
         request = self._compare_request(candidate)
         answer = await run.ask(request)
