@@ -3,8 +3,9 @@ short reason, and tasks below ``--min-score`` are rejected (``low_score``).
 
 ``generate --judge`` scores every complete candidate of any method before it is accepted, through
 the run's endpoint or its own (``--judge-model``, ``--judge-base-url``); the answers are journaled
-like every other, so a resumed run does not pay for them twice. The prompt is
-``prompts/<lang>/judge.txt``; the parser takes a score the way chat models write one.
+like every other, so a resumed run does not pay for them twice. ``filter --judge`` scores an
+existing dataset's kept records (``score_records``), journaled in a directory of its own. The
+prompt is ``prompts/<lang>/judge.txt``; the parser takes a score the way chat models write one.
 """
 
 from __future__ import annotations
