@@ -32,28 +32,23 @@ class Alpaca(Method):
         return Request("alpaca", f"r{round_}.alpaca.{i}", round_, prompt, config.max_tokens,
                        config.temperature, [f"\n{last + 1}."], next_number)
 
-    async def candidates(self, requests: list[Request], answers: list[dict]) -> list[Candidate]:
+    def answer_candidates(self, request: Request, answer: dict, screen) -> list[Candidate]:
         """Parse complete tasks; keep those that pass screening and the instance checks."""
         run, candidates = self.run, []
-        screening = run.round_screening()
-        for request, answer in zip(requests, answers):
-            await run.pause()
-            if answer["error"]:
+        tasks = parse_alpaca_tasks(answer["text"], request.next_number, run.continued)
+        if not tasks:
+            run.reject(f"{request.slot}.0", request, "unparseable_response", answer["text"][:500])
+            return []
+        if answer["finish_reason"] == "length":
+            cut = tasks.pop()
+            run.reject(f"{request.slot}.{len(tasks)}", request, "cut_off", cut["instruction"])
+        for j, task in enumerate(tasks):
+            candidate = screen(request, j, task["instruction"])
+            if candidate is None:
                 continue
-            tasks = parse_alpaca_tasks(answer["text"], request.next_number, run.continued)
-            if not tasks:
-                run.reject(f"{request.slot}.0", request, "unparseable_response", answer["text"][:500])
-                continue
-            if answer["finish_reason"] == "length":
-                cut = tasks.pop()
-                run.reject(f"{request.slot}.{len(tasks)}", request, "cut_off", cut["instruction"])
-            for j, task in enumerate(tasks):
-                candidate = screening(request, j, task["instruction"])
-                if candidate is None:
-                    continue
-                candidate.instances = run.usable_instances(candidate, request, [Instance(task["input"], task["output"])])
-                if candidate.instances:
-                    candidates.append(candidate)
+            candidate.instances = run.usable_instances(candidate, request, [Instance(task["input"], task["output"])])
+            if candidate.instances:
+                candidates.append(candidate)
         return candidates
 
     def first_requests(self) -> dict[str, Request]:

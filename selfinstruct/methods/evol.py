@@ -81,37 +81,27 @@ class Evol(Method):
         return Request("evolve", slot, round_, prompt, config.max_tokens, config.temperature,
                        ["\n\n"] if run.continued else None)
 
-    async def candidates(self, requests: list[Request], answers: list[dict]) -> list[Candidate]:
-        """Each answer's rewrite, screened, with its lineage."""
-        run, candidates = self.run, []
-        screening = run.round_screening()
-        for request, answer in zip(requests, answers):
-            await run.pause()
-            if answer["error"]:
-                continue
-            parent, operation = self.asked[request.slot]
-            lineage = {"parent": self.pool[parent].id, "operation": operation, "depth": self.pool[parent].depth + 1}
-            text = _ECHOED_LABEL.sub("", answer["text"].strip(), count=1).strip()
-            if not text or answer["finish_reason"] == "length":
-                reason = "cut_off" if text else "unparseable_response"
-                run.reject(f"{request.slot}.0", request, reason, text or answer["text"][:500], lineage=lineage)
-                continue
-            if _SCAFFOLDING.search(text):
-                run.stats.candidates["generated"] += 1
-                run.reject(f"{request.slot}.0", request, "copied_prompt", text, lineage=lineage)
-                continue
-            candidate = screening(request, 0, text, exclude=self._lineage_of(parent))
-            if candidate is not None:
-                candidate.lineage = lineage
-                candidates.append(candidate)
-        return candidates
+    def answer_candidates(self, request: Request, answer: dict, screen) -> list[Candidate]:
+        """The answer's rewrite, screened, with its lineage."""
+        run = self.run
+        parent, operation = self.asked[request.slot]
+        lineage = {"parent": self.pool[parent].id, "operation": operation, "depth": self.pool[parent].depth + 1}
+        text = _ECHOED_LABEL.sub("", answer["text"].strip(), count=1).strip()
+        if not text or answer["finish_reason"] == "length":
+            reason = "cut_off" if text else "unparseable_response"
+            run.reject(f"{request.slot}.0", request, reason, text or answer["text"][:500], lineage=lineage)
+            return []
+        if _SCAFFOLDING.search(text):
+            run.stats.candidates["generated"] += 1
+            run.reject(f"{request.slot}.0", request, "copied_prompt", text, lineage=lineage)
+            return []
+        candidate = screen(request, 0, text, exclude=self._lineage_of(parent))
+        if candidate is None:
+            return []
+        candidate.lineage = lineage
+        return [candidate]
 
-    async def complete(self, candidates: list[Candidate], room: int) -> list[Candidate]:
-        candidates = candidates[: 2 * room]  # near the target, pay only for what can still be accepted
-        await self.run.gather(*(self._complete(c) for c in candidates))
-        return candidates
-
-    async def _complete(self, candidate: Candidate) -> None:
+    async def finish(self, candidate: Candidate) -> None:
         """The elimination step, then the response. Rejections wait on the candidate, so that
         rejected.jsonl does not depend on answer timing."""
         run = self.run

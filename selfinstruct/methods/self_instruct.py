@@ -36,33 +36,18 @@ class SelfInstruct(Method):
         return Request("instructions", f"r{round_}.instructions.{i}", round_, prompt,
                        config.max_tokens, config.temperature, stop, next_number)
 
-    async def candidates(self, requests: list[Request], answers: list[dict]) -> list[Candidate]:
-        """Parse each answer and keep the instructions that pass screening."""
-        run, candidates = self.run, []
-        screening = run.round_screening()
-        for request, answer in zip(requests, answers):
-            await run.pause()
-            if answer["error"]:
-                continue
-            parsed = parse_instructions(answer["text"], request.next_number, run.continued,
-                                        cut_off=answer["finish_reason"] == "length")
-            if parsed.cut_off:
-                run.reject(f"{request.slot}.{len(parsed.items)}", request, "cut_off", parsed.cut_off)
-            if not parsed.items and not parsed.cut_off:
-                run.reject(f"{request.slot}.0", request, "unparseable_response", answer["text"][:500])
-            for j, text in enumerate(parsed.items):
-                candidate = screening(request, j, text)
-                if candidate is not None:
-                    candidates.append(candidate)
-        return candidates
+    def answer_candidates(self, request: Request, answer: dict, screen) -> list[Candidate]:
+        """Parse the answer and keep the instructions that pass screening."""
+        run = self.run
+        parsed = parse_instructions(answer["text"], request.next_number, run.continued,
+                                    cut_off=answer["finish_reason"] == "length")
+        if parsed.cut_off:
+            run.reject(f"{request.slot}.{len(parsed.items)}", request, "cut_off", parsed.cut_off)
+        if not parsed.items and not parsed.cut_off:
+            run.reject(f"{request.slot}.0", request, "unparseable_response", answer["text"][:500])
+        return [c for c in (screen(request, j, text) for j, text in enumerate(parsed.items)) if c is not None]
 
-    async def complete(self, candidates: list[Candidate], room: int) -> list[Candidate]:
-        # Near the target, pay only for what can still be accepted (with room for rejections).
-        candidates = candidates[: 2 * room]
-        await self.run.gather(*(self._complete(c) for c in candidates))
-        return candidates
-
-    async def _complete(self, candidate: Candidate) -> None:
+    async def finish(self, candidate: Candidate) -> None:
         """Classification identification, then instance generation (output-first for classification).
         Rejections wait on the candidate, so that rejected.jsonl does not depend on answer timing."""
         run = self.run
