@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
-from .client import FatalAPIError, ModelClient, RequestFailed, redact
+from .client import FatalAPIError, RequestFailed, redact
 from .config import LENGTH_DEFAULTS, Config
 from .filters import detect_lang
 from .journal import Journal
@@ -123,15 +123,13 @@ async def _score_records(records, options: JudgeOptions, directory: Path, progre
         stack.callback(journal.close)
         answered = {r["key"]: r for r in journal.read(repair=True, required=("key", "text"))}
         notify(f"judge: {config.endpoint_line().removeprefix('endpoint: ')}; answers journaled in {directory}")
-        if config.local:
-            from .runner import local_model_path  # runner imports pipeline, which imports this module
+        from .runner import local_model_path, model_client  # runner imports pipeline, which imports this module
 
+        if config.local:
             server = stack.enter_context(LocalServer(local_model_path(config), ctx=config.ctx, threads=config.threads,
                                                      log_path=directory / "server.log"))
             config = replace(config, base_url=server.base_url)
-        client = ModelClient(base_url=config.base_url, api_key=config.api_key, model=config.model, api=config.api,
-                             timeout=config.timeout, max_retries=config.max_retries, retry_wait=config.retry_wait,
-                             secrets=tuple(config.secrets()), connections=config.concurrency)
+        client = model_client(config)
 
         async def score(number: int, instruction: str, instances: list[Instance]) -> None:
             prompt = judge_prompt(prompts[detect_lang(instruction)], instruction, instances)
