@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import pytest
 
 from fake_model import FakeModel
 from openai_stub import ScriptedServer
-from selfinstruct import Config, generate, resume
+from test_pipeline import assert_replays_without_requests
+from selfinstruct import Config, generate
 from selfinstruct.methods.evol import MAX_DEPTH, OPERATIONS
 from selfinstruct.seeds import load_seed_tasks
 
@@ -103,11 +103,7 @@ def test_evol_run_keeps_lineage_and_eliminates_with_reasons(tmp_path, lang):
             assert r["stage"] == "compare" and r["instruction"].startswith(("Same task: ", "换个说法："))
 
     # The comparison is journaled like every answer: a resume replays the run and asks nothing.
-    copy = tmp_path / "copy"
-    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("tasks.jsonl", "rejected.jsonl", "summary.json"))
-    resume(copy, api_key="sk-test-key", base_url="http://127.0.0.1:9/v1")  # a request would fail
-    for name in ("tasks.jsonl", "rejected.jsonl", "responses.jsonl"):
-        assert (copy / name).read_bytes() == (run / name).read_bytes(), name
+    assert_replays_without_requests(run, tmp_path / "copy")
 
 
 def test_evol_starts_from_a_dataset_and_leaves_out_what_is_not_a_task(tmp_path):

@@ -5,13 +5,13 @@ endpoint and model of its own."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
 from fake_model import FakeModel
 from openai_stub import ScriptedServer
-from selfinstruct import Config, generate, resume
+from test_pipeline import assert_replays_without_requests
+from selfinstruct import Config, generate
 from selfinstruct.config import ConfigError
 from selfinstruct.judge import parse_score
 
@@ -52,11 +52,7 @@ def test_judge_scores_every_task_and_min_score_rejects(tmp_path, mode, lang, api
     assert len(judged) - 2 * 4 <= len(tasks) + len(low) + len(unscored) <= len(judged)  # past the target: not kept
     assert summary["tokens_out_by_stage"]["judge"] > 0
 
-    copy = tmp_path / "copy"
-    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("tasks.jsonl", "rejected.jsonl", "summary.json"))
-    resume(copy, api_key="sk-test-key", base_url="http://127.0.0.1:9/v1")  # a request would fail
-    for name in ("tasks.jsonl", "rejected.jsonl", "responses.jsonl"):
-        assert (copy / name).read_bytes() == (run / name).read_bytes(), name
+    assert_replays_without_requests(run, tmp_path / "copy")
 
 
 def test_judge_without_min_score_keeps_every_task_with_its_score(tmp_path):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from openai_stub import Reply
 
-from selfinstruct import Config, RunStopped, export_run, generate
+from selfinstruct import Config, RunStopped, export_run, generate, resume
 from selfinstruct.client import FatalAPIError
 from selfinstruct.filters import clean_instances, instruction_rejection
 from selfinstruct.journal import Journal
@@ -24,6 +25,15 @@ def run_config(server, tmp_path, **overrides) -> Config:
 
 def read_jsonl(path):
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def assert_replays_without_requests(run_dir, copy):
+    """A copy of the run without its derived files resumes against a closed port (so any request would
+    fail) and derives the same bytes: every answer it needs was journaled."""
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("tasks.jsonl", "rejected.jsonl", "summary.json"))
+    resume(copy, api_key="sk-test-key", base_url="http://127.0.0.1:9/v1")
+    for name in ("tasks.jsonl", "rejected.jsonl", "responses.jsonl"):
+        assert (copy / name).read_bytes() == (run_dir / name).read_bytes(), name
 
 
 def assert_well_formed_run(run_dir, config: Config, seeds_index_texts=()):
