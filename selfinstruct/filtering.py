@@ -246,6 +246,7 @@ class _Writing:
         self.scores, self.min_score = scores or {}, min_score  # the judge's, per kept record
         self.cited = set(np.unique(matches.kept_entry[matches.kept_entry != NONE]).tolist())
         self.remembered: dict[int, dict] = {}  # a cited kept record -> what a duplicate of it reports
+        self.fragments: dict[int, str | None] = {}  # and that as JSON text (see _duplicate_text)
 
     def write(self, target: tuple[Path, Path], parts: list, kept: np.ndarray) -> None:
         """Write the inputs in ``parts`` ((file, Screened, lines)) to one output and dropped file, atomically."""
@@ -258,8 +259,9 @@ class _Writing:
                 if layout == "array":
                     out.write("[")
                 written = 0
+                flags = kept.tobytes()  # a byte per record, read faster than numpy's bools
                 for source, screened, lines in parts:
-                    written = self._records(source, screened, lines, kept, layout, out, drops, written)
+                    written = self._records(source, screened, lines, flags, layout, out, drops, written)
                 if layout == "array":
                     out.write("\n]\n" if written else "]\n")
             os.replace(temp_out, output)
@@ -276,6 +278,8 @@ class _Writing:
         against, report = self.reference.size, self.report
         copy = layout == "lines" and detect_layout(source) == "lines"
         items = iter_line_texts(source) if copy else iter_records(source, skip_bad_lines=True)
+        head = _utf8_json({"file": os.fspath(source)}) if self.named else "{}"  # how a dropped entry starts
+        source_head = None if head is None else head[:-1] + (", " if self.named else "")
         number = -1
         for number, (line, item) in enumerate(items):
             if number >= screened.records or screened.lines[number] != line:
@@ -310,6 +314,12 @@ class _Writing:
                 written += 1
                 report.kept += 1
                 continue
+            if copy and not reason and source_head is not None:
+                duplicate = self._duplicate_text(overall)
+                if duplicate is not None:  # the common case, written without building the entry
+                    report.dropped["duplicate"] += 1
+                    drops.write(f'{source_head}"line": {line}, "index": {number}, {duplicate}, "record": {text}}}\n')
+                    continue
             if reason == "bad_record":
                 details = {"error": screened.errors[number]}
             elif not reason:
@@ -327,6 +337,21 @@ class _Writing:
             raise FilterError(f"{source}: the file changed while it was being filtered; run again")
         self.tell("write", lines, lines)
         return written
+
+    def _duplicate_text(self, number: int) -> str | None:
+        """What ``_match`` says of a record dropped as a duplicate of a kept record, as the JSON text
+        that json_line would give (``"reason": ..., "duplicate_of": {...}``); None where it is not so
+        simple: a match among --against entries, key instruction+input, or text json_line escapes."""
+        if self.key != "instruction" or self.matches.against_entry.item(number) != NONE:
+            return None
+        entry = self.matches.kept_entry.item(number)
+        if entry not in self.fragments:
+            match = self.remembered[entry]
+            self.fragments[entry] = _utf8_json({k: match[k] for k in ("file", "line", "instruction") if k in match})
+        fragment = self.fragments[entry]
+        if fragment is None:
+            return None
+        return f'"reason": "duplicate", "score": {self.matches.kept_score.item(number)!r}, "duplicate_of": {fragment}'
 
     def _match(self, number: int, record) -> tuple[str, dict]:
         """The reason and details of a record dropped as a near-duplicate, naming its best match."""
@@ -367,6 +392,16 @@ class _Reference:
         self.instructions.append(instruction)
         self.inputs.append(input)
         self.sources.append(source)
+
+
+def _utf8_json(value: dict) -> str | None:
+    """``value`` as json_line writes it (without the newline), or None if that text is escaped to ASCII."""
+    text = json.dumps(value, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return text
 
 
 def _input_score(a: str, b: str) -> float:

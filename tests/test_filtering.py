@@ -546,3 +546,31 @@ def test_a_runs_own_files_are_refused_even_with_overwrite(tmp_path, output, drop
     _no_write(tmp_path, [source, *files], f"{tmp_path / target} is one of a run's own files; choose another "
               f"{'--dropped' if dropped else '--output'}", input=source, output=tmp_path / output,
               dropped_output=tmp_path / dropped if dropped else None, overwrite=True)
+
+
+@pytest.mark.parametrize("named", [False, True])
+def test_dropped_duplicates_are_written_as_the_general_path_writes_them(tmp_path, monkeypatch, named):
+    """The quick writing of a duplicate's entry (filtering._Writing._duplicate_text) gives the bytes that
+    building the entry and json_line give: Chinese and escaped text, --against matches, one input or two."""
+    records = _generated(300, seed=4) + [RECORDS[2], RECORDS[3] | {"output": "你好。"}]
+    lines = [json.dumps(r, ensure_ascii=i % 2 == 0) for i, r in enumerate(records)]
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_text("\n".join(lines[:150]) + "\n", encoding="utf-8")
+    second.write_text("\r\n".join(lines[150:]) + "\r\n", encoding="utf-8")
+    against = tmp_path / "against.jsonl"
+    against.write_text(json.dumps({"instruction": "Explain a cat.", "output": "x"}) + "\n")
+    inputs = [first, second] if named else [first]
+
+    def run(name):
+        out = tmp_path / name
+        report = filter_dataset(inputs, out / "clean.jsonl", against=against, only="dedup")
+        return report.dropped, {p.name: p.read_bytes() for p in out.iterdir()}
+
+    (tmp_path / "quick").mkdir()
+    (tmp_path / "general").mkdir()
+    quick = run("quick")
+    monkeypatch.setattr(filtering._Writing, "_duplicate_text", lambda self, number: None)
+    general = run("general")
+    assert quick == general
+    assert quick[0]["duplicate"] > 100 and quick[0]["similar_to_against"] > 0
+    assert b'"file": ' in quick[1]["clean.dropped.jsonl"] if named else b'"file"' not in quick[1]["clean.dropped.jsonl"]
