@@ -274,6 +274,8 @@ def _keys(tokens, offsets, base, count, members, threshold):
     items = np.zeros(16, np.int64)
     for e in members:
         lo, hi = offsets[e], offsets[e + 1]
+        if hi == lo:
+            continue  # an empty text is never added (see _add)
         if hi - lo > len(items):
             items = np.zeros(2 * (hi - lo), np.int64)
         _sorted_items(tokens, lo, hi, base, items)
@@ -284,6 +286,8 @@ def _keys(tokens, offsets, base, count, members, threshold):
     filled = item_start[:-1].copy()
     for e in members:
         lo, hi = offsets[e], offsets[e + 1]
+        if hi == lo:
+            continue
         _sorted_items(tokens, lo, hi, base, items)
         for i in range(_prefix(hi - lo, threshold)):
             codes[filled[items[i]]] = ((hi - lo) << 32) | i
