@@ -347,7 +347,7 @@ class _Writing:
         entry = self.matches.kept_entry.item(number)
         if entry not in self.fragments:
             match = self.remembered[entry]
-            self.fragments[entry] = _utf8_json({k: match[k] for k in ("file", "line", "instruction") if k in match})
+            self.fragments[entry] = _utf8_json(_duplicate_of(match))
         fragment = self.fragments[entry]
         if fragment is None:
             return None
@@ -366,7 +366,7 @@ class _Writing:
             return "similar_to_against", details
         match = self.remembered[int(matches.kept_entry[number])]
         score = float(matches.kept_score[number])
-        duplicate_of = {k: match[k] for k in ("file", "line", "instruction") if k in match}
+        duplicate_of = _duplicate_of(match)
         if self.key == "instruction+input":
             duplicate_of |= {"input": match["input"], "instruction_score": score,
                              "input_score": _input_score(self._input(record), match["input"])}
@@ -392,6 +392,11 @@ class _Reference:
         self.instructions.append(instruction)
         self.inputs.append(input)
         self.sources.append(source)
+
+
+def _duplicate_of(match: dict) -> dict:
+    """What a duplicate's entry says of the kept record it repeats (inputs aside)."""
+    return {k: match[k] for k in ("file", "line", "instruction") if k in match}
 
 
 def _utf8_json(value: dict) -> str | None:
