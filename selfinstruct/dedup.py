@@ -17,6 +17,9 @@ is exact; the speed comes from proving most pairs irrelevant without scoring the
 * The rest get an exact LCS, bit-parallel on 64-bit words, and rouge_score's float
   formula for the F-measure (the same operations, so the same float).
 * Only kept records enter the index; kept records are pairwise dissimilar.
+* A block of queries is probed item by item: an item's postings are read for all the queries
+  holding it in a row, while they are in cache, and each query's candidates are scored after.
+  (Read query by query, the postings came from memory each time; this halves probing.)
 
 The loops are compiled with numba. ``Corpus`` (corpus.py) holds token ids as flat arrays (no Python
 object per record), so millions of records fit in a few hundred MB. ``deduplicate`` goes a
@@ -111,15 +114,22 @@ class Index:
     def arrays(self) -> tuple[np.ndarray, ...]:
         return self.item_keys, self.key_length, self.key_position, self.start, self.fill, self.entry, self.signature
 
-    def scan(self, first: int, stop: int, matches: Matches, add_kept: bool) -> None:
+    def probe(self, first: int, stop: int, matches: Matches) -> None:
         """Find, for input records first..stop-1, their best match among the entries in the index
-        (merged into ``matches``, indexed from ``first``). With ``add_kept``, go in order and add
-        each record that has no match at all (here or already in ``matches``): the greedy pass."""
+        (merged into ``matches``, indexed from ``first``)."""
+        self._run(_probe, first, stop, matches)
+
+    def decide(self, first: int, stop: int, matches: Matches) -> None:
+        """The greedy pass: as ``probe``, but in order, adding each record that has no match at all
+        (here or already in ``matches``)."""
+        self._run(_decide, first, stop, matches)
+
+    def _run(self, compiled, first: int, stop: int, matches: Matches) -> None:
         c = self.items.corpus
         input_tokens, input_offsets = c.input_arrays()
-        _scan(c.tokens, c.offsets, input_tokens, input_offsets, c.use_inputs, c.active, c.against, c.vocabulary,
-              self.items.base, self.items.threshold, first, stop, add_kept, self.next_length,
-              *self.arrays(), *matches.arrays())
+        compiled(c.tokens, c.offsets, input_tokens, input_offsets, c.use_inputs, c.active, c.against, c.vocabulary,
+                 self.items.base, self.items.threshold, first, stop, self.next_length, *self.arrays(),
+                 *matches.arrays())
 
 
 def deduplicate(corpus: Corpus, threshold: float, engine: str = "local", workers: int | None = None,
@@ -142,7 +152,7 @@ def deduplicate(corpus: Corpus, threshold: float, engine: str = "local", workers
             part = matches.part(first, stop)
             part.merge(probe.probe(entries[0], entries[-1] + 1))
             local = Index(items, entries[corpus.active[entries]])
-            local.scan(entries[0], entries[-1] + 1, part, add_kept=True)
+            local.decide(entries[0], entries[-1] + 1, part)
             probe.add(entries[corpus.active[entries] & (part.against_entry == NONE) & (part.kept_entry == NONE)])
             if progress:
                 progress(stop, total)
@@ -153,7 +163,7 @@ def deduplicate(corpus: Corpus, threshold: float, engine: str = "local", workers
 
 
 class LocalProbe:
-    """The engine of one process: one index, probed by a thread per core (the compiled scan runs
+    """The engine of one process: one index, probed by a thread per core (the compiled probe runs
     without the GIL), each thread taking a share of the block."""
 
     def __init__(self, items: Items, workers: int, block: int):
@@ -170,9 +180,9 @@ class LocalProbe:
         jobs = [(a, b, matches.part(a - first, b - first)) for a, b in zip(cuts, cuts[1:]) if b > a]
         if self.pool is None:
             for a, b, part in jobs:
-                self.index.scan(a, b, part, add_kept=False)
+                self.index.probe(a, b, part)
         else:
-            list(self.pool.map(lambda job: self.index.scan(job[0], job[1], job[2], add_kept=False), jobs))
+            list(self.pool.map(lambda job: self.index.probe(*job), jobs))
         return matches
 
     def notes(self) -> list[str]:
@@ -459,18 +469,95 @@ def _input_score(tokens, offsets, a, b, slot, masks, state):
     return _f_measure(lcs, ahi - alo, bhi - blo), masks, state
 
 
+@njit(cache=True)
+def _longest(length, bar):
+    """Past this length, the lengths alone fail: 2 * min(lengths) < bar * (sum of lengths)."""
+    return int((2.0 - bar) * length / bar) + 1 if bar > 0 else np.iinfo(np.int32).max
+
+
+@njit(cache=True)
+def _postings(item, i, length, mine_lo, mine_hi, bar, next_length, item_keys, key_length, key_position, start,
+              fill, entry, signature, out, found):
+    """Append to out[found:] the entries posted under ``item`` that may pass against a query of ``length``
+    items (sketch ``mine_lo, mine_hi``) holding the item at position i; return (out, found)."""
+    left = length - i - 1
+    # Common items come in the same order in both texts: if this is the first shared one, the
+    # overlap is at most 1 + the items left after it in each; so neither text may be longer than this.
+    reach = _longest(length, bar)
+    if bar > 0:
+        reach = min(reach, int(2.0 * (1 + left) / bar) - length + 1)
+    k, end = item_keys[item], item_keys[item + 1]
+    while k < end:
+        other = key_length[k]
+        if other > reach:
+            break
+        after = min(left, other - key_position[k] - 1)
+        total = bar * (length + other)
+        if 2.0 * (1 + after) < total:
+            k = next_length[k]  # later positions leave fewer items after them
+            continue
+        for p in range(start[k], start[k] + fill[k]):
+            theirs_lo, theirs_hi = signature[p, 0], signature[p, 1]
+            most = min(length - _popcount(mine_lo & ~theirs_lo) - _popcount(mine_hi & ~theirs_hi),
+                       other - _popcount(theirs_lo & ~mine_lo) - _popcount(theirs_hi & ~mine_hi))
+            if 2.0 * most < total:
+                continue  # too few items in common
+            if found == len(out):
+                out = np.concatenate((out, np.zeros(len(out), np.int32)))
+            out[found] = entry[p]
+            found += 1
+        k += 1
+    return out, found
+
+
+@njit(cache=True)
+def _score(q, r, candidates, tokens, offsets, input_tokens, input_offsets, use_inputs, against, threshold, mark,
+           scratch, a_entry, a_score, k_entry, k_score):
+    """Score query q against the candidates it has not met yet, keeping its best match in row r.
+    ``scratch`` holds the arrays the LCS reuses; returns it, grown if it had to."""
+    slot, masks, state, input_slot, input_masks, input_state = scratch
+    lo, hi = offsets[q], offsets[q + 1]
+    length = hi - lo
+    masks = _set_pattern(tokens, lo, hi, slot, masks)
+    if len(state) < (length + 63) // 64:
+        state = np.zeros((length + 63) // 64, np.uint64)
+    for e in candidates:
+        if mark[e] == q:
+            continue  # met already
+        mark[e] = q
+        score = _f_measure(_lcs(length, masks, slot, tokens, offsets[e], offsets[e + 1], state), length,
+                           offsets[e + 1] - offsets[e])
+        if not score > threshold:
+            continue
+        if use_inputs:
+            input_score, input_masks, input_state = _input_score(
+                input_tokens, input_offsets, q, e, input_slot, input_masks, input_state)
+            if not input_score > threshold:
+                continue
+        if e < against:
+            if _better(score, e, a_score[r], a_entry[r]):
+                a_entry[r], a_score[r] = e, score
+        elif _better(score, e, k_score[r], k_entry[r]):
+            k_entry[r], k_score[r] = e, score
+    _clear_pattern(tokens, lo, hi, slot)
+    return slot, masks, state, input_slot, input_masks, input_state
+
+
+@njit(cache=True)
+def _scratch(vocabulary):
+    return (np.full(vocabulary, -1, np.int32), np.zeros((64, 1), np.uint64), np.zeros(1, np.uint64),
+            np.full(vocabulary, -1, np.int32), np.zeros((64, 1), np.uint64), np.zeros(1, np.uint64))
+
+
 @njit(cache=True, nogil=True)
-def _scan(tokens, offsets, input_tokens, input_offsets, use_inputs, active, against, vocabulary, base, threshold,
-          first, stop, add_kept, next_length, item_keys, key_length, key_position, start, fill, entry, signature,
+def _decide(tokens, offsets, input_tokens, input_offsets, use_inputs, active, against, vocabulary, base, threshold,
+          first, stop, next_length, item_keys, key_length, key_position, start, fill, entry, signature,
           a_entry, a_score, k_entry, k_score):
+    """The greedy pass over first..stop-1, in order: each query against the index, and added to it
+    if it has no match at all."""
     mark = np.full(len(offsets) - 1, -1, np.int32)  # the query that last met each entry
-    candidates = np.zeros(1024, np.int32)
-    slot = np.full(vocabulary, -1, np.int32)
-    input_slot = np.full(vocabulary, -1, np.int32)
-    masks = np.zeros((64, 1), np.uint64)
-    input_masks = np.zeros((64, 1), np.uint64)
-    state = np.zeros(1, np.uint64)
-    input_state = np.zeros(1, np.uint64)
+    scratch = _scratch(vocabulary)
+    out = np.zeros(1024, np.int32)
     items = np.zeros(16, np.int64)
     bar = threshold - MARGIN
     for q in range(first, stop):
@@ -481,64 +568,78 @@ def _scan(tokens, offsets, input_tokens, input_offsets, use_inputs, active, agai
             continue
         if length > len(items):
             items = np.zeros(2 * length, np.int64)
-        if len(state) < (length + 63) // 64:
-            state = np.zeros((length + 63) // 64, np.uint64)
         _sorted_items(tokens, lo, hi, base, items)
-        masks = _set_pattern(tokens, lo, hi, slot, masks)
         prefix = _prefix(length, threshold)
         mine_lo, mine_hi = _signature(items, length)
-        # Past this length, the lengths alone fail: 2 * min(lengths) < bar * (sum of lengths).
-        longest = int((2.0 - bar) * length / bar) + 1 if bar > 0 else np.iinfo(np.int32).max
-        touched = 0
+        found = 0
         for i in range(prefix):
-            item = items[i]
-            left = length - i - 1
-            # Common items come in the same order in both texts: if this is the first shared
-            # one, the overlap is at most 1 + the items left after it in each; so neither text
-            # may be longer than this.
-            reach = min(longest, int(2.0 * (1 + left) / bar) - length + 1) if bar > 0 else longest
-            k, end = item_keys[item], item_keys[item + 1]
-            while k < end:
-                other = key_length[k]
-                if other > reach:
-                    break
-                after = min(left, other - key_position[k] - 1)
-                total = bar * (length + other)
-                if 2.0 * (1 + after) < total:
-                    k = next_length[k]  # later positions leave fewer items after them
-                    continue
-                for p in range(start[k], start[k] + fill[k]):
-                    theirs_lo, theirs_hi = signature[p, 0], signature[p, 1]
-                    most = min(length - _popcount(mine_lo & ~theirs_lo) - _popcount(mine_hi & ~theirs_hi),
-                               other - _popcount(theirs_lo & ~mine_lo) - _popcount(theirs_hi & ~mine_hi))
-                    if 2.0 * most < total:
-                        continue  # too few items in common
-                    e = entry[p]
-                    if mark[e] == q:
-                        continue  # met already
-                    mark[e] = q
-                    if touched == len(candidates):
-                        candidates = np.concatenate((candidates, np.zeros(len(candidates), np.int32)))
-                    candidates[touched] = e
-                    touched += 1
-                k += 1
-        for c in range(touched):
-            e = candidates[c]
-            other = offsets[e + 1] - offsets[e]
-            lcs = _lcs(length, masks, slot, tokens, offsets[e], offsets[e + 1], state)
-            score = _f_measure(lcs, length, other)
-            if not score > threshold:
-                continue
-            if use_inputs:
-                input_score, input_masks, input_state = _input_score(
-                    input_tokens, input_offsets, q, e, input_slot, input_masks, input_state)
-                if not input_score > threshold:
-                    continue
-            if e < against:
-                if _better(score, e, a_score[r], a_entry[r]):
-                    a_entry[r], a_score[r] = e, score
-            elif _better(score, e, k_score[r], k_entry[r]):
-                k_entry[r], k_score[r] = e, score
-        _clear_pattern(tokens, lo, hi, slot)
-        if add_kept and a_entry[r] == NONE and k_entry[r] == NONE:
+            out, found = _postings(items[i], i, length, mine_lo, mine_hi, bar, next_length, item_keys, key_length,
+                                   key_position, start, fill, entry, signature, out, found)
+        scratch = _score(q, r, out[:found], tokens, offsets, input_tokens, input_offsets, use_inputs, against,
+                         threshold, mark, scratch, a_entry, a_score, k_entry, k_score)
+        if a_entry[r] == NONE and k_entry[r] == NONE:
             _append(q, length, items, prefix, item_keys, key_length, key_position, start, fill, entry, signature)
+
+
+@njit(cache=True, nogil=True)
+def _probe(tokens, offsets, input_tokens, input_offsets, use_inputs, active, against, vocabulary, base, threshold,
+           first, stop, next_length, item_keys, key_length, key_position, start, fill, entry, signature,
+           a_entry, a_score, k_entry, k_score):
+    """Each query first..stop-1 against the index. An item's postings are read for all the queries
+    holding it in a row, while they are in cache; then each query's candidates are scored."""
+    n = stop - first
+    bar = threshold - MARGIN
+    sketch = np.zeros((n, 2), np.uint64)
+    probe_item = np.zeros(16 * n + 16, np.int64)  # every query's prefix items: (item, query row, position)
+    probe_row = np.zeros(len(probe_item), np.int32)
+    probe_position = np.zeros(len(probe_item), np.int32)
+    m = 0
+    items = np.zeros(16, np.int64)
+    for r in range(n):
+        q = first + r
+        lo, hi = offsets[q], offsets[q + 1]
+        length = hi - lo
+        if not active[q] or length == 0:
+            continue
+        if length > len(items):
+            items = np.zeros(2 * length, np.int64)
+        _sorted_items(tokens, lo, hi, base, items)
+        sketch[r, 0], sketch[r, 1] = _signature(items, length)
+        prefix = _prefix(length, threshold)
+        if m + prefix > len(probe_item):
+            grow = max(len(probe_item), prefix)
+            probe_item = np.concatenate((probe_item, np.zeros(grow, np.int64)))
+            probe_row = np.concatenate((probe_row, np.zeros(grow, np.int32)))
+            probe_position = np.concatenate((probe_position, np.zeros(grow, np.int32)))
+        for i in range(prefix):
+            probe_item[m], probe_row[m], probe_position[m] = items[i], r, i
+            m += 1
+    out = np.zeros(1024, np.int32)
+    owner = np.zeros(1024, np.int32)
+    found = 0
+    for j in np.argsort(probe_item[:m], kind="mergesort"):
+        r = probe_row[j]
+        was = found
+        out, found = _postings(probe_item[j], probe_position[j], offsets[first + r + 1] - offsets[first + r],
+                               sketch[r, 0], sketch[r, 1], bar, next_length, item_keys, key_length, key_position,
+                               start, fill, entry, signature, out, found)
+        if len(owner) < len(out):
+            owner = np.concatenate((owner, np.zeros(len(out) - len(owner), np.int32)))
+        owner[was:found] = r
+    # Each query's candidates together (a counting sort by row), then scored.
+    row_start = np.zeros(n + 1, np.int64)
+    for c in range(found):
+        row_start[owner[c] + 1] += 1
+    row_start = np.cumsum(row_start)
+    filled = row_start[:-1].copy()
+    candidates = np.zeros(found, np.int32)
+    for c in range(found):
+        candidates[filled[owner[c]]] = out[c]
+        filled[owner[c]] += 1
+    mark = np.full(len(offsets) - 1, -1, np.int32)  # the query that last met each entry
+    scratch = _scratch(vocabulary)
+    for r in range(n):
+        if row_start[r + 1] > row_start[r]:
+            scratch = _score(first + r, r, candidates[row_start[r]:row_start[r + 1]], tokens, offsets, input_tokens,
+                             input_offsets, use_inputs, against, threshold, mark, scratch, a_entry, a_score, k_entry,
+                             k_score)

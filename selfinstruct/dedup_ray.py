@@ -56,7 +56,7 @@ class _Shard:
     def probe(self, first: int, stop: int) -> tuple[np.ndarray, ...]:
         started = time.monotonic()
         matches = Matches.empty(stop - first)
-        self.index.scan(first, stop, matches, add_kept=False)
+        self.index.probe(first, stop, matches)
         self.busy += time.monotonic() - started
         return matches.arrays()
 
