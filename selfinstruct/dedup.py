@@ -134,9 +134,10 @@ class Index:
 
 def deduplicate(corpus: Corpus, threshold: float, engine: str = "local", workers: int | None = None,
                 progress=None, block: int = 20_000) -> Decisions:
-    """The greedy pass, a block of records at a time: each block is first probed against the
-    --against entries and the kept records of earlier blocks (the engine's work, in parallel),
-    then decided in order against its own kept records; its kept records join the engine's index.
+    """The greedy pass, a block of records at a time. Each block is probed against the --against
+    entries and the kept records of all blocks but the one before it (the engine's work, in
+    parallel), while the block before is decided; then it is decided in order against the kept
+    records of the block before and its own. Its kept records then join the engine's index.
     Every engine gives the same decisions. ``progress(done, total)`` is called after each block."""
     items = Items(corpus, threshold)
     probe = ENGINES[engine](items, workers or os.cpu_count() or 1, block)
@@ -146,20 +147,38 @@ def deduplicate(corpus: Corpus, threshold: float, engine: str = "local", workers
         matches = Matches.empty(total)
         if progress:
             progress(0, total)  # the stage starts now, not at the end of its first block
-        for first in range(0, total, block):
-            stop = min(first + block, total)
-            entries = np.arange(corpus.against + first, corpus.against + stop, dtype=np.int32)
-            part = matches.part(first, stop)
-            part.merge(probe.probe(entries[0], entries[-1] + 1))
-            local = Index(items, entries[corpus.active[entries]])
-            local.decide(entries[0], entries[-1] + 1, part)
-            probe.add(entries[corpus.active[entries] & (part.against_entry == NONE) & (part.kept_entry == NONE)])
-            if progress:
-                progress(stop, total)
+        starts = list(range(0, total, block))
+        earlier = np.zeros(0, np.int32)  # the kept records of the block before the one being decided
+        with ThreadPoolExecutor(1) as background:
+            for i in range(len(starts) + 1):
+                probing = None
+                if i < len(starts):
+                    first, stop = starts[i], min(starts[i] + block, total)
+                    probing = background.submit(probe.probe, corpus.against + first, corpus.against + stop)
+                if i:  # decide the block before, while this one is probed
+                    first, stop = starts[i - 1], min(starts[i - 1] + block, total)
+                    earlier = _decide_block(items, earlier, corpus.against + first, matches.part(first, stop))
+                if probing:
+                    matches.part(starts[i], min(starts[i] + block, total)).merge(probing.result())
+                if i:
+                    probe.add(earlier)
+                    if progress:
+                        progress(stop, total)
         notes = probe.notes()
     finally:
         probe.close()
     return decisions(corpus, matches, notes)
+
+
+def _decide_block(items: Items, earlier: np.ndarray, first: int, part: Matches) -> np.ndarray:
+    """Decide the records first.. (as many as ``part`` holds) in order, against the kept records
+    ``earlier`` and their own kept records; return theirs."""
+    entries = np.arange(first, first + len(part.kept_entry), dtype=np.int32)
+    members = items.corpus.active[entries]
+    local = Index(items, np.concatenate((earlier, entries[members])))
+    local.add(earlier)
+    local.decide(entries[0], entries[-1] + 1, part)
+    return entries[members & (part.against_entry == NONE) & (part.kept_entry == NONE)]
 
 
 class LocalProbe:
