@@ -174,11 +174,12 @@ def _decide_block(items: Items, earlier: np.ndarray, first: int, part: Matches) 
     """Decide the records first.. (as many as ``part`` holds) in order, against the kept records
     ``earlier`` and their own kept records; return theirs."""
     entries = np.arange(first, first + len(part.kept_entry), dtype=np.int32)
-    members = items.corpus.active[entries]
-    local = Index(items, np.concatenate((earlier, entries[members])))
+    # Only records without a match yet may be kept, so only they need room in the index.
+    open = entries[items.corpus.active[entries] & (part.against_entry == NONE) & (part.kept_entry == NONE)]
+    local = Index(items, np.concatenate((earlier, open)))
     local.add(earlier)
     local.decide(entries[0], entries[-1] + 1, part)
-    return entries[members & (part.against_entry == NONE) & (part.kept_entry == NONE)]
+    return open[(part.against_entry[open - first] == NONE) & (part.kept_entry[open - first] == NONE)]
 
 
 class LocalProbe:
