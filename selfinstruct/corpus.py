@@ -87,7 +87,10 @@ class CorpusBuilder:
 
     def _encode(self, tokens: list[str]) -> list[int]:
         ids = self.ids
-        return [ids.setdefault(token, len(ids)) for token in tokens]
+        try:
+            return list(map(ids.__getitem__, tokens))  # most tokens have an id already: a C loop
+        except KeyError:
+            return [ids.setdefault(token, len(ids)) for token in tokens]
 
     def build(self) -> Corpus:
         return Corpus(self.tokens.array(), self.offsets.array(), self.active.array(), self.against, len(self.ids),
