@@ -6,7 +6,7 @@ The input is a mixed English/Chinese JSONL file from bench/make_dataset.py --lan
 memory of the command and every process under it (Ray's workers included), sampled every
 0.2 s. For Ray, the command prints each worker's busy time; from it the benchmark projects
 the time with N workers (all workers' busy time split N ways; the driver's
-reading, in-block deciding and writing stay as measured).
+reading and writing, and its deciding where probing does not hide it, stay as measured).
 
     python bench/bench_filter_scale.py [--records 200000 1000000 3000000] [--engine local ray]
 """
