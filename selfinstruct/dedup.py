@@ -137,7 +137,8 @@ def deduplicate(corpus: Corpus, threshold: float, engine: str = "local", workers
     """The greedy pass, a block of records at a time. Each block is probed against the --against
     entries and the kept records of all blocks but the one before it (the engine's work, in
     parallel), while the block before is decided; then it is decided in order against the kept
-    records of the block before and its own. Its kept records then join the engine's index.
+    records of the block before and its own. Its kept records then join the engine's index,
+    while the next block is decided.
     Every engine gives the same decisions. ``progress(done, total)`` is called after each block."""
     items = Items(corpus, threshold)
     probe = ENGINES[engine](items, workers or os.cpu_count() or 1, block)
@@ -149,21 +150,24 @@ def deduplicate(corpus: Corpus, threshold: float, engine: str = "local", workers
             progress(0, total)  # the stage starts now, not at the end of its first block
         starts = list(range(0, total, block))
         earlier = np.zeros(0, np.int32)  # the kept records of the block before the one being decided
-        with ThreadPoolExecutor(1) as background:
+        adding = None
+        with ThreadPoolExecutor(1) as background:  # the engine's work, in order
             for i in range(len(starts) + 1):
-                probing = None
                 if i < len(starts):
-                    first, stop = starts[i], min(starts[i] + block, total)
-                    probing = background.submit(probe.probe, corpus.against + first, corpus.against + stop)
+                    probing = background.submit(probe.probe, corpus.against + starts[i],
+                                                corpus.against + min(starts[i] + block, total))
                 if i:  # decide the block before, while this one is probed
                     first, stop = starts[i - 1], min(starts[i - 1] + block, total)
                     earlier = _decide_block(items, earlier, corpus.against + first, matches.part(first, stop))
-                if probing:
-                    matches.part(starts[i], min(starts[i] + block, total)).merge(probing.result())
-                if i:
-                    probe.add(earlier)
+                    if adding:
+                        adding.result()  # its error, if any, here
+                    adding = background.submit(probe.add, earlier)  # after this probe, before the next
                     if progress:
                         progress(stop, total)
+                if i < len(starts):
+                    matches.part(starts[i], min(starts[i] + block, total)).merge(probing.result())
+            if adding:
+                adding.result()
         notes = probe.notes()
     finally:
         probe.close()
@@ -296,7 +300,7 @@ def _item_base(tokens, offsets, active, vocabulary):
     return base, total
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _keys(tokens, offsets, base, count, members, threshold):
     """The keys of the members' prefix items, each item's together (item_keys[i]..item_keys[i+1]),
     ordered by entry length, then position; and where each key's postings start."""
@@ -346,7 +350,7 @@ def _keys(tokens, offsets, base, count, members, threshold):
     return item_keys, length, (codes[:k] & 0xFFFFFFFF).astype(np.int32), next_length, start
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _add(tokens, offsets, base, entries, threshold, item_keys, key_length, key_position, start, fill, entry,
          signature):
     items = np.zeros(16, np.int64)
@@ -400,7 +404,7 @@ def _better(score, e, best_score, best_entry):
     return best_entry == NONE or score > best_score or (score == best_score and e < best_entry)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _merge(a_entry, a_score, k_entry, k_score, b_a_entry, b_a_score, b_k_entry, b_k_score):
     for r in range(len(a_entry)):
         if b_a_entry[r] != NONE and _better(b_a_score[r], b_a_entry[r], a_score[r], a_entry[r]):
