@@ -24,7 +24,8 @@ is exact; the speed comes from proving most pairs irrelevant without scoring the
 The loops are compiled with numba. ``Corpus`` (corpus.py) holds token ids as flat arrays (no Python
 object per record), so millions of records fit in a few hundred MB. ``deduplicate`` goes a
 block of records at a time: the block is probed against the kept records of earlier blocks by
-an engine (``ENGINES``: threads here, or Ray actors), then decided in order against itself.
+an engine (``ENGINES``: threads here, or Ray actors), then decided in order against itself (and
+the block before it, whose kept records the engine's index gets while this block is probed).
 Engines only split the probing, and a record's best match is the best of what each part found
 (``Matches.merge``), so every engine gives the same decisions.
 """
@@ -179,11 +180,12 @@ def _decide_block(items: Items, earlier: np.ndarray, first: int, part: Matches) 
     ``earlier`` and their own kept records; return theirs."""
     entries = np.arange(first, first + len(part.kept_entry), dtype=np.int32)
     # Only records without a match yet may be kept, so only they need room in the index.
-    open = entries[items.corpus.active[entries] & (part.against_entry == NONE) & (part.kept_entry == NONE)]
-    local = Index(items, np.concatenate((earlier, open)))
+    unmatched = entries[items.corpus.active[entries] & (part.against_entry == NONE) & (part.kept_entry == NONE)]
+    local = Index(items, np.concatenate((earlier, unmatched)))
     local.add(earlier)
     local.decide(entries[0], entries[-1] + 1, part)
-    return open[(part.against_entry[open - first] == NONE) & (part.kept_entry[open - first] == NONE)]
+    rows = unmatched - first
+    return unmatched[(part.against_entry[rows] == NONE) & (part.kept_entry[rows] == NONE)]
 
 
 class LocalProbe:
@@ -599,8 +601,9 @@ def _decide(tokens, offsets, input_tokens, input_offsets, use_inputs, active, ag
         for i in range(prefix):
             out, found = _postings(items[i], i, length, mine_lo, mine_hi, bar, next_length, item_keys, key_length,
                                    key_position, start, fill, entry, signature, out, found)
-        scratch = _score(q, r, out[:found], tokens, offsets, input_tokens, input_offsets, use_inputs, against,
-                         threshold, mark, scratch, a_entry, a_score, k_entry, k_score)
+        if found:
+            scratch = _score(q, r, out[:found], tokens, offsets, input_tokens, input_offsets, use_inputs, against,
+                             threshold, mark, scratch, a_entry, a_score, k_entry, k_score)
         if a_entry[r] == NONE and k_entry[r] == NONE:
             _append(q, length, items, prefix, item_keys, key_length, key_position, start, fill, entry, signature)
 
