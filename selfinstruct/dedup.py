@@ -149,24 +149,24 @@ def deduplicate(corpus: Corpus, threshold: float, engine: str = "local", workers
         matches = Matches.empty(total)
         if progress:
             progress(0, total)  # the stage starts now, not at the end of its first block
-        starts = list(range(0, total, block))
+        blocks = [(first, min(first + block, total)) for first in range(0, total, block)]
         earlier = np.zeros(0, np.int32)  # the kept records of the block before the one being decided
         adding = None
         with ThreadPoolExecutor(1) as background:  # the engine's work, in order
-            for i in range(len(starts) + 1):
-                if i < len(starts):
-                    probing = background.submit(probe.probe, corpus.against + starts[i],
-                                                corpus.against + min(starts[i] + block, total))
+            for i in range(len(blocks) + 1):
+                if i < len(blocks):
+                    first, stop = blocks[i]
+                    probing = background.submit(probe.probe, corpus.against + first, corpus.against + stop)
                 if i:  # decide the block before, while this one is probed
-                    first, stop = starts[i - 1], min(starts[i - 1] + block, total)
+                    first, stop = blocks[i - 1]
                     earlier = _decide_block(items, earlier, corpus.against + first, matches.part(first, stop))
                     if adding:
                         adding.result()  # its error, if any, here
                     adding = background.submit(probe.add, earlier)  # after this probe, before the next
                     if progress:
                         progress(stop, total)
-                if i < len(starts):
-                    matches.part(starts[i], min(starts[i] + block, total)).merge(probing.result())
+                if i < len(blocks):
+                    matches.part(*blocks[i]).merge(probing.result())
             if adding:
                 adding.result()
         notes = probe.notes()
@@ -255,8 +255,11 @@ def _prefix(length, threshold):
 
 @njit(cache=True)
 def _sorted_items(tokens, lo, hi, base, out):
-    """Write the entry's items, in global order, to out[:hi-lo]."""
+    """Write the entry's items, in global order, to out[:hi-lo]; return out (replaced by a larger
+    array if it was too short)."""
     n = hi - lo
+    if n > len(out):
+        out = np.zeros(2 * n, np.int64)
     for i in range(n):
         out[i] = base[tokens[lo + i]]
     out[:n].sort()
@@ -267,6 +270,7 @@ def _sorted_items(tokens, lo, hi, base, out):
         else:
             run = 0
         out[i] += run
+    return out
 
 
 @njit(cache=True)
@@ -312,9 +316,7 @@ def _keys(tokens, offsets, base, count, members, threshold):
         lo, hi = offsets[e], offsets[e + 1]
         if hi == lo:
             continue  # an empty text is never added (see _add)
-        if hi - lo > len(items):
-            items = np.zeros(2 * (hi - lo), np.int64)
-        _sorted_items(tokens, lo, hi, base, items)
+        items = _sorted_items(tokens, lo, hi, base, items)
         for i in range(_prefix(hi - lo, threshold)):
             per_item[items[i] + 1] += 1
     item_start = np.cumsum(per_item)
@@ -324,7 +326,7 @@ def _keys(tokens, offsets, base, count, members, threshold):
         lo, hi = offsets[e], offsets[e + 1]
         if hi == lo:
             continue
-        _sorted_items(tokens, lo, hi, base, items)
+        items = _sorted_items(tokens, lo, hi, base, items)
         for i in range(_prefix(hi - lo, threshold)):
             codes[filled[items[i]]] = ((hi - lo) << 32) | i
             filled[items[i]] += 1
@@ -360,9 +362,7 @@ def _add(tokens, offsets, base, entries, threshold, item_keys, key_length, key_p
         lo, hi = offsets[e], offsets[e + 1]
         if hi == lo:
             continue
-        if hi - lo > len(items):
-            items = np.zeros(2 * (hi - lo), np.int64)
-        _sorted_items(tokens, lo, hi, base, items)
+        items = _sorted_items(tokens, lo, hi, base, items)
         _append(e, hi - lo, items, _prefix(hi - lo, threshold), item_keys, key_length, key_position, start, fill,
                 entry, signature)
 
@@ -592,9 +592,7 @@ def _decide(tokens, offsets, input_tokens, input_offsets, use_inputs, active, ag
         length = hi - lo
         if not active[q] or length == 0:
             continue
-        if length > len(items):
-            items = np.zeros(2 * length, np.int64)
-        _sorted_items(tokens, lo, hi, base, items)
+        items = _sorted_items(tokens, lo, hi, base, items)
         prefix = _prefix(length, threshold)
         mine_lo, mine_hi = _signature(items, length)
         found = 0
@@ -628,9 +626,7 @@ def _probe(tokens, offsets, input_tokens, input_offsets, use_inputs, active, aga
         length = hi - lo
         if not active[q] or length == 0:
             continue
-        if length > len(items):
-            items = np.zeros(2 * length, np.int64)
-        _sorted_items(tokens, lo, hi, base, items)
+        items = _sorted_items(tokens, lo, hi, base, items)
         sketch[r, 0], sketch[r, 1] = _signature(items, length)
         prefix = _prefix(length, threshold)
         if m + prefix > len(probe_item):
