@@ -468,7 +468,7 @@ DEMO_HEADER = re.compile(
     r"run directory: (?P<dir>.+)\n"
     r"accepted (?P<accepted>\d+)/(?P<target>\d+), rejected (?P<rejected>\d+), requests (?P<requests>\d+), "
     r"tokens in \d+ / out \d+, \d+\.\d s\n"
-    r"(?P<reasons>(?:  rejected [a-z_]+: \d+\n)*)"
+    r"(?P<reasons>(?:  rejected [a-z_:]+: \d+\n)*)"
     r"(?P<failures>(?:  failed requests \S+: \d+\n)*)")
 DEMO_EXAMPLE = re.compile(r"\n- .+\n(?:  input: .*\n)?  output: .*\n")
 
@@ -500,7 +500,7 @@ def test_setup_command_real_demo(demo):
     assert printed_run_dir(result.stdout, cwd) == run_dir.resolve()
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     assert (int(header["rejected"]), int(header["requests"])) == (summary["rejected"], summary["requests"])
-    assert dict(re.findall(r"  rejected ([a-z_]+): (\d+)", header["reasons"])) == {
+    assert dict(re.findall(r"  rejected ([a-z_:]+): (\d+)", header["reasons"])) == {
         k: str(v) for k, v in summary["rejected_by_reason"].items()}
     tasks = read_jsonl(run_dir / "tasks.jsonl")
     assert len(tasks) == 10
