@@ -8,9 +8,13 @@ would have given.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
+
+from .similarity import CJK_CHARACTER, LETTER, character_classes, tokenize
 
 
 @dataclass
@@ -55,6 +59,7 @@ class CorpusBuilder:
         if use_inputs:
             self.input_offsets.append(0)
         self.against = 0
+        self._character_ids: np.ndarray | None = None  # by code point, a CJK character's id once looked up
 
     def add(self, instruction: list[str], input: list[str] = (), active: bool = True) -> int:
         """Add an entry (its instruction's tokens, and input's for key instruction+input); return its number."""
@@ -65,6 +70,60 @@ class CorpusBuilder:
             self.inputs.extend(self._encode(input))
             self.input_offsets.append(len(self.inputs))
         return len(self.active) - 1
+
+    def add_texts(self, instructions: list[str], inputs: list[str] | None = None,
+                  active: list[bool] | None = None) -> None:
+        """Add an entry per text, as ``add(tokenize(text), ...)`` would, ids included, but for many texts at
+        once: their characters are classed by a table (similarity.character_classes) in numpy, and only
+        words (not CJK characters) become Python strings. ``inputs`` are read with key instruction+input."""
+        if not instructions:
+            return
+        both = self.inputs is not None
+        texts = [text for pair in zip(instructions, inputs or [""] * len(instructions)) for text in pair] \
+            if both else instructions  # in the order add would take them, so ids are numbered alike
+        tokens, owner = self._tokenize(texts)
+        counts = np.bincount(owner, minlength=len(texts))
+        mine = owner % 2 == 0 if both else slice(None)
+        self.tokens.extend(tokens[mine])
+        self.offsets.extend(self.offsets.values()[-1] + np.cumsum(counts[::2] if both else counts))
+        self.active.extend(np.ones(len(instructions), bool) if active is None else active)
+        if both:
+            self.inputs.extend(tokens[~mine])
+            self.input_offsets.extend(self.input_offsets.values()[-1] + np.cumsum(counts[1::2]))
+
+    def _tokenize(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The token ids of ``texts`` (concatenated), and the text each token is in."""
+        texts = [t if t.isascii() or unicodedata.is_normalized("NFKC", t) else unicodedata.normalize("NFKC", t)
+                 for t in texts]
+        joined = _SEPARATOR.join(texts).lower()  # no letter's case depends on a neighbour across a NUL
+        if joined.count(_SEPARATOR) != len(texts) - 1:  # a text holds a NUL itself
+            encoded = [self._encode(tokenize(t, normalize=False)) for t in texts]
+            return (np.array([i for e in encoded for i in e], np.int32),
+                    np.repeat(np.arange(len(texts)), [len(e) for e in encoded]))
+        points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), np.uint32)
+        kind = character_classes()[points]
+        letter = kind == LETTER
+        inside = np.zeros(len(points), bool)  # a letter after a letter: not a token's start
+        inside[1:] = letter[1:] & letter[:-1]
+        starts = np.flatnonzero((kind == CJK_CHARACTER) | (letter & ~inside))
+        stops = starts + 1
+        word = kind[starts] == LETTER
+        stops[word] = np.flatnonzero(letter & ~np.append(inside[1:], False)) + 1  # where each word ends
+        if self._character_ids is None:
+            self._character_ids = np.full(0x110000, -1, np.int32)
+        ids = self._character_ids[points[starts]]  # -1 for a word, or a character not looked up yet
+        known = self.ids
+        # Every word, in order: the text with all else made a space, split (quicker than slicing each).
+        words = np.where(letter, points, np.uint32(32)).tobytes().decode("utf-32-le").split()
+        ids[word] = list(map(known.get, words, repeat(-1, len(words))))
+        for t in np.flatnonzero(ids < 0).tolist():  # the rest, numbered (if new) in the order they come
+            ids[t] = known.setdefault(joined[starts[t]:stops[t]], len(known))
+            if not word[t]:
+                self._character_ids[points[starts[t]]] = ids[t]
+        return ids, np.searchsorted(np.flatnonzero(points == 0), starts)
+
+    def __getstate__(self) -> dict:
+        return self.__dict__ | {"_character_ids": None}  # a cache of 4 MB, not worth sending
 
     def add_against(self, instruction: list[str], input: list[str] = ()) -> int:
         if self.against != len(self.active):
@@ -96,6 +155,9 @@ class CorpusBuilder:
         return Corpus(self.tokens.array(), self.offsets.array(), self.active.array(), self.against, len(self.ids),
                       self.inputs.array() if self.inputs is not None else None,
                       self.input_offsets.array() if self.input_offsets is not None else None)
+
+
+_SEPARATOR = "\x00"
 
 
 class _IntArray:

@@ -19,11 +19,14 @@ _LETTER = re.compile(r"[^\W\d_]")
 # U+30FB (katakana middle dot) is left out: Chinese uses it in foreign names such as 列夫・托尔斯泰.
 _KANA_HANGUL = re.compile(r"[\u3040-\u30fa\u30fc-\u30ff\uff66-\uff9d\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
 # Tasks a text-only model cannot do.
-_UNSUPPORTED_EN = re.compile(
-    r"\b(images?|pictures?|photos?|photographs?|graphs?|files?|draw|drawing|plot|plots|videos?|audio|"
-    r"music|flowcharts?|diagrams?|go to)\b",
-    re.IGNORECASE,
-)
+_UNSUPPORTED_EN_WORDS = ("image", "images", "picture", "pictures", "photo", "photos", "photograph", "photographs",
+                         "graph", "graphs", "file", "files", "draw", "drawing", "plot", "plots", "video", "videos",
+                         "audio", "music", "flowchart", "flowcharts", "diagram", "diagrams", "go to")
+_UNSUPPORTED_EN = re.compile(r"\b(" + "|".join(_UNSUPPORTED_EN_WORDS) + r")\b", re.IGNORECASE)
+# The regex is slow (case-insensitive, a word boundary at each position), so a text is searched only if
+# its lower case holds one of the words. Lower case misses three letters the regex matches (ı, ſ as i, s;
+# İ lower-cases to two characters): a text with one of them is always searched.
+_EN_WORDS_LOWER = re.compile("|".join(_UNSUPPORTED_EN_WORDS))
 _UNSUPPORTED_ZH = re.compile(r"图片|图像|照片|视频|音频|音乐|绘制|画一|画出|流程图|示意图|图表|录音|附件|上传")
 
 
@@ -39,7 +42,7 @@ def detect_lang(text: str) -> str:
 
 def length_of(text: str, lang: str) -> int:
     """Words for English, characters (without spaces) for Chinese."""
-    return len(text.split()) if lang == "en" else len(re.sub(r"\s", "", text))
+    return len(text.split()) if lang == "en" else len("".join(text.split()))  # split's spaces are regex \s
 
 
 @dataclass
@@ -80,10 +83,15 @@ def out_of_length(instruction: Instruction) -> str | None:
 def unsupported_modality(instruction: Instruction) -> str | None:
     """Tasks a text-only model cannot do: images, audio, files, drawing."""
     text, lang = instruction.text, instruction.lang
-    found = (_UNSUPPORTED_EN if lang == "en" else _UNSUPPORTED_ZH).search(text)
-    if found is None and lang == "zh":
-        found = _UNSUPPORTED_EN.search(text)
-    return "unsupported_modality" if found else None
+    found = lang == "zh" and _UNSUPPORTED_ZH.search(text)
+    return "unsupported_modality" if found or _english_modality(text) else None
+
+
+def _english_modality(text: str) -> bool:
+    if text.isascii() or not ("\u0131" in text or "\u017f" in text or "\u0130" in text):
+        if not _EN_WORDS_LOWER.search(text.lower()):
+            return False
+    return _UNSUPPORTED_EN.search(text) is not None
 
 
 # The heuristic rules, in order; the first reason given is the rejection. `generate` applies them to
@@ -113,6 +121,11 @@ def clean_instances(instances: list[Instance]) -> tuple[list[Instance], list[tup
     Different outputs for the same non-empty input conflict; with no input (open-ended
     tasks such as "write a poem about autumn") different outputs are all fine.
     """
+    if len(instances) == 1:  # most records: nothing to conflict with (``filter`` calls this per record)
+        instance = instances[0]
+        given, output = instance.input.strip(), instance.output.strip()
+        reason = "empty_output" if not output else "input_equals_output" if given and given == output else None
+        return ([], [(instance, reason)]) if reason else ([Instance(given, output)], [])
     kept: list[Instance] = []
     dropped: list[tuple[Instance, str]] = []
     outputs_by_input: dict[str, set[str]] = {}

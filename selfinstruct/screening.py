@@ -29,7 +29,6 @@ from .corpus import CorpusBuilder
 from .filters import clean_instances, detect_lang, instruction_rejection
 from .records import RecordError, invalid_text, iter_records, line_parts
 from .seeds import Instance
-from .similarity import tokenize
 
 PART_BYTES = 16 << 20
 PROGRESS_EVERY = 1000  # records between calls of the progress callback
@@ -165,12 +164,15 @@ def _read(path, options: Options, part: tuple[int, int] | None,
     """Screen the records of ``path`` (or of one ``part`` of it) into a Screened and a corpus of their own."""
     screened, corpus = Screened(), CorpusBuilder(use_inputs=options.key == "instruction+input")
     field, only = options.field, options.only
+    instructions, inputs, active = [], [], []  # the entries not yet added to the corpus, added in bulk
     for line, record in iter_records(path, skip_bad_lines=True, part=part):
         number = screened.records
         screened.records += 1
         screened.lines.append(line)
         if number % PROGRESS_EVERY == 0:
             tell(line)
+            corpus.add_texts(instructions, inputs, active)
+            instructions, inputs, active = [], [], []
         reason, instruction, given = None, "", ""
         if isinstance(record, RecordError):
             reason = "bad_record"
@@ -189,10 +191,11 @@ def _read(path, options: Options, part: tuple[int, int] | None,
                     reason = heuristic_rejection(instruction, instances, options.lang)
                 given = input_of(record, instances) if options.key == "instruction+input" and not reason else ""
         screened.dropped.append(screened.reason_id(reason) if reason else 0)
-        if only == "heuristics" or reason:
-            corpus.add([], [], active=False)
-        else:
-            corpus.add(tokenize(instruction), tokenize(given))
+        taken = only != "heuristics" and not reason
+        instructions.append(instruction if taken else "")
+        inputs.append(given if taken else "")
+        active.append(taken)
+    corpus.add_texts(instructions, inputs, active)
     return screened, corpus
 
 

@@ -96,6 +96,33 @@ def test_detect_lang_follows_its_definition_on_mixed_text():
         assert detect_lang(text) == ("zh" if cjk and cjk * 5 >= letters else "en"), text
 
 
+def test_modality_and_length_shortcuts_follow_their_definitions():
+    """The English modality rule searches only texts whose lower case holds a word (ı, ſ and İ aside),
+    and Chinese length counts what str.split keeps: both give what the plain regexes give."""
+    rng = random.Random(5)
+    pieces = ["image", "IMAGES", "Photo", "graphs", "go to", "go  to", "draw", "drawing", "plotted", "ımage",
+              "fıle", "fıles", "İmage", "pıcture", "ſ", "muſic", "K", "图片", "画一", "a", "b", " ", "\u3000", "\t",
+              "_", "中", "é", "-", ".", "\n", "\u2028", "\x1c", "9"]
+    for _ in range(30_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+        for lang in ("en", "zh"):
+            found = filters._UNSUPPORTED_EN.search(text) or (lang == "zh" and filters._UNSUPPORTED_ZH.search(text))
+            rule = filters.unsupported_modality(filters.Instruction(text, lang, 0, 0))
+            assert rule == ("unsupported_modality" if found else None), (text, lang)
+        assert filters.length_of(text, "zh") == len(re.sub(r"\s", "", text)), text
+
+
+def test_one_instance_is_cleaned_as_in_a_list():
+    """clean_instances' shortcut for one instance gives what the general path gives it beside another
+    instance that cannot conflict with it."""
+    other = Instance("another input", "another output")
+    for given, output in [("a", "b"), (" a ", " b "), ("same", "same"), ("", "  "), ("", "x"), (" q", "q "),
+                          ("", ""), ("x", "")]:
+        kept, dropped = clean_instances([Instance(given, output), other])
+        assert kept[-1] == other
+        assert clean_instances([Instance(given, output)]) == (kept[:-1], dropped)
+
+
 def test_detect_lang():
     assert detect_lang("把这句话翻译成英文：I like tea.") == "zh"
     assert detect_lang("Translate into French: the weather is nice.") == "en"
