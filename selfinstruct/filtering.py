@@ -37,7 +37,7 @@ from .dedup import ENGINES, NONE, Matches, deduplicate
 from .journal import json_line
 from .judge import JudgeOptions, score_records
 from .progress import count_lines
-from .records import RecordError, detect_layout, iter_line_texts, iter_records
+from .records import RecordError, detect_layout, iter_records
 from .rundir import is_file_of_a_run
 from .screening import PROGRESS_EVERY, Options, Screened, ScreenError, input_of, read_record, screen
 from .seeds import Instance
@@ -45,7 +45,7 @@ from .similarity import rouge_l, tokenize
 
 ONLY = ("dedup", "heuristics")
 KEYS = ("instruction", "instruction+input")
-_UNPARSED = object()  # a record copied as its line's text, never parsed
+_SPACES = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"  # the ASCII characters str.strip strips
 
 
 class FilterError(ValueError):
@@ -246,7 +246,7 @@ class _Writing:
         self.scores, self.min_score = scores or {}, min_score  # the judge's, per kept record
         self.cited = set(np.unique(matches.kept_entry[matches.kept_entry != NONE]).tolist())
         self.remembered: dict[int, dict] = {}  # a cited kept record -> what a duplicate of it reports
-        self.fragments: dict[int, str | None] = {}  # and that as JSON text (see _duplicate_text)
+        self.fragments: dict[int, bytes | None] = {}  # and that as JSON text (see _fragment)
 
     def write(self, target: tuple[Path, Path], parts: list, kept: np.ndarray) -> None:
         """Write the inputs in ``parts`` ((file, Screened, lines)) to one output and dropped file, atomically."""
@@ -255,15 +255,17 @@ class _Writing:
         temp_out = output.with_name(f".{output.name}.tmp")
         temp_dropped = dropped_output.with_name(f".{dropped_output.name}.tmp")
         try:
-            with temp_out.open("w", encoding="utf-8") as out, temp_dropped.open("w", encoding="utf-8") as drops:
+            with temp_out.open("wb") as out, temp_dropped.open("wb") as drops:
                 if layout == "array":
-                    out.write("[")
+                    out.write(b"[")
                 written = 0
-                flags = kept.tobytes()  # a byte per record, read faster than numpy's bools
                 for source, screened, lines in parts:
-                    written = self._records(source, screened, lines, flags, layout, out, drops, written)
+                    if layout == "lines" and detect_layout(source) == "lines":
+                        self._copy(source, screened, lines, kept, out, drops)
+                    else:
+                        written = self._records(source, screened, lines, kept, layout, out, drops, written)
                 if layout == "array":
-                    out.write("\n]\n" if written else "]\n")
+                    out.write(b"\n]\n" if written else b"]\n")
             os.replace(temp_out, output)
             os.replace(temp_dropped, dropped_output)
         except OSError as exc:
@@ -272,86 +274,143 @@ class _Writing:
             temp_out.unlink(missing_ok=True)
             temp_dropped.unlink(missing_ok=True)
 
-    def _records(self, source: Path, screened: Screened, lines: int, kept, layout, out, drops, written: int) -> int:
-        """Write one input's records. A JSON-lines input going to JSON lines is copied line by line, and only
-        the records a duplicate cites (or, with key instruction+input, a duplicate) are parsed again."""
-        against, report = self.reference.size, self.report
-        copy = layout == "lines" and detect_layout(source) == "lines"
-        items = iter_line_texts(source) if copy else iter_records(source, skip_bad_lines=True)
-        head = _utf8_json({"file": os.fspath(source)}) if self.named else "{}"  # how a dropped entry starts
-        source_head = None if head is None else head[:-1] + (", " if self.named else "")
+    def _records(self, source: Path, screened: Screened, lines: int, kept: np.ndarray, layout, out, drops,
+                 written: int) -> int:
+        """Write one input's records, each parsed and written again (a JSON array on either side)."""
         number = -1
-        for number, (line, item) in enumerate(items):
+        for number, (line, record) in enumerate(iter_records(source, skip_bad_lines=True)):
             if number >= screened.records or screened.lines[number] != line:
                 raise FilterError(f"{source}: the file changed while it was being filtered; run again")
             if number % PROGRESS_EVERY == 0:
                 self.tell("write", line, lines)
-            overall = screened.first + number
-            reason = screened.reasons[screened.dropped[number]]
-            cited = overall + against in self.cited
-            text, record = (item, _UNPARSED) if copy else (None, item)
-            judged = self.scores.get(overall) if not reason and kept[overall] else None
-            if copy and number not in screened.unreadable and (cited or reason == "bad_record" or judged or (
-                    not reason and not kept[overall] and self.key == "instruction+input")):
-                record = json.loads(text)
-            if cited:
-                instruction, instances = read_record(record, self.field)
-                self.remembered[overall + against] = {"line": line, "instruction": instruction,
-                                                      "input": input_of(record, instances)} | (
-                    {"file": os.fspath(source)} if self.named else {})
-            details: dict = {}
-            if judged:
-                score, why, error = judged
-                if self.min_score and (score is None or score < self.min_score):
-                    reason = "judge_failed" if error else "unparseable_score" if score is None else "low_score"
-                    details = {"error": error} if error else {"score": score, "judge_reason": why}
-                else:
-                    verdict = {"score": score, "error": error} if error else {"score": score, "reason": why}
-                    text = json.dumps(record | {"judge": verdict}, ensure_ascii=False)
-            if not reason and kept[overall]:
-                text = text if copy or judged else json.dumps(record, ensure_ascii=False)
-                out.write((("\n" if written == 0 else ",\n") + text) if layout == "array" else text + "\n")
+            text, dropped = self._one(source, screened, number, line, kept, record)
+            if text is not None:
+                out.write((("\n" if written == 0 else ",\n") + text if layout == "array" else text + "\n").encode())
                 written += 1
-                report.kept += 1
-                continue
-            if copy and not reason and source_head is not None:
-                duplicate = self._duplicate_text(overall)
-                if duplicate is not None:  # the common case, written without building the entry
-                    report.dropped["duplicate"] += 1
-                    drops.write(f'{source_head}"line": {line}, "index": {number}, {duplicate}, "record": {text}}}\n')
-                    continue
-            if reason == "bad_record":
-                details = {"error": screened.errors[number]}
-            elif not reason:
-                reason, details = self._match(overall, record)
-            report.dropped[reason] += 1
-            entry = ({"file": os.fspath(source)} if self.named else {}) | {
-                "line": line, "index": number, "reason": reason, **details}
-            if copy and reason != "bad_record":  # the record as it was written, last
-                drops.write(json_line(entry).decode("utf-8")[:-2] + ', "record": ' + text + "}\n")
-                continue
-            if record is not _UNPARSED and not isinstance(record, RecordError):
-                entry["record"] = record
-            drops.write(json_line(entry).decode("utf-8"))  # a lone surrogate stays a JSON escape
+            else:
+                drops.write(dropped)
         if number + 1 != screened.records:
             raise FilterError(f"{source}: the file changed while it was being filtered; run again")
         self.tell("write", lines, lines)
         return written
 
-    def _duplicate_text(self, number: int) -> str | None:
-        """What ``_match`` says of a record dropped as a duplicate of a kept record, as the JSON text
-        that json_line would give (``"reason": ..., "duplicate_of": {...}``); None where it is not so
-        simple: a match among --against entries, key instruction+input, or text json_line escapes."""
-        if self.key != "instruction" or self.matches.against_entry.item(number) != NONE:
-            return None
-        entry = self.matches.kept_entry.item(number)
-        if entry not in self.fragments:
-            match = self.remembered[entry]
-            self.fragments[entry] = _utf8_json(_duplicate_of(match))
-        fragment = self.fragments[entry]
-        if fragment is None:
-            return None
-        return f'"reason": "duplicate", "score": {self.matches.kept_score.item(number)!r}, "duplicate_of": {fragment}'
+    def _copy(self, source: Path, screened: Screened, lines: int, kept: np.ndarray, out, drops) -> None:
+        """Write one JSON-lines input to a JSON-lines output, a chunk of lines at a time: a kept record's
+        line is copied as written, and a duplicate's entry is its line after a prefix. Only the records a
+        duplicate cites are parsed, and those with another fate (``_one``)."""
+        first, records = screened.first, screened.records
+        where = np.frombuffer(screened.lines, np.int64) if records else np.zeros(0, np.int64)
+        # Per record: 1 kept (and not judged), 2 dropped as a near-duplicate of one kept record, 0 else.
+        free = np.frombuffer(screened.dropped, np.int8) == 0 if records else np.zeros(0, bool)
+        mine = slice(first, first + records)
+        fate = np.where(free & kept[mine], 1, 0)
+        if self.scores:
+            fate[[n - first for n in self.scores if first <= n < first + records]] = 0
+        if self.key == "instruction":
+            fate[free & ~kept[mine] & (self.matches.against_entry[mine] == NONE)] = 2
+        fate[list(screened.unreadable)] = 0
+        cited = np.zeros(records, bool)
+        cited[[e - self.reference.size - first for e in self.cited
+               if 0 <= e - self.reference.size - first < records]] = True
+        head = _utf8_json({"file": os.fspath(source)}) if self.named else "{}"  # how a dropped entry starts
+        head = None if head is None else (head[:-1] + (", " if self.named else "")).encode()
+        number = line_base = 0
+        with source.open("rb") as stream:
+            while chunk := stream.readlines(1 << 20):
+                stop = int(np.searchsorted(where, line_base + len(chunk), "right"))
+                positions = (where[number:stop] - line_base - 1).tolist()
+                bodies = [raw.strip(_SPACES) for raw in chunk]  # str.strip's, where a body's ends are ASCII
+                if [i for i, body in enumerate(bodies) if body and (body[0] < 128 or _text(body))] != positions:
+                    raise FilterError(f"{source}: the file changed while it was being filtered; run again")
+                kept_lines, dropped_lines, copied, duplicates = [], [], 0, 0
+                rows = slice(first + number, first + stop)
+                for k, position, line, how, cites, entry, score in zip(
+                        range(number, stop), positions, where[number:stop].tolist(), fate[number:stop].tolist(),
+                        cited[number:stop].tolist(), self.matches.kept_entry[rows].tolist(),
+                        self.matches.kept_score[rows].tolist()):
+                    body = bodies[position]
+                    if how and body[-1] < 128 and body[0] < 128:
+                        if cites:
+                            self._remember(first + k, line, source, json.loads(body))
+                        if how == 1:
+                            kept_lines.append(body)
+                            copied += 1
+                            continue
+                        fragment = self.fragments[entry] if entry in self.fragments else self._fragment(entry)
+                        if fragment is not None and head is not None:  # as _one would write it, but quicker
+                            dropped_lines.append(b"".join((
+                                head, b'"line": %d, "index": %d, "reason": "duplicate", "score": ' % (line, k),
+                                repr(score).encode(), b', "duplicate_of": ', fragment, b', "record": ', body,
+                                b"}\n")))
+                            duplicates += 1
+                            continue
+                    text = _text(chunk[position])
+                    record = None if k in screened.unreadable else json.loads(text)
+                    kept_text, dropped = self._one(source, screened, k, line, kept, record, text)
+                    if kept_text is None:
+                        dropped_lines.append(dropped)
+                    else:
+                        kept_lines.append(kept_text.encode())
+                self.report.kept += copied
+                if duplicates:
+                    self.report.dropped["duplicate"] += duplicates
+                if kept_lines:
+                    out.write(b"\n".join(kept_lines) + b"\n")
+                drops.writelines(dropped_lines)
+                number, line_base = stop, line_base + len(chunk)
+                self.tell("write", line_base, lines)
+        if number != records:
+            raise FilterError(f"{source}: the file changed while it was being filtered; run again")
+
+    def _one(self, source: Path, screened: Screened, number: int, line: int, kept: np.ndarray, record,
+             text: str | None = None) -> tuple[str | None, bytes | None]:
+        """One record's fate, worked out in full: (its JSON text, if it is kept; else None and its dropped
+        entry's line). ``record`` is None (or a RecordError) if its line is not a record; ``text`` is the
+        line as written, where records are copied."""
+        overall = screened.first + number
+        reason = screened.reasons[screened.dropped[number]]
+        readable = record is not None and not isinstance(record, RecordError)
+        if readable and overall + self.reference.size in self.cited:
+            self._remember(overall, line, source, record)
+        details: dict = {}
+        judged = self.scores.get(overall) if not reason and kept[overall] else None
+        if judged:
+            score, why, error = judged
+            if self.min_score and (score is None or score < self.min_score):
+                reason = "judge_failed" if error else "unparseable_score" if score is None else "low_score"
+                details = {"error": error} if error else {"score": score, "judge_reason": why}
+            else:
+                verdict = {"score": score, "error": error} if error else {"score": score, "reason": why}
+                text = json.dumps(record | {"judge": verdict}, ensure_ascii=False)
+        if not reason and kept[overall]:
+            self.report.kept += 1
+            return (text if text is not None else json.dumps(record, ensure_ascii=False)), None
+        if reason == "bad_record":
+            details = {"error": screened.errors[number]}
+        elif not reason:
+            reason, details = self._match(overall, record)
+        self.report.dropped[reason] += 1
+        entry = ({"file": os.fspath(source)} if self.named else {}) | {
+            "line": line, "index": number, "reason": reason, **details}
+        if text is not None and reason != "bad_record":  # the record as it was written, last
+            return None, json_line(entry)[:-2] + b', "record": ' + text.encode() + b"}\n"
+        if readable:
+            entry["record"] = record
+        return None, json_line(entry)  # a lone surrogate stays a JSON escape
+
+    def _remember(self, overall: int, line: int, source: Path, record: dict) -> None:
+        """Keep what a duplicate of this kept record reports of it."""
+        instruction, instances = read_record(record, self.field)
+        self.remembered[overall + self.reference.size] = {
+            "line": line, "instruction": instruction, "input": input_of(record, instances)} | (
+            {"file": os.fspath(source)} if self.named else {})
+
+    def _fragment(self, entry: int) -> bytes | None:
+        """What a duplicate's entry says of the kept record ``entry`` (``_duplicate_of``) as the JSON text
+        json_line would give, kept for the next duplicate of it; None if json_line would escape it."""
+        fragment = _utf8_json(_duplicate_of(self.remembered[entry]))
+        self.fragments[entry] = None if fragment is None else fragment.encode()
+        return self.fragments[entry]
 
     def _match(self, number: int, record) -> tuple[str, dict]:
         """The reason and details of a record dropped as a near-duplicate, naming its best match."""
@@ -407,6 +466,11 @@ def _utf8_json(value: dict) -> str | None:
     except UnicodeEncodeError:
         return None
     return text
+
+
+def _text(line: bytes) -> str:
+    """A line as ``iter_records`` reads it: decoded, spaces stripped."""
+    return line.decode("utf-8", "replace").strip()
 
 
 def _input_score(a: str, b: str) -> float:

@@ -95,17 +95,6 @@ def _lines_until(stream, position: int, end: int) -> Iterator[bytes]:
         yield line
 
 
-def iter_line_texts(path: Path | str) -> Iterator[tuple[int, str]]:
-    """Yield ``(line, text)`` for each line of a JSON-lines file that ``iter_records`` would yield, unparsed,
-    so that a record can be copied as it was written. A line that is not UTF-8 comes with replacement
-    characters: ``iter_records`` yields it as a RecordError."""
-    with _open(Path(path)) as stream:
-        for number, raw in enumerate(stream, start=1):
-            text = raw.decode("utf-8", "replace").strip()
-            if text:
-                yield number, text
-
-
 def detect_layout(path: Path | str) -> str:
     """``"array"`` for a JSON array file, ``"lines"`` for JSON lines."""
     with _open(Path(path)) as stream:

@@ -251,6 +251,12 @@ def read_record(record, field: str | None) -> tuple[str, list[Instance] | None]:
 
 def _invalid_text_in(value: object, where: str = "") -> tuple[str, str] | None:
     """(field, problem) for the first string in a JSON value, field names included, that UTF-8 cannot hold."""
+    if isinstance(value, dict):  # most records: all the strings at once, the fields named only if one is bad
+        try:
+            if invalid_text("".join(value) + "".join(value.values())) is None:
+                return None
+        except TypeError:  # a value that is not a string
+            pass
     if isinstance(value, str):
         problem = invalid_text(value)
         return (where, problem) if problem else None

@@ -87,6 +87,25 @@ def test_jsonl_records_are_copied_as_written(tmp_path):
         assert (report.total, report.kept) == (6, 3)
 
 
+def test_lines_with_unicode_spaces_are_copied_as_they_are_read(tmp_path):
+    """Lines are copied in bulk as bytes, stripped of ASCII spaces; where a line's ends are not ASCII (an
+    ideographic space, NEL) or it holds only such spaces, it is still stripped as str.strip strips it."""
+    lines = ['\u3000{"instruction": "写一首关于大海的诗。", "output": "好"}\u3000',
+             '\x1c{"instruction": "Name three colours of the rainbow.", "output": "red"} \t',
+             "\u3000\u2028\x85",  # only spaces: no record
+             '\x85{"instruction": "写一首关于大海的诗！", "output": "好"}',  # a duplicate of the first
+             '{"instruction": "Write a poem about the sea.", "output": "x"}\u00a0']
+    source = tmp_path / "data.jsonl"
+    source.write_bytes("\n".join(lines).encode("utf-8"))
+    out = tmp_path / "clean.jsonl"
+    report = filter_dataset(source, out)
+    assert out.read_bytes().decode("utf-8") == "".join(lines[i].strip() + "\n" for i in (0, 1, 4))
+    drops = out.with_name("clean.dropped.jsonl").read_bytes().decode("utf-8").splitlines()
+    assert len(drops) == 1 and drops[0].endswith(', "record": ' + lines[3].strip() + "}")
+    assert json.loads(drops[0])["line"] == 4 and json.loads(drops[0])["duplicate_of"]["line"] == 1
+    assert (report.total, report.kept) == (4, 3)
+
+
 def test_seed_task_jsonl_under_a_json_name(tmp_path):
     seeds = [
         {"id": "a", "instruction": "判断这句话的情感是正面还是负面。", "instances": [{"input": "很好", "output": "正面"}],
@@ -550,7 +569,7 @@ def test_a_runs_own_files_are_refused_even_with_overwrite(tmp_path, output, drop
 
 @pytest.mark.parametrize("named", [False, True])
 def test_dropped_duplicates_are_written_as_the_general_path_writes_them(tmp_path, monkeypatch, named):
-    """The quick writing of a duplicate's entry (filtering._Writing._duplicate_text) gives the bytes that
+    """The quick writing of a duplicate's entry (filtering._Writing._copy) gives the bytes that
     building the entry and json_line give: Chinese and escaped text, --against matches, one input or two."""
     records = _generated(300, seed=4) + [RECORDS[2], RECORDS[3] | {"output": "你好。"}]
     lines = [json.dumps(r, ensure_ascii=i % 2 == 0) for i, r in enumerate(records)]
@@ -569,7 +588,7 @@ def test_dropped_duplicates_are_written_as_the_general_path_writes_them(tmp_path
     (tmp_path / "quick").mkdir()
     (tmp_path / "general").mkdir()
     quick = run("quick")
-    monkeypatch.setattr(filtering._Writing, "_duplicate_text", lambda self, number: None)
+    monkeypatch.setattr(filtering._Writing, "_fragment", lambda self, entry: None)  # each through _one
     general = run("general")
     assert quick == general
     assert quick[0]["duplicate"] > 100 and quick[0]["similar_to_against"] > 0
