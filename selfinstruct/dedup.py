@@ -82,6 +82,10 @@ class Decisions:
     matches: Matches
     notes: list[str] = field(default_factory=list)  # what the engine did, to print
 
+    @classmethod
+    def empty(cls, size: int) -> "Decisions":
+        return cls(np.zeros(size, bool), Matches.empty(size))
+
 
 class Items:
     """The global item order of a corpus: rarest token first, then occurrence number."""
@@ -134,19 +138,21 @@ class Index:
 
 
 def deduplicate(corpus: Corpus, threshold: float, engine: str = "local", workers: int | None = None,
-                progress=None, block: int = 20_000) -> Decisions:
+                progress=None, block: int = 20_000, into: Decisions | None = None) -> Decisions:
     """The greedy pass, a block of records at a time. Each block is probed against the --against
     entries and the kept records of all blocks but the one before it (the engine's work, in
     parallel), while the block before is decided; then it is decided in order against the kept
     records of the block before and its own. Its kept records then join the engine's index,
     while the next block is decided.
-    Every engine gives the same decisions. ``progress(done, total)`` is called after each block."""
+    Every engine gives the same decisions. ``progress(done, total)`` is called after each block, when
+    the decisions of the first ``done`` records are final in ``into`` (if given, else a new Decisions)."""
     items = Items(corpus, threshold)
+    total = len(corpus) - corpus.against
+    found = into or Decisions.empty(total)
+    matches = found.matches
     probe = ENGINES[engine](items, workers or os.cpu_count() or 1, block)
     try:
         probe.add(np.arange(corpus.against, dtype=np.int32))
-        total = len(corpus) - corpus.against
-        matches = Matches.empty(total)
         if progress:
             progress(0, total)  # the stage starts now, not at the end of its first block
         blocks = [(first, min(first + block, total)) for first in range(0, total, block)]
@@ -160,6 +166,7 @@ def deduplicate(corpus: Corpus, threshold: float, engine: str = "local", workers
                 if i:  # decide the block before, while this one is probed
                     first, stop = blocks[i - 1]
                     earlier = _decide_block(items, earlier, corpus.against + first, matches.part(first, stop))
+                    found.kept[earlier - corpus.against] = True
                     if adding:
                         adding.result()  # its error, if any, here
                     adding = background.submit(probe.add, earlier)  # after this probe, before the next
@@ -169,10 +176,10 @@ def deduplicate(corpus: Corpus, threshold: float, engine: str = "local", workers
                     matches.part(*blocks[i]).merge(probing.result())
             if adding:
                 adding.result()
-        notes = probe.notes()
+        found.notes = probe.notes()
     finally:
         probe.close()
-    return decisions(corpus, matches, notes)
+    return found
 
 
 def _decide_block(items: Items, earlier: np.ndarray, first: int, part: Matches) -> np.ndarray:
@@ -226,11 +233,6 @@ def _ray_probe(items: Items, workers: int, block: int):
 
 # An engine probes blocks of records against the kept records of earlier blocks; add one here.
 ENGINES = {"local": LocalProbe, "ray": _ray_probe}
-
-
-def decisions(corpus: Corpus, matches: Matches, notes: list[str]) -> Decisions:
-    kept = corpus.active[corpus.against:] & (matches.against_entry == NONE) & (matches.kept_entry == NONE)
-    return Decisions(kept, matches, notes)
 
 
 # ---------------------------------------------------------------------------- compiled parts

@@ -23,17 +23,19 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 
 import numpy as np
 
 from .config import LENGTH_DEFAULTS
 from .corpus import CorpusBuilder
-from .dedup import ENGINES, NONE, Matches, deduplicate
+from .dedup import ENGINES, NONE, Decisions, Matches, deduplicate
 from .journal import json_line
 from .judge import JudgeOptions, score_records
 from .progress import count_lines
@@ -127,24 +129,34 @@ def filter_dataset(input: Path | str | list[Path | str], output: Path | str, *, 
         screened.append(_screen(source, options, corpus, tell, count, sum(s.records for s in screened), workers))
     total = sum(s.records for s in screened)
     report = FilterReport(output=output, dropped_output=targets[0][1], total=total)
-    if only == "heuristics" or not total:
-        kept, matches = np.ones(total, bool), Matches.empty(total)
-    else:
-        found = deduplicate(corpus.build(), threshold, engine, workers,
-                            progress=lambda done, total: tell("dedup", done, total))
-        kept, matches, report.notes = found.kept, found.matches, found.notes
-    scores = None
-    if judge is not None:
-        items = _kept_tasks(sources, screened, kept, field)
-        scores = score_records(items, judge, judge_dir, notify=notify,
-                               progress=lambda done, total: tell("judge", done, total))
-    writing = _Writing(matches, reference, field, key, report, tell, named=len(sources) > 1, scores=scores,
+    deduplicating = only != "heuristics" and total > 0
+    found = Decisions.empty(total) if deduplicating else Decisions(np.ones(total, bool), Matches.empty(total))
+    writing = _Writing(found, reference, field, key, report, tell, list(zip(sources, screened)),
                        min_score=judge.min_score if judge else None)
-    for target in dict.fromkeys(targets):
-        parts = [(source, part, count) for source, part, count, t in zip(sources, screened, lines, targets)
-                 if t == target]
-        writing.write(target, parts, kept)
-        report.outputs.append(target)
+
+    def write() -> None:
+        for target in dict.fromkeys(targets):
+            writing.write(target, [(source, part, count) for source, part, count, t
+                                   in zip(sources, screened, lines, targets) if t == target])
+            report.outputs.append(target)
+
+    try:
+        if deduplicating and judge is None:
+            writing.beside(write)  # each record is written once it is decided, while the rest are
+        if deduplicating:
+            deduplicate(corpus.build(), threshold, engine, workers, into=found,
+                        progress=lambda done, total: (tell("dedup", done, total), writing.advance(done)))
+            report.notes = found.notes
+        if judge is not None:
+            items = _kept_tasks(sources, screened, found.kept, field)
+            writing.scores = score_records(items, judge, judge_dir, notify=notify,
+                                           progress=lambda done, total: tell("judge", done, total))
+        if writing.thread is None:
+            write()
+    except BaseException:
+        writing.finish(failed=True)
+        raise
+    writing.finish()
     report.seconds = time.monotonic() - started
     return report
 
@@ -236,20 +248,81 @@ def _screen(input: Path, options: Options, corpus: CorpusBuilder, tell, lines: i
     return screened
 
 
-class _Writing:
-    """The second read of the inputs: each record goes where its decision sends it."""
+class _Stopped(Exception):
+    """Ends a writer thread whose deduplication failed."""
 
-    def __init__(self, matches: Matches, reference: "_Reference", field, key: str, report: FilterReport, tell,
-                 named: bool, scores: dict | None = None, min_score: int | None = None):
-        self.matches, self.reference, self.field, self.key = matches, reference, field, key
-        self.report, self.tell, self.named = report, tell, named
-        self.scores, self.min_score = scores or {}, min_score  # the judge's, per kept record
-        self.cited = set(np.unique(matches.kept_entry[matches.kept_entry != NONE]).tolist())
+
+class _Writing:
+    """The second read of the inputs: each record goes where its decision (``found``) sends it.
+
+    It may run in a thread beside deduplication (``beside``), which uses mostly compiled code without
+    the GIL: the writer then waits (``ready``) for each chunk's decisions, which ``advance`` announces."""
+
+    def __init__(self, found: Decisions, reference: "_Reference", field, key: str, report: FilterReport, tell,
+                 inputs: list[tuple[Path, Screened]], min_score: int | None = None):
+        self.found, self.matches, self.reference, self.field, self.key = found, found.matches, reference, field, key
+        self.report, self.tell, self.inputs, self.named = report, tell, inputs, len(inputs) > 1
+        self.scores: dict = {}  # the judge's, per kept record
+        self.min_score = min_score
         self.remembered: dict[int, dict] = {}  # a cited kept record -> what a duplicate of it reports
         self.fragments: dict[int, bytes | None] = {}  # and that as JSON text (see _fragment)
+        self.located = np.full(len(found.kept), -1, np.int64)  # a kept record's line's byte offset
+        self.files: dict[Path, object] = {}  # inputs open to read a cited record's line again
+        self.decided = len(found.kept)  # records whose decision is final
+        self.condition = threading.Condition()
+        self.stopped = False
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
 
-    def write(self, target: tuple[Path, Path], parts: list, kept: np.ndarray) -> None:
+    def beside(self, work: Callable[[], None]) -> None:
+        """Run ``work`` (the writing) in a thread, while the records are decided."""
+        self.decided = 0
+
+        def run():
+            try:
+                work()
+            except BaseException as exc:  # taken to the caller's thread by advance or finish
+                self.error = exc
+        self.thread = threading.Thread(target=run, name="selfinstruct-writer", daemon=True)
+        self.thread.start()
+
+    def advance(self, decided: int) -> None:
+        """The first ``decided`` records are decided. Raises the writer's error, if it failed."""
+        with self.condition:
+            self.decided = decided
+            self.condition.notify_all()
+        if self.error is not None:
+            raise self.error
+
+    def ready(self, count: int) -> None:
+        """Wait until the first ``count`` records are decided."""
+        with self.condition:
+            while self.decided < count and not self.stopped:
+                self.condition.wait()
+            if self.stopped:
+                raise _Stopped
+
+    def finish(self, failed: bool = False) -> None:
+        """Wait for the writer thread, raising its error; if ``failed``, end it first (it leaves no file)."""
+        if self.thread is not None:
+            if failed:
+                with self.condition:
+                    self.stopped = True
+                    self.condition.notify_all()
+            self.thread.join()
+            self.thread = None
+        for file in self.files.values():
+            file.close()
+        if self.error is not None and not failed:
+            raise self.error
+
+    def _progress(self, line: int, lines: int) -> None:
+        if self.decided == len(self.found.kept):  # not while deduplication reports its own
+            self.tell("write", line, lines)
+
+    def write(self, target: tuple[Path, Path], parts: list) -> None:
         """Write the inputs in ``parts`` ((file, Screened, lines)) to one output and dropped file, atomically."""
+        kept = self.found.kept
         output, dropped_output = target
         layout = detect_layout(parts[0][0])
         temp_out = output.with_name(f".{output.name}.tmp")
@@ -276,13 +349,18 @@ class _Writing:
 
     def _records(self, source: Path, screened: Screened, lines: int, kept: np.ndarray, layout, out, drops,
                  written: int) -> int:
-        """Write one input's records, each parsed and written again (a JSON array on either side)."""
+        """Write one input's records, each parsed and written again (a JSON array on either side). The
+        records a duplicate cites are remembered as they pass."""
+        self.ready(len(kept))
+        cited = set(np.unique(self.matches.kept_entry[self.matches.kept_entry != NONE]).tolist())
         number = -1
         for number, (line, record) in enumerate(iter_records(source, skip_bad_lines=True)):
             if number >= screened.records or screened.lines[number] != line:
                 raise FilterError(f"{source}: the file changed while it was being filtered; run again")
             if number % PROGRESS_EVERY == 0:
-                self.tell("write", line, lines)
+                self._progress(line, lines)
+            if screened.first + number + self.reference.size in cited:
+                self._remember(screened.first + number, line, source, record)
             text, dropped = self._one(source, screened, number, line, kept, record)
             if text is not None:
                 out.write((("\n" if written == 0 else ",\n") + text if layout == "array" else text + "\n").encode())
@@ -291,47 +369,46 @@ class _Writing:
                 drops.write(dropped)
         if number + 1 != screened.records:
             raise FilterError(f"{source}: the file changed while it was being filtered; run again")
-        self.tell("write", lines, lines)
+        self._progress(lines, lines)
         return written
 
     def _copy(self, source: Path, screened: Screened, lines: int, kept: np.ndarray, out, drops) -> None:
-        """Write one JSON-lines input to a JSON-lines output, a chunk of lines at a time: a kept record's
-        line is copied as written, and a duplicate's entry is its line after a prefix. Only the records a
-        duplicate cites are parsed, and those with another fate (``_one``)."""
+        """Write one JSON-lines input to a JSON-lines output, a chunk of lines at a time, as soon as its
+        records are decided: a kept record's line is copied as written, and a duplicate's entry is its line
+        after a prefix. Only the records a duplicate cites (read again, ``_remembered``) are parsed, and
+        those with another fate (``_one``)."""
         first, records = screened.first, screened.records
         where = np.frombuffer(screened.lines, np.int64) if records else np.zeros(0, np.int64)
-        # Per record: 1 kept (and not judged), 2 dropped as a near-duplicate of one kept record, 0 else.
         free = np.frombuffer(screened.dropped, np.int8) == 0 if records else np.zeros(0, bool)
-        mine = slice(first, first + records)
-        fate = np.where(free & kept[mine], 1, 0)
-        if self.scores:
-            fate[[n - first for n in self.scores if first <= n < first + records]] = 0
-        if self.key == "instruction":
-            fate[free & ~kept[mine] & (self.matches.against_entry[mine] == NONE)] = 2
-        fate[list(screened.unreadable)] = 0
-        cited = np.zeros(records, bool)
-        cited[[e - self.reference.size - first for e in self.cited
-               if 0 <= e - self.reference.size - first < records]] = True
+        special = np.zeros(records, bool)  # records _one decides: not JSON, or judged
+        special[list(screened.unreadable)] = True
+        special[[n - first for n in self.scores if first <= n < first + records]] = True
         head = _utf8_json({"file": os.fspath(source)}) if self.named else "{}"  # how a dropped entry starts
         head = None if head is None else (head[:-1] + (", " if self.named else "")).encode()
-        number = line_base = 0
+        number = line_base = offset = 0
         with source.open("rb") as stream:
             while chunk := stream.readlines(1 << 20):
                 stop = int(np.searchsorted(where, line_base + len(chunk), "right"))
+                self.ready(first + stop)
                 positions = (where[number:stop] - line_base - 1).tolist()
                 bodies = [raw.strip(_SPACES) for raw in chunk]  # str.strip's, where a body's ends are ASCII
                 if [i for i, body in enumerate(bodies) if body and (body[0] < 128 or _text(body))] != positions:
                     raise FilterError(f"{source}: the file changed while it was being filtered; run again")
-                kept_lines, dropped_lines, copied, duplicates = [], [], 0, 0
+                starts = list(accumulate(map(len, chunk), initial=offset))
+                # Per record: 1 kept, 2 dropped as a near-duplicate of one kept record, 0 anything else.
                 rows = slice(first + number, first + stop)
-                for k, position, line, how, cites, entry, score in zip(
-                        range(number, stop), positions, where[number:stop].tolist(), fate[number:stop].tolist(),
-                        cited[number:stop].tolist(), self.matches.kept_entry[rows].tolist(),
-                        self.matches.kept_score[rows].tolist()):
+                fate = np.where(free[number:stop] & kept[rows], 1, 0)
+                if self.key == "instruction":
+                    fate[free[number:stop] & ~kept[rows] & (self.matches.against_entry[rows] == NONE)] = 2
+                fate[special[number:stop]] = 0
+                kept_lines, dropped_lines, copied, duplicates = [], [], 0, 0
+                for k, position, line, how, entry, score in zip(
+                        range(number, stop), positions, where[number:stop].tolist(), fate.tolist(),
+                        self.matches.kept_entry[rows].tolist(), self.matches.kept_score[rows].tolist()):
                     body = bodies[position]
+                    if kept[first + k]:
+                        self.located[first + k] = starts[position]
                     if how and body[-1] < 128 and body[0] < 128:
-                        if cites:
-                            self._remember(first + k, line, source, json.loads(body))
                         if how == 1:
                             kept_lines.append(body)
                             copied += 1
@@ -357,8 +434,8 @@ class _Writing:
                 if kept_lines:
                     out.write(b"\n".join(kept_lines) + b"\n")
                 drops.writelines(dropped_lines)
-                number, line_base = stop, line_base + len(chunk)
-                self.tell("write", line_base, lines)
+                number, line_base, offset = stop, line_base + len(chunk), starts[-1]
+                self._progress(line_base, lines)
         if number != records:
             raise FilterError(f"{source}: the file changed while it was being filtered; run again")
 
@@ -370,8 +447,6 @@ class _Writing:
         overall = screened.first + number
         reason = screened.reasons[screened.dropped[number]]
         readable = record is not None and not isinstance(record, RecordError)
-        if readable and overall + self.reference.size in self.cited:
-            self._remember(overall, line, source, record)
         details: dict = {}
         judged = self.scores.get(overall) if not reason and kept[overall] else None
         if judged:
@@ -405,10 +480,24 @@ class _Writing:
             "line": line, "instruction": instruction, "input": input_of(record, instances)} | (
             {"file": os.fspath(source)} if self.named else {})
 
+    def _remembered(self, entry: int) -> dict:
+        """What a duplicate of the kept record ``entry`` reports of it: remembered as it passed (``_records``),
+        or read again from its line (``_copy`` keeps where each kept record's line starts)."""
+        if entry not in self.remembered:
+            overall = entry - self.reference.size
+            source, screened = next((path, part) for path, part in self.inputs
+                                    if part.first <= overall < part.first + part.records)
+            if source not in self.files:
+                self.files[source] = source.open("rb")
+            self.files[source].seek(self.located[overall])
+            record = json.loads(_text(self.files[source].readline()))
+            self._remember(overall, screened.lines[overall - screened.first], source, record)
+        return self.remembered[entry]
+
     def _fragment(self, entry: int) -> bytes | None:
         """What a duplicate's entry says of the kept record ``entry`` (``_duplicate_of``) as the JSON text
         json_line would give, kept for the next duplicate of it; None if json_line would escape it."""
-        fragment = _utf8_json(_duplicate_of(self.remembered[entry]))
+        fragment = _utf8_json(_duplicate_of(self._remembered(entry)))
         self.fragments[entry] = None if fragment is None else fragment.encode()
         return self.fragments[entry]
 
@@ -423,7 +512,7 @@ class _Writing:
                 details |= {"similar_to_input": reference.inputs[a],
                             "input_score": _input_score(self._input(record), reference.inputs[a])}
             return "similar_to_against", details
-        match = self.remembered[int(matches.kept_entry[number])]
+        match = self._remembered(int(matches.kept_entry[number]))
         score = float(matches.kept_score[number])
         duplicate_of = _duplicate_of(match)
         if self.key == "instruction+input":
