@@ -264,7 +264,7 @@ class _Writing:
         self.report, self.tell, self.inputs, self.named = report, tell, inputs, len(inputs) > 1
         self.scores: dict = {}  # the judge's, per kept record
         self.min_score = min_score
-        self.remembered: dict[int, dict] = {}  # a cited kept record -> what a duplicate of it reports
+        self.remembered: dict[int, dict] = {}  # a cited kept record -> what a duplicate of it reports (_records)
         self.fragments: dict[int, bytes | None] = {}  # and that as JSON text (see _fragment)
         self.located = np.full(len(found.kept), -1, np.int64)  # a kept record's line's byte offset
         self.files: dict[Path, object] = {}  # inputs open to read a cited record's line again
@@ -356,11 +356,12 @@ class _Writing:
         number = -1
         for number, (line, record) in enumerate(iter_records(source, skip_bad_lines=True)):
             if number >= screened.records or screened.lines[number] != line:
-                raise FilterError(f"{source}: the file changed while it was being filtered; run again")
+                raise _changed(source)
             if number % PROGRESS_EVERY == 0:
                 self._progress(line, lines)
-            if screened.first + number + self.reference.size in cited:
-                self._remember(screened.first + number, line, source, record)
+            entry = screened.first + number + self.reference.size
+            if entry in cited:
+                self.remembered[entry] = self._description(line, source, record)
             text, dropped = self._one(source, screened, number, line, kept, record)
             if text is not None:
                 out.write((("\n" if written == 0 else ",\n") + text if layout == "array" else text + "\n").encode())
@@ -368,7 +369,7 @@ class _Writing:
             else:
                 drops.write(dropped)
         if number + 1 != screened.records:
-            raise FilterError(f"{source}: the file changed while it was being filtered; run again")
+            raise _changed(source)
         self._progress(lines, lines)
         return written
 
@@ -393,7 +394,7 @@ class _Writing:
                 positions = (where[number:stop] - line_base - 1).tolist()
                 bodies = [raw.strip(_SPACES) for raw in chunk]  # str.strip's, where a body's ends are ASCII
                 if [i for i, body in enumerate(bodies) if body and (body[0] < 128 or _text(body))] != positions:
-                    raise FilterError(f"{source}: the file changed while it was being filtered; run again")
+                    raise _changed(source)
                 starts = list(accumulate(map(len, chunk), initial=offset))
                 # Per record: 1 kept, 2 dropped as a near-duplicate of one kept record, 0 anything else.
                 rows = slice(first + number, first + stop)
@@ -422,7 +423,10 @@ class _Writing:
                             duplicates += 1
                             continue
                     text = _text(chunk[position])
-                    record = None if k in screened.unreadable else json.loads(text)
+                    try:
+                        record = None if k in screened.unreadable else json.loads(text)
+                    except ValueError:  # it was JSON when it was read
+                        raise _changed(source) from None
                     kept_text, dropped = self._one(source, screened, k, line, kept, record, text)
                     if kept_text is None:
                         dropped_lines.append(dropped)
@@ -437,7 +441,7 @@ class _Writing:
                 number, line_base, offset = stop, line_base + len(chunk), starts[-1]
                 self._progress(line_base, lines)
         if number != records:
-            raise FilterError(f"{source}: the file changed while it was being filtered; run again")
+            raise _changed(source)
 
     def _one(self, source: Path, screened: Screened, number: int, line: int, kept: np.ndarray, record,
              text: str | None = None) -> tuple[str | None, bytes | None]:
@@ -473,26 +477,28 @@ class _Writing:
             entry["record"] = record
         return None, json_line(entry)  # a lone surrogate stays a JSON escape
 
-    def _remember(self, overall: int, line: int, source: Path, record: dict) -> None:
-        """Keep what a duplicate of this kept record reports of it."""
+    def _description(self, line: int, source: Path, record: dict) -> dict:
+        """What a duplicate of this kept record reports of it."""
         instruction, instances = read_record(record, self.field)
-        self.remembered[overall + self.reference.size] = {
-            "line": line, "instruction": instruction, "input": input_of(record, instances)} | (
+        return {"line": line, "instruction": instruction, "input": input_of(record, instances)} | (
             {"file": os.fspath(source)} if self.named else {})
 
     def _remembered(self, entry: int) -> dict:
         """What a duplicate of the kept record ``entry`` reports of it: remembered as it passed (``_records``),
         or read again from its line (``_copy`` keeps where each kept record's line starts)."""
-        if entry not in self.remembered:
-            overall = entry - self.reference.size
-            source, screened = next((path, part) for path, part in self.inputs
-                                    if part.first <= overall < part.first + part.records)
-            if source not in self.files:
-                self.files[source] = source.open("rb")
-            self.files[source].seek(self.located[overall])
-            record = json.loads(_text(self.files[source].readline()))
-            self._remember(overall, screened.lines[overall - screened.first], source, record)
-        return self.remembered[entry]
+        if entry in self.remembered:
+            return self.remembered[entry]
+        overall = entry - self.reference.size
+        source, screened = next((path, part) for path, part in self.inputs
+                                if part.first <= overall < part.first + part.records)
+        if source not in self.files:
+            self.files[source] = source.open("rb")
+        self.files[source].seek(self.located[overall])
+        try:
+            return self._description(screened.lines[overall - screened.first], source,
+                                     json.loads(_text(self.files[source].readline())))
+        except ValueError:  # it was a record when it was read
+            raise _changed(source) from None
 
     def _fragment(self, entry: int) -> bytes | None:
         """What a duplicate's entry says of the kept record ``entry`` (``_duplicate_of``) as the JSON text
@@ -555,6 +561,10 @@ def _utf8_json(value: dict) -> str | None:
     except UnicodeEncodeError:
         return None
     return text
+
+
+def _changed(source: Path) -> FilterError:
+    return FilterError(f"{source}: the file changed while it was being filtered; run again")
 
 
 def _text(line: bytes) -> str:

@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import random
+import threading
 from pathlib import Path
 
 import pytest
@@ -593,3 +594,40 @@ def test_dropped_duplicates_are_written_as_the_general_path_writes_them(tmp_path
     assert quick == general
     assert quick[0]["duplicate"] > 100 and quick[0]["similar_to_against"] > 0
     assert b'"file": ' in quick[1]["clean.dropped.jsonl"] if named else b'"file"' not in quick[1]["clean.dropped.jsonl"]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_a_file_changed_while_deduplicating_is_an_error_and_leaves_no_file(tmp_path, suffix):
+    """Records are written beside deduplication (JSON lines) or after it (a JSON array); either way a line
+    added meanwhile is found, the writer's thread ends, and no output is left."""
+    records = _generated(3000, seed=5)
+    source = tmp_path / f"data{suffix}"
+    write = (lambda rs: source.write_text("\n".join(json.dumps(r) for r in rs) + "\n")) if suffix == ".jsonl" \
+        else (lambda rs: source.write_text(json.dumps(rs, indent=0)))
+    write(records)
+    threads = threading.active_count()
+
+    def progress(stage, done, total):
+        if stage == "dedup" and done == 0:
+            write(records[:10] + [{"instruction": "A new line.", "output": "x"}] + records[10:])
+
+    with pytest.raises(FilterError, match="changed while it was being filtered"):
+        filter_dataset(source, tmp_path / "out.jsonl", progress=progress, workers=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [source.name]
+    assert threading.active_count() == threads
+
+
+def test_an_interrupted_deduplication_ends_the_writer_and_leaves_no_file(tmp_path, monkeypatch):
+    records = _generated(3000, seed=6)
+    source = tmp_path / "data.jsonl"
+    source.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    threads = threading.active_count()
+
+    def progress(stage, done, total):
+        if stage == "dedup" and done > 0:  # some records are decided, and may be written already
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        filter_dataset(source, tmp_path / "out.jsonl", progress=progress, workers=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [source.name]
+    assert threading.active_count() == threads
