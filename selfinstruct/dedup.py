@@ -587,7 +587,6 @@ def _decide(tokens, offsets, input_tokens, input_offsets, use_inputs, active, ag
     scratch = _scratch(vocabulary)
     out = np.zeros(1024, np.int32)
     items = np.zeros(16, np.int64)
-    bar = threshold - MARGIN
     for q in range(first, stop):
         r = q - first
         lo, hi = offsets[q], offsets[q + 1]
@@ -595,17 +594,20 @@ def _decide(tokens, offsets, input_tokens, input_offsets, use_inputs, active, ag
         if not active[q] or length == 0:
             continue
         items = _sorted_items(tokens, lo, hi, base, items)
-        prefix = _prefix(length, threshold)
+        # A record the probe matched to a kept record (of an earlier block: a lower number) looks only for a
+        # better match, above that score: a shorter prefix and tighter bounds.
+        bar = max(threshold, k_score[r]) if k_entry[r] != NONE else threshold
         mine_lo, mine_hi = _signature(items, length)
         found = 0
-        for i in range(prefix):
-            out, found = _postings(items[i], i, length, mine_lo, mine_hi, bar, next_length, item_keys, key_length,
-                                   key_position, start, fill, entry, signature, out, found)
+        for i in range(_prefix(length, bar)):
+            out, found = _postings(items[i], i, length, mine_lo, mine_hi, bar - MARGIN, next_length, item_keys,
+                                   key_length, key_position, start, fill, entry, signature, out, found)
         if found:
             scratch = _score(q, r, out[:found], tokens, offsets, input_tokens, input_offsets, use_inputs, against,
                              threshold, mark, scratch, a_entry, a_score, k_entry, k_score)
         if a_entry[r] == NONE and k_entry[r] == NONE:
-            _append(q, length, items, prefix, item_keys, key_length, key_position, start, fill, entry, signature)
+            _append(q, length, items, _prefix(length, threshold), item_keys, key_length, key_position, start, fill,
+                    entry, signature)
 
 
 @njit(cache=True, nogil=True)
