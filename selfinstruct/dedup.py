@@ -90,10 +90,12 @@ class Decisions:
 class Items:
     """The global item order of a corpus: rarest token first, then occurrence number."""
 
-    def __init__(self, corpus: Corpus, threshold: float, base: tuple[np.ndarray, int] | None = None):
+    def __init__(self, corpus: Corpus, threshold: float, base: tuple[np.ndarray, int] | None = None,
+                 threads: int = 1):
         self.corpus = corpus
         self.threshold = threshold
-        self.base, self.count = base or _item_base(corpus.tokens, corpus.offsets, corpus.active, corpus.vocabulary)
+        self.base, self.count = base or _item_base(corpus.tokens, corpus.offsets, corpus.active, corpus.vocabulary,
+                                                   threads)
 
 
 class Index:
@@ -103,11 +105,11 @@ class Index:
     the item there can pass. Space is set aside for every entry in ``members`` (the ones that may
     be added), so adding never moves data."""
 
-    def __init__(self, items: Items, members: np.ndarray):
+    def __init__(self, items: Items, members: np.ndarray, threads: int = 1):
         c = items.corpus
         self.items = items
         self.item_keys, self.key_length, self.key_position, self.next_length, self.start = _keys(
-            c.tokens, c.offsets, items.base, items.count, members.astype(np.int32), items.threshold)
+            c.tokens, c.offsets, items.base, items.count, members.astype(np.int32), items.threshold, threads)
         self.fill = np.zeros(len(self.key_length), np.int32)
         self.entry = np.zeros(self.start[-1], np.int32)
         self.signature = np.zeros((self.start[-1], 2), np.uint64)  # the entry's, read along (see _signature)
@@ -146,7 +148,7 @@ def deduplicate(corpus: Corpus, threshold: float, engine: str = "local", workers
     while the next block is decided.
     Every engine gives the same decisions. ``progress(done, total)`` is called after each block, when
     the decisions of the first ``done`` records are final in ``into`` (if given, else a new Decisions)."""
-    items = Items(corpus, threshold)
+    items = Items(corpus, threshold, threads=os.cpu_count() or 1)
     total = len(corpus) - corpus.against
     found = into or Decisions.empty(total)
     matches = found.matches
@@ -200,7 +202,7 @@ class LocalProbe:
     without the GIL), each thread taking a share of the block."""
 
     def __init__(self, items: Items, workers: int, block: int):
-        self.index = Index(items, np.flatnonzero(items.corpus.active))
+        self.index = Index(items, np.flatnonzero(items.corpus.active), workers)
         self.pool = ThreadPoolExecutor(workers) if workers > 1 else None
         self.workers = workers
 
@@ -275,14 +277,29 @@ def _sorted_items(tokens, lo, hi, base, out):
     return out
 
 
-@njit(cache=True)
-def _item_base(tokens, offsets, active, vocabulary):
+def _item_base(tokens, offsets, active, vocabulary, threads=1):
     """Each token's first item id. A token's items (one per occurrence number up to the most
-    any entry holds) are consecutive, and tokens come rarest first, so item ids are the order."""
+    any entry holds) are consecutive, and tokens come rarest first, so item ids are the order.
+    Many entries are counted by ``threads`` threads, a share each."""
+    cuts = np.linspace(0, len(offsets) - 1, threads + 1 if len(offsets) > 200_000 else 2).astype(np.int64)
+    with ThreadPoolExecutor(len(cuts) - 1) as pool:
+        shares = list(pool.map(lambda lo, hi: _token_counts(tokens, offsets, active, vocabulary, lo, hi),
+                               cuts[:-1], cuts[1:]))
+    frequency = np.sum([f for f, _ in shares], axis=0)
+    most = np.max([m for _, m in shares], axis=0)
+    order = np.argsort(frequency, kind="mergesort")
+    base = np.zeros(vocabulary, np.int64)
+    base[order] = np.cumsum(most[order]) - most[order]
+    return base, int(most.sum())
+
+
+@njit(cache=True, nogil=True)
+def _token_counts(tokens, offsets, active, vocabulary, first, stop):
+    """For each token, how many active entries first..stop-1 hold it, and the most times one does."""
     frequency = np.zeros(vocabulary, np.int64)
     most = np.zeros(vocabulary, np.int64)
     scratch = np.zeros(16, np.int64)
-    for e in range(len(offsets) - 1):
+    for e in range(first, stop):
         if not active[e]:
             continue
         lo, hi = offsets[e], offsets[e + 1]
@@ -299,19 +316,27 @@ def _item_base(tokens, offsets, active, vocabulary):
             frequency[t] += 1
             if run > most[t]:
                 most[t] = run
-    order = np.argsort(frequency, kind="mergesort")
-    base = np.zeros(vocabulary, np.int64)
-    total = 0
-    for t in order:
-        base[t] = total
-        total += most[t]
-    return base, total
+    return frequency, most
+
+
+def _keys(tokens, offsets, base, count, members, threshold, threads=1):
+    """The keys of the members' prefix items, each item's together (item_keys[i]..item_keys[i+1]),
+    ordered by entry length, then position; and where each key's postings start. Many members are
+    counted and placed by ``threads`` threads, a share each (the compiled parts run without the GIL)."""
+    shares = np.array_split(members, threads) if threads > 1 and len(members) > 100_000 else [members]
+    with ThreadPoolExecutor(len(shares)) as pool:
+        counts = list(pool.map(lambda share: _count_items(tokens, offsets, base, count, share, threshold), shares))
+        item_start = np.cumsum(np.sum(counts, axis=0))
+        codes = np.zeros(item_start[-1], np.int64)  # length << 32 | position, per posting
+        before = np.cumsum([np.zeros(count, np.int64)] + [c[1:] for c in counts[:-1]], axis=0)
+        list(pool.map(lambda share, skip: _place_items(tokens, offsets, base, share, threshold, codes,
+                                                       item_start[:-1] + skip), shares, before))
+    return _compact_keys(codes, item_start, count)
 
 
 @njit(cache=True, nogil=True)
-def _keys(tokens, offsets, base, count, members, threshold):
-    """The keys of the members' prefix items, each item's together (item_keys[i]..item_keys[i+1]),
-    ordered by entry length, then position; and where each key's postings start."""
+def _count_items(tokens, offsets, base, count, members, threshold):
+    """How many of the members' prefixes hold each item (at [item + 1])."""
     per_item = np.zeros(count + 1, np.int64)
     items = np.zeros(16, np.int64)
     for e in members:
@@ -321,9 +346,13 @@ def _keys(tokens, offsets, base, count, members, threshold):
         items = _sorted_items(tokens, lo, hi, base, items)
         for i in range(_prefix(hi - lo, threshold)):
             per_item[items[i] + 1] += 1
-    item_start = np.cumsum(per_item)
-    codes = np.zeros(item_start[-1], np.int64)  # length << 32 | position, per posting
-    filled = item_start[:-1].copy()
+    return per_item
+
+
+@njit(cache=True, nogil=True)
+def _place_items(tokens, offsets, base, members, threshold, codes, filled):
+    """Write each prefix item's (length, position) code at filled[item], which moves on."""
+    items = np.zeros(16, np.int64)
     for e in members:
         lo, hi = offsets[e], offsets[e + 1]
         if hi == lo:
@@ -332,7 +361,11 @@ def _keys(tokens, offsets, base, count, members, threshold):
         for i in range(_prefix(hi - lo, threshold)):
             codes[filled[items[i]]] = ((hi - lo) << 32) | i
             filled[items[i]] += 1
-    # Sort each item's codes and keep the distinct ones, in place (keys never outrun postings).
+
+
+@njit(cache=True, nogil=True)
+def _compact_keys(codes, item_start, count):
+    """Each item's distinct codes, sorted, are its keys (in place: keys never outrun postings)."""
     item_keys = np.zeros(count + 1, np.int64)
     postings = np.zeros(len(codes), np.int32)
     k = 0
