@@ -4,8 +4,10 @@ Records are decided in file order: a record is dropped if a heuristic rule rejec
 it is a near-duplicate of an earlier kept record (or of any record of an ``against`` dataset).
 The input is read twice: first (screening.py) to apply the heuristic rules and turn the
 instructions (and, with ``key`` instruction+input, inputs) into token ids for ``dedup``, which
-decides every record at once; then to write each record where its decision sends it (a JSONL
-record is copied as written). In between only flat arrays are held, never the records.
+decides the records a block at a time; then to write each record where its decision sends it (a
+JSONL record is copied as written). Only flat arrays are held, never the records. The second read
+runs in a thread while ``dedup`` decides the rest (``_Writing``), unless a judge must first score
+every kept record.
 
 ``key`` says what a near-duplicate is. ``instruction`` (the default): the instructions'
 ROUGE-L is above the threshold, so an Alpaca export, which repeats a task's instruction
