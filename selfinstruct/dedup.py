@@ -148,11 +148,12 @@ def deduplicate(corpus: Corpus, threshold: float, engine: str = "local", workers
     while the next block is decided.
     Every engine gives the same decisions. ``progress(done, total)`` is called after each block, when
     the decisions of the first ``done`` records are final in ``into`` (if given, else a new Decisions)."""
-    items = Items(corpus, threshold, threads=os.cpu_count() or 1)
+    workers = workers or os.cpu_count() or 1
+    items = Items(corpus, threshold, threads=min(workers, os.cpu_count() or 1))
     total = len(corpus) - corpus.against
     found = into or Decisions.empty(total)
     matches = found.matches
-    probe = ENGINES[engine](items, workers or os.cpu_count() or 1, block)
+    probe = ENGINES[engine](items, workers, block)
     try:
         probe.add(np.arange(corpus.against, dtype=np.int32))
         if progress:
