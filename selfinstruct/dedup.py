@@ -278,11 +278,17 @@ def _sorted_items(tokens, lo, hi, base, out):
     return out
 
 
+def _shares(count: int, threads: int) -> np.ndarray:
+    """The bounds of ``threads`` equal shares of ``count`` items; of one share, if they are too few to
+    be worth a thread each."""
+    return np.linspace(0, count, (threads if count > 100_000 else 1) + 1).astype(np.int64)
+
+
 def _item_base(tokens, offsets, active, vocabulary, threads=1):
     """Each token's first item id. A token's items (one per occurrence number up to the most
     any entry holds) are consecutive, and tokens come rarest first, so item ids are the order.
     Many entries are counted by ``threads`` threads, a share each."""
-    cuts = np.linspace(0, len(offsets) - 1, threads + 1 if len(offsets) > 200_000 else 2).astype(np.int64)
+    cuts = _shares(len(offsets) - 1, threads)
     with ThreadPoolExecutor(len(cuts) - 1) as pool:
         shares = list(pool.map(lambda lo, hi: _token_counts(tokens, offsets, active, vocabulary, lo, hi),
                                cuts[:-1], cuts[1:]))
@@ -324,7 +330,8 @@ def _keys(tokens, offsets, base, count, members, threshold, threads=1):
     """The keys of the members' prefix items, each item's together (item_keys[i]..item_keys[i+1]),
     ordered by entry length, then position; and where each key's postings start. Many members are
     counted and placed by ``threads`` threads, a share each (the compiled parts run without the GIL)."""
-    shares = np.array_split(members, threads) if threads > 1 and len(members) > 100_000 else [members]
+    cuts = _shares(len(members), threads)
+    shares = [members[a:b] for a, b in zip(cuts, cuts[1:])]
     with ThreadPoolExecutor(len(shares)) as pool:
         counts = list(pool.map(lambda share: _count_items(tokens, offsets, base, count, share, threshold), shares))
         item_start = np.cumsum(np.sum(counts, axis=0))

@@ -324,7 +324,6 @@ class _Writing:
 
     def write(self, target: tuple[Path, Path], parts: list) -> None:
         """Write the inputs in ``parts`` ((file, Screened, lines)) to one output and dropped file, atomically."""
-        kept = self.found.kept
         output, dropped_output = target
         layout = detect_layout(parts[0][0])
         temp_out = output.with_name(f".{output.name}.tmp")
@@ -336,9 +335,9 @@ class _Writing:
                 written = 0
                 for source, screened, lines in parts:
                     if layout == "lines" and detect_layout(source) == "lines":
-                        self._copy(source, screened, lines, kept, out, drops)
+                        self._copy(source, screened, lines, out, drops)
                     else:
-                        written = self._records(source, screened, lines, kept, layout, out, drops, written)
+                        written = self._records(source, screened, lines, layout, out, drops, written)
                 if layout == "array":
                     out.write(b"\n]\n" if written else b"]\n")
             os.replace(temp_out, output)
@@ -349,11 +348,10 @@ class _Writing:
             temp_out.unlink(missing_ok=True)
             temp_dropped.unlink(missing_ok=True)
 
-    def _records(self, source: Path, screened: Screened, lines: int, kept: np.ndarray, layout, out, drops,
-                 written: int) -> int:
+    def _records(self, source: Path, screened: Screened, lines: int, layout, out, drops, written: int) -> int:
         """Write one input's records, each parsed and written again (a JSON array on either side). The
         records a duplicate cites are remembered as they pass."""
-        self.ready(len(kept))
+        self.ready(len(self.found.kept))
         cited = set(np.unique(self.matches.kept_entry[self.matches.kept_entry != NONE]).tolist())
         number = -1
         for number, (line, record) in enumerate(iter_records(source, skip_bad_lines=True)):
@@ -364,7 +362,7 @@ class _Writing:
             entry = screened.first + number + self.reference.size
             if entry in cited:
                 self.remembered[entry] = self._description(line, source, record)
-            text, dropped = self._one(source, screened, number, line, kept, record)
+            text, dropped = self._one(source, screened, number, line, record)
             if text is not None:
                 out.write((("\n" if written == 0 else ",\n") + text if layout == "array" else text + "\n").encode())
                 written += 1
@@ -375,12 +373,12 @@ class _Writing:
         self._progress(lines, lines)
         return written
 
-    def _copy(self, source: Path, screened: Screened, lines: int, kept: np.ndarray, out, drops) -> None:
+    def _copy(self, source: Path, screened: Screened, lines: int, out, drops) -> None:
         """Write one JSON-lines input to a JSON-lines output, a chunk of lines at a time, as soon as its
         records are decided: a kept record's line is copied as written, and a duplicate's entry is its line
         after a prefix. Only the records a duplicate cites (read again, ``_remembered``) are parsed, and
         those with another fate (``_one``)."""
-        first, records = screened.first, screened.records
+        first, records, kept = screened.first, screened.records, self.found.kept
         where = np.frombuffer(screened.lines, np.int64) if records else np.zeros(0, np.int64)
         free = np.frombuffer(screened.dropped, np.int8) == 0 if records else np.zeros(0, bool)
         special = np.zeros(records, bool)  # records _one decides: not JSON, or judged
@@ -429,7 +427,7 @@ class _Writing:
                         record = None if k in screened.unreadable else json.loads(text)
                     except ValueError:  # it was JSON when it was read
                         raise _changed(source) from None
-                    kept_text, dropped = self._one(source, screened, k, line, kept, record, text)
+                    kept_text, dropped = self._one(source, screened, k, line, record, text)
                     if kept_text is None:
                         dropped_lines.append(dropped)
                     else:
@@ -445,12 +443,12 @@ class _Writing:
         if number != records:
             raise _changed(source)
 
-    def _one(self, source: Path, screened: Screened, number: int, line: int, kept: np.ndarray, record,
+    def _one(self, source: Path, screened: Screened, number: int, line: int, record,
              text: str | None = None) -> tuple[str | None, bytes | None]:
         """One record's fate, worked out in full: (its JSON text, if it is kept; else None and its dropped
         entry's line). ``record`` is None (or a RecordError) if its line is not a record; ``text`` is the
         line as written, where records are copied."""
-        overall = screened.first + number
+        overall, kept = screened.first + number, self.found.kept
         reason = screened.reasons[screened.dropped[number]]
         readable = record is not None and not isinstance(record, RecordError)
         details: dict = {}

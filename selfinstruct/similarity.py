@@ -23,6 +23,7 @@ import unicodedata
 from array import array
 from collections import Counter
 from dataclasses import dataclass
+from functools import cache
 from typing import Iterable
 
 import numpy as np
@@ -63,18 +64,15 @@ def tokenize(text: str, normalize: bool = True) -> list[str]:
 # character (a token of its own), 2 for another letter or digit (runs of them are tokens; regex \w is
 # str.isalnum or "_"), 0 for the rest.
 CJK_CHARACTER, LETTER = 1, 2
-_classes: np.ndarray | None = None
 
 
+@cache
 def character_classes() -> np.ndarray:
     """The class of every code point (uint8, 0x110000 of them); built once, in a fraction of a second."""
-    global _classes
-    if _classes is None:
-        table = np.frombuffer(bytes(c.isalnum() for c in map(chr, range(0x110000))), np.uint8) * np.uint8(LETTER)
-        for start, end in re.findall(r"(.)-(.)", _CJK):
-            table[ord(start):ord(end) + 1] = CJK_CHARACTER
-        _classes = table
-    return _classes
+    table = np.frombuffer(bytes(c.isalnum() for c in map(chr, range(0x110000))), np.uint8) * np.uint8(LETTER)
+    for start, end in re.findall(r"(.)-(.)", _CJK):
+        table[ord(start):ord(end) + 1] = CJK_CHARACTER
+    return table
 
 
 class Tokenizer:
