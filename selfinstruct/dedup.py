@@ -547,8 +547,10 @@ def _longest(length, bar):
 @njit(cache=True)
 def _postings(item, i, length, mine_lo, mine_hi, bar, next_length, item_keys, key_length, key_position, start,
               fill, entry, signature, out, found):
-    """Append to out[found:] the entries posted under ``item`` that may pass against a query of ``length``
-    items (sketch ``mine_lo, mine_hi``) holding the item at position i; return (out, found)."""
+    """Append to out[found:] (which has room, see _room) the entries posted under ``item`` that may pass
+    against a query of ``length`` items (sketch ``mine_lo, mine_hi``) holding the item at position i; return
+    the new ``found``. (``out`` is never replaced here: a loop that may replace an array pays two atomic
+    reference count updates per turn.)"""
     left = length - i - 1
     # Common items come in the same order in both texts: if this is the first shared one, the
     # overlap is at most 1 + the items left after it in each; so neither text may be longer than this.
@@ -571,12 +573,21 @@ def _postings(item, i, length, mine_lo, mine_hi, bar, next_length, item_keys, ke
                        other - _popcount(theirs_lo & ~mine_lo) - _popcount(theirs_hi & ~mine_hi))
             if 2.0 * most < total:
                 continue  # too few items in common
-            if found == len(out):
-                out = np.concatenate((out, np.zeros(len(out), np.int32)))
             out[found] = entry[p]
             found += 1
         k += 1
-    return out, found
+    return found
+
+
+@njit(cache=True)
+def _room(out, item, item_keys, start, found):
+    """``out``, or a larger copy, with room after ``found`` for every posting the item may hold."""
+    need = found + start[item_keys[item + 1]] - start[item_keys[item]]
+    if need <= len(out):
+        return out
+    grown = np.zeros(max(need, 2 * len(out)), out.dtype)
+    grown[:found] = out[:found]
+    return grown
 
 
 @njit(cache=True)
@@ -641,8 +652,9 @@ def _decide(tokens, offsets, input_tokens, input_offsets, use_inputs, active, ag
         mine_lo, mine_hi = _signature(items, length)
         found = 0
         for i in range(_prefix(length, bar)):
-            out, found = _postings(items[i], i, length, mine_lo, mine_hi, bar - MARGIN, next_length, item_keys,
-                                   key_length, key_position, start, fill, entry, signature, out, found)
+            out = _room(out, items[i], item_keys, start, found)
+            found = _postings(items[i], i, length, mine_lo, mine_hi, bar - MARGIN, next_length, item_keys,
+                              key_length, key_position, start, fill, entry, signature, out, found)
         if found:
             scratch = _score(q, r, out[:found], tokens, offsets, input_tokens, input_offsets, use_inputs, against,
                              threshold, mark, scratch, a_entry, a_score, k_entry, k_score)
@@ -688,11 +700,11 @@ def _probe(tokens, offsets, input_tokens, input_offsets, use_inputs, active, aga
     for j in np.argsort(probe_item[:m], kind="mergesort"):
         r = probe_row[j]
         was = found
-        out, found = _postings(probe_item[j], probe_position[j], offsets[first + r + 1] - offsets[first + r],
-                               sketch[r, 0], sketch[r, 1], bar, next_length, item_keys, key_length, key_position,
-                               start, fill, entry, signature, out, found)
-        if len(owner) < len(out):
-            owner = np.concatenate((owner, np.zeros(len(out) - len(owner), np.int32)))
+        out = _room(out, probe_item[j], item_keys, start, found)
+        owner = _room(owner, probe_item[j], item_keys, start, found)
+        found = _postings(probe_item[j], probe_position[j], offsets[first + r + 1] - offsets[first + r],
+                          sketch[r, 0], sketch[r, 1], bar, next_length, item_keys, key_length, key_position,
+                          start, fill, entry, signature, out, found)
         owner[was:found] = r
     # Each query's candidates together (a counting sort by row), then scored.
     row_start = np.zeros(n + 1, np.int64)
