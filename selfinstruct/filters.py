@@ -124,7 +124,7 @@ def clean_instances(instances: list[Instance]) -> tuple[list[Instance], list[tup
     if len(instances) == 1:  # most records: nothing to conflict with (``filter`` calls this per record)
         instance = instances[0]
         given, output = instance.input.strip(), instance.output.strip()
-        reason = "empty_output" if not output else "input_equals_output" if given and given == output else None
+        reason = _unusable(given, output)
         return ([], [(instance, reason)]) if reason else ([Instance(given, output)], [])
     kept: list[Instance] = []
     dropped: list[tuple[Instance, str]] = []
@@ -135,20 +135,24 @@ def clean_instances(instances: list[Instance]) -> tuple[list[Instance], list[tup
     seen: set[tuple[str, str]] = set()
     for instance in instances:
         given, output = instance.input.strip(), instance.output.strip()
-        if not output:
-            reason = "empty_output"
-        elif given and given == output:
-            reason = "input_equals_output"
-        elif given and len(outputs_by_input[given]) > 1:
-            reason = "conflicting_outputs"
-        elif (given, output) in seen:
-            reason = "duplicate_instance"
+        reason = (_unusable(given, output)
+                  or ("conflicting_outputs" if given and len(outputs_by_input[given]) > 1 else None)
+                  or ("duplicate_instance" if (given, output) in seen else None))
+        if reason:
+            dropped.append((instance, reason))
         else:
             seen.add((given, output))
             kept.append(Instance(given, output))
-            continue
-        dropped.append((instance, reason))
     return kept, dropped
+
+
+def _unusable(given: str, output: str) -> str | None:
+    """Why an instance (input and output stripped) is unusable whatever the task's other instances are."""
+    if not output:
+        return "empty_output"
+    if given and given == output:
+        return "input_equals_output"
+    return None
 
 
 # An answer that apologises or refuses, and is short, means the model could not do the task
