@@ -384,7 +384,7 @@ class _Writing:
         special = np.zeros(records, bool)  # records _one decides: not JSON, or judged
         special[list(screened.unreadable)] = True
         special[[n - first for n in self.scores if first <= n < first + records]] = True
-        head = _utf8_json({"file": os.fspath(source)}) if self.named else "{}"  # how a dropped entry starts
+        head = _utf8_json(self._naming(source))  # how a dropped entry starts
         head = None if head is None else (head[:-1] + (", " if self.named else "")).encode()
         number = line_base = offset = 0
         with source.open("rb") as stream:
@@ -469,7 +469,7 @@ class _Writing:
         elif not reason:
             reason, details = self._match(overall, record)
         self.report.dropped[reason] += 1
-        entry = ({"file": os.fspath(source)} if self.named else {}) | {
+        entry = self._naming(source) | {
             "line": line, "index": number, "reason": reason, **details}
         if text is not None and reason != "bad_record":  # the record as it was written, last
             return None, json_line(entry)[:-2] + b', "record": ' + text.encode() + b"}\n"
@@ -477,11 +477,14 @@ class _Writing:
             entry["record"] = record
         return None, json_line(entry)  # a lone surrogate stays a JSON escape
 
+    def _naming(self, source: Path) -> dict:
+        """The field naming a record's input, in what is written of it when there are several inputs."""
+        return {"file": os.fspath(source)} if self.named else {}
+
     def _description(self, line: int, source: Path, record: dict) -> dict:
         """What a duplicate of this kept record reports of it."""
         instruction, instances = read_record(record, self.field)
-        return {"line": line, "instruction": instruction, "input": input_of(record, instances)} | (
-            {"file": os.fspath(source)} if self.named else {})
+        return {"line": line, "instruction": instruction, "input": input_of(record, instances)} | self._naming(source)
 
     def _remembered(self, entry: int) -> dict:
         """What a duplicate of the kept record ``entry`` reports of it: remembered as it passed (``_records``),
