@@ -36,7 +36,9 @@ import jsonlines
 
 from .config import redact_url
 from .journal import Journal, JournalDamaged, JournalError, write_atomic
-from .rundir import is_file_of_a_run, is_run_file, read_config
+from .paths import special_kind, unwritable_target
+from .records import invalid_text
+from .rundir import is_file_of_a_run, is_run_file, read_config, read_settings, run_identity
 
 CARD_NAME = "README.md"
 CARD_MARKER = "<!-- selfinstruct dataset card -->"
@@ -185,6 +187,8 @@ def card_path(output: Path | str, fmt: str) -> Path:
 
 
 def is_our_card(path: Path) -> bool:
+    if special_kind(path):  # a FIFO would block the reading of it
+        return False
     try:
         with path.open(encoding="utf-8") as text:
             return text.readline().strip() == CARD_MARKER
@@ -212,16 +216,20 @@ def _check_target(run_dir: Path, output: Path, spec: Format, card: bool, replace
         return
     if output.is_dir():
         raise ExportError(f"{output} is a directory; give a file name to write to")
+    if unwritable_target(output):
+        raise ExportError(unwritable_target(output))
     if card and output.name == CARD_NAME:
         raise ExportError(f"{output}: {CARD_NAME} is where the dataset card goes; "
                           "choose another name or pass --no-card")
     target = output.parent / CARD_NAME
-    if card and (target.is_dir() or (target.exists() and not is_our_card(target))):
+    if card and special_kind(target):
+        raise ExportError(f"{target} is {special_kind(target)}, not a dataset card; choose another directory")
+    if card and (target.exists() and not is_our_card(target)):
         raise ExportError(f"{target} exists and is not a selfinstruct dataset card; "
                           "pass --no-card or choose another directory")
-    others = {e.get("run") for e in card_exports(target).values()} - {Path(os.path.abspath(run_dir)).name, None}
+    others = sorted({str(e.get("run")) for e in card_exports(target).values() if not _same_run(e, run_dir)})
     if card and others:
-        raise ExportError(f"{target} is the dataset card of another run ({', '.join(sorted(others))}); "
+        raise ExportError(f"{target} is the dataset card of another run ({', '.join(others)}); "
                           "choose another folder, or pass --no-card")
     if os.path.lexists(output) and not replace:
         raise exists
@@ -252,7 +260,8 @@ def _card_text(run_dir: Path, fmt: str, tasks: list[dict], records: int, output:
     whose files are still there, and this one. Without ``card``, a listed entry for this file name is
     removed all the same: the card must not describe a file this export replaces."""
     name = Path(os.path.abspath(run_dir)).name
-    entry = {"format": fmt, "records": records, "exported": f"{datetime.now(timezone.utc):%Y-%m-%d}", "run": name}
+    entry = {"format": fmt, "records": records, "exported": f"{datetime.now(timezone.utc):%Y-%m-%d}", "run": name,
+             "run_id": run_identity(run_dir)}
     if FORMATS[fmt].directory:  # hf: its own card inside, one export
         return dataset_card(run_dir, tasks, {".": entry}) if card else None
     card_file = output.parent / CARD_NAME
@@ -260,7 +269,7 @@ def _card_text(run_dir: Path, fmt: str, tasks: list[dict], records: int, output:
     if card:
         # _check_target refused a card of another run; entries without a run name (older cards) are dropped.
         kept = {file: e for file, e in listed.items()
-                if file != output.name and e.get("run") == name and (output.parent / file).is_file()}
+                if file != output.name and _same_run(e, run_dir) and (output.parent / file).is_file()}
         return dataset_card(run_dir, tasks, {**kept, output.name: entry})
     if output.name not in listed:
         return None
@@ -269,6 +278,14 @@ def _card_text(run_dir: Path, fmt: str, tasks: list[dict], records: int, output:
     rest = {file: e for file, e in listed.items() if file != output.name}
     gone = f"- `{output.name}`: "
     return "".join([lines[0], _exports_line(rest), *[line for line in lines[2:] if not line.startswith(gone)]])
+
+
+def _same_run(entry: dict, run_dir: Path) -> bool:
+    """Whether a card's entry is an export of this run: by its identity (run_identity); an entry of an
+    older card, without one, by the folder name."""
+    if "run_id" in entry:
+        return entry["run_id"] == run_identity(run_dir)
+    return entry.get("run") == Path(os.path.abspath(run_dir)).name
 
 
 def card_exports(path: Path) -> dict[str, dict]:
@@ -305,7 +322,7 @@ def dataset_card(run_dir: Path, tasks: list[dict], exports: dict[str, dict]) -> 
     """A short Markdown card: what the data is, how it was made and filtered, and each export (file name
     -> format, records, date). Never a key: the stored base URL is redacted once more, and nothing else
     from the endpoint is written."""
-    settings = read_config(run_dir)["settings"]
+    settings = read_settings(run_dir)
     lang = settings.get("lang", "unknown")
     unit = "characters" if lang == "zh" else "words"
     instances = sum(len(t["instances"]) for t in tasks)
@@ -355,19 +372,53 @@ Exported from the selfinstruct run `{name}`; dates are UTC.
 
 def rejected_candidates(run_dir: Path | str) -> list[dict]:
     """The run's rejected candidates, read without writing anything."""
-    return _derived(Path(run_dir), "rejected.jsonl")
+    return _derived(Path(run_dir), "rejected.jsonl", _rejection_problem)
 
 
 def accepted_tasks(run_dir: Path | str) -> list[dict]:
     """The run's accepted tasks, read without writing anything: the run may still be going."""
     run_dir = Path(run_dir)
     read_config(run_dir)
-    return _derived(run_dir, "tasks.jsonl")
+    return _derived(run_dir, "tasks.jsonl", _task_problem)
 
 
-def _derived(run_dir: Path, name: str) -> list[dict]:
+def _derived(run_dir: Path, name: str, check: Callable[[dict], str | None]) -> list[dict]:
     try:
-        return Journal(run_dir / name).read()
+        return Journal(run_dir / name).read(check=check)
     except JournalDamaged as exc:
         raise JournalDamaged(f"{exc}; {name} is derived from responses.jsonl: "
                              f"`selfinstruct resume {run_dir}` rebuilds it without sending a request") from None
+
+
+def _task_problem(record: object) -> str | None:
+    """What makes a line of tasks.jsonl unusable as an accepted task, or None."""
+    if not isinstance(record, dict):
+        return f"expected an object, got {type(record).__name__}"
+    texts = [(key, record.get(key)) for key in ("id", "instruction")]
+    instances = record.get("instances")
+    if not isinstance(instances, list) or not instances:
+        return "field 'instances': expected a list of instances"
+    for i, instance in enumerate(instances):
+        if not isinstance(instance, dict):
+            return f"field 'instances[{i}]': expected an object"
+        texts += [(f"instances[{i}].{key}", instance.get(key)) for key in ("input", "output")]
+    if record.get("is_classification") not in (None, True, False):
+        return "field 'is_classification': expected true, false or null"
+    return _text_problem(texts)
+
+
+def _rejection_problem(record: object) -> str | None:
+    """What makes a line of rejected.jsonl unusable as a rejection, or None."""
+    if not isinstance(record, dict):
+        return f"expected an object, got {type(record).__name__}"
+    texts = [(key, record.get(key)) for key in ("reason", "stage", "instruction")]
+    return _text_problem(texts + ([("detail", record["detail"])] if "detail" in record else []))
+
+
+def _text_problem(fields: list[tuple[str, object]]) -> str | None:
+    for name, value in fields:
+        if not isinstance(value, str):
+            return f"field '{name}': expected a string, got {type(value).__name__}"
+        if invalid_text(value):
+            return f"field '{name}': {invalid_text(value)}"
+    return None

@@ -40,8 +40,9 @@ from .corpus import CorpusBuilder
 from .dedup import ENGINES, NONE, Decisions, Matches, deduplicate
 from .journal import json_line
 from .judge import JudgeOptions, score_records
+from .paths import special_kind, unwritable_target
 from .progress import count_lines
-from .records import RecordError, detect_layout, iter_records
+from .records import Fingerprint, RecordError, detect_layout, iter_records
 from .rundir import is_file_of_a_run
 from .screening import PROGRESS_EVERY, Options, Screened, ScreenError, input_of, read_record, screen
 from .seeds import Instance
@@ -206,9 +207,15 @@ def _check_paths(input: Path, output: Path, dropped: Path, againsts: list[Path],
         raise FilterError(f"{input}: no such file")
     if input.is_dir():
         raise FilterError(f"{input}: is a directory, not a dataset file")
+    kind = special_kind(input)
+    if kind:
+        raise FilterError(f"{input}: is {kind}, not a regular file; filter reads its input twice, so save it to a "
+                          "file first")
     for path in (output, dropped):
         if path.is_dir():
             raise FilterError(f"{path}: is a directory; give a file name to write to")
+        if unwritable_target(path):
+            raise FilterError(unwritable_target(path))
         if not path.parent.is_dir():
             raise FilterError(f"{path}: cannot write there: {path.parent} is not an existing directory")
     sources = [("input", input), *(("--against file", path) for path in againsts)]
@@ -353,8 +360,8 @@ class _Writing:
         records a duplicate cites are remembered as they pass."""
         self.ready(len(self.found.kept))
         cited = set(np.unique(self.matches.kept_entry[self.matches.kept_entry != NONE]).tolist())
-        number = -1
-        for number, (line, record) in enumerate(iter_records(source, skip_bad_lines=True)):
+        number, read = -1, _second_read(screened)
+        for number, (line, record) in enumerate(iter_records(source, skip_bad_lines=True, digest=read)):
             if number >= screened.records or screened.lines[number] != line:
                 raise _changed(source)
             if number % PROGRESS_EVERY == 0:
@@ -368,7 +375,7 @@ class _Writing:
                 written += 1
             else:
                 drops.write(dropped)
-        if number + 1 != screened.records:
+        if number + 1 != screened.records or read.ranges() != screened.fingerprint:
             raise _changed(source)
         self._progress(lines, lines)
         return written
@@ -387,8 +394,10 @@ class _Writing:
         head = _utf8_json(self._naming(source))  # how a dropped entry starts
         head = None if head is None else (head[:-1] + (", " if self.named else "")).encode()
         number = line_base = offset = 0
+        read = _second_read(screened)
         with source.open("rb") as stream:
             while chunk := stream.readlines(1 << 20):
+                read.update(b"".join(chunk))
                 stop = int(np.searchsorted(where, line_base + len(chunk), "right"))
                 self.ready(first + stop)
                 positions = (where[number:stop] - line_base - 1).tolist()
@@ -440,7 +449,7 @@ class _Writing:
                 drops.writelines(dropped_lines)
                 number, line_base, offset = stop, line_base + len(chunk), starts[-1]
                 self._progress(line_base, lines)
-        if number != records:
+        if number != records or read.ranges() != screened.fingerprint:
             raise _changed(source)
 
     def _one(self, source: Path, screened: Screened, number: int, line: int, record,
@@ -564,6 +573,11 @@ def _utf8_json(value: dict) -> str | None:
     except UnicodeEncodeError:
         return None
     return text
+
+
+def _second_read(screened: Screened) -> Fingerprint:
+    """The digests of the second read, split where the first read's parts end, to compare with theirs."""
+    return Fingerprint(0, [end for _, end, _ in screened.fingerprint[:-1]])
 
 
 def _changed(source: Path) -> FilterError:

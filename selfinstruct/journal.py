@@ -12,7 +12,11 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+from .paths import unwritable_target
+from .records import load_json
 
 
 class JournalError(RuntimeError):
@@ -37,9 +41,11 @@ class Journal:
         self.path = Path(path)
         self._fd: int | None = None
 
-    def read(self, repair: bool = False, required: tuple[str, ...] = ()) -> list[dict]:
+    def read(self, repair: bool = False, required: tuple[str, ...] = (),
+             check: Callable[[dict], str | None] | None = None) -> list[dict]:
         """All complete records. A torn last line is skipped, and with ``repair`` set aside. A record
-        that is not an object with the ``required`` fields is a damaged line."""
+        that is not an object with the ``required`` fields, or of which ``check`` says what is wrong, is a
+        damaged line."""
         data = self._read_bytes()
         end = data.rfind(b"\n") + 1
         if end < len(data):
@@ -51,12 +57,15 @@ class Journal:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                record = load_json(line.decode("utf-8"))
+            except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError and TooDeep are ValueErrors
                 raise JournalDamaged(f"{self.path}:{number}: damaged journal line ({exc})") from None
             if required and not (isinstance(record, dict) and all(key in record for key in required)):
                 raise JournalDamaged(f"{self.path}:{number}: damaged journal line (not a record with "
                                      f"{', '.join(required)})")
+            problem = check(record) if check else None
+            if problem:
+                raise JournalDamaged(f"{self.path}:{number}: damaged journal line ({problem})")
             records.append(record)
         return records
 
@@ -172,6 +181,8 @@ class DerivedJournal(Journal):
 def write_atomic(path: Path, text: str) -> None:
     """Replace a file so that readers see the old or the new content, never a mix."""
     path = Path(path)
+    if unwritable_target(path):
+        raise JournalError(unwritable_target(path))
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with tmp.open("w", encoding="utf-8") as out:

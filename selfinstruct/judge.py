@@ -42,6 +42,11 @@ _LABELLED = re.compile(r"(?:score|rating|grade|评分|得分|分数|打分)\s*(?
 _OUT_OF = re.compile(r"(?<![\d.])([1-5])\s*(?:/\s*5|out of 5|分|points?)(?!\d)", re.IGNORECASE)
 _BARE = re.compile(r"^\s*[*\[(（]*\s*([1-5])\s*[*\])）]*\s*(?:[.。,，:：]|$)")
 _SCALE = re.compile(r"^\s*(?:/\s*5|out of 5|分|points?)", re.IGNORECASE)
+# A score on another scale ("Score: 5/10", "4 out of 10", "满分10分", "on a scale of 1-10") is never
+# read as out of 5: the score right after the number, or a scale stated anywhere.
+_DENOMINATOR = re.compile(r"\s*(?:/|out of|of)\s*(\d+)", re.IGNORECASE)
+_STATED_SCALE = re.compile(r"scale of\s*(?:0|1|one|zero)\s*(?:-|–|to)\s*(\d+)|(?:满分|总分)\s*(?:为|是)?\s*(\d+)"
+                           r"|(\d+)\s*分制|(?:[01])\s*(?:-|–|到|至)\s*(\d+)\s*分", re.IGNORECASE)
 _REASON = re.compile(r"(?:reason|because|理由|原因)\s*[:：]?\s*(.+)", re.IGNORECASE | re.DOTALL)
 
 
@@ -59,12 +64,21 @@ def parse_score(text: str) -> tuple[int | None, str]:
     text = text.strip()
     first = text.split("\n", 1)[0]
     found = _BARE.match(first) or _LABELLED.search(text) or _OUT_OF.search(text)
-    if not found:
+    if not found or _other_scale(text, found.end(1)):
         return None, text[:REASON_CHARS]
     after = _SCALE.sub("", text[found.end():], count=1)
     reason = _REASON.search(after) or _REASON.search(text)
     rest = reason.group(1) if reason else after
     return int(found.group(1)), " ".join(rest.strip(" \n*:：.,，。-—").split())[:REASON_CHARS]
+
+
+def _other_scale(text: str, after: int) -> bool:
+    """Whether the score ending at ``after`` is out of something other than 5, or the answer says its
+    scale is another."""
+    denominator = _DENOMINATOR.match(text, after)
+    if denominator and int(denominator.group(1)) != 5:
+        return True
+    return any(int(number) != 5 for found in _STATED_SCALE.finditer(text) for number in found.groups() if number)
 
 
 @dataclass

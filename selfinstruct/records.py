@@ -7,14 +7,21 @@ Both forms are read incrementally: memory does not grow with the file.
 from __future__ import annotations
 
 import codecs
+import hashlib
 import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from .paths import special_kind
+
 _WHITESPACE = re.compile(r"[ \t\r\n]*")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
 _CHUNK = 1 << 16
+_BLOCK = 1 << 20  # bytes of JSON lines read at once
+MAX_DEPTH = 100  # arrays and objects inside each other; deeper records are refused (no record needs more)
 
 
 class RecordError(ValueError):
@@ -25,6 +32,40 @@ class RecordError(ValueError):
         where = f"{path}:{line}" if line else f"{path}"
         what = f"field '{field}': {message}" if field else message
         super().__init__(f"{where}: {what}")
+
+
+class TooDeep(ValueError):
+    """A JSON value nested more than MAX_DEPTH deep: whatever walked it next (json itself, a check, a
+    writer) would run out of stack."""
+
+    def __init__(self):
+        super().__init__(f"nested more than {MAX_DEPTH} levels deep (arrays or objects inside each other)")
+
+
+def load_json(text: str) -> object:
+    """``json.loads``, refusing a value nested more than MAX_DEPTH deep (TooDeep)."""
+    if _too_deep(text, 0, len(text)):
+        raise TooDeep()
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise TooDeep() from None
+
+
+def _too_deep(text: str, start: int, end: int) -> bool:
+    """Whether the JSON text ``text[start:end]`` nests deeper than MAX_DEPTH (cheap for the usual record,
+    which holds fewer brackets than that)."""
+    return text.count("[", start, end) + text.count("{", start, end) > MAX_DEPTH and \
+        _depth(text[start:end]) > MAX_DEPTH
+
+
+def _depth(text: str) -> int:
+    """How deep arrays and objects nest in JSON text (strings skipped)."""
+    depth = deepest = 0
+    for bracket in _BRACKETS.findall(_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def invalid_text(value: str) -> str | None:
@@ -41,23 +82,57 @@ def invalid_text(value: str) -> str | None:
             "itself, or a complete surrogate pair such as \\ud83d\\ude00")
 
 
-def iter_records(path: Path | str, skip_bad_lines: bool = False,
-                 part: tuple[int, int] | None = None) -> Iterator[tuple[int, object]]:
+def iter_records(path: Path | str, skip_bad_lines: bool = False, part: tuple[int, int] | None = None,
+                 digest: Fingerprint | None = None) -> Iterator[tuple[int, object]]:
     """Yield ``(line, value)`` for each record of a JSON array or JSON-lines file.
 
     With ``skip_bad_lines``, a JSON line that does not parse is yielded as ``(line, RecordError)``
     instead of ending the read (a broken JSON array cannot be resynchronised and always ends it).
     With ``part`` (a byte range from ``line_parts``), only the lines in it, numbered from 1 at its start.
+    ``digest``, if given, is fed every byte read, in order (from the part's start, or the file's).
     """
     path = Path(path)
+    digest = digest or Fingerprint()
     with _open(path) as stream:
         if part:
             stream.seek(part[0])
-            yield from _iter_lines(_lines_until(stream, part[0], part[1]), path, skip_bad_lines)
+            yield from _iter_lines(_lines(stream, digest, part[1] - part[0]), path, skip_bad_lines)
         elif _layout(stream, path) == "array":
-            yield from _iter_array(stream, path)
+            yield from _iter_array(stream, path, skip_bad_lines, digest)
         else:
-            yield from _iter_lines(stream, path, skip_bad_lines)
+            yield from _iter_lines(_lines(stream, digest), path, skip_bad_lines)
+
+
+class Fingerprint:
+    """Digests of a file's consecutive byte ranges, fed in order as a reader takes them.
+
+    ``filter`` reads its input twice and must know that the second read saw the bytes of the first:
+    size and time stamps miss an edit of the same length within a second, a digest does not. The
+    first read may be split into parts read apart (``start``: where this part begins); the second
+    read, of the whole file, splits its digests at the same ``ends`` to compare them."""
+
+    def __init__(self, start: int = 0, ends: list[int] = ()):
+        self._ends, self._position = list(ends), start
+        self._ranges: list[tuple[int, int, bytes]] = []
+        self._start, self._hash = start, hashlib.blake2b(digest_size=16)
+
+    def update(self, data: bytes) -> None:
+        while self._ends and self._position + len(data) >= self._ends[0]:
+            cut = self._ends.pop(0) - self._position
+            self._hash.update(data[:cut])
+            self._position += cut
+            self._close()
+            data = data[cut:]
+        self._hash.update(data)
+        self._position += len(data)
+
+    def _close(self) -> None:
+        self._ranges.append((self._start, self._position, self._hash.digest()))
+        self._start, self._hash = self._position, hashlib.blake2b(digest_size=16)
+
+    def ranges(self) -> list[tuple[int, int, bytes]]:
+        """(start, end, digest) of each range read, the last one ending where reading stopped."""
+        return self._ranges + [(self._start, self._position, self._hash.digest())]
 
 
 def line_parts(path: Path | str, size: int) -> list[tuple[int, int]]:
@@ -88,11 +163,22 @@ def _layout(stream, path: Path) -> str:
     return "array" if first == b"[" else "lines"
 
 
-def _lines_until(stream, position: int, end: int) -> Iterator[bytes]:
-    while position < end:
-        line = stream.readline()
-        position += len(line)
-        yield line
+def _lines(stream, digest: Fingerprint, limit: int | None = None) -> Iterator[bytes]:
+    """The lines of a binary stream, without their newline, up to ``limit`` bytes; read a block at a
+    time, and each block fed to ``digest``."""
+    rest = b""
+    while True:
+        block = stream.read(_BLOCK if limit is None else min(_BLOCK, limit))
+        if not block:
+            if rest:
+                yield rest
+            return
+        digest.update(block)
+        if limit is not None:
+            limit -= len(block)
+        lines = (rest + block).split(b"\n")
+        rest = lines.pop()
+        yield from lines
 
 
 def detect_layout(path: Path | str) -> str:
@@ -102,6 +188,12 @@ def detect_layout(path: Path | str) -> str:
 
 
 def _open(path: Path):
+    kind = special_kind(path)
+    if kind == "a directory":
+        raise RecordError(path, None, "is a directory, not a dataset file")
+    if kind:
+        raise RecordError(path, None, f"is {kind}, not a regular file; a dataset is read more than once, so save "
+                                      "it to a file first")
     try:
         return path.open("rb")
     except OSError as exc:
@@ -125,16 +217,18 @@ def _decode(raw: bytes, path: Path, line: int) -> str:
         raise RecordError(path, line, f"not valid UTF-8 (byte {exc.start} of the line)") from None
 
 
-def _iter_lines(stream, path: Path, skip_bad_lines: bool) -> Iterator[tuple[int, object]]:
-    for number, raw in enumerate(stream, start=1):
+def _iter_lines(lines: Iterator[bytes], path: Path, skip_bad_lines: bool) -> Iterator[tuple[int, object]]:
+    for number, raw in enumerate(lines, start=1):
         try:
             text = _decode(raw, path, number).strip()
             if not text:
                 continue
             try:
-                value = json.loads(text)
+                value = load_json(text)
             except json.JSONDecodeError as exc:
                 raise RecordError(path, number, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+            except TooDeep as exc:
+                raise RecordError(path, number, str(exc)) from None
         except RecordError as error:
             if not skip_bad_lines:
                 raise
@@ -142,8 +236,9 @@ def _iter_lines(stream, path: Path, skip_bad_lines: bool) -> Iterator[tuple[int,
         yield number, value
 
 
-def _iter_array(stream, path: Path) -> Iterator[tuple[int, object]]:
-    """Parse ``[v, v, ...]`` one value at a time, reading the file in chunks."""
+def _iter_array(stream, path: Path, skip_bad_lines: bool, digest: Fingerprint) -> Iterator[tuple[int, object]]:
+    """Parse ``[v, v, ...]`` one value at a time, reading the file in chunks; with ``skip_bad_lines``, an
+    item nested too deep is yielded as a RecordError (its end is known, so the read goes on)."""
     decoder = json.JSONDecoder()
     utf8 = codecs.getincrementaldecoder("utf-8")()
     text, pos, line, eof = "", 0, 1, False
@@ -151,6 +246,7 @@ def _iter_array(stream, path: Path) -> Iterator[tuple[int, object]]:
     def read_more() -> None:
         nonlocal text, pos, eof
         block = stream.read(_CHUNK)
+        digest.update(block)
         eof = not block
         try:
             text = text[pos:] + utf8.decode(block, final=eof)
@@ -185,9 +281,15 @@ def _iter_array(stream, path: Path) -> Iterator[tuple[int, object]]:
                         raise RecordError(path, line, f"invalid JSON: {exc.msg}") from None
                     read_more()
                     continue
+                except RecursionError:  # the item's end is unknown, so the array cannot be read on
+                    raise RecordError(path, line, str(TooDeep())) from None
                 if end < len(text) or eof:  # at the very end a number may go on in the next chunk
                     break
                 read_more()
+            if _too_deep(text, pos, end):
+                if not skip_bad_lines:
+                    raise RecordError(path, line, str(TooDeep()))
+                value = RecordError(path, line, str(TooDeep()))
             yield line, value
             line += text.count("\n", pos, end)
             pos = end

@@ -12,7 +12,6 @@ import base64
 import datetime
 import html
 import importlib.metadata
-import json
 import os
 import random
 import time
@@ -27,9 +26,10 @@ from .screening import read_record
 from .filters import detect_lang
 from .export import accepted_tasks, rejected_candidates
 from .journal import write_atomic
-from .records import RecordError, invalid_text, iter_records
+from .paths import special_kind, unwritable_target
+from .records import RecordError, invalid_text, iter_records, load_json
 from .resources import default_seeds
-from .rundir import RunDirError, completion_note, read_config
+from .rundir import RunDirError, completion_note, read_settings
 from .seeds import Instance, load_seed_tasks
 from .similarity import RougeIndex
 
@@ -126,16 +126,43 @@ def _chat_turns(record) -> tuple[str, list[Instance]] | None:
 
 def _load_run(path: Path) -> Dataset:
     try:
-        settings = read_config(path)["settings"]
+        settings = read_settings(path)
     except RunDirError as exc:
         raise ReportError(str(exc)) from None
     tasks = [Task(t["instruction"], [(i["input"], i["output"]) for i in t["instances"]], t.get("is_classification"))
              for t in accepted_tasks(path)]
-    summary_file = path / "summary.json"
-    summary = json.loads(summary_file.read_text(encoding="utf-8")) if summary_file.exists() else {}
+    summary, problem = _summary(path / "summary.json")
     rejected = rejected_candidates(path)
     return Dataset(path, settings["lang"], tasks, sum(len(t.instances) for t in tasks),
-                   run={"settings": settings, "summary": summary}, rejected=rejected)
+                   run={"settings": settings, "summary": summary, "summary_problem": problem}, rejected=rejected)
+
+
+# What the page reads of summary.json: counts per stage or reason, and the cost.
+_SUMMARY_COUNTS = ("candidates_by_stage", "requests_by_stage", "tokens_in_by_stage", "tokens_out_by_stage",
+                   "retries_by_reason", "failed_requests_by_reason", "cost_usd_by_stage")
+
+
+def _summary(path: Path) -> tuple[dict, str | None]:
+    """summary.json, or {} and what is wrong with it: the page is drawn without its counts."""
+    if not path.exists():
+        return {}, None
+    try:
+        if special_kind(path):
+            raise ValueError(f"is {special_kind(path)}")
+        summary = load_json(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return {}, f"unreadable ({exc})"
+    if not isinstance(summary, dict):
+        return {}, f"expected an object, got {type(summary).__name__}"
+    for key in _SUMMARY_COUNTS:
+        counts = summary.get(key) or {}
+        if not isinstance(counts, dict) or not all(
+                isinstance(n, (int, float)) and not isinstance(n, bool) for n in counts.values()):
+            return {}, f"field '{key}': expected counts by name"
+    cost = summary.get("cost_usd")
+    if cost is not None and (not isinstance(cost, (int, float)) or isinstance(cost, bool)):
+        return {}, "field 'cost_usd': expected a number"
+    return summary, None
 
 
 @dataclass
@@ -244,6 +271,8 @@ def _check_output(output: Path) -> None:
     """Refuse, before any work, an output that cannot be written or is not ours to replace."""
     if output.is_dir():
         raise ReportError(f"{output} is a directory; give a file name to write to")
+    if unwritable_target(output):
+        raise ReportError(unwritable_target(output))
     parent = output.parent
     if not parent.is_dir():
         raise ReportError(f"{output}: cannot write there: {parent} is not an existing directory")
@@ -262,6 +291,9 @@ def _notes(data: Dataset, lang: str) -> list[str]:
     if data.run:
         note = completion_note(data.source)
         notes += [note] if note else []
+        if data.run["summary_problem"]:
+            notes.append(f"{data.source / 'summary.json'} is damaged ({data.run['summary_problem']}), so requests, "
+                         f"tokens and cost are left out; `selfinstruct resume {data.source}` writes it again")
     elif lang != "auto" and data.detected != lang:
         notes.append(f"--lang {lang}, but most instructions look {data.detected}")
     return notes

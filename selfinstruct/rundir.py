@@ -14,12 +14,16 @@ on the next resume without sending a request.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
+import uuid
 from pathlib import Path
 
-from .config import signature_changes
+from .config import Config, ConfigError, settings_from, signature_changes
 from .journal import DerivedJournal, Journal, JournalDamaged, JournalError, write_atomic
+from .paths import special_kind
+from .records import load_json
 
 FORMAT_VERSION = 3
 RUN_FILES = ("config.json", "responses.jsonl", "tasks.jsonl", "rejected.jsonl", "summary.json", ".lock", "server.log")
@@ -57,11 +61,13 @@ MIGRATIONS = {1: _from_v1, 2: _from_v2}
 def read_config(path: Path) -> dict:
     """A run directory's config.json, checked and migrated to the current format."""
     config_file = Path(path) / "config.json"
+    if special_kind(config_file):
+        raise RunDirError(f"{config_file}: is {special_kind(config_file)}, not a regular file")
     try:
-        stored = json.loads(config_file.read_text(encoding="utf-8"))
+        stored = load_json(config_file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RunDirError(f"{path} is not a selfinstruct run directory (no config.json)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: not JSON, or nested too deep
         raise RunDirError(f"{config_file}: unreadable ({exc})") from None
     if not isinstance(stored, dict) or not isinstance(stored.get("settings"), dict) \
             or not isinstance(stored.get("signature"), dict):
@@ -77,6 +83,26 @@ def read_config(path: Path) -> dict:
         stored = MIGRATIONS[version](stored)
         version += 1
     return stored
+
+
+def read_settings(run_dir: Path) -> dict:
+    """A run's stored settings, checked as a resume checks them (names, types, ranges)."""
+    config_file = Path(run_dir) / "config.json"
+    try:
+        settings = settings_from(read_config(run_dir)["settings"], config_file)
+        Config(**{**settings, "output": run_dir})
+    except ConfigError as exc:
+        raise RunDirError(f"{config_file}: {str(exc).removeprefix(f'{config_file}: ')}") from None
+    return settings
+
+
+def run_identity(run_dir: Path) -> str:
+    """What tells this run from every other, as a digest: the id its config.json holds (two runs' folders
+    may share a name, and a deleted run's folder may be made again) with the folder's absolute path (a copy
+    of a run goes its own way). A dataset card stores it, so it holds no path."""
+    found = read_config(run_dir).get("id")
+    key = f"{found if isinstance(found, str) else ''}\n{os.path.realpath(run_dir)}"
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 def is_run_file(run_dir: Path, path: Path) -> bool:
@@ -141,6 +167,7 @@ class RunDir:
         self.rejected = DerivedJournal(self.path / "rejected.jsonl")
         self.lock = RunLock(self.path)
         self.previous_summary: dict = {}
+        self.id = ""  # unique to the run, kept in config.json
 
     @classmethod
     def open(cls, path: Path, settings: dict, signature: dict, allow_changes: bool = False) -> RunDir:
@@ -166,6 +193,7 @@ class RunDir:
                 if settings["num_instructions"] < accepted:
                     raise RunDirError(f"-n {settings['num_instructions']} is below the {accepted} tasks {run.path} "
                                       "has already accepted; give at least that many")
+            run.id = (stored.get("id") if exists else None) or uuid.uuid4().hex
             run._write_config(settings, signature)
             for journal in (run.tasks, run.rejected):
                 journal.open_for_replay()
@@ -177,7 +205,7 @@ class RunDir:
     def _write_config(self, settings: dict, signature: dict) -> None:
         try:
             write_atomic(self.path / "config.json", json.dumps(
-                {"format": FORMAT_VERSION, "settings": settings, "signature": signature},
+                {"format": FORMAT_VERSION, "id": self.id, "settings": settings, "signature": signature},
                 ensure_ascii=False, indent=2) + "\n")
             for journal in (self.responses, self.tasks, self.rejected):
                 journal.path.touch()
@@ -205,8 +233,10 @@ class RunDir:
 
 
 def _read_json(path: Path) -> dict:
+    if special_kind(path):
+        return {}
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        value = load_json(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}

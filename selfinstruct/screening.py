@@ -27,7 +27,7 @@ import numpy as np
 from .config import LENGTH_DEFAULTS
 from .corpus import CorpusBuilder
 from .filters import clean_instances, detect_lang, instruction_rejection
-from .records import RecordError, invalid_text, iter_records, line_parts
+from .records import Fingerprint, RecordError, invalid_text, iter_records, line_parts
 from .seeds import Instance
 
 PART_BYTES = 16 << 20
@@ -60,6 +60,7 @@ class Screened:
     reasons: list[str] = field(default_factory=lambda: [""])
     errors: dict[int, str] = field(default_factory=dict)  # record -> a bad record's error
     unreadable: set[int] = field(default_factory=set)  # records that are not JSON (or not UTF-8)
+    fingerprint: list = field(default_factory=list)  # Fingerprint.ranges() of the bytes read, part by part
     parsed_any: bool = False  # some record is JSON
     field_seen: bool = False  # some record has the instruction field
 
@@ -77,6 +78,7 @@ class Screened:
         self.errors.update((base + number, error) for number, error in other.errors.items())
         self.unreadable.update(base + number for number in other.unreadable)
         self.records += other.records
+        self.fingerprint += other.fingerprint
         self.parsed_any |= other.parsed_any
         self.field_seen |= other.field_seen
 
@@ -165,7 +167,8 @@ def _read(path, options: Options, part: tuple[int, int] | None,
     screened, corpus = Screened(), CorpusBuilder(use_inputs=options.key == "instruction+input")
     field, only = options.field, options.only
     instructions, inputs, active = [], [], []  # the entries not yet added to the corpus, added in bulk
-    for line, record in iter_records(path, skip_bad_lines=True, part=part):
+    fingerprint = Fingerprint(part[0] if part else 0)
+    for line, record in iter_records(path, skip_bad_lines=True, part=part, digest=fingerprint):
         number = screened.records
         screened.records += 1
         screened.lines.append(line)
@@ -196,6 +199,7 @@ def _read(path, options: Options, part: tuple[int, int] | None,
         inputs.append(given if taken else "")
         active.append(taken)
     corpus.add_texts(instructions, inputs, active)
+    screened.fingerprint = fingerprint.ranges()
     return screened, corpus
 
 

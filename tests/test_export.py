@@ -17,6 +17,7 @@ from test_cli import invoke
 
 from selfinstruct import Config, export_run, generate
 from selfinstruct.export import CARD_MARKER, ExportError, card_exports
+from selfinstruct.rundir import run_identity
 from selfinstruct.seeds import load_seed_tasks
 
 SCRIPT = Path(sys.executable).parent / "selfinstruct"
@@ -183,7 +184,9 @@ def test_card_describes_the_run_and_holds_no_credential(run):
     assert f"dataset card: {run / 'README.md'}" in result.output
     card = (run / "README.md").read_text(encoding="utf-8")
     tasks = read_jsonl(run / "tasks.jsonl")
-    settings = json.loads((run / "config.json").read_text(encoding="utf-8"))["settings"]
+    stored = json.loads((run / "config.json").read_text(encoding="utf-8"))
+    settings = stored["settings"]
+    assert len(stored["id"]) == 32  # what tells this run from another whose folder has the same name
     port = settings["base_url"].rsplit(":", 1)[1].split("/")[0]
     today = {f"{datetime.now(timezone.utc) - timedelta(minutes=m):%Y-%m-%d}" for m in (0, 5)}
     lines = card.splitlines()
@@ -191,7 +194,7 @@ def test_card_describes_the_run_and_holds_no_credential(run):
     (day,) = [e["exported"] for e in card_exports(run / "README.md").values()]
     assert day in today
     assert lines[1] == ('<!-- {"exports": {"messages.jsonl": {"format": "messages", "records": %d, "exported": "%s", '
-                        '"run": "run"}}} -->' % (len(instances(run)), day))
+                        '"run": "run", "run_id": "%s"}}} -->' % (len(instances(run)), day, run_identity(run)))
     for line in [f"- tasks: {len(tasks)}", f"- instances: {len(instances(run))}",
                  f"- `messages.jsonl`: `messages`, {len(instances(run))} records (one per instance), exported {day}; "
                  'OpenAI chat fine-tuning JSONL: {"messages": [user, assistant]}, one per instance; prompt: the '
@@ -306,6 +309,27 @@ def test_another_runs_card_is_refused_and_left_whole(run, tmp_path):
     export_run(run, "messages", out / "m.jsonl")  # the card's own run still adds to it
     assert list(card_exports(out / "README.md")) == ["a.json", "m.jsonl"]
     assert "# run: instruction-tuning data" in (out / "README.md").read_text(encoding="utf-8")
+
+
+def test_runs_whose_folders_share_a_name_are_told_apart(made_run, tmp_path):
+    """exp1/run and exp2/run exported into one folder: the second must not rewrite the first's card, nor
+    must a run made again in a deleted run's folder (a new id in its config.json)."""
+    first = Path(shutil.copytree(made_run, tmp_path / "exp1" / "run"))
+    second = Path(shutil.copytree(made_run, tmp_path / "exp2" / "run"))
+    out = tmp_path / "out"
+    out.mkdir()
+    export_run(first, "alpaca", out / "a.json")
+    card = (out / "README.md").read_bytes()
+    with pytest.raises(ExportError, match=r"README.md is the dataset card of another run \(run\)"):
+        export_run(second, "sharegpt", out / "b.jsonl")
+    assert (out / "README.md").read_bytes() == card and not (out / "b.jsonl").exists()
+    stored = json.loads((first / "config.json").read_text(encoding="utf-8"))
+    (first / "config.json").write_text(json.dumps({**stored, "id": "0" * 32}), encoding="utf-8")
+    with pytest.raises(ExportError, match="dataset card of another run"):
+        export_run(first, "sharegpt", out / "b.jsonl")
+    (first / "config.json").write_text(json.dumps(stored), encoding="utf-8")
+    export_run(first, "messages", out / "m.jsonl")  # the card's own run still adds to it
+    assert list(card_exports(out / "README.md")) == ["a.json", "m.jsonl"]
 
 
 def test_a_foreign_readme_is_never_overwritten(run, tmp_path):

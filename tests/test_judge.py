@@ -121,6 +121,14 @@ def test_judge_settings_are_checked(settings, message):
     ("3分，回答基本正确但不够完整。", 3, "回答基本正确但不够完整"),
     ("The response is great.", None, "The response is great."),
     ("Rating: 10 out of 10", None, "Rating: 10 out of 10"),
+    # A score on another scale is refused, never read as out of 5.
+    ("Score: 5/10", None, "Score: 5/10"),
+    ("**Score:** 4 / 10\nReason: vague", None, "**Score:** 4 / 10\nReason: vague"),
+    ("I would rate this 3 out of 10.", None, "I would rate this 3 out of 10."),
+    ("On a scale of 1-10, this gets a 5.", None, "On a scale of 1-10, this gets a 5."),
+    ("满分10分，评分：5分。", None, "满分10分，评分：5分。"),
+    ("评分：4/10", None, "评分：4/10"),
+    ("Score: 4 out of 5. Reason: fine.", 4, "fine"),
     ("", None, ""),
 ])
 def test_parse_score_reads_chat_answers(answer, score, reason):
