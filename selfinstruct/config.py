@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
+from .paths import special_kind
 from .resources import default_prompts, default_seeds
 
 LANGS = ("zh", "en")
@@ -163,12 +164,16 @@ class Config:
     def from_toml(cls, path: Path | str, **overrides) -> Config:
         """Settings from a TOML file (keys as the CLI's long options), then the given overrides."""
         path = Path(path)
+        if special_kind(path):
+            raise ConfigError(f"{path}: is {special_kind(path)}, not a regular file; give a TOML file")
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: not valid TOML: arrays or tables nested too deep") from None
         values = settings_from(data, path)
         for key, instead in (("api_key", "set OPENAI_API_KEY"), ("judge_api_key", "pass --judge-api-key")):
             if key in values:

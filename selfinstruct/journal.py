@@ -136,8 +136,8 @@ class DerivedJournal(Journal):
         ids = set()
         for line in self._read_bytes().splitlines(keepends=True):
             try:
-                record = json.loads(line) if line.endswith(b"\n") else None
-            except (json.JSONDecodeError, UnicodeDecodeError):
+                record = load_json(line.decode("utf-8")) if line.endswith(b"\n") else None
+            except (ValueError, UnicodeDecodeError):  # not JSON, or nested too deep
                 continue
             if isinstance(record, dict):
                 ids.add(str(record.get("id")))

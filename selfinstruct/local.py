@@ -21,6 +21,7 @@ from hashlib import sha256
 from pathlib import Path
 
 from .config import BUNDLED_MODEL_NAME
+from .paths import special_kind
 
 GGUF_MAGIC = b"GGUF"
 # The bundled GGUF carries no chat template; llama.cpp would fall back to
@@ -92,6 +93,8 @@ def bundled_model_path() -> Path:
 def check_gguf(path: str | os.PathLike) -> Path:
     """Fail early, naming the path, instead of letting the server die obscurely."""
     path = Path(path)
+    if special_kind(path):
+        raise LocalModelError(f"local model {path} is {special_kind(path)}, not a GGUF file")
     if not path.is_file():
         raise LocalModelError(f"local model file not found: {path}")
     with path.open("rb") as model_file:

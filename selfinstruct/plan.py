@@ -18,6 +18,7 @@ from .methods import METHODS
 from .pipeline import Run
 from .pricing import Price, estimate_tokens
 from .prompts import PromptSet
+from .rundir import check_place
 from .runner import prices_of, templates_of
 from .seeds import load_start_tasks
 
@@ -43,6 +44,7 @@ class Plan:
 def plan(config: Config) -> Plan:
     """The prompts and the estimate for ``config``; nothing is sent and nothing is written."""
     config = config.resolve()
+    check_place(config.output)  # what the run would refuse, the dry run refuses too
     method = METHODS[config.mode]
     prompts = PromptSet.load(config.prompts, config.lang, templates_of(config))
     run = Run(config, prompts, load_start_tasks(config)[0])

@@ -12,6 +12,7 @@ from pathlib import Path
 from string import Template
 
 from .config import ConfigError
+from .paths import special_kind
 
 LABELS = {
     "en": {"task": "Task ", "instruction": "Instruction", "input": "Input", "output": "Output", "none": "None",
@@ -41,6 +42,8 @@ class PromptSet:
         templates, files = {}, []
         for stage, placeholders in wanted.items():
             path = Path(folder) / lang / f"{stage}.txt"
+            if special_kind(path):
+                raise PromptError(f"prompt template {path} is {special_kind(path)}, not a regular file")
             try:
                 text = path.read_text(encoding="utf-8")
             except FileNotFoundError:

@@ -105,6 +105,25 @@ def run_identity(run_dir: Path) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
+def check_place(path: Path) -> bool:
+    """Whether ``path`` holds a run (True) or can hold a new one (False: it is missing or an empty
+    directory); RunDirError if neither, or if a file of the run is not a regular file (a FIFO would
+    hang the run that reads it, a device be replaced)."""
+    path = Path(path)
+    exists = (path / "config.json").exists()
+    try:
+        if not exists and path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise RunDirError(f"{path} exists and is not a selfinstruct run directory (no config.json); "
+                              "choose an empty or new --output")
+    except OSError as exc:
+        raise RunDirError(f"cannot read {path}: {exc.strerror or exc}") from None
+    for name in RUN_FILES:
+        if special_kind(path / name):
+            raise RunDirError(f"{path / name} is {special_kind(path / name)}, not a regular file; a run directory "
+                              "holds only regular files")
+    return exists
+
+
 def is_run_file(run_dir: Path, path: Path) -> bool:
     """True for a file the run itself writes (which no export may overwrite)."""
     path, run_dir = Path(os.path.abspath(path)), Path(os.path.abspath(run_dir))
@@ -173,10 +192,7 @@ class RunDir:
     def open(cls, path: Path, settings: dict, signature: dict, allow_changes: bool = False) -> RunDir:
         """Create a run directory, or reopen one to resume it (checking the signature), and lock it."""
         run = cls(path)
-        exists = (run.path / "config.json").exists()
-        if not exists and run.path.exists() and (not run.path.is_dir() or any(run.path.iterdir())):
-            raise RunDirError(f"{run.path} exists and is not a selfinstruct run directory (no config.json); "
-                              "choose an empty or new --output")
+        exists = check_place(run.path)
         try:
             run.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

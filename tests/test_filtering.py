@@ -617,6 +617,49 @@ def test_a_file_changed_while_deduplicating_is_an_error_and_leaves_no_file(tmp_p
     assert threading.active_count() == threads
 
 
+@pytest.mark.parametrize("suffix, parts", [(".jsonl", False), (".jsonl", True), (".json", False)])
+def test_a_same_length_edit_between_the_two_reads_is_found(tmp_path, monkeypatch, suffix, parts):
+    """An edit that keeps the size, and whose time stamp is put back, between filter's first read and its
+    second: the output would hold two copies of one instruction. The digests of the two reads differ."""
+    copied = "Name three rivers that flow north."
+    other = "Describe a walk along a harbour.".ljust(len(copied))  # the same length, nothing alike
+    records = _generated(400, seed=7)
+    records[200:200] = [{"instruction": copied, "input": "", "output": "x"},
+                        {"instruction": other, "input": "", "output": "y"}]
+    source = tmp_path / f"data{suffix}"
+    source.write_text("\n".join(json.dumps(r) for r in records) + "\n" if suffix == ".jsonl"
+                      else json.dumps(records, indent=0))
+    if parts:  # read in parts by two processes, each with its own digest
+        monkeypatch.setattr(filtering, "screen", _screen_in_parts_of(4096))
+    edited = []
+
+    def progress(stage, done, total):
+        if stage == "read" and done == total and not edited:
+            before = source.stat()
+            data = source.read_bytes()
+            source.write_bytes(data.replace(other.encode(), copied.encode()))
+            os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+            assert source.stat().st_size == before.st_size
+            edited.append(True)
+
+    with pytest.raises(FilterError, match="changed while it was being filtered"):
+        filter_dataset(source, tmp_path / "out.jsonl", progress=progress, workers=2)
+    assert edited and sorted(p.name for p in tmp_path.iterdir()) == [source.name]
+
+
+def _screen_in_parts_of(size: int):
+    from selfinstruct import screening
+
+    def screen(*args, **kwargs):
+        original = screening.PART_BYTES
+        screening.PART_BYTES = size
+        try:
+            return screening.screen(*args, **kwargs)
+        finally:
+            screening.PART_BYTES = original
+    return screen
+
+
 def test_an_interrupted_deduplication_ends_the_writer_and_leaves_no_file(tmp_path, monkeypatch):
     records = _generated(3000, seed=6)
     source = tmp_path / "data.jsonl"
