@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -37,9 +38,11 @@ class Journal:
         self.path = Path(path)
         self._fd: int | None = None
 
-    def read(self, repair: bool = False, required: tuple[str, ...] = ()) -> list[dict]:
+    def read(self, repair: bool = False, required: tuple[str, ...] = (),
+             check: Callable[[dict], str | None] | None = None) -> list[dict]:
         """All complete records. A torn last line is skipped, and with ``repair`` set aside. A record
-        that is not an object with the ``required`` fields is a damaged line."""
+        that is not an object with the ``required`` fields, or of which ``check`` names a problem, is a
+        damaged line; so is JSON nested too deep to read."""
         data = self._read_bytes()
         end = data.rfind(b"\n") + 1
         if end < len(data):
@@ -54,9 +57,14 @@ class Journal:
                 record = json.loads(line)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise JournalDamaged(f"{self.path}:{number}: damaged journal line ({exc})") from None
+            except RecursionError:
+                raise JournalDamaged(f"{self.path}:{number}: damaged journal line (nested too deep)") from None
             if required and not (isinstance(record, dict) and all(key in record for key in required)):
                 raise JournalDamaged(f"{self.path}:{number}: damaged journal line (not a record with "
                                      f"{', '.join(required)})")
+            problem = check(record) if check else None
+            if problem:
+                raise JournalDamaged(f"{self.path}:{number}: damaged journal line ({problem})")
             records.append(record)
         return records
 
@@ -128,7 +136,7 @@ class DerivedJournal(Journal):
         for line in self._read_bytes().splitlines(keepends=True):
             try:
                 record = json.loads(line) if line.endswith(b"\n") else None
-            except (json.JSONDecodeError, UnicodeDecodeError):
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
                 continue
             if isinstance(record, dict):
                 ids.add(str(record.get("id")))

@@ -62,7 +62,7 @@ class Run:
         # Which waiting request gets a free slot first (lower first): the method's order, then the judge.
         self.priority = {**self.method.stages, judge.STAGE: max(self.method.stages.values()) + 1}
         self.cache: dict[str, dict] = {}
-        for record in rundir.read_responses() if rundir else ():
+        for record in rundir.read_responses(self.priority) if rundir else ():
             self.cache.setdefault(record["slot"], record)
             stats.count_response(record)
         self.round = 0

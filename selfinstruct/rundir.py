@@ -54,6 +54,50 @@ def _from_v2(stored: dict) -> dict:
 MIGRATIONS = {1: _from_v1, 2: _from_v2}
 
 
+ANSWER_REQUIRED = ("slot", "stage", "text", "error")
+
+
+def answer_problem(record: dict, stages=None) -> str | None:
+    """What is wrong with the types of a journaled answer's fields (None: nothing), so that a hand-edited
+    line is named as damaged instead of failing somewhere in the replay. ``stages``: the run's stages."""
+    for field, what, types, fits in _ANSWER_FIELDS:
+        if field not in record and field not in ANSWER_REQUIRED:
+            continue
+        value = record.get(field)
+        if type(value) not in types:  # exact types: a bool is not a count
+            return f"field '{field}': expected {what}, got {_type_name(value)}"
+        if not fits(value):
+            return f"field '{field}': expected {what}, got {json.dumps(value, ensure_ascii=False)[:60]}"
+    if stages is not None and record["stage"] not in stages:
+        return f"field 'stage': unknown stage {record['stage']!r} (this run's stages: {', '.join(stages)})"
+    return None
+
+
+def _counts(value: dict) -> bool:
+    return all(isinstance(reason, str) and type(n) is int and n >= 1 for reason, n in value.items())
+
+
+_ANYTHING = lambda value: True  # noqa: E731
+# (field, what it must be, its JSON types, what its value must satisfy); fields not listed are not read.
+_ANSWER_FIELDS = (
+    ("slot", "a string", (str,), _ANYTHING),
+    ("stage", "a string", (str,), _ANYTHING),
+    ("text", "a string", (str,), _ANYTHING),
+    ("error", "a string or null", (str, type(None)), _ANYTHING),
+    ("finish_reason", "a string or null", (str, type(None)), _ANYTHING),
+    ("detail", "a string or null", (str, type(None)), _ANYTHING),
+    ("prompt_tokens", "a count (an integer, 0 or more)", (int,), lambda n: n >= 0),
+    ("completion_tokens", "a count (an integer, 0 or more)", (int,), lambda n: n >= 0),
+    ("tokens_estimated", "true or false", (bool,), _ANYTHING),
+    ("seconds", "a number", (int, float), _ANYTHING),
+    ("retries", "an object of reason: count", (dict,), _counts),
+)
+
+
+def _type_name(value: object) -> str:
+    return {type(None): "null", dict: "object", list: "array"}.get(type(value), type(value).__name__)
+
+
 def read_config(path: Path) -> dict:
     """A run directory's config.json, checked and migrated to the current format."""
     config_file = Path(path) / "config.json"
@@ -184,10 +228,12 @@ class RunDir:
         except (JournalError, OSError) as exc:
             raise RunDirError(f"run directory {self.path} is not writable: {exc}") from None
 
-    def read_responses(self) -> list[dict]:
-        """The answers journaled so far; a torn last line is set aside (we hold the lock)."""
+    def read_responses(self, stages=None) -> list[dict]:
+        """The answers journaled so far, their fields checked; a torn last line is set aside (we hold the
+        lock). ``stages``: the run's stages, when a record of another stage is damaged."""
         try:
-            return self.responses.read(repair=True, required=("slot", "stage", "text", "error"))
+            return self.responses.read(repair=True, required=ANSWER_REQUIRED,
+                                       check=lambda record: answer_problem(record, stages))
         except JournalDamaged as exc:
             raise JournalDamaged(f"{exc}; delete that line and resume: that one request is sent again") from None
 

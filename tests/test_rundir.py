@@ -153,6 +153,43 @@ def test_a_damaged_answer_line_exits_2_naming_it(server, tmp_path):
     assert f"{responses}:2: damaged journal line" in result.output and "delete that line" in result.output
 
 
+@pytest.mark.parametrize("field, value, problem", [
+    ("slot", 5, "field 'slot': expected a string, got int"),
+    ("stage", ["instructions"], "field 'stage': expected a string, got array"),
+    ("stage", "bogus", "field 'stage': unknown stage 'bogus'"),
+    ("text", None, "field 'text': expected a string, got null"),
+    ("error", 3, "field 'error': expected a string or null, got int"),
+    ("finish_reason", {}, "field 'finish_reason': expected a string or null, got object"),
+    ("prompt_tokens", "12", "field 'prompt_tokens': expected a count (an integer, 0 or more), got str"),
+    ("completion_tokens", -1, "field 'completion_tokens': expected a count (an integer, 0 or more), got -1"),
+    ("retries", ["http_500"], "field 'retries': expected an object of reason: count, got array"),
+    ("retries", {"http_500": "2"}, "field 'retries': expected an object of reason: count, got"),
+    ("seconds", "slow", "field 'seconds': expected a number, got str"),
+])
+def test_an_answer_line_of_a_wrong_type_exits_2_naming_it(server, tmp_path, field, value, problem):
+    """A hand-edited answer of the right shape but a wrong type is one line and exit 2, not a traceback."""
+    generate(run_config(server, tmp_path, lang="en", num_instructions=3))
+    responses = tmp_path / "run" / "responses.jsonl"
+    records = read_jsonl(responses)
+    records[1][field] = value
+    responses.write_text("".join(json.dumps(r) + "\n" for r in records))
+    result = invoke("resume", tmp_path / "run", "-n", 5, "--quiet", "--api-key", "sk-test-key")
+    assert result.exit_code == 2, result.output
+    assert f"{responses}:2: damaged journal line ({problem}" in result.output, result.output
+    assert "Traceback" not in result.output
+    assert len([line for line in result.output.splitlines() if problem in line]) == 1
+
+
+def test_an_answer_line_nested_thousands_deep_is_a_damaged_line(server, tmp_path):
+    generate(run_config(server, tmp_path, lang="en", num_instructions=3))
+    responses = tmp_path / "run" / "responses.jsonl"
+    lines = responses.read_bytes().splitlines(keepends=True)
+    responses.write_bytes(lines[0] + b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}\n" + b"".join(lines[1:]))
+    result = invoke("resume", tmp_path / "run", "-n", 5, "--quiet", "--api-key", "sk-test-key")
+    assert result.exit_code == 2, result.output
+    assert f"{responses}:2: damaged journal line" in result.output and "Traceback" not in result.output
+
+
 def test_resume_works_from_another_directory_with_relative_paths(server, tmp_path, monkeypatch):
     (tmp_path / "work").mkdir()
     monkeypatch.chdir(tmp_path / "work")
