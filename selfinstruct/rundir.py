@@ -1,7 +1,8 @@
 """The run directory: settings, journals and summary of one generation run.
 
 ``config.json``     format version, the resolved settings (never the API key) and their signature
-``responses.jsonl`` every model answer (or final failure): the single source of truth
+``responses.jsonl`` every model answer (or final failure): the single source of truth; since format 4
+                    also each request abandoned while it retried (the run stopped), with its attempts
 ``tasks.jsonl``     accepted tasks, derived from responses.jsonl by replaying the run
 ``rejected.jsonl``  rejected candidates with their reasons, derived the same way
 ``summary.json``    counts per stage and reason, requests, tokens, wall time, why the run stopped
@@ -21,7 +22,9 @@ from pathlib import Path
 from .config import signature_changes
 from .journal import DerivedJournal, Journal, JournalDamaged, JournalError, write_atomic
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
+# The error of a request that stopped retrying because the run stopped: not an answer, sent again on resume.
+ABANDONED = "abandoned"
 RUN_FILES = ("config.json", "responses.jsonl", "tasks.jsonl", "rejected.jsonl", "summary.json", ".lock", "server.log")
 
 
@@ -50,11 +53,28 @@ def _from_v2(stored: dict) -> dict:
             "signature": {**stored["signature"], "normalize": False}}
 
 
+def _from_v3(stored: dict) -> dict:
+    """Format 4 journals the requests abandoned while retrying (error "abandoned"), which a format-3 reader
+    would take for final failures, and each answer's attempts; a format-3 answer without them made one
+    attempt plus its retries. Nothing in the run directory changes."""
+    return {**stored, "format": 4}
+
+
 # MIGRATIONS[n] turns a format-n config.json into format n+1.
-MIGRATIONS = {1: _from_v1, 2: _from_v2}
+MIGRATIONS = {1: _from_v1, 2: _from_v2, 3: _from_v3}
 
 
 ANSWER_REQUIRED = ("slot", "stage", "text", "error")
+
+
+def answered(record: dict) -> bool:
+    """Whether a journaled request is its slot's answer (or final failure), rather than abandoned."""
+    return record["error"] != ABANDONED
+
+
+def attempts_of(record: dict) -> int:
+    """The HTTP requests a journaled request sent; records before format 4: one plus its retries."""
+    return record.get("attempts", 1 + sum(record.get("retries", {}).values()))
 
 
 def answer_problem(record: dict, stages=None) -> str | None:
@@ -90,6 +110,7 @@ _ANSWER_FIELDS = (
     ("completion_tokens", "a count (an integer, 0 or more)", (int,), lambda n: n >= 0),
     ("tokens_estimated", "true or false", (bool,), _ANYTHING),
     ("seconds", "a number", (int, float), _ANYTHING),
+    ("attempts", "a count of 1 or more", (int,), lambda n: n >= 1),
     ("retries", "an object of reason: count", (dict,), _counts),
 )
 

@@ -19,6 +19,7 @@ from test_pipeline import assert_well_formed_run, read_jsonl, run_config
 
 from selfinstruct import export_run, generate, resume
 from selfinstruct.resources import default_seeds
+from selfinstruct.rundir import FORMAT_VERSION
 from selfinstruct.seeds import load_seed_tasks
 
 SCRIPT = str(Path(sys.executable).parent / "selfinstruct")
@@ -164,6 +165,7 @@ def test_a_damaged_answer_line_exits_2_naming_it(server, tmp_path):
     ("completion_tokens", -1, "field 'completion_tokens': expected a count (an integer, 0 or more), got -1"),
     ("retries", ["http_500"], "field 'retries': expected an object of reason: count, got array"),
     ("retries", {"http_500": "2"}, "field 'retries': expected an object of reason: count, got"),
+    ("attempts", 0, "field 'attempts': expected a count of 1 or more, got 0"),
     ("seconds", "slow", "field 'seconds': expected a number, got str"),
 ])
 def test_an_answer_line_of_a_wrong_type_exits_2_naming_it(server, tmp_path, field, value, problem):
@@ -231,7 +233,7 @@ def test_a_format_1_run_directory_is_migrated(server, tmp_path):
     sent = server.count()
     summary = resume(tmp_path / "run", api_key="sk-test-key", num_instructions=4)
     assert summary["accepted"] == 4 and server.count() > sent
-    assert json.loads(config_file.read_text())["format"] == 3
+    assert json.loads(config_file.read_text())["format"] == FORMAT_VERSION
 
 
 def test_a_format_2_run_keeps_comparing_raw_text(server, tmp_path):
@@ -241,7 +243,7 @@ def test_a_format_2_run_keeps_comparing_raw_text(server, tmp_path):
     generate(config)
     config_file = tmp_path / "run" / "config.json"
     stored = json.loads(config_file.read_text())
-    assert stored["format"] == 3 and stored["settings"]["normalize"] is True
+    assert stored["format"] == FORMAT_VERSION and stored["settings"]["normalize"] is True
     assert stored["signature"]["normalize"] is True
     stored["format"] = 2
     del stored["settings"]["normalize"], stored["signature"]["normalize"]
@@ -249,10 +251,27 @@ def test_a_format_2_run_keeps_comparing_raw_text(server, tmp_path):
     summary = resume(tmp_path / "run", api_key="sk-test-key", num_instructions=4)
     assert summary["accepted"] == 4
     stored = json.loads(config_file.read_text())
-    assert stored["format"] == 3 and stored["settings"]["normalize"] is False
+    assert stored["format"] == FORMAT_VERSION and stored["settings"]["normalize"] is False
     assert stored["signature"]["normalize"] is False
     generate(replace(config, num_instructions=5))  # not refused: normalize comes from the run
     assert json.loads(config_file.read_text())["settings"]["normalize"] is False
+
+
+def test_a_format_3_run_counts_each_answer_as_one_attempt_plus_its_retries(server, tmp_path):
+    """Answers journaled before format 4 have no attempts field: each is one attempt plus its retries."""
+    server.script(Reply(status=503), Reply(status=503))
+    generate(run_config(server, tmp_path, lang="en", num_instructions=3, concurrency=1))
+    run = tmp_path / "run"
+    assert json.loads((run / "summary.json").read_text())["attempts"] == server.count()
+    records = read_jsonl(run / "responses.jsonl")
+    assert records[0]["attempts"] == 3 and records[0]["retries"] == {"http_503": 2}
+    (run / "responses.jsonl").write_text("".join(json.dumps({k: v for k, v in r.items() if k != "attempts"}) + "\n"
+                                                 for r in records))
+    stored = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**stored, "format": 3}))
+    summary = resume(run, api_key="sk-test-key", num_instructions=4)
+    assert summary["attempts"] == server.count() and summary["accepted"] == 4
+    assert json.loads((run / "config.json").read_text())["format"] == FORMAT_VERSION == 4
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
