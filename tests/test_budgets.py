@@ -4,11 +4,13 @@ budget goes on without paying for anything twice."""
 from __future__ import annotations
 
 import json
+import signal
 
 import pytest
 from openai_stub import Reply
 from test_cli import KEY, invoke
 from test_pipeline import read_jsonl, run_config
+from test_rundir import start_cli, wait_for
 
 from selfinstruct import RunStopped, generate, resume
 
@@ -156,3 +158,20 @@ def test_the_request_budget_holds_across_resumes_and_abandoned_requests_are_sent
     assert {r["slot"] for r in abandoned} <= answered
     assert "abandoned" not in summary["failed_requests_by_reason"]
     assert all(r["attempts"] == 1 + sum(r.get("retries", {}).values()) for r in responses if r["error"] != "abandoned")
+
+
+def test_requests_in_flight_at_an_interrupt_count_on_resume(server, fake_model, tmp_path):
+    """SIGTERM cancels the requests in flight: they reached the server, so they are journaled as abandoned
+    with their attempts, and the resumed run's budget counts them (the server sees at most N in all)."""
+    server.responder = lambda request: Reply(text=fake_model(request), delay=20)
+    process = start_cli(server, tmp_path / "run", "--concurrency", "4", "--requests-per-round", "4",
+                        "--max-requests", "6", n=30)
+    wait_for(lambda: server.count() >= 4)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 143
+    responses = read_jsonl(tmp_path / "run" / "responses.jsonl")
+    assert {r["error"] for r in responses} == {"abandoned"} and sum(r["attempts"] for r in responses) == 4
+    server.responder = fake_model
+    result = invoke("resume", tmp_path / "run", "--quiet", "--api-key", KEY)
+    assert result.exit_code == 4 and "budget reached: max-requests 6" in result.output
+    assert server.count() == 6
