@@ -92,7 +92,8 @@ PriceOut = Annotated[Optional[float], _option(
 MaxCost = Annotated[Optional[float], _option(
     "--max-cost", help="Stop (exit 4) once the run has spent this many USD.", default="no budget")]
 MaxRequests = Annotated[Optional[int], _option(
-    "--max-requests", help="Stop (exit 4) once the run has sent this many requests.", default="no budget")]
+    "--max-requests", help="Stop (exit 4) before the attempt that would be the N+1st HTTP request, retries "
+                           "included: the endpoint receives at most N.", default="no budget")]
 MaxTotalTokens = Annotated[Optional[int], _option(
     "--max-total-tokens", help="Stop (exit 4) once the run has used this many tokens, in and out (not "
                                "--max-tokens, which is per request).", default="no budget")]

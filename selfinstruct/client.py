@@ -49,7 +49,12 @@ class FatalAPIError(RuntimeError):
 
 
 class Abandoned(RuntimeError):
-    """A failing request stopped retrying because the run is stopping; it was never answered."""
+    """A failing request stopped retrying because the run is stopping; it was never answered.
+    retries: the reason of each attempt it made (all failed); usage: their tokens."""
+
+    def __init__(self, retries: list[str], usage: Usage):
+        super().__init__("abandoned")
+        self.retries, self.usage = retries, usage
 
 
 class RequestFailed(RuntimeError):
@@ -119,19 +124,28 @@ class ModelClient:
             await client.close()
 
     async def complete(self, prompt: str, *, max_tokens: int, temperature: float, top_p: float,
-                       stop: list[str] | None = None, give_up: Callable[[], bool] = lambda: False) -> Completion:
-        """The answer, after retrying transient faults; ``give_up`` is asked before each retry."""
+                       stop: list[str] | None = None, give_up: Callable[[], bool] = lambda: False,
+                       sending: Callable[[], None] = lambda: None) -> Completion:
+        """The answer, after retrying transient faults. ``give_up`` is asked before each retry's wait and
+        right before every attempt, the first included; ``sending`` is told of each attempt as it goes
+        out, so that the caller can count (and budget) the HTTP requests sent."""
         retries: list[str] = []
         usage = Usage()
 
-        def count_retry(state) -> None:
+        def send_or_abandon(state) -> None:
             if give_up():
-                raise Abandoned(_reason(state.outcome.exception()))
+                raise Abandoned(retries, usage)
+            sending()
+
+        def count_retry(state) -> None:
             retries.append(_reason(state.outcome.exception()))
             self.retries[retries[-1]] += 1
+            if give_up():
+                raise Abandoned(retries, usage)
 
         retrying = AsyncRetrying(stop=stop_after_attempt(self._max_retries + 1), wait=self._wait,
-                                 retry=retry_if_exception(_is_transient), before_sleep=count_retry, reraise=True)
+                                 retry=retry_if_exception(_is_transient), before=send_or_abandon,
+                                 before_sleep=count_retry, reraise=True)
         try:
             async for attempt in retrying:
                 with attempt:

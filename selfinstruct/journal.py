@@ -44,8 +44,8 @@ class Journal:
     def read(self, repair: bool = False, required: tuple[str, ...] = (),
              check: Callable[[dict], str | None] | None = None) -> list[dict]:
         """All complete records. A torn last line is skipped, and with ``repair`` set aside. A record
-        that is not an object with the ``required`` fields, or of which ``check`` says what is wrong, is a
-        damaged line."""
+        that is not an object with the ``required`` fields, or of which ``check`` names a problem, is a
+        damaged line; so is JSON nested too deep to read."""
         data = self._read_bytes()
         end = data.rfind(b"\n") + 1
         if end < len(data):

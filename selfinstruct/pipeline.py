@@ -10,7 +10,9 @@ rejected.jsonl are always exactly what the journaled answers give.
 
 Stop rules end a run that cannot progress (rounds that accept nothing, requests that
 keep failing): requests in flight finish and are journaled, nothing new is sent, and
-RunStopped says why.
+RunStopped says why. Budgets stop it the same way; --max-requests counts every HTTP
+request (attempt), retries included, before it is sent. A request waiting to retry when
+the run stops is abandoned: journaled with its attempts, and sent again on resume.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 
 from . import judge
-from .client import Abandoned, FatalAPIError, ModelClient, RequestFailed
+from .client import Abandoned, FatalAPIError, ModelClient, RequestFailed, Usage
 from .config import Config
 from .candidate import Candidate, Request
 from .filters import clean_instances, instruction_rejection
@@ -32,7 +34,7 @@ from .methods import METHODS
 from .prompts import PromptSet
 from .progress import ProgressView
 from .stats import Stats
-from .rundir import RunDir
+from .rundir import ABANDONED, RunDir, answered
 from .seeds import Instance, Task
 from .similarity import RougeIndex
 from .slots import PrioritySlots
@@ -62,8 +64,9 @@ class Run:
         # Which waiting request gets a free slot first (lower first): the method's order, then the judge.
         self.priority = {**self.method.stages, judge.STAGE: max(self.method.stages.values()) + 1}
         self.cache: dict[str, dict] = {}
-        for record in rundir.read_responses() if rundir else ():
-            self.cache.setdefault(record["slot"], record)
+        for record in rundir.read_responses(self.priority) if rundir else ():
+            if answered(record):
+                self.cache.setdefault(record["slot"], record)
             stats.count_response(record)
         self.round = 0
         self.index = RougeIndex((task.instruction for task in seeds), config.normalize)
@@ -72,7 +75,7 @@ class Run:
         self.slots = PrioritySlots(config.concurrency)
         self.stop_reason: str | None = None
         self.sent = 0  # requests sent in this session
-        self.in_flight = 0
+        self.in_flight = 0  # attempts (HTTP requests) sent by requests not yet journaled or held
         self.succeeded = 0
         self.recent: deque[str | None] = deque(maxlen=config.failure_window or None)  # last errors
         self.refused: list[dict] = []  # refusals before any success, journaled only once one succeeds
@@ -231,63 +234,84 @@ class Run:
     # -- requests ---------------------------------------------------------------------------
 
     async def ask(self, request: Request) -> dict:
-        """The journaled answer to a request, sending it only if it was never answered."""
+        """The journaled answer to a request, sending it only if it was never answered. Each attempt (the
+        first and every retry) is counted as it is sent, and none is sent once the run stops."""
         cached = self.cache.get(request.slot)
         if cached is not None:
             return cached
         async with self.slots.slot(self.priority[request.stage]):
-            self.stop_reason = self.stop_reason or self._budget_spent()
-            if self.stop_reason:
+            if self._stopping():
                 raise RunStopped(self.stop_reason)
             self.sent += 1
-            self.in_flight += 1
             record = {"key": request_key(request, self.config), "slot": request.slot, "round": request.round,
                       "stage": request.stage}
+            attempts, refused, stopped = 0, None, None
+
+            def sending() -> None:
+                nonlocal attempts
+                attempts += 1
+                self.in_flight += 1
+
             sent_at = time.monotonic()
             try:
                 client = self.judge_client if request.judge else self.client
                 completion = await client.complete(request.prompt, max_tokens=request.max_tokens,
                                                         temperature=request.temperature, top_p=self.config.top_p,
-                                                        stop=request.stop, give_up=lambda: bool(self.stop_reason))
+                                                        stop=request.stop, give_up=self._stopping, sending=sending)
                 record.update(text=completion.text, finish_reason=completion.finish_reason, error=None)
                 retries, usage = completion.retries, completion.usage
             except RequestFailed as exc:
                 record.update(text="", finish_reason=None, error=exc.reason, detail=exc.detail)
                 retries, usage = exc.retries, exc.usage
-                if exc.refused and not self.succeeded:
-                    self._hold_refusal(record, exc)
-                    return record
-            except Abandoned:  # not journaled: a resume sends it again
-                raise RunStopped(self.stop_reason) from None
+                refused = exc if exc.refused and not self.succeeded else None
+            except (Abandoned, asyncio.CancelledError) as exc:  # the run stops: a rule, a budget, a signal, done
+                stopped = RunStopped(self.stop_reason) if isinstance(exc, Abandoned) else exc
+                if not attempts:
+                    raise stopped from None
+                record.update(text="", finish_reason=None, error=ABANDONED,
+                              detail=f"the run stopped: {self.stop_reason or 'cancelled'}")
+                retries, usage = (exc.retries, exc.usage) if isinstance(exc, Abandoned) else ([], Usage())
             finally:
-                self.in_flight -= 1
-        record.update(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-                      seconds=round(time.monotonic() - sent_at, 3))
-        if usage.estimated:
-            record["tokens_estimated"] = True
-        if retries:
-            record["retries"] = dict(Counter(retries))
-        if record["error"] is None:
-            self.succeeded += 1
-            for held in self.refused:
-                self._journal(held)
-            self.refused.clear()
-        self._journal(record)
+                self.in_flight -= attempts  # from here on the record counts them: journaled, or held
+            record.update(attempts=attempts, prompt_tokens=usage.prompt_tokens,
+                          completion_tokens=usage.completion_tokens, seconds=round(time.monotonic() - sent_at, 3))
+            if usage.estimated:
+                record["tokens_estimated"] = True
+            if retries:
+                record["retries"] = dict(Counter(retries))
+            if refused:
+                self._hold_refusal(record, refused)
+                return record
+            if record["error"] is None:
+                self.succeeded += 1
+                for held in self.refused:
+                    self._journal(held)
+                self.refused.clear()
+            self._journal(record)
+        if stopped:  # journaled, so that its attempts count on resume, which sends it again
+            raise stopped
         self._check_failures(record)
         return record
 
     def _journal(self, record: dict) -> None:
         self.rundir.responses.append(record)
-        self.cache[record["slot"]] = record
+        if answered(record):
+            self.cache[record["slot"]] = record
         self.stats.count_response(record, live=True)
         self.view.refresh()
 
+    def _stopping(self) -> bool:
+        """Whether the run stops (a stop rule fired, or a budget is spent); asked before every attempt."""
+        self.stop_reason = self.stop_reason or self._budget_spent()
+        return bool(self.stop_reason)
+
     def _budget_spent(self) -> str | None:
-        """The budget this run has used up, if any: then no new request is sent."""
+        """The budget this run has used up, if any: then no new attempt is sent. The HTTP requests sent
+        count those journaled (over every session), those of requests in flight and of held refusals."""
         config, stats = self.config, self.stats
-        requests = sum(stats.requests.values()) + self.in_flight + len(self.refused)
-        if config.max_requests is not None and requests >= config.max_requests:
-            return f"budget reached: max-requests {config.max_requests} ({requests} sent)"
+        sent = stats.attempts + self.in_flight + sum(held["attempts"] for held in self.refused)
+        if config.max_requests is not None and sent >= config.max_requests:
+            return f"budget reached: max-requests {config.max_requests} ({sent} HTTP requests sent, retries included)"
         if config.max_total_tokens is not None and stats.total_tokens >= config.max_total_tokens:
             return f"budget reached: max-total-tokens {config.max_total_tokens} ({stats.total_tokens} used)"
         if config.max_cost is not None and stats.cost >= config.max_cost:

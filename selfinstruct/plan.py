@@ -18,7 +18,7 @@ from .methods import METHODS
 from .pipeline import Run
 from .pricing import Price, estimate_tokens
 from .prompts import PromptSet
-from .rundir import check_place
+from .rundir import ANSWER_REQUIRED, answer_problem, answered, check_place
 from .runner import prices_of, templates_of
 from .seeds import load_start_tasks
 
@@ -90,7 +90,8 @@ def _measured(config: Config) -> dict | None:
     """Per-stage means of an existing run's answers, and its accepted tasks; None for a new run."""
     if not (config.output / "config.json").exists():
         return None
-    responses = Journal(config.output / "responses.jsonl").read(required=("stage",))
+    responses = [record for record in Journal(config.output / "responses.jsonl").read(
+        required=ANSWER_REQUIRED, check=answer_problem) if answered(record)]
     accepted = len(Journal(config.output / "tasks.jsonl").read())
     if not responses or not accepted:
         return None

@@ -1,7 +1,8 @@
 """The run directory: settings, journals and summary of one generation run.
 
 ``config.json``     format version, the resolved settings (never the API key) and their signature
-``responses.jsonl`` every model answer (or final failure): the single source of truth
+``responses.jsonl`` every model answer (or final failure): the single source of truth; since format 4
+                    also each request abandoned while it retried (the run stopped), with its attempts
 ``tasks.jsonl``     accepted tasks, derived from responses.jsonl by replaying the run
 ``rejected.jsonl``  rejected candidates with their reasons, derived the same way
 ``summary.json``    counts per stage and reason, requests, tokens, wall time, why the run stopped
@@ -25,7 +26,9 @@ from .journal import DerivedJournal, Journal, JournalDamaged, JournalError, writ
 from .paths import special_kind
 from .records import load_json
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
+# The error of a request that stopped retrying because the run stopped: not an answer, sent again on resume.
+ABANDONED = "abandoned"
 RUN_FILES = ("config.json", "responses.jsonl", "tasks.jsonl", "rejected.jsonl", "summary.json", ".lock", "server.log")
 
 
@@ -54,8 +57,70 @@ def _from_v2(stored: dict) -> dict:
             "signature": {**stored["signature"], "normalize": False}}
 
 
+def _from_v3(stored: dict) -> dict:
+    """Format 4 journals the requests abandoned while retrying (error "abandoned"), which a format-3 reader
+    would take for final failures, and each answer's attempts; a format-3 answer without them made one
+    attempt plus its retries. Nothing in the run directory changes."""
+    return {**stored, "format": 4}
+
+
 # MIGRATIONS[n] turns a format-n config.json into format n+1.
-MIGRATIONS = {1: _from_v1, 2: _from_v2}
+MIGRATIONS = {1: _from_v1, 2: _from_v2, 3: _from_v3}
+
+
+ANSWER_REQUIRED = ("slot", "stage", "text", "error")
+
+
+def answered(record: dict) -> bool:
+    """Whether a journaled request is its slot's answer (or final failure), rather than abandoned."""
+    return record["error"] != ABANDONED
+
+
+def attempts_of(record: dict) -> int:
+    """The HTTP requests a journaled request sent; records before format 4: one plus its retries."""
+    return record.get("attempts", 1 + sum(record.get("retries", {}).values()))
+
+
+def answer_problem(record: dict, stages=None) -> str | None:
+    """What is wrong with the types of a journaled answer's fields (None: nothing), so that a hand-edited
+    line is named as damaged instead of failing somewhere in the replay. ``stages``: the run's stages."""
+    for field, what, types, fits in _ANSWER_FIELDS:
+        if field not in record and field not in ANSWER_REQUIRED:
+            continue
+        value = record.get(field)
+        if type(value) not in types:  # exact types: a bool is not a count
+            return f"field '{field}': expected {what}, got {_type_name(value)}"
+        if not fits(value):
+            return f"field '{field}': expected {what}, got {json.dumps(value, ensure_ascii=False)[:60]}"
+    if stages is not None and record["stage"] not in stages:
+        return f"field 'stage': unknown stage {record['stage']!r} (this run's stages: {', '.join(stages)})"
+    return None
+
+
+def _counts(value: dict) -> bool:
+    return all(isinstance(reason, str) and type(n) is int and n >= 1 for reason, n in value.items())
+
+
+_ANYTHING = lambda value: True  # noqa: E731
+# (field, what it must be, its JSON types, what its value must satisfy); fields not listed are not read.
+_ANSWER_FIELDS = (
+    ("slot", "a string", (str,), _ANYTHING),
+    ("stage", "a string", (str,), _ANYTHING),
+    ("text", "a string", (str,), _ANYTHING),
+    ("error", "a string or null", (str, type(None)), _ANYTHING),
+    ("finish_reason", "a string or null", (str, type(None)), _ANYTHING),
+    ("detail", "a string or null", (str, type(None)), _ANYTHING),
+    ("prompt_tokens", "a count (an integer, 0 or more)", (int,), lambda n: n >= 0),
+    ("completion_tokens", "a count (an integer, 0 or more)", (int,), lambda n: n >= 0),
+    ("tokens_estimated", "true or false", (bool,), _ANYTHING),
+    ("seconds", "a number", (int, float), _ANYTHING),
+    ("attempts", "a count of 1 or more", (int,), lambda n: n >= 1),
+    ("retries", "an object of reason: count", (dict,), _counts),
+)
+
+
+def _type_name(value: object) -> str:
+    return {type(None): "null", dict: "object", list: "array"}.get(type(value), type(value).__name__)
 
 
 def read_config(path: Path) -> dict:
@@ -228,10 +293,12 @@ class RunDir:
         except (JournalError, OSError) as exc:
             raise RunDirError(f"run directory {self.path} is not writable: {exc}") from None
 
-    def read_responses(self) -> list[dict]:
-        """The answers journaled so far; a torn last line is set aside (we hold the lock)."""
+    def read_responses(self, stages=None) -> list[dict]:
+        """The answers journaled so far, their fields checked; a torn last line is set aside (we hold the
+        lock). ``stages``: the run's stages, when a record of another stage is damaged."""
         try:
-            return self.responses.read(repair=True, required=("slot", "stage", "text", "error"))
+            return self.responses.read(repair=True, required=ANSWER_REQUIRED,
+                                       check=lambda record: answer_problem(record, stages))
         except JournalDamaged as exc:
             raise JournalDamaged(f"{exc}; delete that line and resume: that one request is sent again") from None
 

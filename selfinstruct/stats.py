@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from .pricing import Price
+from .rundir import answered, attempts_of
 
 
 @dataclass
@@ -21,6 +22,7 @@ class Stats:
     stage_prices: dict = field(default_factory=dict)  # stage -> its own Price (the judge's model), or None
     rejected: Counter = field(default_factory=Counter)  # reason -> count
     requests: Counter = field(default_factory=Counter)  # stage -> answered requests
+    attempts: int = 0  # HTTP requests sent, retries and abandoned requests included
     failed: Counter = field(default_factory=Counter)  # reason -> requests that failed for good
     retries: Counter = field(default_factory=Counter)  # reason -> retried attempts
     tokens_in: Counter = field(default_factory=Counter)  # stage -> prompt tokens, retried attempts included
@@ -33,14 +35,18 @@ class Stats:
     session_accepted_from: int | None = None  # accepted when the first answer of this session came
 
     def count_response(self, record: dict, live: bool = False) -> None:
+        """An abandoned request's attempts, tokens and retries count; it is not an answered or failed request."""
         stage = record["stage"]
-        self.requests[stage] += 1
-        if record.get("error"):
-            self.failed[record["error"]] += 1
+        self.attempts += attempts_of(record)
         self.tokens_in[stage] += record.get("prompt_tokens", 0)
         self.tokens_out[stage] += record.get("completion_tokens", 0)
         self.estimated += bool(record.get("tokens_estimated"))
         self.retries.update(record.get("retries", {}))
+        if not answered(record):
+            return
+        self.requests[stage] += 1
+        if record.get("error"):
+            self.failed[record["error"]] += 1
         if live:
             self.session_requests += 1
             if self.session_accepted_from is None:
@@ -63,7 +69,7 @@ class Stats:
 
     def _costs(self) -> dict[str, float] | None:
         """USD per stage; None if any stage's price is unknown."""
-        prices = {stage: self.price_of(stage) for stage in self.requests}
+        prices = {stage: self.price_of(stage) for stage in self.tokens_in}  # abandoned requests' stages too
         if self.price is None or None in prices.values():
             return None
         return {stage: price.cost(self.tokens_in[stage], self.tokens_out[stage]) for stage, price in prices.items()}
@@ -77,6 +83,7 @@ class Stats:
             "rejected_by_reason": dict(self.rejected.most_common()),
             "candidates_by_stage": dict(self.candidates),
             "requests": sum(self.requests.values()),
+            "attempts": self.attempts,
             "requests_by_stage": dict(self.requests),
             "failed_requests_by_reason": dict(self.failed.most_common()),
             "retries_by_reason": dict(self.retries.most_common()),

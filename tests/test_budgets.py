@@ -4,11 +4,13 @@ budget goes on without paying for anything twice."""
 from __future__ import annotations
 
 import json
+import signal
 
 import pytest
 from openai_stub import Reply
 from test_cli import KEY, invoke
 from test_pipeline import read_jsonl, run_config
+from test_rundir import start_cli, wait_for
 
 from selfinstruct import RunStopped, generate, resume
 
@@ -95,3 +97,81 @@ def test_the_cli_names_the_budget_and_exits_4(server, tmp_path):
     assert result.exit_code == 4
     assert "stopped before the target: budget reached: max-requests 5" in result.output
     assert server.count() == 5
+
+
+def _failing_first(server, fake_model, failures: int, status: int = 503):
+    """Each distinct request fails ``failures`` times (retried), then the fake model answers it."""
+    seen: dict[str, int] = {}
+
+    def answer(request):
+        seen[request.key] = seen.get(request.key, 0) + 1
+        return Reply(status=status) if seen[request.key] <= failures else fake_model(request)
+
+    server.responder = answer
+
+
+def test_max_requests_counts_retried_500s_at_the_server(server, tmp_path):
+    """--max-requests counts HTTP requests, retries included: the server never sees the 13th."""
+    server.responder = lambda request: Reply(status=500)
+    config = run_config(server, tmp_path, lang="en", num_instructions=30, concurrency=4, requests_per_round=4,
+                        max_retries=5, max_requests=12)
+    with pytest.raises(RunStopped, match="budget reached: max-requests 12"):
+        generate(config)
+    assert server.count() == 12
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["attempts"] == 12 and summary["requests"] < 12
+
+
+def test_max_requests_counts_retried_timeouts_at_the_server(server, tmp_path):
+    server.responder = lambda request: Reply(delay=1.0)
+    config = run_config(server, tmp_path, lang="en", num_instructions=30, concurrency=4, requests_per_round=4,
+                        max_retries=3, timeout=0.3, max_requests=4)
+    with pytest.raises(RunStopped, match="budget reached: max-requests 4"):
+        generate(config)
+    assert server.count() <= 4
+
+
+def test_the_request_budget_holds_across_resumes_and_abandoned_requests_are_sent_again(server, fake_model, tmp_path):
+    """Requests still retrying when the budget is reached are journaled as abandoned: their attempts count
+    on resume, they are not failures of the data, and a resume with a higher budget sends them again."""
+    _failing_first(server, fake_model, failures=2)
+    config = run_config(server, tmp_path, lang="en", num_instructions=8, concurrency=4, requests_per_round=4,
+                        max_requests=10)
+    with pytest.raises(RunStopped, match="budget reached: max-requests 10"):
+        generate(config)
+    assert server.count() <= 10
+    responses = read_jsonl(tmp_path / "run" / "responses.jsonl")
+    abandoned = [r for r in responses if r["error"] == "abandoned"]
+    assert abandoned  # four requests of three attempts each do not fit in ten
+    assert sum(r["attempts"] for r in responses) == server.count()
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["attempts"] == server.count() and "abandoned" not in summary["failed_requests_by_reason"]
+
+    with pytest.raises(RunStopped, match="budget reached: max-requests 10"):
+        resume(tmp_path / "run", api_key="sk-test-key")  # the same budget: spent already
+    assert server.count() == summary["attempts"]
+
+    summary = resume(tmp_path / "run", api_key="sk-test-key", max_requests=200)
+    assert summary["complete"] is True and server.count() <= summary["attempts"] <= 200  # cancelled ones count too
+    responses = read_jsonl(tmp_path / "run" / "responses.jsonl")
+    answered = {r["slot"] for r in responses if r["error"] is None}
+    assert {r["slot"] for r in abandoned} <= answered
+    assert "abandoned" not in summary["failed_requests_by_reason"]
+    assert all(r["attempts"] == 1 + sum(r.get("retries", {}).values()) for r in responses if r["error"] != "abandoned")
+
+
+def test_requests_in_flight_at_an_interrupt_count_on_resume(server, fake_model, tmp_path):
+    """SIGTERM cancels the requests in flight: they reached the server, so they are journaled as abandoned
+    with their attempts, and the resumed run's budget counts them (the server sees at most N in all)."""
+    server.responder = lambda request: Reply(text=fake_model(request), delay=20)
+    process = start_cli(server, tmp_path / "run", "--concurrency", "4", "--requests-per-round", "4",
+                        "--max-requests", "6", n=30)
+    wait_for(lambda: server.count() >= 4)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 143
+    responses = read_jsonl(tmp_path / "run" / "responses.jsonl")
+    assert {r["error"] for r in responses} == {"abandoned"} and sum(r["attempts"] for r in responses) == 4
+    server.responder = fake_model
+    result = invoke("resume", tmp_path / "run", "--quiet", "--api-key", KEY)
+    assert result.exit_code == 4 and "budget reached: max-requests 6" in result.output
+    assert server.count() == 6

@@ -19,6 +19,7 @@ from test_pipeline import assert_well_formed_run, read_jsonl, run_config
 
 from selfinstruct import export_run, generate, resume
 from selfinstruct.resources import default_seeds
+from selfinstruct.rundir import FORMAT_VERSION
 from selfinstruct.seeds import load_seed_tasks
 
 SCRIPT = str(Path(sys.executable).parent / "selfinstruct")
@@ -153,6 +154,44 @@ def test_a_damaged_answer_line_exits_2_naming_it(server, tmp_path):
     assert f"{responses}:2: damaged journal line" in result.output and "delete that line" in result.output
 
 
+@pytest.mark.parametrize("field, value, problem", [
+    ("slot", 5, "field 'slot': expected a string, got int"),
+    ("stage", ["instructions"], "field 'stage': expected a string, got array"),
+    ("stage", "bogus", "field 'stage': unknown stage 'bogus'"),
+    ("text", None, "field 'text': expected a string, got null"),
+    ("error", 3, "field 'error': expected a string or null, got int"),
+    ("finish_reason", {}, "field 'finish_reason': expected a string or null, got object"),
+    ("prompt_tokens", "12", "field 'prompt_tokens': expected a count (an integer, 0 or more), got str"),
+    ("completion_tokens", -1, "field 'completion_tokens': expected a count (an integer, 0 or more), got -1"),
+    ("retries", ["http_500"], "field 'retries': expected an object of reason: count, got array"),
+    ("retries", {"http_500": "2"}, "field 'retries': expected an object of reason: count, got"),
+    ("attempts", 0, "field 'attempts': expected a count of 1 or more, got 0"),
+    ("seconds", "slow", "field 'seconds': expected a number, got str"),
+])
+def test_an_answer_line_of_a_wrong_type_exits_2_naming_it(server, tmp_path, field, value, problem):
+    """A hand-edited answer of the right shape but a wrong type is one line and exit 2, not a traceback."""
+    generate(run_config(server, tmp_path, lang="en", num_instructions=3))
+    responses = tmp_path / "run" / "responses.jsonl"
+    records = read_jsonl(responses)
+    records[1][field] = value
+    responses.write_text("".join(json.dumps(r) + "\n" for r in records))
+    result = invoke("resume", tmp_path / "run", "-n", 5, "--quiet", "--api-key", "sk-test-key")
+    assert result.exit_code == 2, result.output
+    assert f"{responses}:2: damaged journal line ({problem}" in result.output, result.output
+    assert "Traceback" not in result.output
+    assert len([line for line in result.output.splitlines() if problem in line]) == 1
+
+
+def test_an_answer_line_nested_thousands_deep_is_a_damaged_line(server, tmp_path):
+    generate(run_config(server, tmp_path, lang="en", num_instructions=3))
+    responses = tmp_path / "run" / "responses.jsonl"
+    lines = responses.read_bytes().splitlines(keepends=True)
+    responses.write_bytes(lines[0] + b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}\n" + b"".join(lines[1:]))
+    result = invoke("resume", tmp_path / "run", "-n", 5, "--quiet", "--api-key", "sk-test-key")
+    assert result.exit_code == 2, result.output
+    assert f"{responses}:2: damaged journal line" in result.output and "Traceback" not in result.output
+
+
 def test_resume_works_from_another_directory_with_relative_paths(server, tmp_path, monkeypatch):
     (tmp_path / "work").mkdir()
     monkeypatch.chdir(tmp_path / "work")
@@ -194,7 +233,7 @@ def test_a_format_1_run_directory_is_migrated(server, tmp_path):
     sent = server.count()
     summary = resume(tmp_path / "run", api_key="sk-test-key", num_instructions=4)
     assert summary["accepted"] == 4 and server.count() > sent
-    assert json.loads(config_file.read_text())["format"] == 3
+    assert json.loads(config_file.read_text())["format"] == FORMAT_VERSION
 
 
 def test_a_format_2_run_keeps_comparing_raw_text(server, tmp_path):
@@ -204,7 +243,7 @@ def test_a_format_2_run_keeps_comparing_raw_text(server, tmp_path):
     generate(config)
     config_file = tmp_path / "run" / "config.json"
     stored = json.loads(config_file.read_text())
-    assert stored["format"] == 3 and stored["settings"]["normalize"] is True
+    assert stored["format"] == FORMAT_VERSION and stored["settings"]["normalize"] is True
     assert stored["signature"]["normalize"] is True
     stored["format"] = 2
     del stored["settings"]["normalize"], stored["signature"]["normalize"]
@@ -212,10 +251,27 @@ def test_a_format_2_run_keeps_comparing_raw_text(server, tmp_path):
     summary = resume(tmp_path / "run", api_key="sk-test-key", num_instructions=4)
     assert summary["accepted"] == 4
     stored = json.loads(config_file.read_text())
-    assert stored["format"] == 3 and stored["settings"]["normalize"] is False
+    assert stored["format"] == FORMAT_VERSION and stored["settings"]["normalize"] is False
     assert stored["signature"]["normalize"] is False
     generate(replace(config, num_instructions=5))  # not refused: normalize comes from the run
     assert json.loads(config_file.read_text())["settings"]["normalize"] is False
+
+
+def test_a_format_3_run_counts_each_answer_as_one_attempt_plus_its_retries(server, tmp_path):
+    """Answers journaled before format 4 have no attempts field: each is one attempt plus its retries."""
+    server.script(Reply(status=503), Reply(status=503))
+    generate(run_config(server, tmp_path, lang="en", num_instructions=3, concurrency=1))
+    run = tmp_path / "run"
+    assert json.loads((run / "summary.json").read_text())["attempts"] == server.count()
+    records = read_jsonl(run / "responses.jsonl")
+    assert records[0]["attempts"] == 3 and records[0]["retries"] == {"http_503": 2}
+    (run / "responses.jsonl").write_text("".join(json.dumps({k: v for k, v in r.items() if k != "attempts"}) + "\n"
+                                                 for r in records))
+    stored = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**stored, "format": 3}))
+    summary = resume(run, api_key="sk-test-key", num_instructions=4)
+    assert summary["attempts"] == server.count() and summary["accepted"] == 4
+    assert json.loads((run / "config.json").read_text())["format"] == FORMAT_VERSION == 4
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])

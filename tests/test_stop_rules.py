@@ -138,8 +138,9 @@ def test_refusal_of_every_first_request_stops_with_the_endpoints_message(server,
     assert (tmp_path / "run" / "responses.jsonl").read_text() == ""  # nothing journaled: fix and resume
 
 
-def test_requests_retrying_when_the_run_stops_give_up_unjournaled(server, tmp_path):
-    """A stop rule fires while other requests wait to retry: they stop at once and a resume sends them."""
+def test_requests_retrying_when_the_run_stops_are_abandoned(server, tmp_path):
+    """A stop rule fires while other requests wait to retry: they stop at once, journaled as abandoned (their
+    attempts were sent) but not as failures, and a resume sends them again."""
     def answer(request):
         if request.body["messages"][0]["content"].count("Task") and server.count() == 1:
             return Reply(text="")  # the first request fails for good at once
@@ -152,8 +153,18 @@ def test_requests_retrying_when_the_run_stops_give_up_unjournaled(server, tmp_pa
     with pytest.raises(RunStopped, match="empty_content"):
         generate(config)
     assert time.monotonic() - started < 5
-    journaled = (tmp_path / "run" / "responses.jsonl").read_text().splitlines()
-    assert len(journaled) == 1 and '"empty_content"' in journaled[0]
+    journaled = [json.loads(line) for line in (tmp_path / "run" / "responses.jsonl").read_text().splitlines()]
+    answered = [r for r in journaled if r["error"] != "abandoned"]
+    assert len(answered) == 1 and answered[0]["error"] == "empty_content"
+    assert sum(r["attempts"] for r in journaled) == server.count()
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["failed_requests_by_reason"] == {"empty_content": 1} and summary["attempts"] == server.count()
+    server.responder = lambda request: ""
+    sent = server.count()
+    with pytest.raises(RunStopped, match="empty_content"):
+        generate(config)
+    resent, abandoned = {r.prompt for r in server.requests[sent:]}, {r.prompt for r in server.requests[1:sent]}
+    assert resent and resent <= abandoned and server.requests[0].prompt not in resent
 
 
 def test_a_refused_run_says_why_in_its_summary(server, tmp_path):
