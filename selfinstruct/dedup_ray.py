@@ -15,7 +15,10 @@ block's kept entry numbers to one actor. ``notes`` says how much, and how long e
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import ray
@@ -23,18 +26,19 @@ import ray
 from .corpus import Corpus
 from .dedup import Index, Items, Matches
 
+_HELD = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # signals that stop a filter
 
-def connect(workers: int) -> bool:
+
+def connect(workers: int) -> None:
     """Join the cluster in RAY_ADDRESS, or start a local one with ``workers`` CPUs, quietly, unless this
-    process is connected already; whether it connected now."""
+    process is connected already."""
     if ray.is_initialized():
-        return False
+        return
     options = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR", configure_logging=True)
     if os.environ.get("RAY_ADDRESS"):
         ray.init(**options)
     else:
         ray.init(num_cpus=workers, **options)
-    return True
 
 
 @ray.remote(num_cpus=1)
@@ -64,11 +68,45 @@ class _Shard:
         return self.busy, self.held
 
 
+@contextmanager
+def _signals_held():
+    """Ctrl+C, SIGTERM or SIGHUP while Ray starts or stops would leave it half made: its processes outlive
+    this one and its threads crash the exit (SIGSEGV). Such a signal is held (the section sees it in the
+    list it is given) until the section ends, and then delivered to the handler that was there before,
+    which ``ray.init`` may have replaced (it makes SIGTERM a plain exit)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield []
+        return
+    received: list[int] = []
+    previous = {signum: signal.getsignal(signum) for signum in _HELD}
+    for signum in _HELD:
+        signal.signal(signum, lambda signum, frame: received.append(signum))
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if received:
+            signal.raise_signal(received[0])
+
+
 class RayProbe:
     """The engine: W actors; kept records of block b go to actor b mod W."""
 
     def __init__(self, items: Items, workers: int, block: int):
-        self.connected = connect(workers)
+        self.connected, self.shards = False, []
+        with _signals_held() as received:
+            try:
+                self._start(items, workers, block)
+            except BaseException:
+                self._stop()
+                raise
+            if received:  # the signal is delivered as the section ends: nothing may outlive it
+                self._stop()
+
+    def _start(self, items: Items, workers: int, block: int) -> None:
+        self.connected = not ray.is_initialized()  # set first: a failed ray.init is shut down too
+        connect(workers)
         corpus = items.corpus
         self.block, self.against = block, corpus.against
         self.workers = workers
@@ -108,6 +146,10 @@ class RayProbe:
         return lines
 
     def close(self) -> None:
+        with _signals_held():
+            self._stop()
+
+    def _stop(self) -> None:
         for shard in self.shards:
             ray.kill(shard)
         if self.connected:  # a caller's own ray.init stays theirs
