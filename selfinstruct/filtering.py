@@ -40,7 +40,7 @@ from .corpus import CorpusBuilder
 from .dedup import ENGINES, NONE, Decisions, Matches, deduplicate
 from .journal import json_line
 from .judge import JudgeOptions, score_records
-from .paths import special_kind, unwritable_target
+from .paths import landing, special_kind, unwritable_target
 from .progress import count_lines
 from .records import Fingerprint, RecordError, detect_layout, iter_records
 from .rundir import is_file_of_a_run
@@ -331,7 +331,7 @@ class _Writing:
 
     def write(self, target: tuple[Path, Path], parts: list) -> None:
         """Write the inputs in ``parts`` ((file, Screened, lines)) to one output and dropped file, atomically."""
-        output, dropped_output = target
+        output, dropped_output = map(landing, target)
         layout = detect_layout(parts[0][0])
         temp_out = output.with_name(f".{output.name}.tmp")
         temp_dropped = dropped_output.with_name(f".{dropped_output.name}.tmp")

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .paths import unwritable_target
+from .paths import landing, unwritable_target
 from .records import load_json
 
 
@@ -180,9 +180,9 @@ class DerivedJournal(Journal):
 
 def write_atomic(path: Path, text: str) -> None:
     """Replace a file so that readers see the old or the new content, never a mix."""
-    path = Path(path)
     if unwritable_target(path):
         raise JournalError(unwritable_target(path))
+    path = landing(path)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with tmp.open("w", encoding="utf-8") as out:

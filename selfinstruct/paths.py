@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
+_SYSTEM = ("/dev/", "/proc/", "/sys/")
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
           (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"))
 
@@ -29,9 +31,22 @@ def special_kind(path: os.PathLike | str) -> str | None:
 
 def unwritable_target(path: os.PathLike | str) -> str | None:
     """Why an output cannot be written at ``path`` by replacing it, or None: an existing target must be a
-    regular file, since the new one is renamed over it."""
+    regular file, since the new one is renamed over it, and a path under /dev or /proc (``/dev/stdout``,
+    which links to whatever standard output is) is never one to replace."""
     kind = special_kind(path)
-    if kind is None or kind == "a directory":
+    if kind == "a directory":
         return None  # the callers word a directory their own way
-    return (f"{os.fspath(path)} is {kind}, not a regular file; outputs are written whole and renamed into "
-            "place, which would replace it: give a file path")
+    if kind is not None:
+        return (f"{os.fspath(path)} is {kind}, not a regular file; outputs are written whole and renamed into "
+                "place, which would replace it: give a file path")
+    top = next((top for top in _SYSTEM if os.path.abspath(path).startswith(top)), None)
+    if top:
+        return (f"{os.fspath(path)} is under {top}, not a file of yours; outputs are written whole and renamed "
+                "into place: give a file path")
+    return None
+
+
+def landing(path: os.PathLike | str) -> Path:
+    """Where writing ``path`` lands: links followed, so that replacing the file keeps a link to it a link
+    (renaming over the link itself would replace the link)."""
+    return Path(os.path.realpath(path))

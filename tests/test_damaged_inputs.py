@@ -30,8 +30,9 @@ DOCUMENTED = {0, 1, 2, 3, 4}  # the README's exit codes
 SCRIPT = Path(sys.executable).parent / "selfinstruct"
 DEEP = 5000
 ENDPOINT = ["--base-url", "http://127.0.0.1:9/v1", "--api-key", "sk-damage-test", "--model", "m", "--lang", "en"]
-GOOD_RECORDS = [{"instruction": f"Describe the {thing} in two sentences for a child.", "input": "", "output": "Fine."}
-                for thing in ("moon", "tide", "volcano", "rainbow")]
+GOOD_RECORDS = [{"instruction": text, "input": "", "output": "Fine."} for text in (
+    "Describe the moon to a child in two sentences.", "List three uses of a paperclip.",
+    "Translate 'good morning' into Spanish.", "Suggest a name for a bakery that sells only bread.")]
 
 
 def _deep(depth: int) -> str:
@@ -268,6 +269,26 @@ def test_an_output_that_is_a_device_or_fifo_is_refused_and_left_as_it_is(tmp_pat
                                           "not a regular file; outputs are written whole and renamed into place, "
                                           "which would replace it: give a file path"]
     assert _kind(str(tmp_path / target)) == kind
+
+
+def test_dev_stdout_is_refused_and_a_link_to_a_file_stays_a_link(tmp_path):
+    """/dev/stdout links to whatever standard output is (here a regular file): renaming over it would
+    replace the machine's link. A link of the user's to a file is followed: the file is replaced, the
+    link stays."""
+    (tmp_path / "good.jsonl").write_text("".join(json.dumps(r) + "\n" for r in GOOD_RECORDS), encoding="utf-8")
+    with (tmp_path / "log").open("w") as log:
+        result = subprocess.run([str(SCRIPT), "filter", "good.jsonl", "-o", "/dev/stdout", "-q"], cwd=tmp_path,
+                                stdout=log, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert result.returncode == 2 and os.path.islink("/dev/stdout")
+    assert result.stderr.splitlines() == ["error: /dev/stdout is under /dev/, not a file of yours; outputs are "
+                                          "written whole and renamed into place: give a file path"]
+    (tmp_path / "real.jsonl").write_text("old\n")
+    (tmp_path / "link.jsonl").symlink_to("real.jsonl")
+    result = subprocess.run([str(SCRIPT), "filter", "good.jsonl", "-o", "link.jsonl", "--overwrite", "-q"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "link.jsonl").is_symlink()
+    assert (tmp_path / "real.jsonl").read_text() == (tmp_path / "good.jsonl").read_text()
 
 
 def test_report_of_a_fifo_is_one_line_not_a_hang(tmp_path):
