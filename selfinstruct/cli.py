@@ -76,7 +76,8 @@ JudgeBaseUrl = Annotated[Optional[str], _option("--judge-base-url", help="The ju
 JudgeApiKey = Annotated[Optional[str], _option("--judge-api-key", help="The judge's API key.",
                                                default="the run's")]
 Concurrency = Annotated[Optional[int], _option("--concurrency", help="Requests in flight at once.", default="8")]
-Timeout = Annotated[Optional[float], _option("--timeout", help="Seconds per request.", default="120")]
+Timeout = Annotated[Optional[float], _option("--timeout", help="Seconds per request attempt, connect to last byte.",
+                                             default="120")]
 MaxRetries = Annotated[Optional[int], _option("--max-retries", help="Retries of a failing request.", default="6")]
 MaxIdleRounds = Annotated[Optional[int], _option(
     "--max-idle-rounds", help="Stop (exit 4) after this many rounds in a row accept nothing; 0: never.", default="10")]

@@ -2,7 +2,9 @@
 
 Transient faults (408, 409, 429, 5xx, timeouts, dropped connections, unreadable
 answers) are retried with exponential back-off and jitter, honouring Retry-After;
-after the retry budget the request fails with a reason and the run goes on.
+after the retry budget the request fails with a reason and the run goes on. ``timeout``
+bounds a whole attempt, connect to last byte: the SDK's own timeout is per read, which a
+server sending a byte now and then never trips.
 400, 413 and 422 refuse that one request: it fails at once (RequestFailed with
 refused=True) and the run goes on. Other 4xx (401, 402, 403, 404, 405...) stop the
 run with FatalAPIError: retrying cannot fix them.
@@ -17,6 +19,7 @@ counts that are missing or not non-negative integers count as 0.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import itertools
 import json
@@ -98,6 +101,7 @@ class ModelClient:
                  max_retries: int, retry_wait: float, secrets: tuple[str, ...] = (),
                  limiter: RateLimiter | None = None, connections: int = 1):
         self.base_url, self.model, self.api = base_url, model, api
+        self._timeout = timeout
         self.limiter = limiter or RateLimiter()
         self._secrets = (api_key, *secrets)
         # The SDK appends paths to base_url, so a query (?api-key=...) must travel as default_query.
@@ -143,7 +147,7 @@ class ModelClient:
                 raise FatalAPIError(self._explain(exc)) from None
             failure = RequestFailed(_reason(exc), redact(_message(exc), *self._secrets),
                                     refused=exc.status_code in REFUSED_STATUSES)
-        except (openai.APIConnectionError, *_UNREADABLE) as exc:
+        except (openai.APIConnectionError, _TimedOut, *_UNREADABLE) as exc:
             failure = RequestFailed(_reason(exc), redact(str(exc), *self._secrets))
         except RequestFailed as exc:
             failure = exc
@@ -156,7 +160,10 @@ class ModelClient:
         await self.limiter.acquire(estimate)
         before = usage.prompt_tokens + usage.completion_tokens
         try:
-            return await self._attempt(prompt, max_tokens, temperature, top_p, stop, usage)
+            async with asyncio.timeout(self._timeout):
+                return await self._attempt(prompt, max_tokens, temperature, top_p, stop, usage)
+        except TimeoutError:
+            raise _TimedOut(f"Request timed out: no complete answer within {self._timeout:g} s") from None
         finally:
             self.limiter.settle(estimate, usage.prompt_tokens + usage.completion_tokens - before)
 
@@ -241,6 +248,10 @@ class _Unreadable(RuntimeError):
     """A 200 response whose body is not a completion (HTML from a proxy, plain text...)."""
 
 
+class _TimedOut(RuntimeError):
+    """An attempt outlasted ``timeout`` (a server trickling its answer): a timeout, as the SDK's own."""
+
+
 # 200 answers that cannot be read; UnicodeDecodeError: the SDK decodes a JSON body as strict UTF-8.
 _UNREADABLE = (openai.APIResponseValidationError, json.JSONDecodeError, UnicodeDecodeError, _Unreadable)
 
@@ -248,7 +259,7 @@ _UNREADABLE = (openai.APIResponseValidationError, json.JSONDecodeError, UnicodeD
 def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in (408, 409, 429) or exc.status_code >= 500
-    return isinstance(exc, (openai.APIConnectionError, *_UNREADABLE))
+    return isinstance(exc, (openai.APIConnectionError, _TimedOut, *_UNREADABLE))
 
 
 def _add_usage(total: Usage, response: object, prompt: str, text: str) -> None:
@@ -271,7 +282,7 @@ def _count(usage: object, name: str) -> int:
 def _reason(exc: BaseException | None) -> str:
     if isinstance(exc, openai.APIStatusError):
         return "rate_limited" if exc.status_code == 429 else f"http_{exc.status_code}"
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, (openai.APITimeoutError, _TimedOut)):
         return "timeout"
     if isinstance(exc, openai.APIConnectionError):
         return "connection_error"

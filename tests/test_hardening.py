@@ -1,0 +1,83 @@
+"""What an adversarial endpoint or user could break (issue 27), over real HTTP on 127.0.0.1: a server
+that trickles bytes, a judge sharing the run's --rpm, a long Retry-After, a key with a stray character,
+and a signature in the base URL's query."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+
+import openai
+import pytest
+from fake_model import FakeModel
+from openai_stub import Reply, ScriptedServer
+from test_cli import invoke
+from test_pipeline import run_config
+
+from selfinstruct import RunStopped, generate
+from selfinstruct.client import ModelClient
+from selfinstruct.ratelimit import MAX_PAUSE, RateLimiter
+
+# a server that trickles ----------------------------------------------------------------------------
+
+
+class _Trickle(BaseHTTPRequestHandler):
+    """Headers at once, then one byte every 0.5 s of a body that never ends (for at most 60 s)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.arrivals.append(time.monotonic())
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        for _ in range(120):
+            if self.server.stopping.wait(0.5):
+                return
+            try:
+                self.wfile.write(b" ")
+                self.wfile.flush()
+            except OSError:  # the client hung up
+                return
+
+
+@pytest.fixture
+def trickling():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    httpd.daemon_threads, httpd.arrivals, httpd.stopping = True, [], threading.Event()
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.stopping.set()
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(timeout=5)
+
+
+def test_a_trickling_server_times_out_and_the_run_ends_by_itself(trickling, tmp_path):
+    """--timeout bounds a whole attempt: each one is a `timeout` failure, and the failure rule ends the run."""
+    base_url = f"http://127.0.0.1:{trickling.server_address[1]}/v1"
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "selfinstruct", "generate", "--lang", "en", "-n", "2", "-o", str(run),
+               "--base-url", base_url, "--api-key", "sk-x", "--model", "stub-model", "--timeout", "2",
+               "--max-retries", "1", "--failure-window", "2", "--concurrency", "2", "--requests-per-round", "2",
+               "--quiet"]
+    started = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=90, env=os.environ.copy())
+    assert done.returncode == 4, done.stderr
+    assert time.monotonic() - started < 60  # ends by itself: 2 attempts of 2 s and a back-off, per request
+    assert "Traceback" not in done.stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["failed_requests_by_reason"] == {"timeout": 2}
+    assert len(trickling.arrivals) == 4  # each request sent twice: the attempt and its one retry
