@@ -1,10 +1,11 @@
 """The model endpoint, through the openai SDK's async client.
 
 Transient faults (408, 409, 429, 5xx, timeouts, dropped connections, unreadable
-answers) are retried with exponential back-off and jitter, honouring Retry-After;
-after the retry budget the request fails with a reason and the run goes on. ``timeout``
-bounds a whole attempt, connect to last byte: the SDK's own timeout is per read, which a
-server sending a byte now and then never trips.
+answers) are retried with exponential back-off and jitter, honouring Retry-After up to
+MAX_PAUSE (the caller is told when a longer wait is cut short); after the retry budget
+the request fails with a reason and the run goes on. ``timeout`` bounds a whole attempt,
+connect to last byte: the SDK's own timeout is per read, which a server sending a byte
+now and then never trips.
 400, 413 and 422 refuse that one request: it fails at once (RequestFailed with
 refused=True) and the run goes on. Other 4xx (401, 402, 403, 404, 405...) stop the
 run with FatalAPIError: retrying cannot fix them.
@@ -37,12 +38,11 @@ from openai.types.chat import ChatCompletion
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from .pricing import estimate_tokens
-from .ratelimit import RateLimiter
+from .ratelimit import MAX_PAUSE, RateLimiter
 
 _KEY_LIKE = re.compile(r"\b(sk|key|tok)-[A-Za-z0-9_*\-]{3,}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 REFUSED_STATUSES = (400, 413, 422)  # the endpoint refuses this one request
-MAX_RETRY_AFTER = 120.0
 MAX_BACKOFF = 60.0
 CONNECTIONS_PER_POOL = 16
 
@@ -99,9 +99,10 @@ class ModelClient:
 
     def __init__(self, *, base_url: str, api_key: str | None, model: str, api: str, timeout: float,
                  max_retries: int, retry_wait: float, secrets: tuple[str, ...] = (),
-                 limiter: RateLimiter | None = None, connections: int = 1):
+                 limiter: RateLimiter | None = None, connections: int = 1,
+                 notify: Callable[[str], None] | None = None):
         self.base_url, self.model, self.api = base_url, model, api
-        self._timeout = timeout
+        self._timeout, self._notify, self._told_until = timeout, notify or (lambda line: None), 0.0
         self.limiter = limiter or RateLimiter()
         self._secrets = (api_key, *secrets)
         # The SDK appends paths to base_url, so a query (?api-key=...) must travel as default_query.
@@ -225,7 +226,11 @@ class ModelClient:
         exc = state.outcome.exception()
         retry_after = _retry_after(exc)
         if retry_after is not None:
-            wait = min(retry_after, MAX_RETRY_AFTER)
+            wait = min(retry_after, MAX_PAUSE)
+            if retry_after > MAX_PAUSE and time.monotonic() >= self._told_until:
+                self._told_until = time.monotonic() + MAX_PAUSE  # once, not once per request in flight
+                self._notify(f"the endpoint asked to wait {retry_after:.0f} s (Retry-After); waiting the maximum, "
+                             f"{MAX_PAUSE:.0f} s")
         else:
             wait = min(MAX_BACKOFF, self._retry_wait * 2 ** (state.attempt_number - 1))
             wait += random.uniform(0, self._retry_wait)

@@ -81,3 +81,34 @@ def test_a_trickling_server_times_out_and_the_run_ends_by_itself(trickling, tmp_
     summary = json.loads((run / "summary.json").read_text())
     assert summary["failed_requests_by_reason"] == {"timeout": 2}
     assert len(trickling.arrivals) == 4  # each request sent twice: the attempt and its one retry
+
+
+# Retry-After beyond the maximum --------------------------------------------------------------------
+
+
+def _rate_limited(server, retry_after: str) -> SimpleNamespace:
+    """A tenacity retry state whose attempt got a 429 with this Retry-After, through the SDK."""
+    server.script(Reply(status=429, headers={"Retry-After": retry_after}))
+    sdk = openai.OpenAI(base_url=server.base_url, api_key="sk-x", max_retries=0)
+    with pytest.raises(openai.RateLimitError) as raised:
+        sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    sdk.close()
+    return SimpleNamespace(outcome=SimpleNamespace(exception=lambda: raised.value), attempt_number=1)
+
+
+def _client(notify=None) -> ModelClient:
+    return ModelClient(base_url="http://127.0.0.1:9/v1", api_key="sk-x", model="m", api="chat", timeout=5,
+                       max_retries=2, retry_wait=0.01, limiter=RateLimiter(), notify=notify)
+
+
+def test_retry_after_is_honoured_up_to_the_maximum_and_says_when_cut_short(server):
+    lines: list[str] = []
+    client = _client(lines.append)
+    assert MAX_PAUSE == 600
+    before = time.monotonic()
+    assert client._wait(_rate_limited(server, "180")) == 180
+    assert client.limiter._paused_until >= before + 180  # every request waits, as long as asked
+    assert lines == []
+    assert client._wait(_rate_limited(server, "900")) == 600
+    assert client.limiter._paused_until >= before + 600
+    assert lines == ["the endpoint asked to wait 900 s (Retry-After); waiting the maximum, 600 s"]
