@@ -97,7 +97,9 @@ MaxRequests = Annotated[Optional[int], _option(
 MaxTotalTokens = Annotated[Optional[int], _option(
     "--max-total-tokens", help="Stop (exit 4) once the run has used this many tokens, in and out (not "
                                "--max-tokens, which is per request).", default="no budget")]
-Rpm = Annotated[Optional[float], _option("--rpm", help="Requests per minute to stay under.", default="no limit")]
+Rpm = Annotated[Optional[float], _option(
+    "--rpm", help="Requests per minute to stay under (--judge requests to the same endpoint and key included).",
+    default="no limit")]
 Tpm = Annotated[Optional[float], _option("--tpm", help="Tokens per minute to stay under.", default="no limit")]
 
 

@@ -4,7 +4,8 @@
 reserves the next free moment for its requests and its estimated tokens), so a run does
 not bounce off 429s. A 429 pauses the whole client, not only the request that got it,
 and a provider's ``x-ratelimit-remaining-*`` / ``x-ratelimit-reset-*`` headers saying a
-limit is used up pause it until the reset; no pause is longer than MAX_PAUSE.
+limit is used up pause it until the reset; no pause is longer than MAX_PAUSE. A provider's
+limits are per endpoint and key, so one limiter serves every stage sent there (the judge too).
 """
 
 from __future__ import annotations

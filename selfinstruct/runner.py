@@ -125,12 +125,17 @@ async def generate_async(config: Config, *, progress: str = "off", allow_changes
                 server = stack.enter_context(LocalServer(model_path, ctx=config.ctx, threads=config.threads,
                                                          log_path=rundir.path / "server.log"))
                 config = replace(config, base_url=server.base_url)
-            client = model_client(config, RateLimiter(config.rpm, config.tpm), notify=notify)
+            limiter = RateLimiter(config.rpm, config.tpm)
+            client = model_client(config, limiter, notify=notify)
             judge_client = None
             if config.judge and (config.judge_base_url or config.judge_model != config.model):
                 judging = replace(config, base_url=config.judge_base_url or config.base_url,
                                   api_key=judge_key(config), model=config.judge_model)
-                judge_client = model_client(judging, secrets=config.secrets(), notify=notify)
+                # --rpm and --tpm are the limits of one endpoint and key, whatever stage sends: a judge there
+                # shares them; a judge elsewhere is under another provider's limits, which the run does not know.
+                same = (judging.base_url, judging.api_key) == (config.base_url, config.api_key)
+                judge_client = model_client(judging, limiter if same else None, secrets=config.secrets(),
+                                            notify=notify)
             view = ProgressView(stats, progress, notify)
             try:
                 run = Run(config, prompts, seeds, rundir, client, stats, view, judge_client)

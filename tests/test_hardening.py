@@ -83,6 +83,25 @@ def test_a_trickling_server_times_out_and_the_run_ends_by_itself(trickling, tmp_
     assert len(trickling.arrivals) == 4  # each request sent twice: the attempt and its one retry
 
 
+# the judge shares the run's --rpm ---------------------------------------------------------------
+
+
+def test_a_judge_on_the_runs_endpoint_shares_its_rpm(tmp_path):
+    """--rpm 60: every request the endpoint sees, judge included, comes about a second after the last."""
+    with ScriptedServer(FakeModel()) as server:
+        config = run_config(server, tmp_path, mode="alpaca", lang="en", num_instructions=2, requests_per_round=1,
+                            concurrency=4, rpm=60, judge=True, judge_model="judge-model", max_requests=4)
+        try:
+            generate(config)
+        except RunStopped:
+            pass
+        sent = sorted(server.requests, key=lambda r: r.received)
+    judged = [r for r in sent if r.body.get("model") == "judge-model"]
+    assert len(sent) == 4 and len(judged) >= 2
+    gaps = [later.received - earlier.received for earlier, later in zip(sent, sent[1:])]
+    assert min(gaps) > 0.8, gaps
+
+
 # Retry-After beyond the maximum --------------------------------------------------------------------
 
 
