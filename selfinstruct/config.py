@@ -109,6 +109,13 @@ class Config:
     normalize: bool | None = None
 
     def __post_init__(self) -> None:
+        # A value pasted or read with $(cat file) brings a newline along; an HTTP request cannot carry it.
+        for name in ("base_url", "judge_base_url", "api_key", "judge_api_key"):
+            if isinstance(getattr(self, name), str):
+                setattr(self, name, getattr(self, name).strip())
+        for name in ("api_key", "judge_api_key"):
+            if isinstance(getattr(self, name), str):
+                check_header_value(f"--{_flag(name)}", getattr(self, name))
         self.validate()
         for name in ("output", "seeds", "from_dataset", "prompts", "local_model"):
             value = getattr(self, name)
@@ -203,8 +210,9 @@ class Config:
     def _resolve_endpoint(self) -> Config:
         """The endpoint rule: --local/--local-model, else the given or environment endpoint (a key alone
         means OpenAI), else, with neither a base URL nor a key, the embedded model."""
-        base_url = self.base_url or os.environ.get("OPENAI_BASE_URL") or None
-        api_key = self.api_key or os.environ.get("OPENAI_API_KEY") or None
+        base_url = self.base_url or os.environ.get("OPENAI_BASE_URL", "").strip() or None
+        api_key = self.api_key or check_header_value("OPENAI_API_KEY", os.environ.get("OPENAI_API_KEY", "").strip())
+        api_key = api_key or None
         if self.local or self.local_model is not None:
             embedded = True
         elif base_url is None and api_key is None:
@@ -284,6 +292,16 @@ def _url_secrets(url: str) -> list[str]:
         userinfo = parts.netloc.rsplit("@", 1)[0]
         found += [userinfo, base64.b64encode(unquote(userinfo).encode()).decode()]  # as Basic auth
     return found + [v for k, v in parse_qsl(parts.query) if v and any(s in k.lower() for s in _SECRET_PARAMS)]
+
+
+def check_header_value(name: str, value: str) -> str:
+    """``value`` if an HTTP header can carry it (visible ASCII only), else a ConfigError that names the
+    setting and the character but never shows the value, which is a secret."""
+    for position, char in enumerate(value, 1):
+        if not "\x21" <= char <= "\x7e":
+            raise ConfigError(f"{name} holds a character an HTTP header cannot carry: U+{ord(char):04X} at position "
+                              f"{position} of {len(value)}; copy it again without that character")
+    return value
 
 
 def settings_from(data: object, source: Path | str) -> dict:

@@ -85,7 +85,7 @@ def resume_config(run_dir: Path | str, **overrides) -> Config:
 
 def _unredacted_base_url(stored: str) -> str:
     """A stored base URL lost its credentials; OPENAI_BASE_URL may hold them again."""
-    from_env = os.environ.get("OPENAI_BASE_URL")
+    from_env = os.environ.get("OPENAI_BASE_URL", "").strip()
     if from_env and redact_url(from_env) == stored:
         return from_env
     raise ConfigError(f"the run's base URL {stored} held credentials, which are never stored; "

@@ -20,9 +20,11 @@ from openai_stub import Reply, ScriptedServer
 from test_cli import invoke
 from test_pipeline import run_config
 
-from selfinstruct import RunStopped, generate
+from selfinstruct import Config, RunStopped, generate
 from selfinstruct.client import ModelClient
+from selfinstruct.config import ConfigError
 from selfinstruct.ratelimit import MAX_PAUSE, RateLimiter
+from selfinstruct.runner import resume_config
 
 # a server that trickles ----------------------------------------------------------------------------
 
@@ -131,3 +133,51 @@ def test_retry_after_is_honoured_up_to_the_maximum_and_says_when_cut_short(serve
     assert client._wait(_rate_limited(server, "900")) == 600
     assert client.limiter._paused_until >= before + 600
     assert lines == ["the endpoint asked to wait 900 s (Retry-After); waiting the maximum, 600 s"]
+
+
+# a key with a stray character ----------------------------------------------------------------------
+
+KEY = "sk-distinctive-Fake-Key-7f3a9c"
+
+
+def _generate(server, out, *more, env=None):
+    return invoke("generate", "--base-url", server.base_url, "--model", "stub-model", "-o", out, "--lang", "en",
+                  "-n", 2, "--requests-per-round", 2, "--quiet", *more, env=env)
+
+
+def test_a_key_with_a_trailing_newline_is_sent_without_it(server, tmp_path):
+    result = _generate(server, tmp_path / "run", "--api-key", KEY + "\n")
+    assert result.exit_code == 0, result.output
+    assert server.requests and {r.headers["authorization"] for r in server.requests} == {f"Bearer {KEY}"}
+    result = _generate(server, tmp_path / "env", env={"OPENAI_API_KEY": f" {KEY}\r\n"})
+    assert result.exit_code == 0, result.output
+    assert {r.headers["authorization"] for r in server.requests} == {f"Bearer {KEY}"}
+
+
+@pytest.mark.parametrize("where", ["--api-key", "OPENAI_API_KEY", "--judge-api-key"])
+def test_a_key_with_a_zero_width_space_is_refused_in_one_line(server, tmp_path, where):
+    bad = KEY[:10] + "\u200b" + KEY[10:]
+    if where == "OPENAI_API_KEY":
+        result = _generate(server, tmp_path / "run", env={"OPENAI_API_KEY": bad})
+    else:
+        more = ["--judge", "--judge-api-key", bad] if where == "--judge-api-key" else []
+        result = _generate(server, tmp_path / "run", "--api-key", KEY if more else bad, *more)
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1 and result.output.startswith("error: ")
+    assert where in result.output and "U+200B" in result.output and "position 11" in result.output
+    assert KEY[:10] not in result.output and KEY[10:] not in result.output
+    assert server.count() == 0 and not (tmp_path / "run").exists()
+
+
+def test_the_python_api_and_resume_get_the_same_key_rule(server, tmp_path, monkeypatch):
+    generate(run_config(server, tmp_path, lang="en", num_instructions=2, api_key=f"{KEY}\n",
+                        base_url=f" {server.base_url}\n"))
+    assert {r.headers["authorization"] for r in server.requests} == {f"Bearer {KEY}"}
+    with pytest.raises(ConfigError, match="--judge-api-key holds .* U\\+00A0 at position 3 of") as refused:
+        Config(judge=True, judge_api_key="sk\u00a0x")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-\ufeffabcdef")
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY holds .* U\\+FEFF at position 4 of 10"):
+        Config(lang="en", output=tmp_path / "run").resolve()
+    assert "abcdef" not in str(refused.value)
+    with pytest.raises(ConfigError, match="--api-key holds .* U\\+0020 at position 3"):
+        resume_config(tmp_path / "run", api_key="sk key")
