@@ -38,6 +38,7 @@ from openai.types.chat import ChatCompletion
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from .pricing import estimate_tokens
+from .config import redact_url
 from .ratelimit import MAX_PAUSE, RateLimiter
 
 _KEY_LIKE = re.compile(r"\b(sk|key|tok)-[A-Za-z0-9_*\-]{3,}")
@@ -246,7 +247,8 @@ class ModelClient:
             404: f"model {self.model!r} or the endpoint path was not found; check --model and --base-url",
         }
         hint = hints.get(exc.status_code, "the endpoint rejected the request")
-        return redact(f"{exc.status_code} from {self.base_url}: {hint} ({_message(exc)})", *self._secrets)
+        where = redact_url(self.base_url)  # a query value may be a signature (?sig=), whatever its name
+        return redact(f"{exc.status_code} from {where}: {hint} ({_message(exc)})", *self._secrets)
 
 
 class _Unreadable(RuntimeError):

@@ -42,7 +42,9 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_REMOTE_MODEL = "gpt-4o-mini"
 BUNDLED_MODEL_NAME = "gemma-3-270m-q4_k_m.gguf"
 REDACTED = "REDACTED"  # in place of a credential in a URL (brackets would make it unparseable)
-_SECRET_PARAMS = ("key", "token", "secret", "sig", "password", "auth", "credential")
+# A query value this short is not scrubbed from free text ("?v=1" would take every 1 out of every message);
+# it is still never shown or stored as part of the URL.
+MIN_SCRUBBED = 4
 
 
 class ConfigError(ValueError):
@@ -285,13 +287,16 @@ class Config:
 
 
 def _url_secrets(url: str) -> list[str]:
-    """Credentials inside a URL: user info (also as Basic auth sends it) and key-like query values."""
+    """Credentials inside a URL: user info (also as Basic auth sends it) and every query value (a signature
+    has no fixed name: sig=, code=, se=...), as written and decoded."""
     parts = urlsplit(url)
     found = []
     if "@" in parts.netloc:
         userinfo = parts.netloc.rsplit("@", 1)[0]
         found += [userinfo, base64.b64encode(unquote(userinfo).encode()).decode()]  # as Basic auth
-    return found + [v for k, v in parse_qsl(parts.query) if v and any(s in k.lower() for s in _SECRET_PARAMS)]
+    raw = [pair.partition("=")[2] for pair in parts.query.split("&")]
+    values = raw + [value for _, value in parse_qsl(parts.query)]
+    return found + sorted({v for v in values if len(v) >= MIN_SCRUBBED}, key=len, reverse=True)
 
 
 def check_header_value(name: str, value: str) -> str:
@@ -319,7 +324,8 @@ def settings_from(data: object, source: Path | str) -> dict:
 
 
 def redact_url(url: str | None) -> str | None:
-    """The URL without a password or token in it (user:pass@, ?api-key=...)."""
+    """The URL without a password or token in it: user:pass@ and every query value (?sig=, ?api-key=, and
+    names no list foresees), since any of them may be a signature."""
     if not url:
         return url
     parts = urlsplit(url)
@@ -328,8 +334,7 @@ def redact_url(url: str | None) -> str | None:
         netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
     query = parts.query
     if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, REDACTED if any(s in k.lower() for s in _SECRET_PARAMS) else v) for k, v in pairs])
+        query = urlencode([(k, REDACTED) for k, _ in parse_qsl(query, keep_blank_values=True)])
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

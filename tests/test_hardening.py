@@ -181,3 +181,28 @@ def test_the_python_api_and_resume_get_the_same_key_rule(server, tmp_path, monke
     assert "abcdef" not in str(refused.value)
     with pytest.raises(ConfigError, match="--api-key holds .* U\\+0020 at position 3"):
         resume_config(tmp_path / "run", api_key="sk key")
+
+
+# a signature in the base URL's query ----------------------------------------------------------------
+
+
+def test_every_query_value_of_the_base_url_stays_secret(server, tmp_path):
+    """An Azure SAS signature (sig=) or a Functions key (code=) in a 404 run: nowhere in the output or
+    the run directory; resuming asks for the base URL again."""
+    server.responder = lambda request: Reply(status=404, text="no such deployment")
+    url = f"{server.base_url}?sig=SECRETSIG123&sv=2024&code=SECRETCODE456"
+    result = invoke("generate", "--base-url", url, "--api-key", KEY, "--model", "stub-model", "-o", tmp_path / "run",
+                    "--lang", "en", "-n", 2, "--quiet")
+    assert result.exit_code == 3, result.output
+    assert server.requests and "sig=SECRETSIG123" in server.requests[0].path  # it was sent, all the same
+    assert "404 from" in result.output and "sig=REDACTED" in result.output
+    written = [path for path in (tmp_path / "run").rglob("*") if path.is_file()]
+    assert any(path.name == "summary.json" for path in written)
+    for text in [result.output] + [path.read_text(errors="replace") for path in written]:
+        assert "SECRETSIG123" not in text and "SECRETCODE456" not in text
+    result = invoke("resume", tmp_path / "run", "--api-key", KEY, "--quiet")
+    assert result.exit_code == 2 and "pass --base-url again" in result.output
+    server.responder = FakeModel()
+    result = invoke("resume", tmp_path / "run", "--api-key", KEY, "--base-url", url, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "SECRETSIG123" not in result.output and "SECRETCODE456" not in result.output
