@@ -76,7 +76,8 @@ JudgeBaseUrl = Annotated[Optional[str], _option("--judge-base-url", help="The ju
 JudgeApiKey = Annotated[Optional[str], _option("--judge-api-key", help="The judge's API key.",
                                                default="the run's")]
 Concurrency = Annotated[Optional[int], _option("--concurrency", help="Requests in flight at once.", default="8")]
-Timeout = Annotated[Optional[float], _option("--timeout", help="Seconds per request.", default="120")]
+Timeout = Annotated[Optional[float], _option("--timeout", help="Seconds per request attempt, connect to last byte.",
+                                             default="120")]
 MaxRetries = Annotated[Optional[int], _option("--max-retries", help="Retries of a failing request.", default="6")]
 MaxIdleRounds = Annotated[Optional[int], _option(
     "--max-idle-rounds", help="Stop (exit 4) after this many rounds in a row accept nothing; 0: never.", default="10")]
@@ -97,7 +98,9 @@ MaxRequests = Annotated[Optional[int], _option(
 MaxTotalTokens = Annotated[Optional[int], _option(
     "--max-total-tokens", help="Stop (exit 4) once the run has used this many tokens, in and out (not "
                                "--max-tokens, which is per request).", default="no budget")]
-Rpm = Annotated[Optional[float], _option("--rpm", help="Requests per minute to stay under.", default="no limit")]
+Rpm = Annotated[Optional[float], _option(
+    "--rpm", help="Requests per minute to stay under (--judge requests to the same endpoint and key included).",
+    default="no limit")]
 Tpm = Annotated[Optional[float], _option("--tpm", help="Tokens per minute to stay under.", default="no limit")]
 
 

@@ -1,8 +1,11 @@
 """The model endpoint, through the openai SDK's async client.
 
 Transient faults (408, 409, 429, 5xx, timeouts, dropped connections, unreadable
-answers) are retried with exponential back-off and jitter, honouring Retry-After;
-after the retry budget the request fails with a reason and the run goes on.
+answers) are retried with exponential back-off and jitter, honouring Retry-After up to
+MAX_PAUSE (the caller is told when a longer wait is cut short); after the retry budget
+the request fails with a reason and the run goes on. ``timeout`` bounds a whole attempt,
+connect to last byte: the SDK's own timeout is per read, which a server sending a byte
+now and then never trips.
 400, 413 and 422 refuse that one request: it fails at once (RequestFailed with
 refused=True) and the run goes on. Other 4xx (401, 402, 403, 404, 405...) stop the
 run with FatalAPIError: retrying cannot fix them.
@@ -17,6 +20,7 @@ counts that are missing or not non-negative integers count as 0.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import itertools
 import json
@@ -34,12 +38,12 @@ from openai.types.chat import ChatCompletion
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from .pricing import estimate_tokens
-from .ratelimit import RateLimiter
+from .config import redact_url
+from .ratelimit import MAX_PAUSE, RateLimiter
 
 _KEY_LIKE = re.compile(r"\b(sk|key|tok)-[A-Za-z0-9_*\-]{3,}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 REFUSED_STATUSES = (400, 413, 422)  # the endpoint refuses this one request
-MAX_RETRY_AFTER = 120.0
 MAX_BACKOFF = 60.0
 CONNECTIONS_PER_POOL = 16
 
@@ -101,8 +105,10 @@ class ModelClient:
 
     def __init__(self, *, base_url: str, api_key: str | None, model: str, api: str, timeout: float,
                  max_retries: int, retry_wait: float, secrets: tuple[str, ...] = (),
-                 limiter: RateLimiter | None = None, connections: int = 1):
+                 limiter: RateLimiter | None = None, connections: int = 1,
+                 notify: Callable[[str], None] | None = None):
         self.base_url, self.model, self.api = base_url, model, api
+        self._timeout, self._notify, self._told_until = timeout, notify or (lambda line: None), 0.0
         self.limiter = limiter or RateLimiter()
         self._secrets = (api_key, *secrets)
         # The SDK appends paths to base_url, so a query (?api-key=...) must travel as default_query.
@@ -157,7 +163,7 @@ class ModelClient:
                 raise FatalAPIError(self._explain(exc)) from None
             failure = RequestFailed(_reason(exc), redact(_message(exc), *self._secrets),
                                     refused=exc.status_code in REFUSED_STATUSES)
-        except (openai.APIConnectionError, *_UNREADABLE) as exc:
+        except (openai.APIConnectionError, _TimedOut, *_UNREADABLE) as exc:
             failure = RequestFailed(_reason(exc), redact(str(exc), *self._secrets))
         except RequestFailed as exc:
             failure = exc
@@ -170,7 +176,10 @@ class ModelClient:
         await self.limiter.acquire(estimate)
         before = usage.prompt_tokens + usage.completion_tokens
         try:
-            return await self._attempt(prompt, max_tokens, temperature, top_p, stop, usage)
+            async with asyncio.timeout(self._timeout):
+                return await self._attempt(prompt, max_tokens, temperature, top_p, stop, usage)
+        except TimeoutError:
+            raise _TimedOut(f"Request timed out: no complete answer within {self._timeout:g} s") from None
         finally:
             self.limiter.settle(estimate, usage.prompt_tokens + usage.completion_tokens - before)
 
@@ -232,7 +241,11 @@ class ModelClient:
         exc = state.outcome.exception()
         retry_after = _retry_after(exc)
         if retry_after is not None:
-            wait = min(retry_after, MAX_RETRY_AFTER)
+            wait = min(retry_after, MAX_PAUSE)
+            if retry_after > MAX_PAUSE and time.monotonic() >= self._told_until:
+                self._told_until = time.monotonic() + MAX_PAUSE  # once, not once per request in flight
+                self._notify(f"the endpoint asked to wait {retry_after:.0f} s (Retry-After); waiting the maximum, "
+                             f"{MAX_PAUSE:.0f} s")
         else:
             wait = min(MAX_BACKOFF, self._retry_wait * 2 ** (state.attempt_number - 1))
             wait += random.uniform(0, self._retry_wait)
@@ -248,11 +261,16 @@ class ModelClient:
             404: f"model {self.model!r} or the endpoint path was not found; check --model and --base-url",
         }
         hint = hints.get(exc.status_code, "the endpoint rejected the request")
-        return redact(f"{exc.status_code} from {self.base_url}: {hint} ({_message(exc)})", *self._secrets)
+        where = redact_url(self.base_url)  # a query value may be a signature (?sig=), whatever its name
+        return redact(f"{exc.status_code} from {where}: {hint} ({_message(exc)})", *self._secrets)
 
 
 class _Unreadable(RuntimeError):
     """A 200 response whose body is not a completion (HTML from a proxy, plain text...)."""
+
+
+class _TimedOut(RuntimeError):
+    """An attempt outlasted ``timeout`` (a server trickling its answer): a timeout, as the SDK's own."""
 
 
 # 200 answers that cannot be read; UnicodeDecodeError: the SDK decodes a JSON body as strict UTF-8.
@@ -262,7 +280,7 @@ _UNREADABLE = (openai.APIResponseValidationError, json.JSONDecodeError, UnicodeD
 def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in (408, 409, 429) or exc.status_code >= 500
-    return isinstance(exc, (openai.APIConnectionError, *_UNREADABLE))
+    return isinstance(exc, (openai.APIConnectionError, _TimedOut, *_UNREADABLE))
 
 
 def _add_usage(total: Usage, response: object, prompt: str, text: str) -> None:
@@ -285,7 +303,7 @@ def _count(usage: object, name: str) -> int:
 def _reason(exc: BaseException | None) -> str:
     if isinstance(exc, openai.APIStatusError):
         return "rate_limited" if exc.status_code == 429 else f"http_{exc.status_code}"
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, (openai.APITimeoutError, _TimedOut)):
         return "timeout"
     if isinstance(exc, openai.APIConnectionError):
         return "connection_error"

@@ -43,7 +43,9 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_REMOTE_MODEL = "gpt-4o-mini"
 BUNDLED_MODEL_NAME = "gemma-3-270m-q4_k_m.gguf"
 REDACTED = "REDACTED"  # in place of a credential in a URL (brackets would make it unparseable)
-_SECRET_PARAMS = ("key", "token", "secret", "sig", "password", "auth", "credential")
+# A query value this short is not scrubbed from free text ("?v=1" would take every 1 out of every message);
+# it is still never shown or stored as part of the URL.
+MIN_SCRUBBED = 4
 
 
 class ConfigError(ValueError):
@@ -110,6 +112,13 @@ class Config:
     normalize: bool | None = None
 
     def __post_init__(self) -> None:
+        # A value pasted or read with $(cat file) brings a newline along; an HTTP request cannot carry it.
+        for name in ("base_url", "judge_base_url", "api_key", "judge_api_key"):
+            if isinstance(getattr(self, name), str):
+                setattr(self, name, getattr(self, name).strip())
+        for name in ("api_key", "judge_api_key"):
+            if isinstance(getattr(self, name), str):
+                check_header_value(f"--{_flag(name)}", getattr(self, name))
         self.validate()
         for name in ("output", "seeds", "from_dataset", "prompts", "local_model"):
             value = getattr(self, name)
@@ -208,8 +217,9 @@ class Config:
     def _resolve_endpoint(self) -> Config:
         """The endpoint rule: --local/--local-model, else the given or environment endpoint (a key alone
         means OpenAI), else, with neither a base URL nor a key, the embedded model."""
-        base_url = self.base_url or os.environ.get("OPENAI_BASE_URL") or None
-        api_key = self.api_key or os.environ.get("OPENAI_API_KEY") or None
+        base_url = self.base_url or os.environ.get("OPENAI_BASE_URL", "").strip() or None
+        api_key = self.api_key or check_header_value("OPENAI_API_KEY", os.environ.get("OPENAI_API_KEY", "").strip())
+        api_key = api_key or None
         if self.local or self.local_model is not None:
             embedded = True
         elif base_url is None and api_key is None:
@@ -282,13 +292,26 @@ class Config:
 
 
 def _url_secrets(url: str) -> list[str]:
-    """Credentials inside a URL: user info (also as Basic auth sends it) and key-like query values."""
+    """Credentials inside a URL: user info (also as Basic auth sends it) and every query value (a signature
+    has no fixed name: sig=, code=, se=...), as written and decoded."""
     parts = urlsplit(url)
     found = []
     if "@" in parts.netloc:
         userinfo = parts.netloc.rsplit("@", 1)[0]
         found += [userinfo, base64.b64encode(unquote(userinfo).encode()).decode()]  # as Basic auth
-    return found + [v for k, v in parse_qsl(parts.query) if v and any(s in k.lower() for s in _SECRET_PARAMS)]
+    raw = [pair.partition("=")[2] for pair in parts.query.split("&")]
+    values = raw + [value for _, value in parse_qsl(parts.query)]
+    return found + sorted({v for v in values if len(v) >= MIN_SCRUBBED}, key=len, reverse=True)
+
+
+def check_header_value(name: str, value: str) -> str:
+    """``value`` if an HTTP header can carry it (visible ASCII only), else a ConfigError that names the
+    setting and the character but never shows the value, which is a secret."""
+    for position, char in enumerate(value, 1):
+        if not "\x21" <= char <= "\x7e":
+            raise ConfigError(f"{name} holds a character an HTTP header cannot carry: U+{ord(char):04X} at position "
+                              f"{position} of {len(value)}; copy it again without that character")
+    return value
 
 
 def settings_from(data: object, source: Path | str) -> dict:
@@ -306,7 +329,8 @@ def settings_from(data: object, source: Path | str) -> dict:
 
 
 def redact_url(url: str | None) -> str | None:
-    """The URL without a password or token in it (user:pass@, ?api-key=...)."""
+    """The URL without a password or token in it: user:pass@ and every query value (?sig=, ?api-key=, and
+    names no list foresees), since any of them may be a signature."""
     if not url:
         return url
     parts = urlsplit(url)
@@ -315,8 +339,7 @@ def redact_url(url: str | None) -> str | None:
         netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
     query = parts.query
     if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, REDACTED if any(s in k.lower() for s in _SECRET_PARAMS) else v) for k, v in pairs])
+        query = urlencode([(k, REDACTED) for k, _ in parse_qsl(query, keep_blank_values=True)])
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

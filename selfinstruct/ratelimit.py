@@ -4,7 +4,8 @@
 reserves the next free moment for its requests and its estimated tokens), so a run does
 not bounce off 429s. A 429 pauses the whole client, not only the request that got it,
 and a provider's ``x-ratelimit-remaining-*`` / ``x-ratelimit-reset-*`` headers saying a
-limit is used up pause it until the reset.
+limit is used up pause it until the reset; no pause is longer than MAX_PAUSE. A provider's
+limits are per endpoint and key, so one limiter serves every stage sent there (the judge too).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-MAX_PAUSE = 300.0
+MAX_PAUSE = 600.0  # the longest wait a Retry-After or a reset header gets: 10 minutes
 
 
 class RateLimiter:

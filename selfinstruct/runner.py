@@ -85,7 +85,7 @@ def resume_config(run_dir: Path | str, **overrides) -> Config:
 
 def _unredacted_base_url(stored: str) -> str:
     """A stored base URL lost its credentials; OPENAI_BASE_URL may hold them again."""
-    from_env = os.environ.get("OPENAI_BASE_URL")
+    from_env = os.environ.get("OPENAI_BASE_URL", "").strip()
     if from_env and redact_url(from_env) == stored:
         return from_env
     raise ConfigError(f"the run's base URL {stored} held credentials, which are never stored; "
@@ -125,12 +125,17 @@ async def generate_async(config: Config, *, progress: str = "off", allow_changes
                 server = stack.enter_context(LocalServer(model_path, ctx=config.ctx, threads=config.threads,
                                                          log_path=rundir.path / "server.log"))
                 config = replace(config, base_url=server.base_url)
-            client = model_client(config, RateLimiter(config.rpm, config.tpm))
+            limiter = RateLimiter(config.rpm, config.tpm)
+            client = model_client(config, limiter, notify=notify)
             judge_client = None
             if config.judge and (config.judge_base_url or config.judge_model != config.model):
                 judging = replace(config, base_url=config.judge_base_url or config.base_url,
                                   api_key=judge_key(config), model=config.judge_model)
-                judge_client = model_client(judging, secrets=config.secrets())
+                # --rpm and --tpm are the limits of one endpoint and key, whatever stage sends: a judge there
+                # shares them; a judge elsewhere is under another provider's limits, which the run does not know.
+                same = (judging.base_url, judging.api_key) == (config.base_url, config.api_key)
+                judge_client = model_client(judging, limiter if same else None, secrets=config.secrets(),
+                                            notify=notify)
             view = ProgressView(stats, progress, notify)
             try:
                 run = Run(config, prompts, seeds, rundir, client, stats, view, judge_client)
@@ -211,13 +216,14 @@ def templates_of(config: Config) -> dict[str, set[str]]:
     return {**METHODS[config.mode].templates, **(judge.TEMPLATES if config.judge else {})}
 
 
-def model_client(config: Config, limiter: RateLimiter | None = None, secrets: list[str] | None = None) -> ModelClient:
+def model_client(config: Config, limiter: RateLimiter | None = None, secrets: list[str] | None = None,
+                 notify: Callable[[str], None] | None = None) -> ModelClient:
     """The client of a resolved config's endpoint and model, with its fault settings; ``secrets``: what
-    its errors must never show (the config's own by default)."""
+    its errors must never show (the config's own by default); ``notify``: where a wait cut short is told."""
     return ModelClient(base_url=config.base_url, api_key=config.api_key, model=config.model, api=config.api,
                        timeout=config.timeout, max_retries=config.max_retries, retry_wait=config.retry_wait,
                        secrets=tuple(config.secrets() if secrets is None else secrets), limiter=limiter,
-                       connections=config.concurrency)
+                       connections=config.concurrency, notify=notify)
 
 
 def judge_key(config: Config) -> str | None:

@@ -58,7 +58,8 @@ def test_only_a_key_stores_openai_as_the_endpoint(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("url, shown", [
     ("https://user:pass@host.example/v1", "https://REDACTED@host.example/v1"),
-    ("https://host.example/v1?api-key=abc123&x=1", "https://host.example/v1?api-key=REDACTED&x=1"),
+    ("https://host.example/v1?api-key=abc123&x=1", "https://host.example/v1?api-key=REDACTED&x=REDACTED"),
+    ("https://acct.example/v1?sv=2024&sig=s1g%2Bx", "https://acct.example/v1?sv=REDACTED&sig=REDACTED"),
     ("https://host.example/v1?token=t0k&sig=s1g", "https://host.example/v1?token=REDACTED&sig=REDACTED"),
     ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1"),
 ])
