@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .client import FatalAPIError, ModelClient, redact
-from .config import RESUME_KEYS, REDACTED, Config, ConfigError, redact_url, settings_from
+from .config import RESUME_KEYS, REDACTED, Config, ConfigError, redact_url
 from .journal import JournalError
 from .local import LocalServer, bundled_model_path, check_gguf
 from .pipeline import Run, RunStopped
@@ -29,7 +29,7 @@ from . import judge
 from .pricing import Price, price_for
 from .progress import ProgressView
 from .stats import Stats
-from .rundir import RunDir, read_config
+from .rundir import RunDir, read_settings
 from .seeds import load_start_tasks
 
 # Signals that end a run the way Ctrl+C does: the summary is written and the run can be resumed.
@@ -62,15 +62,10 @@ def resume(run_dir: Path | str, *, progress: str = "off", allow_changes: bool = 
 def resume_config(run_dir: Path | str, **overrides) -> Config:
     """The stored settings of a run, with the settings that may change freely replaced."""
     run_dir = Path(run_dir)
-    stored = read_config(run_dir)
-    settings = settings_from(stored["settings"], run_dir / "config.json")
+    settings = read_settings(run_dir)
     unknown = set(overrides) - set(RESUME_KEYS)
     if unknown:
         raise ConfigError(f"resume cannot change {', '.join(sorted(unknown))}; start a new run for that")
-    try:
-        Config(**{**settings, "output": run_dir})
-    except ConfigError as exc:
-        raise ConfigError(f"{run_dir / 'config.json'}: {exc}") from None
     settings.update({k: v for k, v in overrides.items() if v is not None})
     settings["output"] = run_dir
     if settings.get("local"):
