@@ -109,7 +109,7 @@ def read(shape: str, text: str, finish_reason: str | None) -> Reading:
     fenced = _FENCE.match(body)  # a server that ignores response_format may fence the JSON
     body = fenced.group(1).strip() if fenced else body
     try:
-        value = json.loads(body)
+        value = json.loads(body, strict=False)  # a line break inside a string: llama.cpp's grammar lets it through
     except json.JSONDecodeError as exc:
         if finish_reason == "length":
             return _salvage(schema, body)
@@ -164,7 +164,7 @@ def _salvage(schema: dict, body: str) -> Reading:
     if not opening:
         return Reading(None, "cut_off", "the JSON was cut off at max_tokens before it was complete")
     key = keys[0]
-    items, decoder, at = [], json.JSONDecoder(), opening.end()
+    items, decoder, at = [], json.JSONDecoder(strict=False), opening.end()
     while True:
         at = len(body) - len(body[at:].lstrip(" \t\r\n,"))
         try:
@@ -174,7 +174,7 @@ def _salvage(schema: dict, body: str) -> Reading:
         items.append(item)
         at = end
     rest = body[at:].strip()
-    lost = None if not rest or rest.startswith("]") else rest.removeprefix('"')
+    lost = None if rest.startswith("]") else rest.removeprefix('"').strip() or None  # nothing lost but the end
     problem = _mismatch({key: items}, schema, "$")
     if problem:
         reason = "cut_off" if not items else "schema_mismatch"

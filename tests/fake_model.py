@@ -145,7 +145,7 @@ class FakeModel:
         if form.get("json_schema"):
             shape = form["json_schema"]["name"]
         else:
-            shape = self.SHOWN[re.search(r'\{"(\w+)"', lines[-1]).group(1)]
+            shape = self.SHOWN[re.search(r'"(\w+)"', lines[-1]).group(1)]
             shape += "_classification" if shape == "instances" and '"label"' in lines[-1] else ""
         zh = bool(re.search("[\u4e00-\u9fff]", lines[-1]))
         number = re.findall(r"(\d+)", lines[-2])

@@ -51,13 +51,14 @@ class SelfInstruct(Method):
         return [c for c in (screen(request, j, text) for j, text in enumerate(parsed.items)) if c is not None]
 
     def _structured_candidates(self, request: Request, answer: dict, screen) -> list[Candidate]:
-        """The instructions of a JSON answer (--structured); one cut off at max_tokens is rejected."""
+        """The instructions of a JSON answer (--structured); one cut off at max_tokens is rejected. Blank
+        strings are no instructions, as blank lines are none in a free-text answer."""
         run = self.run
         reading = run.structured_answer(request, answer, f"{request.slot}.0", answer["text"][:500])
-        items = reading.value["instructions"] if reading.value else []
+        items = [text.strip() for text in (reading.value["instructions"] if reading.value else []) if text.strip()]
         if reading.lost is not None:
             run.reject(f"{request.slot}.{len(items)}", request, "cut_off", reading.lost)
-        return [c for c in (screen(request, j, text.strip()) for j, text in enumerate(items)) if c is not None]
+        return [c for c in (screen(request, j, text) for j, text in enumerate(items)) if c is not None]
 
     async def finish(self, candidate: Candidate) -> None:
         """Classification identification, then instance generation (output-first for classification).
