@@ -148,13 +148,13 @@ def generate(
     top_p: Annotated[Optional[float], _option("--top-p", help="Nucleus sampling.", default="1.0; bundled model: 0.95")] = None,
     max_tokens: Annotated[Optional[int], _option("--max-tokens", help="Tokens per response.",
                                                  default="1024; bundled model: 256")] = None,
-    structured: Annotated[Optional[bool], typer.Option(
+    structured: Annotated[Optional[bool], _option(
         "--structured", help="Ask for JSON that follows a schema per stage (response_format json_schema), with "
-                             "prompts saying the same; needs the chat API. Off: the papers' free-text prompts.",
-        show_default=False)] = None,
-    json_mode: Annotated[Optional[bool], typer.Option(
+                             "prompts saying the same; needs the chat API.",
+        default="off: the papers' free-text prompts")] = None,
+    json_mode: Annotated[Optional[bool], _option(
         "--json-mode", help="--structured for endpoints with JSON mode alone: response_format json_object, the "
-                            "shape asked for in words only.", show_default=False)] = None,
+                            "shape asked for in words only.", default="off")] = None,
     concurrency: Concurrency = None,
     threshold: Annotated[Optional[float], _option(
         "--threshold", help="Reject instructions whose ROUGE-L against the pool is above this.", default="0.7")] = None,
