@@ -5,7 +5,8 @@ answers) are retried with exponential back-off and jitter, honouring Retry-After
 after the retry budget the request fails with a reason and the run goes on.
 400, 413 and 422 refuse that one request: it fails at once (RequestFailed with
 refused=True) and the run goes on. Other 4xx (401, 402, 403, 404, 405...) stop the
-run with FatalAPIError: retrying cannot fix them.
+run with FatalAPIError: retrying cannot fix them. With --structured, an error that refuses the
+request's response_format (structured.refuses_format) is FormatRefused at once, never retried.
 
 An answer is unreadable (retried as "unreadable_response") if its body is not JSON
 or not UTF-8, a choice or the chat message is not an object ("message": null),

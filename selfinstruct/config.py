@@ -266,7 +266,7 @@ class Config:
             where = f"embedded llama.cpp server, model {self.model}"
         else:
             where = f"{redact_url(self.base_url)}, model {self.model}"
-        line = f"endpoint: {where} ({self.api} API" + (f", structured: {self.structured})" if self.structured else ")")
+        line = f"endpoint: {where} ({self.api} API)" + (f", structured ({self.structured})" if self.structured else "")
         if self.judge:
             at = f" at {redact_url(self.judge_base_url)}" if self.judge_base_url else ""
             line += f"; judge: model {self.judge_model}{at}" + (f", min-score {self.min_score}" if self.min_score else "")

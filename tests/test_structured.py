@@ -143,7 +143,7 @@ def test_it_needs_the_chat_api_and_changes_the_signature(tmp_path):
 def test_the_cli_flags(server, tmp_path):
     result = invoke(*common(server, tmp_path / "run", "--lang", "en", "--json-mode", "--dry-run"))
     assert result.exit_code == 0, result.output
-    assert "(chat API, structured: json_object)" in result.output
+    assert "(chat API), structured (json_object)" in result.output
     assert result.output.count('response_format: {"type": "json_object"}') == 4
 
 
