@@ -269,6 +269,7 @@ class Run:
                 raise RunStopped(self.stop_reason)
             self.sent += 1
             response_format = self.response_format(request)
+            stop = None if response_format else request.stop  # free-text stops could cut JSON short
             record = {"key": request_key(request, self.config, response_format), "slot": request.slot, "round": request.round,
                       "stage": request.stage}
             attempts, refused, stopped = 0, None, None
@@ -283,7 +284,7 @@ class Run:
                 client = self.judge_client if request.judge else self.client
                 completion = await client.complete(request.prompt, max_tokens=request.max_tokens,
                                                         temperature=request.temperature, top_p=self.config.top_p,
-                                                        stop=request.stop, give_up=self._stopping, sending=sending,
+                                                        stop=stop, give_up=self._stopping, sending=sending,
                                                         response_format=response_format)
                 record.update(text=completion.text, finish_reason=completion.finish_reason, error=None)
                 retries, usage = completion.retries, completion.usage
