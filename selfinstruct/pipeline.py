@@ -270,8 +270,8 @@ class Run:
             self.sent += 1
             response_format = self.response_format(request)
             stop = None if response_format else request.stop  # free-text stops could cut JSON short
-            record = {"key": request_key(request, self.config, response_format), "slot": request.slot, "round": request.round,
-                      "stage": request.stage}
+            record = {"key": request_key(request, self.config, response_format), "slot": request.slot,
+                      "round": request.round, "stage": request.stage}
             attempts, refused, stopped = 0, None, None
 
             def sending() -> None:
