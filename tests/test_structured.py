@@ -240,3 +240,14 @@ def test_other_refusals_of_a_structured_run_mention_it_too(server, tmp_path):
     assert result.exit_code == 3
     assert "refused the first 3 requests" in result.output
     assert "or leave --structured off if it does not take response_format" in result.output
+
+
+def test_the_bundled_model_at_a_served_address_gets_llama_cpp_pythons_form(server, tmp_path):
+    """`selfinstruct serve` runs llama-cpp-python's server, which refuses json_schema: the schema goes in
+    json_object's "schema", which it turns into a grammar."""
+    config = run_config(server, tmp_path, lang="zh", structured=True, model="gemma-3-270m-q4_k_m.gguf",
+                        num_instructions=3)
+    generate(config)
+    sent = [r.body["response_format"] for r in server.requests]
+    assert {f["type"] for f in sent} == {"json_object"} and all(f["schema"] in SCHEMAS.values() for f in sent)
+    assert all(r.endpoint == "chat" for r in server.requests)
