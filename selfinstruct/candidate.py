@@ -18,6 +18,7 @@ class Request:
     stop: list[str] | None = None
     next_number: int = 0  # the list number the prompt ends with, where the answer's list goes on
     judge: bool = False  # sent to the judge's model and endpoint (see judge.py)
+    shape: str | None = None  # the JSON its answer takes with --structured (structured.SCHEMAS); None: free text
 
 
 @dataclass

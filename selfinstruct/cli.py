@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import importlib.metadata
+import json
 import os
 import re
 import signal
@@ -14,7 +15,7 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from .client import FatalAPIError
+from .client import FatalAPIError, FormatRefused
 from .config import Config, ConfigError
 from .export import FORMATS, accepted_tasks, card_path, export_run
 from .filtering import KEYS, FilterError, filter_dataset
@@ -150,6 +151,13 @@ def generate(
     top_p: Annotated[Optional[float], _option("--top-p", help="Nucleus sampling.", default="1.0; bundled model: 0.95")] = None,
     max_tokens: Annotated[Optional[int], _option("--max-tokens", help="Tokens per response.",
                                                  default="1024; bundled model: 256")] = None,
+    structured: Annotated[Optional[bool], _option(
+        "--structured", help="Ask for JSON that follows a schema per stage (response_format json_schema), with "
+                             "prompts saying the same; needs the chat API.",
+        default="off: the papers' free-text prompts")] = None,
+    json_mode: Annotated[Optional[bool], _option(
+        "--json-mode", help="--structured for endpoints with JSON mode alone: response_format json_object, the "
+                            "shape asked for in words only.", default="off")] = None,
     concurrency: Concurrency = None,
     threshold: Annotated[Optional[float], _option(
         "--threshold", help="Reject instructions whose ROUGE-L against the pool is above this.", default="0.7")] = None,
@@ -187,8 +195,9 @@ def generate(
 ):
     """Generate tasks from seed tasks, or resume the run in --output."""
     options = {k: v for k, v in locals().items()
-               if k not in ("config_file", "allow_changes", "quiet", "local", "dry_run")}
+               if k not in ("config_file", "allow_changes", "quiet", "local", "dry_run", "json_mode")}
     options["local"] = local or None
+    options["structured"] = "json_object" if json_mode else structured
     given = {k: v for k, v in options.items() if v is not None}
     build = (lambda: Config.from_toml(config_file, **given) if config_file else Config(**given))
     if dry_run:
@@ -208,6 +217,8 @@ def _dry_run(build: Callable[[], Config]) -> None:
     for stage, prompt in estimate.prompts:
         typer.echo(f"\n--- {stage}: the first prompt as sent ({len(prompt)} characters, "
                    f"~{estimate_tokens(prompt)} tokens) ---\n{prompt}\n--- end of {stage} prompt ---")
+        if stage in estimate.response_formats:
+            typer.echo(f"response_format: {json.dumps(estimate.response_formats[stage], ensure_ascii=False)}")
     requests = sum(estimate.requests.values())
     per_stage = ", ".join(f"{stage} {n:,}" for stage, n in estimate.requests.items())
     cost = "unknown (give --price-in and --price-out)" if estimate.cost is None else f"${estimate.cost:,.2f}"
@@ -285,6 +296,8 @@ def _run(build: Callable[[], Config], allow_changes: bool, quiet: bool) -> None:
         _fail(clean(exc), BAD_INPUT)
     except (LocalServerError, JournalError) as exc:
         _fail(clean(exc), FAILED)
+    except FormatRefused as exc:  # resuming cannot change --structured: one line says what to do
+        _fail(clean(exc), API_REFUSED)
     except FatalAPIError as exc:
         _fail(f"{clean(exc)}\nThe run stopped; what was journaled is kept. Fix this and run "
               f"`selfinstruct resume {config.output}` to go on.", API_REFUSED)

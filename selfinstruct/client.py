@@ -8,7 +8,8 @@ connect to last byte: the SDK's own timeout is per read, which a server sending 
 now and then never trips.
 400, 413 and 422 refuse that one request: it fails at once (RequestFailed with
 refused=True) and the run goes on. Other 4xx (401, 402, 403, 404, 405...) stop the
-run with FatalAPIError: retrying cannot fix them.
+run with FatalAPIError: retrying cannot fix them. With --structured, an error that refuses the
+request's response_format (structured.refuses_format) is FormatRefused at once, never retried.
 
 An answer is unreadable (retried as "unreadable_response") if its body is not JSON
 or not UTF-8, a choice or the chat message is not an object ("message": null),
@@ -40,6 +41,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 from .pricing import estimate_tokens
 from .config import redact_url
 from .ratelimit import MAX_PAUSE, RateLimiter
+from .structured import refusal_hint, refuses_format
 
 _KEY_LIKE = re.compile(r"\b(sk|key|tok)-[A-Za-z0-9_*\-]{3,}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -50,6 +52,10 @@ CONNECTIONS_PER_POOL = 16
 
 class FatalAPIError(RuntimeError):
     """The endpoint refuses the run (bad key, no credit, no access, unknown model or path)."""
+
+
+class FormatRefused(FatalAPIError):
+    """The endpoint does not take the response_format that --structured sends (or not its schema)."""
 
 
 class Abandoned(RuntimeError):
@@ -131,10 +137,11 @@ class ModelClient:
 
     async def complete(self, prompt: str, *, max_tokens: int, temperature: float, top_p: float,
                        stop: list[str] | None = None, give_up: Callable[[], bool] = lambda: False,
-                       sending: Callable[[], None] = lambda: None) -> Completion:
+                       sending: Callable[[], None] = lambda: None, response_format: dict | None = None) -> Completion:
         """The answer, after retrying transient faults. ``give_up`` is asked before each retry's wait and
         right before every attempt, the first included; ``sending`` is told of each attempt as it goes
-        out, so that the caller can count (and budget) the HTTP requests sent."""
+        out, so that the caller can count (and budget) the HTTP requests sent. ``response_format`` (chat
+        only, --structured) goes with the request; an endpoint refusing it raises FormatRefused at once."""
         retries: list[str] = []
         usage = Usage()
 
@@ -149,16 +156,26 @@ class ModelClient:
             if give_up():
                 raise Abandoned(retries, usage)
 
+        def refuses(exc: BaseException) -> bool:
+            return (response_format is not None and isinstance(exc, openai.APIStatusError)
+                    and refuses_format(exc.status_code, _message(exc)))
+
         retrying = AsyncRetrying(stop=stop_after_attempt(self._max_retries + 1), wait=self._wait,
-                                 retry=retry_if_exception(_is_transient), before=send_or_abandon,
-                                 before_sleep=count_retry, reraise=True)
+                                 retry=retry_if_exception(lambda exc: _is_transient(exc) and not refuses(exc)),
+                                 before=send_or_abandon, before_sleep=count_retry, reraise=True)
         try:
             async for attempt in retrying:
                 with attempt:
-                    completion = await self._send(prompt, max_tokens, temperature, top_p, stop, usage)
+                    completion = await self._send(prompt, max_tokens, temperature, top_p, stop, usage,
+                                                  response_format)
                     completion.retries, completion.usage = retries, usage
                     return completion
         except openai.APIStatusError as exc:
+            if refuses(exc):
+                raise FormatRefused(redact(f"{exc.status_code} from {redact_url(self.base_url)}: the endpoint "
+                                           f"refused response_format {response_format['type']} "
+                                           f"({' '.join(_message(exc).split())}); {refusal_hint(response_format)}",
+                                           *self._secrets)) from None
             if not _is_transient(exc) and exc.status_code not in REFUSED_STATUSES:
                 raise FatalAPIError(self._explain(exc)) from None
             failure = RequestFailed(_reason(exc), redact(_message(exc), *self._secrets),
@@ -170,14 +187,15 @@ class ModelClient:
         failure.retries, failure.usage = retries, usage
         raise failure
 
-    async def _send(self, prompt, max_tokens, temperature, top_p, stop, usage: Usage) -> Completion:
+    async def _send(self, prompt, max_tokens, temperature, top_p, stop, usage: Usage,
+                    response_format: dict | None = None) -> Completion:
         """One attempt, within the rate limits; its tokens settle the limiter's estimate."""
         estimate = estimate_tokens(prompt) + max_tokens
         await self.limiter.acquire(estimate)
         before = usage.prompt_tokens + usage.completion_tokens
         try:
             async with asyncio.timeout(self._timeout):
-                return await self._attempt(prompt, max_tokens, temperature, top_p, stop, usage)
+                return await self._attempt(prompt, max_tokens, temperature, top_p, stop, usage, response_format)
         except TimeoutError:
             raise _TimedOut(f"Request timed out: no complete answer within {self._timeout:g} s") from None
         finally:
@@ -186,12 +204,15 @@ class ModelClient:
     async def _observe(self, response) -> None:
         self.limiter.observe(response.headers)
 
-    async def _attempt(self, prompt, max_tokens, temperature, top_p, stop, usage: Usage) -> Completion:
+    async def _attempt(self, prompt, max_tokens, temperature, top_p, stop, usage: Usage,
+                       response_format: dict | None = None) -> Completion:
         # The body is plain JSON already: posting it skips the SDK's per-request type transform,
         # about a fifth of the client's CPU at high concurrency; answers are parsed as usual.
         body = dict(model=self.model, max_tokens=max_tokens, temperature=temperature, top_p=top_p)
         if stop:
             body["stop"] = stop
+        if response_format:
+            body["response_format"] = response_format
         if self.api == "chat":
             body["messages"] = [{"role": "user", "content": prompt}]
             response = await next(self._next_client).post("/chat/completions", body=body, cast_to=ChatCompletion)

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from .paths import special_kind
 from .resources import default_prompts, default_seeds
+from .structured import STYLES
 
 LANGS = ("zh", "en")
 APIS = ("chat", "completion")
@@ -107,6 +108,9 @@ class Config:
     judge_model: str | None = None  # None: the run's model
     judge_base_url: str | None = None  # None: the run's endpoint
     judge_api_key: str | None = field(default=None, repr=False)  # None: the run's key
+    # JSON answers that follow a schema per stage (structured.py): "json_schema", or "json_object" for
+    # endpoints with JSON mode alone; True means "json_schema". None: the papers' free-text prompts.
+    structured: bool | str | None = None
     # NFKC before ROUGE-L (full-width Ｐｙｔｈｏｎ equals Python). None: on, except in a run directory
     # made before it existed (format 2), which keeps comparing raw text so that it resumes exactly.
     normalize: bool | None = None
@@ -120,6 +124,8 @@ class Config:
             if isinstance(getattr(self, name), str):
                 check_header_value(f"--{_flag(name)}", getattr(self, name))
         self.validate()
+        if isinstance(self.structured, bool):  # one spelling in settings and signatures
+            self.structured = STYLES[0] if self.structured else None
         for name in ("output", "seeds", "from_dataset", "prompts", "local_model"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, Path):
@@ -139,6 +145,11 @@ class Config:
             raise ConfigError("give --from or --seeds, not both: an evol run starts from one of them")
         if self.api is not None:
             _choice("api", self.api, APIS)
+        if isinstance(self.structured, str):
+            _choice("structured", self.structured, STYLES)
+        if self.structured and self.api == "completion":
+            raise ConfigError("--structured needs the chat API: response_format belongs to chat requests; "
+                              "drop --api completion")
         for name in ("num_instructions", "concurrency", "max_tokens", "instances_per_task",
                      "requests_per_round", "tasks_per_request", "ctx", "threads", "min_length", "max_length"):
             _at_least(name, getattr(self, name), 1)
@@ -236,7 +247,7 @@ class Config:
             model = self.model or (self.local_model.name if own else BUNDLED_MODEL_NAME)
             config = self._with_sampling("api" if own else "bundled")
             return replace(config, local=True, base_url=None, api_key=None, model=model,
-                           api=self.api or "completion")
+                           api=self.api or ("chat" if self.structured else "completion"))
         base_url = base_url or OPENAI_BASE_URL
         if api_key is None and urlsplit(base_url).hostname == urlsplit(OPENAI_BASE_URL).hostname:
             raise ConfigError("no API key for OpenAI: set OPENAI_API_KEY or pass --api-key")
@@ -244,12 +255,20 @@ class Config:
         bundled = model == BUNDLED_MODEL_NAME  # `selfinstruct serve` elsewhere: its base model's settings
         config = self._with_sampling("bundled" if bundled else "api")
         return replace(config, local=False, base_url=base_url, api_key=api_key, model=model,
-                       api=self.api or ("completion" if bundled else "chat"))
+                       api=self.api or ("completion" if bundled and not self.structured else "chat"))
 
     def _with_sampling(self, endpoint: str) -> Config:
         temperature, top_p, max_tokens = SAMPLING_DEFAULTS[endpoint]
         return replace(self, temperature=_given(self.temperature, temperature), top_p=_given(self.top_p, top_p),
                        max_tokens=_given(self.max_tokens, max_tokens))
+
+    def serves_llama_cpp_python(self, judge: bool = False) -> bool:
+        """Whether requests (the judge's, with ``judge``) go to llama-cpp-python's server: the embedded one,
+        or the bundled model wherever `selfinstruct serve` runs it. It takes a response_format schema its
+        own way (structured.py)."""
+        if judge and self.judge_base_url:
+            return self.judge_model == BUNDLED_MODEL_NAME
+        return self.local or (self.judge_model if judge else self.model) == BUNDLED_MODEL_NAME
 
     def endpoint_line(self) -> str:
         """One line naming where a resolved config sends its requests."""
@@ -257,7 +276,7 @@ class Config:
             where = f"embedded llama.cpp server, model {self.model}"
         else:
             where = f"{redact_url(self.base_url)}, model {self.model}"
-        line = f"endpoint: {where} ({self.api} API)"
+        line = f"endpoint: {where} ({self.api} API)" + (f", structured ({self.structured})" if self.structured else "")
         if self.judge:
             at = f" at {redact_url(self.judge_base_url)}" if self.judge_base_url else ""
             line += f"; judge: model {self.judge_model}{at}" + (f", min-score {self.min_score}" if self.min_score else "")
@@ -287,6 +306,8 @@ class Config:
             sig["from_sha256"] = _sha256_files([self.from_dataset])
         if self.judge:
             sig["judge"] = {"model": self.judge_model, "min_score": self.min_score}
+        if self.structured:
+            sig["structured"] = self.structured
         sig["prompts_sha256"] = _sha256_files(prompt_files)
         return sig
 

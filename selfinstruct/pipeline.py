@@ -25,7 +25,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 
-from . import judge
+from . import judge, structured
 from .client import Abandoned, FatalAPIError, ModelClient, RequestFailed, Usage
 from .config import Config
 from .candidate import Candidate, Request
@@ -60,6 +60,7 @@ class Run:
         self.client, self.stats, self.view = client, stats, view
         self.judge_client = judge_client or client
         self.continued = config.api == "completion"
+        self.structured = bool(config.structured)  # answers are JSON (structured.py), read by Run.structured_answer
         self.method = METHODS[config.mode](self)
         # Which waiting request gets a free slot first (lower first): the method's order, then the judge.
         self.priority = {**self.method.stages, judge.STAGE: max(self.method.stages.values()) + 1}
@@ -162,6 +163,23 @@ class Run:
         self.stats.candidates["screened"] += 1
         return Candidate(cid, text, {"round": request.round, "request": request.slot, "item": j}, most_similar)
 
+    def structured_answer(self, request: Request, answer: dict, rid: str, instruction: str,
+                          reject=None) -> structured.Reading:
+        """A structured answer read against its request's shape. One that does not fit is rejected here
+        with its reason (invalid_json, schema_mismatch, cut_off) and where it fails, and has no value;
+        ``instruction`` is what the rejection shows (the candidate's, or the answer itself)."""
+        reading = structured.read(request.shape, answer["text"], answer["finish_reason"])
+        if reading.value is None:
+            (reject or self.reject)(rid, request, reading.reason, instruction, detail=reading.detail)
+        return reading
+
+    def response_format(self, request: Request) -> dict | None:
+        """What a request sends as response_format with --structured; None for a free-text answer."""
+        if not self.structured or request.shape is None:
+            return None
+        return structured.response_format(request.shape, self.config.structured,
+                                          self.config.serves_llama_cpp_python(judge=request.judge))
+
     def usable_instances(self, candidate: Candidate, request: Request, instances: list[Instance],
                           reject=None) -> list[Instance]:
         kept, dropped = clean_instances(instances)
@@ -179,11 +197,18 @@ class Run:
         if answer["error"]:
             reason, detail = f"request_failed:{answer['error']}", None
         else:
-            score, detail = judge.parse_score(answer["text"])
+            if self.structured:
+                reading = structured.read(request.shape, answer["text"], answer["finish_reason"])
+                score, detail = ((reading.value["score"], reading.value["reason"].strip()[:judge.REASON_CHARS])
+                                 if reading.value else (None, answer["text"][:judge.REASON_CHARS]))
+                unscored, why = reading.reason, reading.detail
+            else:
+                score, detail = judge.parse_score(answer["text"])
+                unscored, why = "unparseable_score", answer["text"][:200]
             candidate.judged = {"score": score, "reason": detail}
             minimum = self.config.min_score
             if minimum and score is None:
-                reason, detail = "unparseable_score", answer["text"][:200]
+                reason, detail = unscored, why
             elif minimum and score < minimum:
                 reason, detail = "low_score", f"{score}: {detail}"
         if reason:
@@ -194,7 +219,7 @@ class Run:
         round_ = candidate.source["round"]
         prompt = judge.judge_prompt(self.prompts, candidate.instruction, candidate.instances)
         return Request(judge.STAGE, f"r{round_}.judge.{candidate.id}", round_, prompt, judge.JUDGE_TOKENS, 0.0,
-                       ["\n\n"] if self.continued else None, judge=True)
+                       ["\n\n"] if self.continued else None, judge=True, shape="judge")
 
     def _accept_in_order(self, candidates: list[Candidate]) -> None:
         for candidate in candidates:
@@ -243,8 +268,10 @@ class Run:
             if self._stopping():
                 raise RunStopped(self.stop_reason)
             self.sent += 1
-            record = {"key": request_key(request, self.config), "slot": request.slot, "round": request.round,
-                      "stage": request.stage}
+            response_format = self.response_format(request)
+            stop = None if response_format else request.stop  # free-text stops could cut JSON short
+            record = {"key": request_key(request, self.config, response_format), "slot": request.slot,
+                      "round": request.round, "stage": request.stage}
             attempts, refused, stopped = 0, None, None
 
             def sending() -> None:
@@ -257,7 +284,8 @@ class Run:
                 client = self.judge_client if request.judge else self.client
                 completion = await client.complete(request.prompt, max_tokens=request.max_tokens,
                                                         temperature=request.temperature, top_p=self.config.top_p,
-                                                        stop=request.stop, give_up=self._stopping, sending=sending)
+                                                        stop=stop, give_up=self._stopping, sending=sending,
+                                                        response_format=response_format)
                 record.update(text=completion.text, finish_reason=completion.finish_reason, error=None)
                 retries, usage = completion.retries, completion.usage
             except RequestFailed as exc:
@@ -322,8 +350,9 @@ class Run:
         """A refused request before any success: a wrong setting stops the run rather than fail every request."""
         self.refused.append(record)
         if len(self.refused) >= REFUSALS_BEFORE_FATAL:
+            hint = ", or leave --structured off if it does not take response_format" if self.structured else ""
             raise FatalAPIError(f"the endpoint refused the first {len(self.refused)} requests "
-                                f"({exc.reason}: {exc.detail}); check --model, --max-tokens and --api")
+                                f"({exc.reason}: {exc.detail}); check --model, --max-tokens and --api{hint}")
 
     def _check_failures(self, record: dict) -> None:
         """The failure stop rule: almost every recent request failed."""
@@ -361,9 +390,11 @@ class Run:
         return [task.result() for task in tasks]
 
 
-def request_key(request: Request, config: Config) -> str:
+def request_key(request: Request, config: Config, response_format: dict | None = None) -> str:
     model = config.judge_model if request.judge else config.model
     payload = {"slot": request.slot, "prompt": request.prompt, "model": model, "api": config.api,
                "max_tokens": request.max_tokens, "temperature": request.temperature, "top_p": config.top_p,
                "stop": request.stop}
+    if response_format:  # only then, so that the keys of free-text runs stay what they were
+        payload["response_format"] = response_format
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:32]

@@ -17,9 +17,8 @@ from .candidate import Candidate
 from .methods import METHODS
 from .pipeline import Run
 from .pricing import Price, estimate_tokens
-from .prompts import PromptSet
 from .rundir import ANSWER_REQUIRED, answer_problem, answered, check_place
-from .runner import prices_of, templates_of
+from .runner import load_prompts, prices_of
 from .seeds import load_start_tasks
 
 # Seconds per request; per-stage defaults are each method's ``rates``.
@@ -39,6 +38,7 @@ class Plan:
     seconds: float = 0.0
     parallel: int = 1  # requests answered at once
     rates: str = "defaults"  # or where they were measured
+    response_formats: dict[str, dict] = field(default_factory=dict)  # stage -> what it sends, with --structured
 
 
 def plan(config: Config) -> Plan:
@@ -46,7 +46,7 @@ def plan(config: Config) -> Plan:
     config = config.resolve()
     check_place(config.output)  # what the run would refuse, the dry run refuses too
     method = METHODS[config.mode]
-    prompts = PromptSet.load(config.prompts, config.lang, templates_of(config))
+    prompts = load_prompts(config)
     run = Run(config, prompts, load_start_tasks(config)[0])
     firsts = run.method.first_requests()
     rates = method.rates
@@ -58,7 +58,9 @@ def plan(config: Config) -> Plan:
     measured = _measured(config)
     remaining = max(config.num_instructions - (measured["accepted"] if measured else 0), 0)
     result = Plan([(stage, request.prompt) for stage, request in firsts.items()], remaining,
-                  rates=f"measured in {config.output}" if measured else "defaults")
+                  rates=f"measured in {config.output}" if measured else "defaults",
+                  response_formats={stage: run.response_format(request) for stage, request in firsts.items()
+                                    if run.response_format(request)})
     defaults, seconds, cost = rates, 0.0, 0.0
     result.price, judge_price = prices_of(config)
     for stage, per_task in defaults["requests_per_task"].items():

@@ -90,7 +90,7 @@ def _unredacted_base_url(stored: str) -> str:
 async def generate_async(config: Config, *, progress: str = "off", allow_changes: bool = False,
                          notify: Callable[[str], None] | None = None) -> dict:
     config = config.resolve()
-    prompts = PromptSet.load(config.prompts, config.lang, templates_of(config))
+    prompts = load_prompts(config)
     seeds, skipped = load_start_tasks(config)
     model_path = local_model_path(config) if config.local else None
     price, judge_price = prices_of(config)
@@ -209,6 +209,11 @@ def _finish(rundir: RunDir, stats: Stats, seconds: float, best_effort: bool = Fa
 def templates_of(config: Config) -> dict[str, set[str]]:
     """The prompt templates a run reads: its method's, and the judge's with --judge."""
     return {**METHODS[config.mode].templates, **(judge.TEMPLATES if config.judge else {})}
+
+
+def load_prompts(config: Config) -> PromptSet:
+    """The templates a resolved config's run reads, checked: the structured variants with --structured."""
+    return PromptSet.load(config.prompts, config.lang, templates_of(config), structured=bool(config.structured))
 
 
 def model_client(config: Config, limiter: RateLimiter | None = None, secrets: list[str] | None = None,

@@ -8,6 +8,7 @@ instruction a classification task.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import threading
@@ -35,6 +36,8 @@ class FakeModel:
         prompt = request.prompt
         chat = request.endpoint == "chat"
         with self.lock:
+            if "response_format" in request.body:
+                return self.structured(request)
             if "Here is a list of tasks" in prompt or "下面是人们请 AI 助手完成的一组任务" in prompt:
                 return self.instructions(prompt, chat)
             if prompt.rstrip().endswith(("Classification:", "分类任务：")):
@@ -132,3 +135,33 @@ class FakeModel:
         return (f"评分：{score}\n理由：{reason}" if zh else f"Score: {score}\nReason: {reason}") if chat else \
             f" {score}\n{'理由：' if zh else 'Reason: '}{reason}"
 
+
+    # --structured: JSON for the stage the json_schema names or, in JSON mode, whose shape the prompt's last line shows.
+    SHOWN = {"instructions": "instructions", "classification": "classify", "examples": "instances", "tasks": "alpaca",
+             "instruction": "evolve", "adds_something": "compare", "score": "judge"}
+
+    def structured(self, request: Request) -> str:
+        form, lines = request.body["response_format"], request.prompt.rstrip().splitlines()
+        if form.get("json_schema"):
+            shape = form["json_schema"]["name"]
+        else:
+            shape = self.SHOWN[re.search(r'"(\w+)"', lines[-1]).group(1)]
+            shape += "_classification" if shape == "instances" and '"label"' in lines[-1] else ""
+        zh = bool(re.search("[\u4e00-\u9fff]", lines[-1]))
+        number = re.findall(r"(\d+)", lines[-2])
+        instruction = (re.findall(r"^(?:Instruction: |指令：)(.*)$", request.prompt, re.M) or [""])[-1]
+        value = {
+            "instructions": lambda: {"instructions": [self.instruction(zh) for _ in range(5)]},
+            "classify": lambda: {"classification": bool(number) and int(number[-1]) % self.classification_every == 0},
+            "instances": lambda: {"examples": [{"input": "a short note about spring", "output": "Spring has come."},
+                                               {"input": "", "output": "This is the answer of the second example."}]},
+            "instances_classification": lambda: {"examples": [{"label": "Positive", "input": "The food is great."},
+                                                              {"label": "Negative", "input": "The service was slow."}]},
+            "alpaca": lambda: {"tasks": [{"instruction": self.instruction(zh), "input": "", "output": f"Answer {n}."}
+                                         for n in range(4)]},
+            "evolve": lambda: {"instruction": self.instruction(zh) + ("，并且只用三句话回答。" if zh else
+                                                                     ", in exactly three sentences.")},
+            "compare": lambda: {"adds_something": True},
+            "judge": lambda: {"score": sum(map(ord, instruction)) % 5 + 1, "reason": "The instruction is clear."},
+        }[shape]()
+        return json.dumps(value, ensure_ascii=False)

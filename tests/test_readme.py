@@ -137,11 +137,13 @@ PLAN = {
                "test_export_commands_on_stub_run", "test_readme_test_command_is_what_ci_runs"]),
     "ci": ("bash", r"\.venv/bin/python -m pytest$", ["test_readme_test_command_is_what_ci_runs"]),
     "openai": ("bash", r"^export OPENAI_API_KEY=", ["test_endpoint_example_against_stub"]),
-    "deepseek": ("bash", r"--base-url https://api\.deepseek\.com/", ["test_endpoint_example_against_stub"]),
+    "deepseek": ("bash", r"--base-url https://api\.deepseek\.com/.* -o runs/zh$", ["test_endpoint_example_against_stub"]),
     "qwen": ("bash", r"--base-url https://dashscope\.", ["test_endpoint_example_against_stub"]),
-    "vllm": ("bash", r"--base-url http://localhost:8000/", ["test_endpoint_example_against_stub"]),
+    "vllm": ("bash", r"--base-url http://localhost:8000/.* -o runs/vllm$", ["test_endpoint_example_against_stub"]),
     "ollama": ("bash", r"--base-url http://localhost:11434/", ["test_endpoint_example_against_stub"]),
     "llamacpp": ("bash", r"--base-url http://localhost:8080/", ["test_endpoint_example_against_stub"]),
+    "structured": ("bash", r"^selfinstruct generate --structured ", ["test_endpoint_example_against_stub"]),
+    "json-mode": ("bash", r"^selfinstruct generate --json-mode ", ["test_endpoint_example_against_stub"]),
     "local-model": ("bash", r"^selfinstruct generate --local-model ", ["test_local_model_command_real"]),
     "serve": ("console", r"^selfinstruct serve\b", ["test_serve_command_real"]),
     "toml": ("toml", r"^num-instructions = ", ["test_toml_config_block"]),
@@ -179,7 +181,7 @@ def test_every_readme_block_is_covered():
     blocks = readme_blocks()
     unknown = [(b.line, b.kind) for b in blocks if b.kind not in HANDLED_KINDS]
     assert not unknown, f"README blocks of a kind this harness does not run (README line, kind): {unknown}"
-    assert len(blocks) == 13, "README code blocks were added or removed: update PLAN and this count"
+    assert len(blocks) == 14, "README code blocks were added or removed: update PLAN and this count"
     items = readme_items()
     owners: dict[int, list[str]] = {}
     for key, (kind, pattern, tests) in PLAN.items():
@@ -287,7 +289,7 @@ def printed_run_dir(stdout: str, cwd: Path) -> Path:
 
 # ------------------------------------------------------------------ remote endpoints, against the stub
 
-STUB_EXAMPLES = ["openai", "deepseek", "qwen", "vllm", "ollama", "llamacpp"]
+STUB_EXAMPLES = ["openai", "deepseek", "qwen", "vllm", "ollama", "llamacpp", "structured", "json-mode"]
 
 
 @pytest.mark.parametrize("key", STUB_EXAMPLES)
@@ -317,6 +319,9 @@ def test_endpoint_example_against_stub(key, server, tmp_path, tmp_path_factory):
         model, api, lang, server.base_url, False)
     sent = [r for r in server.requests if r.endpoint in ("chat", "completion")]
     assert sent and all(r.endpoint == api and r.body["model"] == model for r in sent)
+    structured = "json_object" if "--json-mode" in readme.text else "json_schema" if "--structured" in readme.text else None
+    assert settings["structured"] == structured
+    assert all(r.body.get("response_format", {}).get("type") == structured for r in sent)
     key_given = re.search(r"^export OPENAI_API_KEY=(\S+)", readme.text, re.M)
     expected_key = key_given.group(1) if key_given else FAKE_KEY if "--api-key" in readme.text else None
     if expected_key:

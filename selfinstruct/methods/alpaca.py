@@ -30,11 +30,13 @@ class Alpaca(Method):
         prompt = run.prompts.render("alpaca", examples=examples, count=config.tasks_per_request,
                                     next=run.prompts.alpaca_item(next_number))
         return Request("alpaca", f"r{round_}.alpaca.{i}", round_, prompt, config.max_tokens,
-                       config.temperature, [f"\n{last + 1}."], next_number)
+                       config.temperature, [f"\n{last + 1}."], next_number, shape="alpaca")
 
     def answer_candidates(self, request: Request, answer: dict, screen) -> list[Candidate]:
         """Parse complete tasks; keep those that pass screening and the instance checks."""
-        run, candidates = self.run, []
+        run = self.run
+        if run.structured:
+            return self._screened(request, self._structured_tasks(request, answer), screen)
         tasks = parse_alpaca_tasks(answer["text"], request.next_number, run.continued)
         if not tasks:
             run.reject(f"{request.slot}.0", request, "unparseable_response", answer["text"][:500])
@@ -42,6 +44,10 @@ class Alpaca(Method):
         if answer["finish_reason"] == "length":
             cut = tasks.pop()
             run.reject(f"{request.slot}.{len(tasks)}", request, "cut_off", cut["instruction"])
+        return self._screened(request, tasks, screen)
+
+    def _screened(self, request: Request, tasks: list[dict], screen) -> list[Candidate]:
+        run, candidates = self.run, []
         for j, task in enumerate(tasks):
             candidate = screen(request, j, task["instruction"])
             if candidate is None:
@@ -50,6 +56,16 @@ class Alpaca(Method):
             if candidate.instances:
                 candidates.append(candidate)
         return candidates
+
+    def _structured_tasks(self, request: Request, answer: dict) -> list[dict]:
+        """The tasks of a JSON answer (--structured); one cut off at max_tokens is rejected."""
+        run = self.run
+        reading = run.structured_answer(request, answer, f"{request.slot}.0", answer["text"][:500])
+        tasks = [{key: task[key].strip() for key in ("instruction", "input", "output")}
+                 for task in (reading.value["tasks"] if reading.value else [])]
+        if reading.lost is not None:
+            run.reject(f"{request.slot}.{len(tasks)}", request, "cut_off", reading.lost)
+        return tasks
 
     def first_requests(self) -> dict[str, Request]:
         return {"alpaca": self.request(random.Random(f"{self.run.config.seed}:0"), 0, 0)}

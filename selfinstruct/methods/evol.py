@@ -79,18 +79,25 @@ class Evol(Method):
         self.asked[slot] = (parent, operation)
         prompt = run.prompts.render(f"evolve_{operation}", instruction=self.pool[parent].text)
         return Request("evolve", slot, round_, prompt, config.max_tokens, config.temperature,
-                       ["\n\n"] if run.continued else None)
+                       ["\n\n"] if run.continued else None, shape="evolve")
 
     def answer_candidates(self, request: Request, answer: dict, screen) -> list[Candidate]:
         """The answer's rewrite, screened, with its lineage."""
         run = self.run
         parent, operation = self.asked[request.slot]
         lineage = {"parent": self.pool[parent].id, "operation": operation, "depth": self.pool[parent].depth + 1}
-        text = _ECHOED_LABEL.sub("", answer["text"].strip(), count=1).strip()
-        if not text or answer["finish_reason"] == "length":
-            reason = "cut_off" if text else "unparseable_response"
-            run.reject(f"{request.slot}.0", request, reason, text or answer["text"][:500], lineage=lineage)
-            return []
+        if run.structured:
+            reading = run.structured_answer(request, answer, f"{request.slot}.0", answer["text"][:500],
+                                            lambda *args, **kwargs: run.reject(*args, **kwargs, lineage=lineage))
+            if reading.value is None:
+                return []
+            text = reading.value["instruction"].strip()
+        else:
+            text = _ECHOED_LABEL.sub("", answer["text"].strip(), count=1).strip()
+            if not text or answer["finish_reason"] == "length":
+                reason = "cut_off" if text else "unparseable_response"
+                run.reject(f"{request.slot}.0", request, reason, text or answer["text"][:500], lineage=lineage)
+                return []
         if _SCAFFOLDING.search(text):
             run.stats.candidates["generated"] += 1
             run.reject(f"{request.slot}.0", request, "copied_prompt", text, lineage=lineage)
@@ -114,7 +121,13 @@ class Evol(Method):
         if answer["error"]:
             reject(candidate.id, request, f"request_failed:{answer['error']}", candidate.instruction)
             return
-        adds = parse_yes_no(answer["text"])
+        if run.structured:
+            reading = run.structured_answer(request, answer, candidate.id, candidate.instruction, reject)
+            if reading.value is None:
+                return
+            adds = reading.value["adds_something"]
+        else:
+            adds = parse_yes_no(answer["text"])
         if not adds:
             reject(candidate.id, request, "no_information_gain" if adds is False else "unparseable_comparison",
                    candidate.instruction, detail=answer["text"][:200])
@@ -161,7 +174,7 @@ class Evol(Method):
         return Request("compare", f"r{round_}.compare.{candidate.id}", round_,
                        run.prompts.render("evolve_compare", parent=_one_line(parent),
                                           child=_one_line(candidate.instruction)),
-                       COMPARE_TOKENS, 0.0, ["\n"] if run.continued else None)
+                       COMPARE_TOKENS, 0.0, ["\n"] if run.continued else None, shape="compare")
 
     def _respond_request(self, candidate: Candidate) -> Request:
         run, round_ = self.run, candidate.source["round"]

@@ -8,6 +8,7 @@ import random
 
 from ..candidate import Candidate, Request
 from ..parsing import parse_instances, parse_instructions, parse_yes_no
+from ..seeds import Instance
 from . import Method
 
 CLASSIFY_TOKENS = 16
@@ -34,11 +35,13 @@ class SelfInstruct(Method):
                                     next=run.prompts.task_item(next_number))
         stop = [run.prompts.task_item(next_number + 12)] + (["\n\n"] if run.continued else [])
         return Request("instructions", f"r{round_}.instructions.{i}", round_, prompt,
-                       config.max_tokens, config.temperature, stop, next_number)
+                       config.max_tokens, config.temperature, stop, next_number, shape="instructions")
 
     def answer_candidates(self, request: Request, answer: dict, screen) -> list[Candidate]:
         """Parse the answer and keep the instructions that pass screening."""
         run = self.run
+        if run.structured:
+            return self._structured_candidates(request, answer, screen)
         parsed = parse_instructions(answer["text"], request.next_number, run.continued,
                                     cut_off=answer["finish_reason"] == "length")
         if parsed.cut_off:
@@ -46,6 +49,16 @@ class SelfInstruct(Method):
         if not parsed.items and not parsed.cut_off:
             run.reject(f"{request.slot}.0", request, "unparseable_response", answer["text"][:500])
         return [c for c in (screen(request, j, text) for j, text in enumerate(parsed.items)) if c is not None]
+
+    def _structured_candidates(self, request: Request, answer: dict, screen) -> list[Candidate]:
+        """The instructions of a JSON answer (--structured); one cut off at max_tokens is rejected. Blank
+        strings are no instructions, as blank lines are none in a free-text answer."""
+        run = self.run
+        reading = run.structured_answer(request, answer, f"{request.slot}.0", answer["text"][:500])
+        items = [text.strip() for text in (reading.value["instructions"] if reading.value else []) if text.strip()]
+        if reading.lost is not None:
+            run.reject(f"{request.slot}.{len(items)}", request, "cut_off", reading.lost)
+        return [c for c in (screen(request, j, text) for j, text in enumerate(items)) if c is not None]
 
     async def finish(self, candidate: Candidate) -> None:
         """Classification identification, then instance generation (output-first for classification).
@@ -60,7 +73,13 @@ class SelfInstruct(Method):
         if answer["error"]:
             reject(candidate.id, request, f"request_failed:{answer['error']}", candidate.instruction)
             return
-        candidate.is_classification = parse_yes_no(answer["text"])
+        if run.structured:
+            reading = run.structured_answer(request, answer, candidate.id, candidate.instruction, reject)
+            if reading.value is None:
+                return
+            candidate.is_classification = reading.value["classification"]
+        else:
+            candidate.is_classification = parse_yes_no(answer["text"])
         if candidate.is_classification is None:
             reject(candidate.id, request, "unparseable_classification", candidate.instruction,
                    detail=answer["text"][:200])
@@ -70,9 +89,16 @@ class SelfInstruct(Method):
         if answer["error"]:
             reject(candidate.id, request, f"request_failed:{answer['error']}", candidate.instruction)
             return
-        instances = parse_instances(answer["text"], candidate.is_classification, run.continued)
-        if answer["finish_reason"] == "length" and instances:
-            instances.pop()
+        if run.structured:
+            reading = run.structured_answer(request, answer, candidate.id, candidate.instruction, reject)
+            if reading.value is None:
+                return
+            answer_key = "label" if candidate.is_classification else "output"
+            instances = [Instance(example["input"], example[answer_key]) for example in reading.value["examples"]]
+        else:
+            instances = parse_instances(answer["text"], candidate.is_classification, run.continued)
+            if answer["finish_reason"] == "length" and instances:
+                instances.pop()
         if not instances:
             reject(candidate.id, request, "unparseable_instances", candidate.instruction,
                    detail=answer["text"][:500])
@@ -83,7 +109,7 @@ class SelfInstruct(Method):
         run, round_ = self.run, candidate.source["round"]
         return Request("classify", f"r{round_}.classify.{candidate.id}", round_,
                        run.prompts.render("classify", instruction=candidate.instruction),
-                       CLASSIFY_TOKENS, 0.0, ["\n"] if run.continued else None)
+                       CLASSIFY_TOKENS, 0.0, ["\n"] if run.continued else None, shape="classify")
 
     def _instances_request(self, candidate: Candidate, classification: bool) -> Request:
         """Output-first (label, then input) for classification tasks, input-first otherwise."""
@@ -91,7 +117,7 @@ class SelfInstruct(Method):
         stage = "instances_classification" if classification else "instances"
         return Request("instances", f"r{round_}.instances.{candidate.id}", round_,
                        run.prompts.render(stage, instruction=candidate.instruction),
-                       run.config.max_tokens, run.config.temperature, ["\nTask:", "\n任务："])
+                       run.config.max_tokens, run.config.temperature, ["\nTask:", "\n任务："], shape=stage)
 
     def first_requests(self) -> dict[str, Request]:
         example = Candidate("r0000-0-00", self.run.seeds[0].instruction, {"round": 0}, [])
