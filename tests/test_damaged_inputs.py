@@ -185,9 +185,7 @@ def build_cases(tmp: Path, made_run: Path) -> list[dict]:
 
     for kind, path in files.items():
         prompts = tmp / "prompts" / kind
-        (prompts / "en").mkdir(parents=True)
-        for template in Path(_bundled_prompts(), "en").iterdir():
-            shutil.copy(template, prompts / "en" / template.name)
+        shutil.copytree(Path(_bundled_prompts(), "en"), prompts / "en")
         (prompts / "en" / "instructions.txt").unlink()
         (prompts / "en" / "instructions.txt").symlink_to(path)
         for command, argv in DATASET_COMMANDS.items():
