@@ -33,16 +33,16 @@ class Alpaca(Method):
                        config.temperature, [f"\n{last + 1}."], next_number)
 
     def answer_candidates(self, request: Request, answer: dict, screen) -> list[Candidate]:
-        """Parse complete tasks; keep those that pass screening and the instance checks."""
+        """Parse complete tasks; keep those that pass screening and the instance checks. A task the parser
+        dropped (cut off, or missing its instruction or output) is rejected with the parser's reason."""
         run, candidates = self.run, []
-        tasks = parse_alpaca_tasks(answer["text"], request.next_number, run.continued)
-        if not tasks:
+        parsed = parse_alpaca_tasks(answer["text"], request.next_number, run.continued,
+                                    cut_off=answer["finish_reason"] == "length")
+        for k, dropped in enumerate(parsed.dropped):
+            run.reject(f"{request.slot}.{len(parsed.items) + k}", request, dropped.reason, dropped.text)
+        if not parsed.items and not parsed.dropped:
             run.reject(f"{request.slot}.0", request, "unparseable_response", answer["text"][:500])
-            return []
-        if answer["finish_reason"] == "length":
-            cut = tasks.pop()
-            run.reject(f"{request.slot}.{len(tasks)}", request, "cut_off", cut["instruction"])
-        for j, task in enumerate(tasks):
+        for j, task in enumerate(parsed.items):
             candidate = screen(request, j, task["instruction"])
             if candidate is None:
                 continue

@@ -41,9 +41,9 @@ class SelfInstruct(Method):
         run = self.run
         parsed = parse_instructions(answer["text"], request.next_number, run.continued,
                                     cut_off=answer["finish_reason"] == "length")
-        if parsed.cut_off:
-            run.reject(f"{request.slot}.{len(parsed.items)}", request, "cut_off", parsed.cut_off)
-        if not parsed.items and not parsed.cut_off:
+        for k, dropped in enumerate(parsed.dropped):
+            run.reject(f"{request.slot}.{len(parsed.items) + k}", request, dropped.reason, dropped.text)
+        if not parsed.items and not parsed.dropped:
             run.reject(f"{request.slot}.0", request, "unparseable_response", answer["text"][:500])
         return [c for c in (screen(request, j, text) for j, text in enumerate(parsed.items)) if c is not None]
 
@@ -70,14 +70,16 @@ class SelfInstruct(Method):
         if answer["error"]:
             reject(candidate.id, request, f"request_failed:{answer['error']}", candidate.instruction)
             return
-        instances = parse_instances(answer["text"], candidate.is_classification, run.continued)
-        if answer["finish_reason"] == "length" and instances:
-            instances.pop()
-        if not instances:
-            reject(candidate.id, request, "unparseable_instances", candidate.instruction,
-                   detail=answer["text"][:500])
+        parsed = parse_instances(answer["text"], candidate.is_classification, run.continued,
+                                 cut_off=answer["finish_reason"] == "length")
+        for k, dropped in enumerate(parsed.dropped):  # one example each: the candidate may keep the others
+            reject(f"{candidate.id}.{k}", request, dropped.reason, candidate.instruction, detail=dropped.text)
+        if not parsed.items:
+            if not parsed.dropped:
+                reject(candidate.id, request, "unparseable_instances", candidate.instruction,
+                       detail=answer["text"][:500])
             return
-        candidate.instances = run.usable_instances(candidate, request, instances, reject)
+        candidate.instances = run.usable_instances(candidate, request, parsed.items, reject)
 
     def _classify_request(self, candidate: Candidate) -> Request:
         run, round_ = self.run, candidate.source["round"]
