@@ -163,51 +163,63 @@ def _numbered_items(text: str, next_number: int, continued: bool) -> tuple[list[
     that style and with the next number, so a numbered sub-list stays inside its instruction.
     When ``continued``, the first item's style is the bare number put in front here, while the model
     writes the next one as the prompt does (``Task 10:``), so the second item sets the style.
-    Lines of one item are joined with newlines. A blank line, a horizontal rule or a closing remark
-    ends an item, except that an item ending with a colon takes in a list after a blank line (its sub-list).
     """
-    lines = text.splitlines()
-    matches = [_NUMBERED.match(line) for line in lines]
-    numbers = [int(match["number"]) for match in matches if match]
+    numbers = [int(match["number"]) for line in _outside_fences(text) if (match := _NUMBERED.match(line))]
     first = next_number if next_number in numbers else (numbers[0] if numbers else None)
-    items: list[list[str]] = []
-    heads: list[str] = []
-    current: list[str] | None = None
-    number, style = None, None
-    for line, match in zip(lines, matches):
-        if match and (int(match["number"]) == first if not items else
-                      int(match["number"]) == number + 1 and style in (None, _style(match))):
-            number, style = int(match["number"]), None if continued and not items else _style(match)
-            current = [_clean(match["text"])]
-            items.append(current)
-            heads.append(line)
-        elif not line.strip() or _RULE.match(line) or (current is not None and _OUTRO.match(line)):
-            current = None
-        elif current is None and (match or _BULLET.match(line)) and items and items[-1][-1].endswith((":", "：")):
-            current = items[-1]
-            current.append(line.strip())
-        elif current is not None:
-            current.append(line.strip())
-    return [_item_text(item) for item in items], heads
+    last: list = [None, None, 0]  # the number and style of the last item, and how many items so far
+
+    def opens(line: str) -> str | None:
+        match = _NUMBERED.match(line)
+        if not match:
+            return None
+        number, (previous, style, count) = int(match["number"]), last
+        if number != first if not count else number != previous + 1 or style not in (None, _style(match)):
+            return None
+        last[:] = number, None if continued and not count else _style(match), count + 1
+        return match["text"]
+
+    return _list_items(text, opens, lambda line: bool(_NUMBERED.match(line) or _BULLET.match(line)))
 
 
 def _bulleted_items(text: str) -> tuple[list[str], list[str]]:
     """The items of a bulleted list: a bullet as deep as the first starts an item; deeper bullets
-    and other lines go on with it, until a blank line, a horizontal rule or a closing remark."""
+    go on with it as its sub-list."""
+    depth: list[int] = []
+
+    def opens(line: str) -> str | None:
+        bullet = _BULLET.match(line)
+        if not bullet or (depth and len(bullet["indent"]) > depth[0]):
+            return None
+        depth[:] = depth or [len(bullet["indent"])]
+        return bullet["text"]
+
+    return _list_items(text, opens, lambda line: bool(_BULLET.match(line)))
+
+
+def _list_items(text: str, opens: Callable[[str], str | None], listed: Callable[[str], bool]
+                ) -> tuple[list[str], list[str]]:
+    """The items of a list whose item lines ``opens`` tells (giving the text after the marker), and
+    each item's first line as written. Lines of one item are joined with newlines. A blank line, a
+    horizontal rule or a closing remark ends an item, except that an item ending with a colon takes
+    in a ``listed`` line after a blank line (its sub-list). Code fences are kept as written."""
     items: list[list[str]] = []
     heads: list[str] = []
     current: list[str] | None = None
-    depth = None
-    for line in text.splitlines():
-        bullet = None if _RULE.match(line) else _BULLET.match(line)
-        if bullet and (depth is None or len(bullet["indent"]) <= depth):
-            depth = len(bullet["indent"]) if depth is None else depth
-            current = [_clean(bullet["text"])]
+    indent = ""
+    lines = text.splitlines()
+    for line, inside in zip(lines, _fence_flags(lines)):
+        if inside:
+            _add_fenced(current, line, indent)
+            continue
+        indent = line[: len(line) - len(line.lstrip())]
+        opened = None if _RULE.match(line) else opens(line)
+        if opened is not None:
+            current = [_clean(opened)]
             items.append(current)
             heads.append(line)
         elif not line.strip() or _RULE.match(line) or (current is not None and _OUTRO.match(line)):
             current = None
-        elif current is None and bullet and items and items[-1][-1].endswith((":", "：")):
+        elif current is None and listed(line) and items and items[-1][-1].endswith((":", "：")):
             current = items[-1]
             current.append(line.strip())
         elif current is not None:
@@ -215,8 +227,15 @@ def _bulleted_items(text: str) -> tuple[list[str], list[str]]:
     return [_item_text(item) for item in items], heads
 
 
+def _add_fenced(current: list[str] | None, line: str, indent: str) -> None:
+    """A line inside a code fence goes on with its item as written, less the indent of the line that
+    opened the fence (the item's own indent), so code keeps its shape."""
+    if current is not None:
+        current.append(line.rstrip().removeprefix(indent))
+
+
 def _item_text(lines: list[str]) -> str:
-    return _unquote("\n".join(part for part in lines if part).strip())
+    return _unquote("\n".join(lines).strip())
 
 
 def _json_instruction(element: object) -> str | Dropped:
