@@ -80,7 +80,7 @@ _EXPLANATION = re.compile(
     re.IGNORECASE,
 )
 _ECHOED_LABEL = re.compile(rf"^\s*(?:#{{1,6}}\s*)?{_BOLD}?\s*(?:rewritten instruction|new instruction|改写后的指令|新指令)"
-                           rf"\s*(?:{_BOLD}?\s*[:：]|[:：]\s*{_BOLD}|{_BOLD}\s*$|\s*$)\s*", re.IGNORECASE)
+                           rf"[ \t]*(?:[:：][ \t]*{_BOLD}|{_BOLD}?[ \t]*[:：]|{_BOLD}?[ \t]*(?=\n|$))\s*", re.IGNORECASE)
 
 # -- yes/no answers ---------------------------------------------------------------------------------
 
