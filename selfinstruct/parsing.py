@@ -110,6 +110,9 @@ _JSON_REWRITE_KEYS = ("rewritten_instruction", "new_instruction", "instruction",
                       "新指令", "指令")
 
 
+_DECODER = json.JSONDecoder()
+
+
 @dataclass
 class Dropped:
     """An item the parser could not use, and why (a rejection reason)."""
@@ -554,10 +557,9 @@ def _json_elements(text: str) -> list | None:
     payload = _json_payload(text)
     if payload is None:
         return None
-    decoder = json.JSONDecoder()
     if payload.startswith("{"):
         try:
-            value, _ = decoder.raw_decode(payload)
+            value, _ = _decode(payload, 0)
         except ValueError:
             start = payload.find("[")
             return _array_elements(payload[start:]) if start > 0 else None
@@ -576,7 +578,7 @@ class _Partial:
 
 def _array_elements(payload: str) -> list | None:
     """The elements of a JSON array, read one at a time so that those before a cut are kept."""
-    decoder, elements, at = json.JSONDecoder(), [], 1
+    elements, at = [], 1
     while True:
         at = _skip(payload, at)
         if at >= len(payload):  # the array never closed, but no element was left unfinished
@@ -584,13 +586,21 @@ def _array_elements(payload: str) -> list | None:
         if payload[at] == "]":
             return elements
         try:
-            element, at = decoder.raw_decode(payload, at)
+            element, at = _decode(payload, at)
         except ValueError:
             rest = payload[at:].strip()
             if not elements and not rest.startswith(("{", '"', "[")):
                 return None  # not JSON at all: "[1] Write ..." and the like
             return elements + [_Partial(rest.removesuffix(_FENCE).strip())] if rest else elements
         elements.append(element)
+
+
+def _decode(payload: str, at: int) -> tuple[object, int]:
+    """One JSON value from ``at``; ValueError when there is none, also when it nests too deep to read."""
+    try:
+        return _DECODER.raw_decode(payload, at)
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
 
 
 def _skip(payload: str, at: int) -> int:
@@ -631,7 +641,7 @@ def json_answer(text: str) -> object:
     if payload is None:
         return None
     try:
-        value, _ = json.JSONDecoder().raw_decode(payload)
+        value, _ = _decode(payload, 0)
     except ValueError:
         return None
     return value
