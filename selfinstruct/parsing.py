@@ -68,13 +68,21 @@ _OUTRO = re.compile(
     r"|以上(?:是|就是|为|这些|任务|示例|例子)|这些(?:任务|示例|例子|指令)(?:涵盖|覆盖|涉及|包括|都)|需要(?:更多|我)|祝)",
     re.IGNORECASE,
 )
-_INTRO = re.compile(r"^\W*(?:sure|certainly|of course|okay|ok|absolutely|great|here(?:'s| is| are)|below is|"
-                    r"好的|当然|没问题|以下是|下面是|这是|改写如下|改写后)", re.IGNORECASE)
+# The sentence before a rewrite, on a line of its own: a courtesy word alone, or a sentence that
+# presents the rewrite ("Here's the rewritten instruction:"); an instruction's own first line
+# ("Here is a list of numbers:") presents no instruction, so it stays.
+_INTRO = re.compile(
+    r"^\W*(?:(?:sure|certainly|of course|okay|ok|absolutely|great|好的|当然|没问题)\W*$"
+    r"|(?:(?:sure|certainly|of course|okay|ok|absolutely|great)\W+)?(?:here(?:'s| is| are)|below is|this is)\b"
+    r"[^:：\n]{0,60}\b(?:instruction|version|prompt|rewrite|rewritten|revised)\b[^:：\n]{0,30}[:：]\s*$"
+    r"|(?:(?:好的|当然|没问题)\W*)?(?:(?:以下是|下面是|这是)[^:：\n]{0,30}(?:改写|指令|版本)[^:：\n]{0,20}|改写如下)[:：]\s*$)",
+    re.IGNORECASE,
+)
 # What a model says about its rewrite after giving it: never part of the instruction.
 _EXPLANATION = re.compile(
     r"^\W*(?:this (?:version|rewrite|rewritten|revised|new|instruction|adds|keeps|makes|requires|asks|now)"
     r"|the (?:rewritten|revised|new) (?:instruction|version|prompt)|i (?:added|have added|'ve added|made|changed|kept)"
-    r"|(?:explanation|rationale|changes?|what changed|note)\s*[:：]"
+    r"|(?:explanation|rationale|changes?|what changed)\s*[:：]"
     r"|(?:说明|注|解释|改写说明|改动|变化)\s*[:：]|这(?:个|样|一)?(?:改写|版本|新指令|指令)|(?:我|此处|这里)(?:增加|添加|加入)了"
     r"|改写(?:后)?(?:增加|加入|添加)了)",
     re.IGNORECASE,
@@ -203,11 +211,13 @@ def _list_items(text: str, opens: Callable[[str], str | None], listed: Callable[
                 ) -> tuple[list[str], list[str]]:
     """The items of a list whose item lines ``opens`` tells (giving the text after the marker), and
     each item's first line as written. Lines of one item are joined with newlines. A blank line, a
-    horizontal rule or a closing remark ends an item, except that an item ending with a colon takes
-    in a ``listed`` line after a blank line (its sub-list). Code fences are kept as written."""
+    horizontal rule ends an item, except that an item ending with a colon takes in a ``listed`` line
+    after a blank line (its sub-list); a closing remark ends the last item ("I hope these help!"), but
+    within the list it is a line of its item. Code fences are kept as written."""
     items: list[list[str]] = []
     heads: list[str] = []
     current: list[str] | None = None
+    held: tuple[list[str], list[str]] | None = None  # an item's lines from a closing remark on
     indent = ""
     lines = text.splitlines()
     for line, inside in zip(lines, _fence_flags(lines)):
@@ -217,10 +227,15 @@ def _list_items(text: str, opens: Callable[[str], str | None], listed: Callable[
         indent = line[: len(line) - len(line.lstrip())]
         opened = None if _RULE.match(line) else opens(line)
         if opened is not None:
-            current = [_clean(opened)]
+            if held:  # an item came after the remark, so the remark was its item's own line
+                held[0].extend(held[1])
+            current, held = [_clean(opened)], None
             items.append(current)
             heads.append(line)
-        elif not line.strip() or _RULE.match(line) or (current is not None and _OUTRO.match(line)):
+        elif current is not None and held is None and _OUTRO.match(line):
+            held = (current, [line.strip()])
+            current = held[1]
+        elif not line.strip() or _RULE.match(line):
             current = None
         elif current is None and listed(line) and items and items[-1][-1].endswith((":", "：")):
             current = items[-1]
