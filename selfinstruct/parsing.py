@@ -53,21 +53,29 @@ _FIELD_NAMES = {"instruction": "instruction", "指令": "instruction", "input": 
                 "output": "output", "输出": "output", "class label": "label", "label": "label",
                 "class_label": "label", "classlabel": "label", "类别标签": "label", "类别": "label", "标签": "label",
                 "task": "task", "任务": "task"}
-_NO_INPUT = {"", "none", "no input", "n/a", "na", "null", "<noinput>", "<no input>", "无", "无输入", "没有", "空", "(none)", "（无）"}
+_NO_INPUT = {"", "none", "no input", "n/a", "na", "null", "<noinput>", "<no input>", "无", "无输入", "没有", "空", "(none)",
+             "（无）"}
 _QUOTES = {'"': '"', "“": "”", "「": "」", "『": "』", "'": "'"}
-_TITLE = re.compile(rf"^{_BOLD}([^*\n]{{1,40}}?)(?:[:：]{_BOLD}|{_BOLD}\s*[:：])\s*(?=\S)")  # "**Email drafting:** ..."
+# A bold title before an item's text: "**Email drafting:** Draft an email ...".
+_TITLE = re.compile(rf"^{_BOLD}([^*\n]{{1,40}}?)(?:[:：]{_BOLD}|{_BOLD}\s*[:：])\s*(?=\S)")
 # A closing line about the answer itself, never an item: only at the end of an answer, and only
 # wordings about the tasks or examples, since an output (a letter, say) may end with "Let me know ...".
-_OUTRO = re.compile(
-    r"^\W*(?:i\s+)?hope\s+(?:this|these|that|they|it)\b|^\W*let me know\s+if\s+(?:you(?:'d| would)?\s+(?:like|need|want)\s+"
-    r"(?:more|any more|additional|other|different|further|me to|some)|these|this|any of)"
-    r"|^\W*(?:feel free|if you(?:'d| would)?\s+(?:like|need|want)|would you like|do you want)\b.{0,60}\b(?:more|additional|"
-    r"other|different|adjust|modif|chang|tweak|expand)|^\W*these\s+(?:tasks|examples|instructions|instances|cover|span)\b"
-    r"|^\W*(?:enjoy|happy (?:training|learning|fine-tuning))\b"
-    r"|^\W*(?:希望(?:这些|以上|对你|对您|能|它们)|如果(?:您|你)?(?:还)?(?:需要|想要?)(?:更多|其他|别的|调整|修改|我)|如需(?:更多|调整|修改|其他)"
-    r"|以上(?:是|就是|为|这些|任务|示例|例子)|这些(?:任务|示例|例子|指令)(?:涵盖|覆盖|涉及|包括|都)|需要(?:更多|我)|祝)",
-    re.IGNORECASE,
-)
+_OUTRO = re.compile("|".join(r"^\W*" + wording for wording in (
+    r"(?:i\s+)?hope\s+(?:this|these|that|they|it)\b",
+    r"let me know\s+if\s+(?:you(?:'d| would)?\s+(?:like|need|want)\s+"
+    r"(?:more|any more|additional|other|different|further|me to|some)|these|this|any of)",
+    r"(?:feel free|if you(?:'d| would)?\s+(?:like|need|want)|would you like|do you want)\b.{0,60}"
+    r"\b(?:more|additional|other|different|adjust|modif|chang|tweak|expand)",
+    r"these\s+(?:tasks|examples|instructions|instances|cover|span)\b",
+    r"(?:enjoy|happy (?:training|learning|fine-tuning))\b",
+    r"希望(?:这些|以上|对你|对您|能|它们)",
+    r"如果(?:您|你)?(?:还)?(?:需要|想要?)(?:更多|其他|别的|调整|修改|我)",
+    r"如需(?:更多|调整|修改|其他)",
+    r"以上(?:是|就是|为|这些|任务|示例|例子)",
+    r"这些(?:任务|示例|例子|指令)(?:涵盖|覆盖|涉及|包括|都)",
+    r"需要(?:更多|我)",
+    r"祝",
+)), re.IGNORECASE)
 # The sentence before a rewrite, on a line of its own: a courtesy word alone, or a sentence that
 # presents the rewrite ("Here's the rewritten instruction:"); an instruction's own first line
 # ("Here is a list of numbers:") presents no instruction, so it stays.
@@ -75,7 +83,8 @@ _INTRO = re.compile(
     r"^\W*(?:(?:sure|certainly|of course|okay|ok|absolutely|great|好的|当然|没问题)\W*$"
     r"|(?:(?:sure|certainly|of course|okay|ok|absolutely|great)\W+)?(?:here(?:'s| is| are)|below is|this is)\b"
     r"[^:：\n]{0,60}\b(?:instruction|version|prompt|rewrite|rewritten|revised)\b[^:：\n]{0,30}[:：]\s*$"
-    r"|(?:(?:好的|当然|没问题)\W*)?(?:(?:以下是|下面是|这是)[^:：\n]{0,30}(?:改写|指令|版本)[^:：\n]{0,20}|改写如下)[:：]\s*$)",
+    r"|(?:(?:好的|当然|没问题)\W*)?(?:(?:以下是|下面是|这是)[^:：\n]{0,30}(?:改写|指令|版本)[^:：\n]{0,20}|改写如下)"
+    r"[:：]\s*$)",
     re.IGNORECASE,
 )
 # What a model says about its rewrite after giving it: never part of the instruction.
@@ -83,12 +92,15 @@ _EXPLANATION = re.compile(
     r"^\W*(?:this (?:version|rewrite|rewritten|revised|new|instruction|adds|keeps|makes|requires|asks|now)"
     r"|the (?:rewritten|revised|new) (?:instruction|version|prompt)|i (?:added|have added|'ve added|made|changed|kept)"
     r"|(?:explanation|rationale|changes?|what changed)\s*[:：]"
-    r"|(?:说明|注|解释|改写说明|改动|变化)\s*[:：]|这(?:个|样|一)?(?:改写|版本|新指令|指令)|(?:我|此处|这里)(?:增加|添加|加入)了"
+    r"|(?:说明|注|解释|改写说明|改动|变化)\s*[:：]|这(?:个|样|一)?(?:改写|版本|新指令|指令)"
+    r"|(?:我|此处|这里)(?:增加|添加|加入)了"
     r"|改写(?:后)?(?:增加|加入|添加)了)",
     re.IGNORECASE,
 )
-_ECHOED_LABEL = re.compile(rf"^\s*(?:#{{1,6}}\s*)?{_BOLD}?\s*(?:rewritten instruction|new instruction|改写后的指令|新指令)"
-                           rf"[ \t]*(?:[:：][ \t]*{_BOLD}|{_BOLD}?[ \t]*[:：]|{_BOLD}?[ \t]*(?=\n|$))\s*", re.IGNORECASE)
+# Our prompt's last line, repeated as a label before the rewrite, plain, bold or as a heading.
+_ECHOED_LABEL = re.compile(
+    rf"^\s*(?:#{{1,6}}\s*)?{_BOLD}?\s*(?:rewritten instruction|new instruction|改写后的指令|新指令)"
+    rf"[ \t]*(?:[:：][ \t]*{_BOLD}|{_BOLD}?[ \t]*[:：]|{_BOLD}?[ \t]*(?=\n|$))\s*", re.IGNORECASE)
 
 # -- yes/no answers ---------------------------------------------------------------------------------
 
@@ -469,7 +481,8 @@ def _parenthesised(paragraph: str) -> bool:
 def _paragraphs(text: str) -> list[str]:
     """Blank-line separated paragraphs, a code fence kept whole."""
     paragraphs, current = [], []
-    for line, fenced in zip(lines := text.splitlines(), _fence_flags(lines)):
+    lines = text.splitlines()
+    for line, fenced in zip(lines, _fence_flags(lines)):
         if not line.strip() and not fenced:
             if current:
                 paragraphs.append("\n".join(current))

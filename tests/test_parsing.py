@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from selfinstruct.parsing import parse_alpaca_tasks, parse_instances, parse_instructions, parse_yes_no
+from selfinstruct.parsing import parse_alpaca_tasks, parse_instances, parse_instructions, parse_rewrite, parse_yes_no
 from selfinstruct.seeds import Instance
 
 
@@ -188,3 +188,38 @@ def test_prompts_end_where_the_model_continues():
         assert rendered.endswith(ending)
         assert prompts.render("classify", instruction="x").endswith(("Classification:", "分类任务："))
         assert prompts.render("instances", instruction="x").endswith(("Input:", "输入："))
+
+
+def test_json_in_an_output_is_the_outputs_own():
+    text = 'Example 1\nInput: None\nOutput:\n```json\n[{"input": "x", "output": "y"}]\n```'
+    assert parse_instances(text, classification=False, continued=False).items == [
+        Instance("", '```json\n[{"input": "x", "output": "y"}]\n```')]
+
+
+@pytest.mark.parametrize("text", ["[" * 100000, '{"tasks": ' * 50000, "```json\n" + "[" * 5000])
+def test_json_nested_too_deep_is_no_crash(text):
+    assert parse_instructions(text, 9, continued=False, cut_off=False).items == []
+    assert parse_instances(text, classification=False, continued=False).items == []
+    assert parse_alpaca_tasks(text, 4, continued=False).items == []
+    assert parse_yes_no(text) is None and parse_rewrite(text)
+
+
+def test_a_closing_remark_is_dropped_only_after_the_last_item():
+    text = "9. Summarise the survey.\nThese examples are from 2020:\nA, B\n10. Write a haiku.\nHope this helps!"
+    assert parse_instructions(text, 9, continued=False, cut_off=False).items == [
+        "Summarise the survey.\nThese examples are from 2020:\nA, B", "Write a haiku."]
+    letter = "Example 1\nInput: None\nOutput: Dear Sam,\n\nLet me know if you can come.\n\nBest, Tom"
+    assert parse_instances(letter, classification=False, continued=False).items == [
+        Instance("", "Dear Sam,\n\nLet me know if you can come.\n\nBest, Tom")]
+
+
+def test_a_rewrite_keeps_its_own_first_line_and_note():
+    text = "Here is a list of numbers:\n3, 5, 8\nFind the median.\n\nNote: show your work."
+    assert parse_rewrite(text) == text
+
+
+def test_json_answers_drop_what_they_cannot_use():
+    parsed = parse_instructions('["Write a haiku.", 7, "", {"instruction": "Name a river."}, {"inst', 9, False, False)
+    assert parsed.items == ["Write a haiku.", "Name a river."]
+    assert [(d.reason, d.text) for d in parsed.dropped] == [
+        ("malformed_item", "7"), ("empty_item", '""'), ("cut_off", '{"inst')]
