@@ -25,6 +25,7 @@ from .client import FatalAPIError, RequestFailed, redact
 from .config import LENGTH_DEFAULTS, Config
 from .filters import detect_lang
 from .journal import Journal
+from .parsing import json_answer
 from .pricing import Price, price_for
 from .local import LocalServer
 from .prompts import LABELS, PromptSet
@@ -47,6 +48,8 @@ _SCALE = re.compile(r"^\s*(?:/\s*5|out of 5|分|points?)", re.IGNORECASE)
 _DENOMINATOR = re.compile(r"\s*(?:/|out of|of)\s*(\d+)", re.IGNORECASE)
 _STATED_SCALE = re.compile(r"scale of\s*(?:0|1|one|zero)\s*(?:-|–|to)\s*(\d+)|(?:满分|总分)\s*(?:为|是)?\s*(\d+)"
                            r"|(\d+)\s*分制|(?:[01])\s*(?:-|–|到|至)\s*(\d+)\s*分", re.IGNORECASE)
+_JSON_SCORE_KEYS = ("score", "rating", "grade", "评分", "得分", "分数")
+_JSON_REASON_KEYS = ("reason", "explanation", "justification", "rationale", "理由", "原因", "解释")
 _REASON = re.compile(r"(?:reason|because|理由|原因)\s*[:：]?\s*(.+)", re.IGNORECASE | re.DOTALL)
 
 
@@ -61,15 +64,30 @@ def judge_prompt(prompts: PromptSet, instruction: str, instances: list[Instance]
 def parse_score(text: str) -> tuple[int | None, str]:
     """The score (1-5, or None when the answer gives none) and the reason, from a judge's answer:
     ``4\\nReason: ...`` (a prompt continued), ``Score: 4/5 because ...``, ``评分：4分，理由：...``."""
-    text = text.strip()
+    answer = text.strip()
+    text = _json_as_text(answer).strip()
     first = text.split("\n", 1)[0]
     found = _BARE.match(first) or _LABELLED.search(text) or _OUT_OF.search(text)
     if not found or _other_scale(text, found.end(1)):
-        return None, text[:REASON_CHARS]
+        return None, answer[:REASON_CHARS]
     after = _SCALE.sub("", text[found.end():], count=1)
     reason = _REASON.search(after) or _REASON.search(text)
     rest = reason.group(1) if reason else after
     return int(found.group(1)), " ".join(rest.strip(" \n*:：.,，。-—").split())[:REASON_CHARS]
+
+
+def _json_as_text(text: str) -> str:
+    """A JSON answer (``{"score": 4, "reason": "..."}``, fenced or bare) written the way the rest of
+    the parser reads, so that its score meets the same checks; any other answer as it is."""
+    value = json_answer(text)
+    if not isinstance(value, dict):
+        return text
+    fields = {key.strip().lower(): item for key, item in value.items()}
+    score = next((fields[k] for k in _JSON_SCORE_KEYS if k in fields), None)
+    reason = next((fields[k] for k in _JSON_REASON_KEYS if k in fields), "")
+    if score is None or isinstance(score, (bool, dict, list)):
+        return text
+    return f"Score: {score}\nReason: {reason}"
 
 
 def _other_scale(text: str, after: int) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from selfinstruct.parsing import parse_alpaca_tasks, parse_instances, parse_instructions, parse_yes_no
+from selfinstruct.parsing import parse_alpaca_tasks, parse_instances, parse_instructions, parse_rewrite, parse_yes_no
 from selfinstruct.seeds import Instance
 
 
@@ -33,7 +33,7 @@ def test_continuation_gets_its_number_back():
 def test_cut_off_response_drops_the_last_item():
     parsed = parse_instructions("9. Plan a picnic.\n10. Explain how vacc", 9, continued=False, cut_off=True)
     assert parsed.items == ["Plan a picnic."]
-    assert parsed.cut_off == "Explain how vacc"
+    assert [(d.reason, d.text) for d in parsed.dropped] == [("cut_off", "Explain how vacc")]
 
 
 def test_item_continues_over_lines_until_a_blank_line():
@@ -86,14 +86,14 @@ def test_sub_list_after_a_blank_line_follows_a_colon_only():
 def test_cut_off_drops_the_last_item_with_its_sub_list():
     parsed = parse_instructions(f"Task 9: Write a haiku.\nTask 10: {TRIP_EN}", 9, continued=False, cut_off=True)
     assert parsed.items == ["Write a haiku."]
-    assert parsed.cut_off == TRIP_EN
+    assert [(d.reason, d.text) for d in parsed.dropped] == [("cut_off", TRIP_EN)]
 
 
 @pytest.mark.parametrize("junk", ["", "   ", "<html></html>", "random chatter without numbers", "\x00\x01"])
 def test_junk_gives_nothing(junk):
     assert parse_instructions(junk, 9, continued=False, cut_off=False).items == []
-    assert parse_instances(junk, classification=False, continued=False) == []
-    assert parse_alpaca_tasks(junk, 4, continued=False) == []
+    assert parse_instances(junk, classification=False, continued=False).items == []
+    assert parse_alpaca_tasks(junk, 4, continued=False).items == []
     assert parse_yes_no(junk) is None
 
 
@@ -133,38 +133,38 @@ def test_yes_no_reads_only_the_first_line():
 
 def test_input_first_instances_continued():
     text = " None\nOutput: Paris.\nExample 2\nInput: Germany\nOutput: Berlin\n\nTask: Another task\nExample 1"
-    assert parse_instances(text, classification=False, continued=True) == [
+    assert parse_instances(text, classification=False, continued=True).items == [
         Instance("", "Paris."), Instance("Germany", "Berlin")]
 
 
 def test_input_first_instances_chat_with_markdown():
     text = "Example 1\n**Input:** 2, 3\n**Output:** 5\n\nExample 2\nInput: 无\nOutput: 7"
-    assert parse_instances(text, classification=False, continued=False) == [Instance("2, 3", "5"), Instance("", "7")]
+    assert parse_instances(text, classification=False, continued=False).items == [Instance("2, 3", "5"), Instance("", "7")]
 
 
 def test_multiline_outputs_are_kept():
     text = "输入：无\n输出：def f():\n    return 1\n示例 2\n输入：x\n输出：y"
-    assert parse_instances(text, classification=False, continued=False) == [
+    assert parse_instances(text, classification=False, continued=False).items == [
         Instance("", "def f():\n    return 1"), Instance("x", "y")]
 
 
 def test_output_first_instances():
     text = " 正面\n输入：很好吃。\n类别：负面\n输入：太咸了。"
-    assert parse_instances(text, classification=True, continued=True) == [
+    assert parse_instances(text, classification=True, continued=True).items == [
         Instance("很好吃。", "正面"), Instance("太咸了。", "负面")]
     english = "Class label: Spam\nInput: Win money!\nClass label: Not spam\nInput: Lunch at 1?"
-    assert parse_instances(english, classification=True, continued=False) == [
+    assert parse_instances(english, classification=True, continued=False).items == [
         Instance("Win money!", "Spam"), Instance("Lunch at 1?", "Not spam")]
 
 
 def test_label_without_input_is_skipped():
-    assert parse_instances("Class label: A\nClass label: B\nInput: x", True, False) == [Instance("x", "B")]
+    assert parse_instances("Class label: A\nClass label: B\nInput: x", True, False).items == [Instance("x", "B")]
 
 
 def test_alpaca_tasks():
     text = (" Name a fruit.\nInput: None\nOutput: Apple.\n###\n5. Instruction: Add the numbers.\nInput: 2, 3\n"
             "Output: 5\n###\n6. Instruction: Unfinished")
-    assert parse_alpaca_tasks(text, 4, continued=True) == [
+    assert parse_alpaca_tasks(text, 4, continued=True).items == [
         {"instruction": "Name a fruit.", "input": "", "output": "Apple."},
         {"instruction": "Add the numbers.", "input": "2, 3", "output": "5"},
     ]
@@ -172,7 +172,7 @@ def test_alpaca_tasks():
 
 def test_alpaca_tasks_chinese_chat():
     text = "###\n4. 指令：写一句口号。\n输入：无\n输出：绿水青山。\n###\n5. 指令：计算。\n输入：1+1\n输出：2"
-    assert parse_alpaca_tasks(text, 4, continued=False) == [
+    assert parse_alpaca_tasks(text, 4, continued=False).items == [
         {"instruction": "写一句口号。", "input": "", "output": "绿水青山。"},
         {"instruction": "计算。", "input": "1+1", "output": "2"},
     ]
@@ -188,3 +188,38 @@ def test_prompts_end_where_the_model_continues():
         assert rendered.endswith(ending)
         assert prompts.render("classify", instruction="x").endswith(("Classification:", "分类任务："))
         assert prompts.render("instances", instruction="x").endswith(("Input:", "输入："))
+
+
+def test_json_in_an_output_is_the_outputs_own():
+    text = 'Example 1\nInput: None\nOutput:\n```json\n[{"input": "x", "output": "y"}]\n```'
+    assert parse_instances(text, classification=False, continued=False).items == [
+        Instance("", '```json\n[{"input": "x", "output": "y"}]\n```')]
+
+
+@pytest.mark.parametrize("text", ["[" * 100000, '{"tasks": ' * 50000, "```json\n" + "[" * 5000])
+def test_json_nested_too_deep_is_no_crash(text):
+    assert parse_instructions(text, 9, continued=False, cut_off=False).items == []
+    assert parse_instances(text, classification=False, continued=False).items == []
+    assert parse_alpaca_tasks(text, 4, continued=False).items == []
+    assert parse_yes_no(text) is None and parse_rewrite(text)
+
+
+def test_a_closing_remark_is_dropped_only_after_the_last_item():
+    text = "9. Summarise the survey.\nThese examples are from 2020:\nA, B\n10. Write a haiku.\nHope this helps!"
+    assert parse_instructions(text, 9, continued=False, cut_off=False).items == [
+        "Summarise the survey.\nThese examples are from 2020:\nA, B", "Write a haiku."]
+    letter = "Example 1\nInput: None\nOutput: Dear Sam,\n\nLet me know if you can come.\n\nBest, Tom"
+    assert parse_instances(letter, classification=False, continued=False).items == [
+        Instance("", "Dear Sam,\n\nLet me know if you can come.\n\nBest, Tom")]
+
+
+def test_a_rewrite_keeps_its_own_first_line_and_note():
+    text = "Here is a list of numbers:\n3, 5, 8\nFind the median.\n\nNote: show your work."
+    assert parse_rewrite(text) == text
+
+
+def test_json_answers_drop_what_they_cannot_use():
+    parsed = parse_instructions('["Write a haiku.", 7, "", {"instruction": "Name a river."}, {"inst', 9, False, False)
+    assert parsed.items == ["Write a haiku.", "Name a river."]
+    assert [(d.reason, d.text) for d in parsed.dropped] == [
+        ("malformed_item", "7"), ("empty_item", '""'), ("cut_off", '{"inst')]

@@ -33,18 +33,18 @@ class Alpaca(Method):
                        config.temperature, [f"\n{last + 1}."], next_number, shape="alpaca")
 
     def answer_candidates(self, request: Request, answer: dict, screen) -> list[Candidate]:
-        """Parse complete tasks; keep those that pass screening and the instance checks."""
+        """Parse complete tasks; keep those that pass screening and the instance checks. A task the parser
+        dropped (cut off, or missing its instruction or output) is rejected with the parser's reason."""
         run = self.run
         if run.structured:
             return self._screened(request, self._structured_tasks(request, answer), screen)
-        tasks = parse_alpaca_tasks(answer["text"], request.next_number, run.continued)
-        if not tasks:
+        parsed = parse_alpaca_tasks(answer["text"], request.next_number, run.continued,
+                                    cut_off=answer["finish_reason"] == "length")
+        for k, dropped in enumerate(parsed.dropped):
+            run.reject(f"{request.slot}.{len(parsed.items) + k}", request, dropped.reason, dropped.text)
+        if not parsed.items and not parsed.dropped:
             run.reject(f"{request.slot}.0", request, "unparseable_response", answer["text"][:500])
-            return []
-        if answer["finish_reason"] == "length":
-            cut = tasks.pop()
-            run.reject(f"{request.slot}.{len(tasks)}", request, "cut_off", cut["instruction"])
-        return self._screened(request, tasks, screen)
+        return self._screened(request, parsed.items, screen)
 
     def _screened(self, request: Request, tasks: list[dict], screen) -> list[Candidate]:
         run, candidates = self.run, []

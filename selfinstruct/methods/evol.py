@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from ..candidate import Candidate, Request
 from ..filters import response_rejection
-from ..parsing import parse_yes_no
+from ..parsing import parse_rewrite, parse_yes_no
 from ..prompts import LABELS
 from ..seeds import Instance, Task
 from . import Method
@@ -31,8 +31,6 @@ COMPARE_TOKENS = 16
 # A base model continuing the respond prompt goes on to another "Response:" or "Instruction:".
 RESPONSE_STOPS = ["\nResponse:", "\n回答：", "\nInstruction:", "\n指令："]
 DRAWS = 20  # tries to draw a parent that may evolve further, before falling back on a seed
-# Our own prompts' last line, which a chat model may repeat before its answer.
-_ECHOED_LABEL = re.compile(r"^\s*(?:rewritten instruction|new instruction|改写后的指令|新指令)\s*[:：]\s*", re.IGNORECASE)
 # The scaffolding of an evolving prompt (ours, or the paper's), which an evolved instruction must not copy.
 _SCAFFOLDING = re.compile(r"#\s*(?:given|rewritten|created)\s+prompt\s*#|\b(?:given|rewritten|original) "
                           r"(?:prompt|instruction)\b|\brewritten instruction\b|改写后的指令|原指令|给定的指令",
@@ -93,7 +91,7 @@ class Evol(Method):
                 return []
             text = reading.value["instruction"].strip()
         else:
-            text = _ECHOED_LABEL.sub("", answer["text"].strip(), count=1).strip()
+            text = parse_rewrite(answer["text"])
             if not text or answer["finish_reason"] == "length":
                 reason = "cut_off" if text else "unparseable_response"
                 run.reject(f"{request.slot}.0", request, reason, text or answer["text"][:500], lineage=lineage)

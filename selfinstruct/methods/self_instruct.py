@@ -44,9 +44,9 @@ class SelfInstruct(Method):
             return self._structured_candidates(request, answer, screen)
         parsed = parse_instructions(answer["text"], request.next_number, run.continued,
                                     cut_off=answer["finish_reason"] == "length")
-        if parsed.cut_off:
-            run.reject(f"{request.slot}.{len(parsed.items)}", request, "cut_off", parsed.cut_off)
-        if not parsed.items and not parsed.cut_off:
+        for k, dropped in enumerate(parsed.dropped):
+            run.reject(f"{request.slot}.{len(parsed.items) + k}", request, dropped.reason, dropped.text)
+        if not parsed.items and not parsed.dropped:
             run.reject(f"{request.slot}.0", request, "unparseable_response", answer["text"][:500])
         return [c for c in (screen(request, j, text) for j, text in enumerate(parsed.items)) if c is not None]
 
@@ -96,9 +96,13 @@ class SelfInstruct(Method):
             answer_key = "label" if candidate.is_classification else "output"
             instances = [Instance(example["input"], example[answer_key]) for example in reading.value["examples"]]
         else:
-            instances = parse_instances(answer["text"], candidate.is_classification, run.continued)
-            if answer["finish_reason"] == "length" and instances:
-                instances.pop()
+            parsed = parse_instances(answer["text"], candidate.is_classification, run.continued,
+                                     cut_off=answer["finish_reason"] == "length")
+            for k, dropped in enumerate(parsed.dropped):  # one example each: the candidate may keep the others
+                reject(f"{candidate.id}.{k}", request, dropped.reason, candidate.instruction, detail=dropped.text)
+            instances = parsed.items
+            if not instances and parsed.dropped:
+                return
         if not instances:
             reject(candidate.id, request, "unparseable_instances", candidate.instruction,
                    detail=answer["text"][:500])
