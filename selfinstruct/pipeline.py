@@ -349,7 +349,9 @@ class Run:
     def _hold_refusal(self, record: dict, exc: RequestFailed) -> None:
         """A refused request before any success: a wrong setting stops the run rather than fail every request."""
         self.refused.append(record)
-        if len(self.refused) >= REFUSALS_BEFORE_FATAL:
+        # Only the one that makes it REFUSALS_BEFORE_FATAL raises: an answer that arrives in the same turn
+        # of the event loop, before the others are cancelled, must not raise a second error with another count.
+        if len(self.refused) == REFUSALS_BEFORE_FATAL:
             hint = ", or leave --structured off if it does not take response_format" if self.structured else ""
             raise FatalAPIError(f"the endpoint refused the first {len(self.refused)} requests "
                                 f"({exc.reason}: {exc.detail}); check --model, --max-tokens and --api{hint}")
