@@ -2,7 +2,9 @@
 
 It answers every chat or completion request after exactly ``--latency`` seconds with the
 tests' fake model (tests/fake_model.py), over HTTP/1.1 keep-alive on asyncio, so that
-the endpoint itself costs little CPU and the benchmark measures the client.
+the endpoint itself costs little CPU and the benchmark measures the client. Its chat answers
+come in the seeded mix of styles real chat models write (tests/answer_styles.py), or with
+``--styles clean`` exactly in the prompt's format.
 
     python bench/fake_endpoint.py --latency 0.5      # prints its base URL, serves until killed
 """
@@ -20,11 +22,11 @@ from types import SimpleNamespace
 ROOT = Path(__file__).resolve().parent.parent
 
 
-async def serve(latency: float) -> None:
+async def serve(latency: float, styles: str = "mixed") -> None:
     sys.path.insert(0, str(ROOT / "tests"))
     from fake_model import FakeModel
 
-    model = FakeModel()
+    model = FakeModel(styles=styles)
     counter = 0
 
     def completion(path: str, body: dict) -> bytes:
@@ -67,12 +69,12 @@ async def serve(latency: float) -> None:
 class FakeEndpoint:
     """``with FakeEndpoint(0.5) as url:`` runs the endpoint in a child process."""
 
-    def __init__(self, latency: float):
-        self.latency = latency
+    def __init__(self, latency: float, styles: str = "mixed"):
+        self.latency, self.styles = latency, styles
 
     def __enter__(self) -> str:
-        self.process = subprocess.Popen([sys.executable, __file__, "--latency", str(self.latency)],
-                                        stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen([sys.executable, __file__, "--latency", str(self.latency),
+                                         "--styles", self.styles], stdout=subprocess.PIPE, text=True)
         return self.process.stdout.readline().strip()
 
     def __exit__(self, *exc) -> None:
@@ -83,4 +85,6 @@ class FakeEndpoint:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.5)
-    asyncio.run(serve(parser.parse_args().latency))
+    parser.add_argument("--styles", choices=("mixed", "clean"), default="mixed")
+    arguments = parser.parse_args()
+    asyncio.run(serve(arguments.latency, arguments.styles))

@@ -13,6 +13,7 @@ import random
 import re
 import threading
 
+from answer_styles import AnswerStyles
 from openai_stub import Reply, Request
 
 EN_WORDS = ("river planet budget recipe poem engine garden ticket museum protein algebra violin harbour "
@@ -26,11 +27,16 @@ ZH_VERBS = ["解释", "描述", "比较", "总结", "改写", "翻译", "列出"
 
 
 class FakeModel:
-    def __init__(self, seed: int = 7, classification_every: int = 3):
+    """``styles``: "mixed" (the default) answers chat requests in a seeded mix of the ways real chat models
+    write (answer_styles.py), "clean" exactly in the format the prompt asks for. The content (which
+    instructions, labels, inputs and outputs) is the same either way: only the wrapping differs."""
+
+    def __init__(self, seed: int = 7, classification_every: int = 3, styles: str = "mixed"):
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.classification_every = classification_every
         self.counter = 0
+        self.styles = AnswerStyles(seed) if styles == "mixed" else None
 
     def __call__(self, request: Request) -> Reply | str:
         prompt = request.prompt
@@ -38,24 +44,31 @@ class FakeModel:
         with self.lock:
             if "response_format" in request.body:
                 return self.structured(request)
-            if "Here is a list of tasks" in prompt or "下面是人们请 AI 助手完成的一组任务" in prompt:
-                return self.instructions(prompt, chat)
-            if prompt.rstrip().endswith(("Classification:", "分类任务：")):
-                return self.classify(prompt)
-            if prompt.rstrip().endswith(("Class label:", "类别：")):
-                return self.labelled_instances(prompt, chat)
-            if prompt.rstrip().endswith(("Input:", "输入：")):
-                return self.instances(prompt, chat)
-            if "new, varied tasks" in prompt or "请想出" in prompt:
-                return self.alpaca(prompt, chat)
-            if prompt.rstrip().endswith(("Rewritten instruction:", "New instruction:", "改写后的指令：", "新指令：")):
-                return self.evolve(prompt, chat)
-            if prompt.rstrip().endswith(("Adds something:", "有新内容：")):
-                return self.compare(prompt)
-            if prompt.rstrip().endswith(("Response:", "回答：")):
-                return self.respond(prompt, chat)
-            if prompt.rstrip().endswith(("Score:", "评分：")):
-                return self.judge(prompt, chat)
+            stage, answer = self._answer(prompt, chat)
+            if self.styles is None or not chat or not isinstance(answer, str):
+                return answer
+            return self.styles.render(stage, answer, zh=_is_zh(prompt))
+
+    def _answer(self, prompt: str, chat: bool) -> tuple[str, Reply | str]:
+        """(the stage, the answer in the prompt's own format)."""
+        if "Here is a list of tasks" in prompt or "下面是人们请 AI 助手完成的一组任务" in prompt:
+            return "instructions", self.instructions(prompt, chat)
+        if prompt.rstrip().endswith(("Classification:", "分类任务：")):
+            return "classify", self.classify(prompt)
+        if prompt.rstrip().endswith(("Class label:", "类别：")):
+            return "instances_classification", self.labelled_instances(prompt, chat)
+        if prompt.rstrip().endswith(("Input:", "输入：")):
+            return "instances", self.instances(prompt, chat)
+        if "new, varied tasks" in prompt or "请想出" in prompt:
+            return "alpaca", self.alpaca(prompt, chat)
+        if prompt.rstrip().endswith(("Rewritten instruction:", "New instruction:", "改写后的指令：", "新指令：")):
+            return "evolve", self.evolve(prompt, chat)
+        if prompt.rstrip().endswith(("Adds something:", "有新内容：")):
+            return "compare", self.compare(prompt)
+        if prompt.rstrip().endswith(("Response:", "回答：")):
+            return "respond", self.respond(prompt, chat)
+        if prompt.rstrip().endswith(("Score:", "评分：")):
+            return "judge", self.judge(prompt, chat)
         raise AssertionError(f"fake model cannot tell the stage of: {prompt[-200:]!r}")
 
     def instruction(self, zh: bool) -> str:
@@ -136,6 +149,7 @@ class FakeModel:
             f" {score}\n{'理由：' if zh else 'Reason: '}{reason}"
 
 
+<<<<<<< HEAD
     # --structured: JSON for the stage the json_schema names or, in JSON mode, whose shape the prompt's last line shows.
     SHOWN = {"instructions": "instructions", "classification": "classify", "examples": "instances", "tasks": "alpaca",
              "instruction": "evolve", "adds_something": "compare", "score": "judge"}
@@ -165,3 +179,8 @@ class FakeModel:
             "judge": lambda: {"score": sum(map(ord, instruction)) % 5 + 1, "reason": "The instruction is clear."},
         }[shape]()
         return json.dumps(value, ensure_ascii=False)
+=======
+
+def _is_zh(prompt: str) -> bool:
+    return any("\u4e00" <= c <= "\u9fff" for c in prompt[-400:])
+>>>>>>> mixed-double
