@@ -149,7 +149,6 @@ class FakeModel:
             f" {score}\n{'理由：' if zh else 'Reason: '}{reason}"
 
 
-<<<<<<< HEAD
     # --structured: JSON for the stage the json_schema names or, in JSON mode, whose shape the prompt's last line shows.
     SHOWN = {"instructions": "instructions", "classification": "classify", "examples": "instances", "tasks": "alpaca",
              "instruction": "evolve", "adds_something": "compare", "score": "judge"}
@@ -179,8 +178,6 @@ class FakeModel:
             "judge": lambda: {"score": sum(map(ord, instruction)) % 5 + 1, "reason": "The instruction is clear."},
         }[shape]()
         return json.dumps(value, ensure_ascii=False)
-=======
 
 def _is_zh(prompt: str) -> bool:
     return any("\u4e00" <= c <= "\u9fff" for c in prompt[-400:])
->>>>>>> mixed-double
