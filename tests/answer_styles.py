@@ -48,12 +48,14 @@ class AnswerStyles:
         self.drawn.append((stage, style))
         if style == "clean":
             return text
-        return getattr(self, f"_{stage}")(style, text.strip(), zh)
+        return getattr(self, f"_{stage}")(style, text.strip(), zh) or text  # None: not in the prompt's format
 
     # -- per stage ------------------------------------------------------------------------------
 
     def _instructions(self, style: str, text: str, zh: bool) -> str:
         items = [(int(m[1]), m[2]) for m in map(_TASK.match, text.splitlines()) if m]
+        if not items:
+            return None
         if style == "json":
             return _fenced(json.dumps([{"instruction": t} for _, t in items], ensure_ascii=False, indent=2))
         if style == "bullets":
@@ -68,7 +70,9 @@ class AnswerStyles:
         outro = "如果需要更多任务，请告诉我。" if zh else "Let me know if you would like more!"
         return f"{intro}\n\n{body}\n\n{outro}" if style in ("chatty", "bullets") else body
 
-    def _classify(self, style: str, text: str, zh: bool) -> str:
+    def _classify(self, style: str, text: str, zh: bool) -> str | None:
+        if text not in ("Yes", "No", "是", "否"):
+            return None
         yes = text in ("Yes", "是")
         if style == "bold":
             return f"**{text}**"
@@ -77,15 +81,20 @@ class AnswerStyles:
         return ("Yes, this is a classification task: the output is one of a few labels." if yes
                 else "No, this is not a classification task; the output is open-ended text.")
 
-    def _instances(self, style: str, text: str, zh: bool) -> str:
+    def _instances(self, style: str, text: str, zh: bool) -> str | None:
         examples = _examples(text)
+        if not examples or not all("output" in e for e in examples):
+            return None
         if style == "json":
             return _fenced(json.dumps([{"input": "" if e.get("input") in _NO_INPUT else e.get("input", ""),
                                         "output": e["output"]} for e in examples], ensure_ascii=False, indent=2))
         return self._with_headings(style, examples, ("input", "output"), zh)
 
-    def _instances_classification(self, style: str, text: str, zh: bool) -> str:
-        return self._with_headings(style, _examples(text, opening="label"), ("label", "input"), zh)
+    def _instances_classification(self, style: str, text: str, zh: bool) -> str | None:
+        examples = _examples(text, opening="label")
+        if not examples or not all("label" in e and "input" in e for e in examples):
+            return None
+        return self._with_headings(style, examples, ("label", "input"), zh)
 
     def _with_headings(self, style: str, examples: list[dict], order: tuple[str, str], zh: bool) -> str:
         names = ({"input": "输入", "output": "输出", "label": "类别"} if zh else
@@ -118,6 +127,8 @@ class AnswerStyles:
             fields = {m[1]: m[2] for m in map(_FIELD.match, lines[1:]) if m}
             tasks.append((int(head[1]), head[2], fields.get("输入" if zh else "Input", ""),
                           fields.get("输出" if zh else "Output")))
+        if not tasks:
+            return None
         if style == "json":
             return _fenced(json.dumps([{"instruction": i, "input": "" if given in _NO_INPUT else given,
                                         "output": output} for _, i, given, output in tasks if output is not None],
@@ -137,13 +148,17 @@ class AnswerStyles:
         intro = "好的，下面是新的任务：" if zh else "Sure! Here are the new tasks:"
         return f"{intro}\n\n{body}" if style == "chatty" else body
 
-    def _evolve(self, style: str, text: str, zh: bool) -> str:
-        label, _, rewritten = text.partition("：" if zh else ": ")
+    def _evolve(self, style: str, text: str, zh: bool) -> str | None:
+        label, found, rewritten = text.partition("：" if zh else ": ")
+        if not found or "\n" in label:
+            return None
         if style == "bold_label":
             return f"**{label}{'：' if zh else ':'}** {rewritten}"
         return f"{label}{'：' if zh else ': '}" + (f"“{rewritten}”" if zh else f'"{rewritten}"')
 
-    def _compare(self, style: str, text: str, zh: bool) -> str:
+    def _compare(self, style: str, text: str, zh: bool) -> str | None:
+        if text not in ("Yes", "No", "是", "否"):
+            return None
         yes = text in ("Yes", "是")
         if zh:
             return "是的，改写后的指令增加了新的要求。" if yes else "否，改写没有带来新的内容。"
@@ -152,6 +167,8 @@ class AnswerStyles:
 
     def _judge(self, style: str, text: str, zh: bool) -> str:
         found = re.search(r"(\d)\s*\n(?:Reason: |理由：)(.*)", text, re.S)
+        if not found:  # a subclass's own answer (no score at all, say): left as it is
+            return None
         score, reason = int(found[1]), found[2].strip()
         if style == "json":
             return _fenced(json.dumps({"score": score, "reason": reason}, ensure_ascii=False))
