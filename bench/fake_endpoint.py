@@ -34,7 +34,7 @@ async def serve(latency: float, styles: str = "mixed") -> None:
         counter += 1
         chat = path.endswith("/chat/completions")
         prompt = "\n".join(m.get("content", "") for m in body.get("messages", [])) if chat else body.get("prompt", "")
-        answer = model(SimpleNamespace(prompt=prompt, endpoint="chat" if chat else "completion"))
+        answer = model(SimpleNamespace(prompt=prompt, endpoint="chat" if chat else "completion", body=body))
         text = getattr(answer, "text", answer)
         choice = {"index": 0, "finish_reason": "stop", "logprobs": None}
         choice.update({"message": {"role": "assistant", "content": text}} if chat else {"text": text})

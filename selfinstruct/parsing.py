@@ -44,7 +44,7 @@ _HEADING = re.compile(
 )
 _TASK_HEADING = re.compile(r"^\W*(?:task|任务)", re.IGNORECASE)
 _FIELD = re.compile(
-    rf"^\s*(?:[-*•·]\s+)?(?:#{{1,6}}\s*)?{_BOLD}?(?:\d{{1,3}}\s*[.、．]\s*)?"
+    rf"^\s*(?:[-*•·]\s+)?(?:#{{1,6}}\s*)?{_BOLD}?(?:\d{{1,3}}\s*[.、．]\s*)?{_BOLD}?"  # **9. or 9. **
     r"(instruction|input|output|class label|label|task|指令|输入|输出|类别标签|类别|标签|任务)"
     rf"{_BOLD}?" + _COLON + rf"{_BOLD}?\s*(.*)$",
     re.IGNORECASE,
