@@ -35,8 +35,12 @@ _NO_INPUT = ("None", "无")
 
 
 class AnswerStyles:
+    """Styles are drawn from a shuffled bag per stage (each style as often as its weight), refilled when
+    empty: a seeded mix in which every style comes up within one bag's worth of answers."""
+
     def __init__(self, seed: int):
         self.rng = random.Random(f"styles:{seed}")
+        self.bags: dict[str, list[str]] = {}
         self.drawn: list[tuple[str, str]] = []  # (stage, style) of each answer, for tests that look
 
     def render(self, stage: str, text: str, zh: bool) -> str:
@@ -44,7 +48,11 @@ class AnswerStyles:
         weights = WEIGHTS.get(stage)
         if not weights:
             return text
-        style = self.rng.choices(list(weights), list(weights.values()))[0]
+        bag = self.bags.setdefault(stage, [])
+        if not bag:
+            bag += [style for style, weight in weights.items() for _ in range(weight)]
+            self.rng.shuffle(bag)
+        style = bag.pop()
         self.drawn.append((stage, style))
         if style == "clean":
             return text
