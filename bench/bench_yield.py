@@ -72,10 +72,10 @@ def measure(name: str, config: Config) -> Yield:
     for line in (run / "tasks.jsonl").read_text(encoding="utf-8").splitlines():
         task = json.loads(line)
         texts = [task["instruction"], *(v for i in task["instances"] for v in (i["input"], i["output"]))]
-        reasons = {r for r in map(corrupted, texts) if r}
-        damaged.update(reasons)
-        if reasons and len(examples) < 3:
-            examples.append(json.dumps(task["instruction"], ensure_ascii=False)[:120])
+        found = [(r, text) for text in texts if (r := corrupted(text))]
+        damaged.update({r for r, _ in found})
+        if found and len(examples) < 3:
+            examples.append(f"{found[0][0]} in {json.dumps(found[0][1], ensure_ascii=False)[:160]}")
     return Yield(name, summary["accepted"], summary["requests"], seconds, Counter(summary["rejected_by_reason"]),
                  damaged, examples)
 
@@ -122,11 +122,12 @@ def main() -> None:
     parser.add_argument("--lang", nargs="+", default=["en", "zh"])
     parser.add_argument("--mode", nargs="+", default=["self-instruct", "alpaca", "evol"])
     parser.add_argument("--no-real", action="store_true", help="skip the bundled model (minutes on 2 cores)")
+    parser.add_argument("--no-doubles", action="store_true", help="only the bundled model")
     arguments = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as scratch:
         for lang in arguments.lang:
-            for mode in arguments.mode:
+            for mode in () if arguments.no_doubles else arguments.mode:
                 results += doubles(arguments.tasks, lang, mode, Path(scratch))
             if not arguments.no_real:
                 results += real(arguments.real_tasks, lang, Path(scratch))
