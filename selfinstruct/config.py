@@ -184,8 +184,8 @@ class Config:
     def from_toml(cls, path: Path | str, **overrides) -> Config:
         """Settings from a TOML file (keys as the CLI's long options), then the given overrides."""
         path = Path(path)
-        if special_kind(path):
-            raise ConfigError(f"{path}: is {special_kind(path)}, not a regular file; give a TOML file")
+        if kind := special_kind(path):
+            raise ConfigError(f"{path}: is {kind}, not a regular file; give a TOML file")
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except OSError as exc:

@@ -216,14 +216,14 @@ def _check_target(run_dir: Path, output: Path, spec: Format, card: bool, replace
         return
     if output.is_dir():
         raise ExportError(f"{output} is a directory; give a file name to write to")
-    if unwritable_target(output):
-        raise ExportError(unwritable_target(output))
+    if problem := unwritable_target(output):
+        raise ExportError(problem)
     if card and output.name == CARD_NAME:
         raise ExportError(f"{output}: {CARD_NAME} is where the dataset card goes; "
                           "choose another name or pass --no-card")
     target = output.parent / CARD_NAME
-    if card and special_kind(target):
-        raise ExportError(f"{target} is {special_kind(target)}, not a dataset card; choose another directory")
+    if card and (kind := special_kind(target)):
+        raise ExportError(f"{target} is {kind}, not a dataset card; choose another directory")
     if card and (target.exists() and not is_our_card(target)):
         raise ExportError(f"{target} exists and is not a selfinstruct dataset card; "
                           "pass --no-card or choose another directory")

@@ -214,8 +214,8 @@ def _check_paths(input: Path, output: Path, dropped: Path, againsts: list[Path],
     for path in (output, dropped):
         if path.is_dir():
             raise FilterError(f"{path}: is a directory; give a file name to write to")
-        if unwritable_target(path):
-            raise FilterError(unwritable_target(path))
+        if problem := unwritable_target(path):
+            raise FilterError(problem)
         if not path.parent.is_dir():
             raise FilterError(f"{path}: cannot write there: {path.parent} is not an existing directory")
     sources = [("input", input), *(("--against file", path) for path in againsts)]

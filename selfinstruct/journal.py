@@ -180,8 +180,8 @@ class DerivedJournal(Journal):
 
 def write_atomic(path: Path, text: str) -> None:
     """Replace a file so that readers see the old or the new content, never a mix."""
-    if unwritable_target(path):
-        raise JournalError(unwritable_target(path))
+    if problem := unwritable_target(path):
+        raise JournalError(problem)
     path = landing(path)
     tmp = path.with_name(f".{path.name}.tmp")
     try:

@@ -93,8 +93,8 @@ def bundled_model_path() -> Path:
 def check_gguf(path: str | os.PathLike) -> Path:
     """Fail early, naming the path, instead of letting the server die obscurely."""
     path = Path(path)
-    if special_kind(path):
-        raise LocalModelError(f"local model {path} is {special_kind(path)}, not a GGUF file")
+    if kind := special_kind(path):
+        raise LocalModelError(f"local model {path} is {kind}, not a GGUF file")
     if not path.is_file():
         raise LocalModelError(f"local model file not found: {path}")
     with path.open("rb") as model_file:

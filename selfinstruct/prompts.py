@@ -53,8 +53,8 @@ class PromptSet:
             if structured and stage not in structured_answers.FREE_TEXT:
                 path = Path(folder) / lang / structured_answers.FOLDER / f"{stage}.txt"
                 placeholders = structured_answers.placeholders(placeholders)
-            if special_kind(path):
-                raise PromptError(f"prompt template {path} is {special_kind(path)}, not a regular file")
+            if kind := special_kind(path):
+                raise PromptError(f"prompt template {path} is {kind}, not a regular file")
             try:
                 text = path.read_text(encoding="utf-8")
             except FileNotFoundError:

@@ -147,8 +147,8 @@ def _summary(path: Path) -> tuple[dict, str | None]:
     if not path.exists():
         return {}, None
     try:
-        if special_kind(path):
-            raise ValueError(f"is {special_kind(path)}")
+        if kind := special_kind(path):
+            raise ValueError(f"is {kind}")
         summary = load_json(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         return {}, f"unreadable ({exc})"
@@ -271,8 +271,8 @@ def _check_output(output: Path) -> None:
     """Refuse, before any work, an output that cannot be written or is not ours to replace."""
     if output.is_dir():
         raise ReportError(f"{output} is a directory; give a file name to write to")
-    if unwritable_target(output):
-        raise ReportError(unwritable_target(output))
+    if problem := unwritable_target(output):
+        raise ReportError(problem)
     parent = output.parent
     if not parent.is_dir():
         raise ReportError(f"{output}: cannot write there: {parent} is not an existing directory")

@@ -126,8 +126,8 @@ def _type_name(value: object) -> str:
 def read_config(path: Path) -> dict:
     """A run directory's config.json, checked and migrated to the current format."""
     config_file = Path(path) / "config.json"
-    if special_kind(config_file):
-        raise RunDirError(f"{config_file}: is {special_kind(config_file)}, not a regular file")
+    if kind := special_kind(config_file):
+        raise RunDirError(f"{config_file}: is {kind}, not a regular file")
     try:
         stored = load_json(config_file.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -183,8 +183,8 @@ def check_place(path: Path) -> bool:
     except OSError as exc:
         raise RunDirError(f"cannot read {path}: {exc.strerror or exc}") from None
     for name in RUN_FILES:
-        if special_kind(path / name):
-            raise RunDirError(f"{path / name} is {special_kind(path / name)}, not a regular file; a run directory "
+        if kind := special_kind(path / name):
+            raise RunDirError(f"{path / name} is {kind}, not a regular file; a run directory "
                               "holds only regular files")
     return exists
 
