@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import synthetic  # noqa: E402
-from selfinstruct.similarity import RougeIndex, tokenize  # noqa: E402
+from selfinstruct.text.rouge import RougeIndex, tokenize  # noqa: E402
 
 
 def greedy_keep_index(instructions: list[str], threshold: float = 0.7) -> list[bool]:

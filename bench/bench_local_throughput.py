@@ -19,8 +19,8 @@ import llama_cpp
 from llama_cpp.server.types import CreateCompletionRequest
 
 from selfinstruct import Config, generate
-from selfinstruct.client import ModelClient
-from selfinstruct.local import LocalServer, bundled_model_path
+from selfinstruct.endpoint.client import ModelClient
+from selfinstruct.endpoint.local import LocalServer, bundled_model_path
 
 GOAL = 0.9
 # Sampling settings the client does not send: the server fills in its own defaults,

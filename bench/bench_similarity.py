@@ -33,7 +33,7 @@ import rapidfuzz  # noqa: E402
 from rouge_score import rouge_scorer  # noqa: E402
 
 import synthetic  # noqa: E402
-from selfinstruct.similarity import RougeIndex, Tokenizer, tokenize  # noqa: E402
+from selfinstruct.text.rouge import RougeIndex, Tokenizer, tokenize  # noqa: E402
 
 THRESHOLD = 0.7
 REPEATS = 3  # each candidate is timed this many times, keeping the fastest

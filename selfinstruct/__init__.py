@@ -6,9 +6,9 @@ start is handled) before the heavy imports (the openai SDK, numpy) happen.
 
 import importlib
 
-_PUBLIC = {"Config": "config", "generate": "runner", "resume": "runner", "Interrupted": "runner",
-           "export_run": "export", "filter_dataset": "filtering", "RunStopped": "pipeline",
-           "write_report": "report"}
+_PUBLIC = {"Config": "config", "generate": "generation.session", "resume": "generation.session",
+           "Interrupted": "generation.session", "export_run": "report.export", "filter_dataset": "dedup.command",
+           "RunStopped": "generation.loop", "write_report": "report.page"}
 __all__ = list(_PUBLIC)
 
 

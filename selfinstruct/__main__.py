@@ -6,7 +6,7 @@ import sys
 
 def main() -> None:
     try:
-        from .cli import app
+        from selfinstruct.cli import app
 
         app(prog_name="selfinstruct")  # commands handle Ctrl+C themselves; this covers building them
     except KeyboardInterrupt:

@@ -15,21 +15,21 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from .client import FatalAPIError, FormatRefused
-from .config import Config, ConfigError
-from .export import FORMATS, accepted_tasks, card_path, export_run
-from .filtering import KEYS, FilterError, filter_dataset
-from .journal import JournalDamaged, JournalError
-from .judge import JudgeError, JudgeOptions
-from .methods import METHODS
-from .local import DEFAULT_CTX, LocalModelError, LocalServerError, serve as serve_local
-from .pipeline import RunStopped
-from .records import RecordError
-from .plan import plan
-from .progress import FileProgress
-from .pricing import estimate_tokens
-from .rundir import RunDirError, completion_note
-from .runner import STOP_SIGNALS, Interrupted, generate as run_generate, resume_config
+from selfinstruct.endpoint.client import FatalAPIError, FormatRefused
+from selfinstruct.config import Config, ConfigError
+from selfinstruct.report.export import FORMATS, accepted_tasks, card_path, export_run
+from selfinstruct.dedup.command import KEYS, FilterError, filter_dataset
+from selfinstruct.store.journal import JournalDamaged, JournalError
+from selfinstruct.generation.judge import JudgeError, JudgeOptions
+from selfinstruct.generation.methods import METHODS
+from selfinstruct.endpoint.local import DEFAULT_CTX, LocalModelError, LocalServerError, serve as serve_local
+from selfinstruct.generation.loop import RunStopped
+from selfinstruct.formats.records import RecordError
+from selfinstruct.generation.plan import plan
+from selfinstruct.endpoint.progress import FileProgress
+from selfinstruct.endpoint.pricing import estimate_tokens
+from selfinstruct.store.rundir import RunDirError, completion_note
+from selfinstruct.generation.session import STOP_SIGNALS, Interrupted, generate as run_generate, resume_config
 
 app = typer.Typer(help="Build instruction-tuning datasets the Self-Instruct / Alpaca / BELLE way.",
                   no_args_is_help=True, add_completion=False, rich_markup_mode=None)
@@ -494,7 +494,7 @@ def report(
         help="The dataset's language (a run directory knows its own).")] = "auto",
 ):
     """Write one self-contained HTML page of figures and numbers about a dataset (opens offline)."""
-    from .report import ReportError, write_report
+    from selfinstruct.report.page import ReportError, write_report
 
     try:
         written = write_report(path, output, seeds=seeds, lang=lang,

@@ -18,9 +18,9 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from .paths import special_kind
-from .resources import default_prompts, default_seeds
-from .structured import STYLES
+from selfinstruct.paths import special_kind
+from selfinstruct.resources import default_prompts, default_seeds
+from selfinstruct.endpoint.structured import STYLES
 
 LANGS = ("zh", "en")
 APIS = ("chat", "completion")
@@ -135,7 +135,7 @@ class Config:
         for spec in fields(self):
             _check_type(spec.name, getattr(self, spec.name), spec.type)
         _choice("lang", self.lang, LANGS)
-        from .methods import METHODS  # the methods' modules import this one
+        from selfinstruct.generation.methods import METHODS  # the methods' modules import this one
 
         _choice("mode", self.mode, tuple(METHODS))
         if self.from_dataset is not None and self.mode != "evol":
@@ -400,7 +400,7 @@ def _at_least(name: str, value, low: int) -> None:
 
 def _stored(run_dir: Path, name: str):
     """A setting an existing run directory holds (migrated to the current format), or None."""
-    from .rundir import RunDirError, read_config  # rundir imports this module
+    from selfinstruct.store.rundir import RunDirError, read_config  # rundir imports this module
 
     if not (run_dir / "config.json").is_file():
         return None

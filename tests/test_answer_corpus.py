@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from selfinstruct.judge import parse_score
-from selfinstruct.parsing import parse_alpaca_tasks, parse_instances, parse_instructions, parse_rewrite, parse_yes_no
+from selfinstruct.generation.judge import parse_score
+from selfinstruct.generation.parsing import parse_alpaca_tasks, parse_instances, parse_instructions, parse_rewrite, parse_yes_no
 
 ANSWERS = Path(__file__).resolve().parent / "data" / "answers"
 STAGES = ("instructions", "classify", "instances", "instances_classification", "alpaca", "evolve", "compare", "judge")

@@ -7,8 +7,8 @@ import random
 
 import numpy as np
 
-from selfinstruct.corpus import CorpusBuilder
-from selfinstruct.similarity import tokenize
+from selfinstruct.dedup.corpus import CorpusBuilder
+from selfinstruct.text.rouge import tokenize
 
 # What could make the bulk path differ: case that depends on neighbours (final sigma), letters that
 # lower-case to two characters, NFKC forms, combining marks, CJK next to words, NUL, surrogates, digits.

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from selfinstruct.corpus import CorpusBuilder
-from selfinstruct.dedup import NONE, deduplicate
-from selfinstruct.similarity import rouge_l, tokenize
+from selfinstruct.dedup.corpus import CorpusBuilder
+from selfinstruct.dedup.greedy import NONE, deduplicate
+from selfinstruct.text.rouge import rouge_l, tokenize
 
 SCRIPT = Path(sys.executable).with_name("selfinstruct")
 WORDS = ("the a cat dog red blue sky sea write explain list three two one of to and in poem story "
@@ -166,7 +166,7 @@ def test_missing_ray_is_one_line_naming_the_extra(tmp_path, monkeypatch):
     import importlib.util
 
     from selfinstruct import filter_dataset
-    from selfinstruct.filtering import FilterError
+    from selfinstruct.dedup.command import FilterError
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))

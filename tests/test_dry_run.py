@@ -8,7 +8,7 @@ from test_cli import KEY, common, invoke
 from test_pipeline import read_jsonl, run_config
 
 from selfinstruct import generate
-from selfinstruct.plan import plan
+from selfinstruct.generation.plan import plan
 
 
 def test_a_dry_run_sends_nothing_and_writes_nothing(server, tmp_path):

@@ -12,8 +12,8 @@ from fake_model import FakeModel
 from openai_stub import ScriptedServer
 from test_pipeline import assert_replays_without_requests
 from selfinstruct import Config, generate
-from selfinstruct.methods.evol import MAX_DEPTH, OPERATIONS
-from selfinstruct.seeds import load_seed_tasks
+from selfinstruct.generation.methods.evol import MAX_DEPTH, OPERATIONS
+from selfinstruct.formats.seeds import load_seed_tasks
 
 
 class Failing(FakeModel):

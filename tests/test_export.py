@@ -16,9 +16,9 @@ from openai_stub import ScriptedServer
 from test_cli import invoke
 
 from selfinstruct import Config, export_run, generate
-from selfinstruct.export import CARD_MARKER, ExportError, card_exports
-from selfinstruct.rundir import run_identity
-from selfinstruct.seeds import load_seed_tasks
+from selfinstruct.report.export import CARD_MARKER, ExportError, card_exports
+from selfinstruct.store.rundir import run_identity
+from selfinstruct.formats.seeds import load_seed_tasks
 
 SCRIPT = Path(sys.executable).parent / "selfinstruct"
 KEY = "sk-export-Test-Key-51c0de"

@@ -13,8 +13,8 @@ from openai_stub import Reply
 from test_pipeline import read_jsonl, run_config
 
 from selfinstruct import generate
-from selfinstruct.client import FatalAPIError
-from selfinstruct.journal import Journal
+from selfinstruct.endpoint.client import FatalAPIError
+from selfinstruct.store.journal import Journal
 
 
 def one_at_a_time(server, tmp_path, **overrides):

@@ -56,7 +56,7 @@ def test_against_takes_several_files(tmp_path):
 def test_progress_lines_report_each_stage_with_rate_and_eta(tmp_path):
     """Without a terminal, filter prints a plain progress line (every 10 s; here every call) naming the stage."""
     from selfinstruct import filter_dataset
-    from selfinstruct.progress import FileProgress
+    from selfinstruct.endpoint.progress import FileProgress
 
     source = tmp_path / "data.jsonl"
     source.write_text("".join(json.dumps({"instruction": f"Task number {i} about topic {i * 7}", "output": "x"}) + "\n"

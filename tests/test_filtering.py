@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from selfinstruct import export_run, filter_dataset, filtering
+from selfinstruct import export_run, filter_dataset
+from selfinstruct.dedup import command as filtering
 from selfinstruct.cli import app
-from selfinstruct.filtering import FilterError
-from selfinstruct.records import RecordError
-from selfinstruct.similarity import RougeIndex, rouge_l, tokenize
+from selfinstruct.dedup.command import FilterError
+from selfinstruct.formats.records import RecordError
+from selfinstruct.text.rouge import RougeIndex, rouge_l, tokenize
 
 RECORDS = [
     {"instruction": "Translate the sentence into French.", "input": "I like tea.", "output": "J'aime le thé."},
@@ -648,7 +649,7 @@ def test_a_same_length_edit_between_the_two_reads_is_found(tmp_path, monkeypatch
 
 
 def _screen_in_parts_of(size: int):
-    from selfinstruct import screening
+    from selfinstruct.dedup import read as screening
 
     def screen(*args, **kwargs):
         original = screening.PART_BYTES

@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from selfinstruct import filters
-from selfinstruct.filters import clean_instances, detect_lang, instruction_rejection
-from selfinstruct.seeds import Instance
+from selfinstruct.text import rules as filters
+from selfinstruct.text.rules import clean_instances, detect_lang, instruction_rejection
+from selfinstruct.formats.seeds import Instance
 
 
 def en(text):
@@ -157,7 +157,9 @@ def test_open_ended_instances_without_input_do_not_conflict():
 def test_a_rule_added_to_the_chain_applies_to_generate_and_filter(tmp_path, monkeypatch):
     """INSTRUCTION_RULES is the one list: a new rule rejects in instruction_rejection, which the loop's
     screening and filter's heuristics both call, with the rule's own reason."""
-    from selfinstruct import filter_dataset, pipeline, screening
+    from selfinstruct import filter_dataset
+    from selfinstruct.generation import loop as pipeline
+    from selfinstruct.dedup import read as screening
 
     def no_bananas(instruction: filters.Instruction) -> str | None:
         return "mentions_bananas" if "banana" in instruction.text.lower() else None

@@ -21,10 +21,10 @@ from test_cli import invoke
 from test_pipeline import run_config
 
 from selfinstruct import Config, RunStopped, generate
-from selfinstruct.client import ModelClient
+from selfinstruct.endpoint.client import ModelClient
 from selfinstruct.config import ConfigError
-from selfinstruct.ratelimit import MAX_PAUSE, RateLimiter
-from selfinstruct.runner import resume_config
+from selfinstruct.endpoint.ratelimit import MAX_PAUSE, RateLimiter
+from selfinstruct.generation.session import resume_config
 
 # a server that trickles ----------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from openai_stub import ScriptedServer
 from test_pipeline import assert_replays_without_requests
 from selfinstruct import Config, generate
 from selfinstruct.config import ConfigError
-from selfinstruct.judge import parse_score
+from selfinstruct.generation.judge import parse_score
 
 
 class Chatty(FakeModel):
@@ -87,7 +87,7 @@ def test_a_judge_of_its_own_endpoint_and_model(tmp_path):
 
 
 def test_resume_asks_again_for_a_judge_url_that_held_credentials(tmp_path):
-    from selfinstruct.runner import resume_config
+    from selfinstruct.generation.session import resume_config
 
     with ScriptedServer(FakeModel()) as server, ScriptedServer(FakeModel()) as judge_server:
         secret_url = judge_server.base_url.replace("http://", "http://user:s3cret-pass@")
@@ -146,7 +146,7 @@ RECORDS = [{"instruction": text, "input": "", "output": "An answer."} for text i
 
 def test_filter_judge_scores_kept_records_and_resumes_from_its_journal(tmp_path):
     from selfinstruct import filter_dataset
-    from selfinstruct.judge import JudgeOptions
+    from selfinstruct.generation.judge import JudgeOptions
 
     source = tmp_path / "data.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS + [RECORDS[0]]))  # the last one: a duplicate
@@ -282,7 +282,7 @@ def test_filter_judge_dir_is_checked_before_anything_is_written(tmp_path, where,
 
 
 def test_a_journal_line_of_the_wrong_shape_is_a_damaged_line(tmp_path):
-    from selfinstruct.runner import resume_config
+    from selfinstruct.generation.session import resume_config
 
     with ScriptedServer(FakeModel()) as server:
         generate(Config(mode="alpaca", lang="en", num_instructions=2, base_url=server.base_url, api_key="sk-test-key",

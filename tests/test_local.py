@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from selfinstruct import local
-from selfinstruct.local import (
+from selfinstruct.endpoint import local
+from selfinstruct.endpoint.local import (
     LocalModelError,
     LocalServer,
     LocalServerError,
@@ -305,7 +305,7 @@ def test_server_dies_with_sigkilled_parent(model_path, tmp_path):
     script = textwrap.dedent(
         f"""
         import time
-        from selfinstruct.local import LocalServer
+        from selfinstruct.endpoint.local import LocalServer
         server = LocalServer({str(model_path)!r}, ctx=512, log_path={str(log_path)!r}).start()
         print(server.pid, flush=True)
         time.sleep(600)
@@ -349,7 +349,7 @@ def test_serve_then_the_printed_generate_command_accepts_tasks(model_path, tmp_p
 def test_serve_runs_until_ctrl_c(model_path, tmp_path):
     port = local.find_free_port()
     script = (
-        "from selfinstruct.local import serve; "
+        "from selfinstruct.endpoint.local import serve; "
         f"serve({str(model_path)!r}, port={port}, log_path={str(tmp_path / 'server.log')!r})"
     )
     # Its own process group, like a terminal's foreground job receiving Ctrl+C.

@@ -7,7 +7,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from selfinstruct.methods import METHODS
+from selfinstruct.generation.methods import METHODS
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = {name for method in METHODS.values() for name in method.templates}
@@ -26,7 +26,7 @@ def test_wheel_carries_seeds_and_prompts_and_they_load(tmp_path):
             assert f"selfinstruct/_data/prompts/{lang}/{stage}.txt" in names
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)
-    probe = ("import selfinstruct.resources as r, selfinstruct.seeds as s, selfinstruct.prompts as p;"
+    probe = ("import selfinstruct.resources as r, selfinstruct.formats.seeds as s, selfinstruct.generation.prompts as p;"
              "print(r.default_seeds('zh'));"
              "print(len(s.load_seed_tasks(r.default_seeds('zh'))), len(s.load_seed_tasks(r.default_seeds('en'))));"
              "print(len(p.PromptSet.load(r.default_prompts(), 'zh').templates))")
@@ -46,13 +46,13 @@ def _imported_modules() -> set[str]:
     import ast
 
     found = set()
-    for path in (ROOT / "selfinstruct").glob("*.py"):
+    for path in (ROOT / "selfinstruct").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 found |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 found.add(node.module.split(".")[0])
-    return {name for name in found if name not in sys.stdlib_module_names and name != "__future__"}
+    return {name for name in found if name not in sys.stdlib_module_names and name not in ("__future__", "selfinstruct")}
 
 
 def _requirement_names(requirements: list[str]) -> set[str]:

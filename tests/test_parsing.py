@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from selfinstruct.parsing import parse_alpaca_tasks, parse_instances, parse_instructions, parse_rewrite, parse_yes_no
-from selfinstruct.seeds import Instance
+from selfinstruct.generation.parsing import parse_alpaca_tasks, parse_instances, parse_instructions, parse_rewrite, parse_yes_no
+from selfinstruct.formats.seeds import Instance
 
 
 @pytest.mark.parametrize(
@@ -179,7 +179,7 @@ def test_alpaca_tasks_chinese_chat():
 
 
 def test_prompts_end_where_the_model_continues():
-    from selfinstruct.prompts import PromptSet
+    from selfinstruct.generation.prompts import PromptSet
     from selfinstruct.resources import default_prompts
 
     for lang, ending in (("zh", "任务9："), ("en", "Task 9:")):

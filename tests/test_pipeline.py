@@ -9,11 +9,11 @@ import pytest
 from openai_stub import Reply
 
 from selfinstruct import Config, RunStopped, export_run, generate, resume
-from selfinstruct.client import FatalAPIError
-from selfinstruct.filters import clean_instances, instruction_rejection
-from selfinstruct.journal import Journal
-from selfinstruct.seeds import Instance
-from selfinstruct.similarity import RougeIndex
+from selfinstruct.endpoint.client import FatalAPIError
+from selfinstruct.text.rules import clean_instances, instruction_rejection
+from selfinstruct.store.journal import Journal
+from selfinstruct.formats.seeds import Instance
+from selfinstruct.text.rouge import RougeIndex
 
 
 def run_config(server, tmp_path, **overrides) -> Config:
@@ -71,7 +71,7 @@ def assert_well_formed_run(run_dir, config: Config, seeds_index_texts=()):
 @pytest.mark.parametrize("lang", ["zh", "en"])
 @pytest.mark.parametrize("api", ["chat", "completion"])
 def test_self_instruct_mode_end_to_end(server, tmp_path, lang, api):
-    from selfinstruct.seeds import load_seed_tasks
+    from selfinstruct.formats.seeds import load_seed_tasks
     from selfinstruct.resources import default_seeds
 
     config = run_config(server, tmp_path, lang=lang, api=api)
@@ -113,7 +113,7 @@ def test_export_writes_one_alpaca_record_per_instance(server, tmp_path):
     assert records[0]["instruction"] == tasks[0]["instruction"]
     assert records[0]["input"] == tasks[0]["instances"][0]["input"]
     seeds_path, seeds_count = export_run(tmp_path / "run", "seeds")
-    from selfinstruct.seeds import load_seed_tasks
+    from selfinstruct.formats.seeds import load_seed_tasks
     assert len(load_seed_tasks(seeds_path)) == seeds_count == 5
 
 
@@ -205,7 +205,7 @@ def test_garbage_responses_are_counted_rejections(server, fake_model, tmp_path):
 
 def test_near_duplicates_are_rejected_as_too_similar(server, tmp_path):
     from selfinstruct.resources import default_seeds
-    from selfinstruct.seeds import load_seed_tasks
+    from selfinstruct.formats.seeds import load_seed_tasks
 
     seed = load_seed_tasks(default_seeds("zh"))[0].instruction
 

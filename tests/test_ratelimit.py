@@ -10,7 +10,7 @@ from openai_stub import Reply
 from test_pipeline import run_config
 
 from selfinstruct import RunStopped, generate
-from selfinstruct.ratelimit import RateLimiter, parse_duration
+from selfinstruct.endpoint.ratelimit import RateLimiter, parse_duration
 
 
 def model_requests(server):

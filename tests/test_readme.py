@@ -406,7 +406,7 @@ def check_export_commands(cwd: Path, env: dict) -> None:
     exported = read_jsonl(cwd / target)
     assert [(s["instruction"], s["instances"]) for s in exported] == [(t["instruction"], t["instances"]) for t in tasks]
     assert result.stdout.strip() == f"wrote {len(tasks)} records to {target}"
-    from selfinstruct.seeds import load_seed_tasks  # usable as --seeds for another run
+    from selfinstruct.formats.seeds import load_seed_tasks  # usable as --seeds for another run
     assert len(load_seed_tasks(cwd / target)) == len(tasks)
 
 
@@ -588,7 +588,7 @@ def test_local_model_command_real(tmp_path, tmp_path_factory):
     """Pointed at the bundled GGUF. As written (chat API, 1024 tokens per answer, 8 in flight on this
     model) a run takes far longer than a test may, so it runs until the first answer is journaled,
     then is stopped with Ctrl+C, which must name the `selfinstruct resume` command (see Resume)."""
-    from selfinstruct.local import bundled_model_path
+    from selfinstruct.endpoint.local import bundled_model_path
 
     readme = item("local-model")
     gguf = bundled_model_path()

@@ -18,7 +18,7 @@ from test_pipeline import assert_well_formed_run
 
 from selfinstruct import Config, generate
 from selfinstruct.resources import default_seeds
-from selfinstruct.seeds import load_seed_tasks
+from selfinstruct.formats.seeds import load_seed_tasks
 
 pytestmark = pytest.mark.real_model
 SCRIPT = str(Path(sys.executable).parent / "selfinstruct")

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from test_export import KEY, PASSWORD, made_run, run  # noqa: F401  (fixtures: a finished zh run with rejections)
 
-from selfinstruct.diversity import verb_noun_en
-from selfinstruct.report import MARKER, compute, load, write_report
-from selfinstruct.similarity import rouge_l, tokenize
+from selfinstruct.report.diversity import verb_noun_en
+from selfinstruct.report.page import MARKER, compute, load, write_report
+from selfinstruct.text.rouge import rouge_l, tokenize
 
 SCRIPT = Path(sys.executable).parent / "selfinstruct"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -98,7 +98,7 @@ def test_english_verbs_and_objects():
 
 
 def test_chinese_verbs_and_objects():
-    from selfinstruct.diversity import verb_noun_zh
+    from selfinstruct.report.diversity import verb_noun_zh
 
     cases = {"写一首关于春天的诗": ("写", "诗"), "请帮我写一封求职信，要求简洁": ("写", "求职信"),
              "根据以下描述，生成一个产品名称": ("生成", "产品名称"), "总结这篇文章的主要观点": ("总结", "观点")}
@@ -272,7 +272,7 @@ def test_a_bad_json_line_is_skipped_and_said(tmp_path, seeds):
 
 def test_candidates_not_needed_at_the_target_are_shown(run, monkeypatch):
     """Candidates neither rejected nor accepted (cut or skipped once the target was in reach) get a funnel step."""
-    import selfinstruct.plots as plots
+    import selfinstruct.report.plots as plots
 
     summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
     tasks = len((run / "tasks.jsonl").read_text(encoding="utf-8").splitlines())

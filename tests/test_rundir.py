@@ -19,8 +19,8 @@ from test_pipeline import assert_well_formed_run, read_jsonl, run_config
 
 from selfinstruct import export_run, generate, resume
 from selfinstruct.resources import default_seeds
-from selfinstruct.rundir import FORMAT_VERSION
-from selfinstruct.seeds import load_seed_tasks
+from selfinstruct.store.rundir import FORMAT_VERSION
+from selfinstruct.formats.seeds import load_seed_tasks
 
 SCRIPT = str(Path(sys.executable).parent / "selfinstruct")
 EN_SEEDS = [t.instruction for t in load_seed_tasks(default_seeds("en"))]

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from selfinstruct import filter_dataset, screening
-from selfinstruct.records import RecordError, iter_records, line_parts
+from selfinstruct import filter_dataset
+from selfinstruct.dedup import read as screening
+from selfinstruct.formats.records import RecordError, iter_records, line_parts
 
 SCRIPT = Path(sys.executable).with_name("selfinstruct")
 EN = "write explain list describe three short the a poem story about cat dog sea sky red blue".split()

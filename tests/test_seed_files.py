@@ -8,10 +8,10 @@ import pytest
 from rouge_score import rouge_scorer
 
 from selfinstruct.config import LENGTH_DEFAULTS
-from selfinstruct.filters import clean_instances, instruction_rejection
+from selfinstruct.text.rules import clean_instances, instruction_rejection
 from selfinstruct.resources import default_seeds
-from selfinstruct.seeds import load_seed_tasks
-from selfinstruct.similarity import RougeIndex, Tokenizer
+from selfinstruct.formats.seeds import load_seed_tasks
+from selfinstruct.text.rouge import RougeIndex, Tokenizer
 
 
 @pytest.fixture(params=["zh", "en"], scope="module")

@@ -7,7 +7,7 @@ import sys
 import pytest
 from rouge_score.rouge_scorer import RougeScorer
 
-from selfinstruct.similarity import Match, RougeIndex, Tokenizer, f_measure, rouge_l, tokenize
+from selfinstruct.text.rouge import Match, RougeIndex, Tokenizer, f_measure, rouge_l, tokenize
 
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
 sys.path.insert(0, BENCH)

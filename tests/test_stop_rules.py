@@ -16,7 +16,7 @@ from test_cli import KEY, invoke
 from test_pipeline import run_config
 
 from selfinstruct import RunStopped, generate, resume
-from selfinstruct.client import FatalAPIError
+from selfinstruct.endpoint.client import FatalAPIError
 
 STALLED_BOUND = 10 * (8 + 2 * 2 * 5)  # 280: the figure in the README
 

@@ -16,11 +16,11 @@ from test_pipeline import assert_replays_without_requests, assert_well_formed_ru
 
 from selfinstruct import Config, generate
 from selfinstruct.config import ConfigError
-from selfinstruct.methods import METHODS
-from selfinstruct.prompts import PromptSet
+from selfinstruct.generation.methods import METHODS
+from selfinstruct.generation.prompts import PromptSet
 from selfinstruct.resources import default_prompts
-from selfinstruct.rundir import RunDirError
-from selfinstruct.structured import FREE_TEXT, SCHEMAS, read, refuses_format, response_format
+from selfinstruct.store.rundir import RunDirError
+from selfinstruct.endpoint.structured import FREE_TEXT, SCHEMAS, read, refuses_format, response_format
 
 # The shape each stage's request asks for, by the prompt's template.
 SHAPES = {"self-instruct": {"instructions", "classify", "instances", "instances_classification"},

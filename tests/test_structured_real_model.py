@@ -13,7 +13,7 @@ from test_pipeline import assert_well_formed_run, read_jsonl
 from test_real_model import SCRIPT, processes_writing_to
 
 from selfinstruct import Config
-from selfinstruct.structured import read
+from selfinstruct.endpoint.structured import read
 
 pytestmark = pytest.mark.real_model
 

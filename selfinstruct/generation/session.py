@@ -1,0 +1,253 @@
+"""Starting, resuming and finishing a generation run.
+
+A run ends in one of four ways, each leaving a summary.json and a resumable run directory:
+the target is reached; a stop rule fires (``RunStopped``); the endpoint refuses the run
+(``FatalAPIError``); or a signal arrives (``Interrupted``: Ctrl+C, SIGTERM, SIGHUP).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from selfinstruct.endpoint.client import FatalAPIError, ModelClient, redact
+from selfinstruct.config import RESUME_KEYS, REDACTED, Config, ConfigError, redact_url
+from selfinstruct.store.journal import JournalError
+from selfinstruct.endpoint.local import LocalServer, bundled_model_path, check_gguf
+from selfinstruct.generation.loop import Run, RunStopped
+from selfinstruct.generation.prompts import PromptSet
+from selfinstruct.generation.methods import METHODS
+from selfinstruct.endpoint.ratelimit import RateLimiter
+from selfinstruct.generation import judge
+from selfinstruct.endpoint.pricing import Price, price_for
+from selfinstruct.endpoint.progress import ProgressView
+from selfinstruct.endpoint.stats import Stats
+from selfinstruct.store.rundir import RunDir, read_settings
+from selfinstruct.formats.seeds import load_start_tasks
+
+# Signals that end a run the way Ctrl+C does: the summary is written and the run can be resumed.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Interrupted(Exception):
+    """A signal stopped the run; everything answered so far is journaled."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def generate(config: Config, *, progress: str = "off", allow_changes: bool = False,
+             notify: Callable[[str], None] | None = None) -> dict:
+    """Run (or resume) the loop until ``config.num_instructions`` tasks are accepted; return the summary.
+
+    Raises RunStopped when a stop rule ends the run early (its summary is written too)."""
+    return asyncio.run(generate_async(config, progress=progress, allow_changes=allow_changes, notify=notify))
+
+
+def resume(run_dir: Path | str, *, progress: str = "off", allow_changes: bool = False,
+           notify: Callable[[str], None] | None = None, **overrides) -> dict:
+    """Continue the run in ``run_dir`` with its stored settings; ``overrides`` may change RESUME_KEYS."""
+    return generate(resume_config(run_dir, **overrides), progress=progress, allow_changes=allow_changes,
+                    notify=notify)
+
+
+def resume_config(run_dir: Path | str, **overrides) -> Config:
+    """The stored settings of a run, with the settings that may change freely replaced."""
+    run_dir = Path(run_dir)
+    settings = read_settings(run_dir)
+    unknown = set(overrides) - set(RESUME_KEYS)
+    if unknown:
+        raise ConfigError(f"resume cannot change {', '.join(sorted(unknown))}; start a new run for that")
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    settings["output"] = run_dir
+    if settings.get("local"):
+        settings["base_url"] = None
+    elif REDACTED in (settings.get("base_url") or "") and overrides.get("base_url") is None:
+        settings["base_url"] = _unredacted_base_url(settings["base_url"])
+    if REDACTED in (settings.get("judge_base_url") or "") and overrides.get("judge_base_url") is None:
+        raise ConfigError(f"the run's judge base URL {settings['judge_base_url']} held credentials, which are never "
+                          "stored; pass --judge-base-url again")
+    return Config(**settings)  # what is wrong now came with the overrides
+
+
+def _unredacted_base_url(stored: str) -> str:
+    """A stored base URL lost its credentials; OPENAI_BASE_URL may hold them again."""
+    from_env = os.environ.get("OPENAI_BASE_URL", "").strip()
+    if from_env and redact_url(from_env) == stored:
+        return from_env
+    raise ConfigError(f"the run's base URL {stored} held credentials, which are never stored; "
+                      "pass --base-url again")
+
+
+async def generate_async(config: Config, *, progress: str = "off", allow_changes: bool = False,
+                         notify: Callable[[str], None] | None = None) -> dict:
+    config = config.resolve()
+    prompts = load_prompts(config)
+    seeds, skipped = load_start_tasks(config)
+    model_path = local_model_path(config) if config.local else None
+    price, judge_price = prices_of(config)
+    if config.max_cost is not None and (price is None or (config.judge and judge_price is None)):
+        model = config.model if price is None else config.judge_model
+        raise ConfigError(f"--max-cost needs the price of {model}'s tokens, which is not in the built-in "
+                          "table: pass --price-in and --price-out (USD per million tokens)")
+    rundir = RunDir.open(config.output, config.to_dict(), config.signature(prompts.files), allow_changes)
+    if notify:
+        notify(f"{config.endpoint_line()}; " + (price.describe() if price else
+                                               "price unknown: --price-in and --price-out give the cost"))
+        if skipped:
+            notify(f"{config.from_dataset}: {skipped} records are not tasks (no instruction or output, or not "
+                   "JSON) and were left out")
+    stats = Stats(target=config.num_instructions, price=price,
+                  stage_prices={judge.STAGE: judge_price} if config.judge else {})
+    previous_seconds, started = rundir.previous_summary.get("wall_seconds", 0.0), time.monotonic()
+
+    def finish(**how) -> dict:
+        return _finish(rundir, stats, previous_seconds + time.monotonic() - started, **how)
+
+    with ExitStack() as stack:
+        stack.callback(rundir.close)
+        signals = stack.enter_context(_SignalsCancel())
+        try:
+            if config.local:
+                server = stack.enter_context(LocalServer(model_path, ctx=config.ctx, threads=config.threads,
+                                                         log_path=rundir.path / "server.log"))
+                config = replace(config, base_url=server.base_url)
+            limiter = RateLimiter(config.rpm, config.tpm)
+            client = model_client(config, limiter, notify=notify)
+            judge_client = None
+            if config.judge and (config.judge_base_url or config.judge_model != config.model):
+                judging = replace(config, base_url=config.judge_base_url or config.base_url,
+                                  api_key=judge_key(config), model=config.judge_model)
+                # --rpm and --tpm are the limits of one endpoint and key, whatever stage sends: a judge there
+                # shares them; a judge elsewhere is under another provider's limits, which the run does not know.
+                same = (judging.base_url, judging.api_key) == (config.base_url, config.api_key)
+                judge_client = model_client(judging, limiter if same else None, secrets=config.secrets(),
+                                            notify=notify)
+            view = ProgressView(stats, progress, notify)
+            try:
+                run = Run(config, prompts, seeds, rundir, client, stats, view, judge_client)
+                async with view:
+                    await run.run()
+            finally:
+                await client.close()
+                if judge_client:
+                    await judge_client.close()
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            name = signal.Signals(signals.received or signal.SIGINT).name
+            finish(best_effort=True, stopped=f"interrupted ({name})")
+            if signals.received:
+                raise Interrupted(signals.received) from None
+            raise
+        except RunStopped as stop:
+            stop.summary = finish(stopped=str(stop))
+            raise
+        except FatalAPIError as exc:
+            finish(best_effort=True, stopped=f"the endpoint refused the run: {redact(str(exc), *config.secrets())}")
+            raise
+        except BaseException:
+            finish(best_effort=True)
+            raise
+        return finish()
+
+
+class _SignalsCancel:
+    """SIGTERM and SIGHUP cancel the run like Ctrl+C does; a second one ends the process at once."""
+
+    def __init__(self):
+        self.received: int | None = None
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._installed: list[int] = []
+
+    def __enter__(self) -> _SignalsCancel:
+        for signum in STOP_SIGNALS:
+            try:
+                self._loop.add_signal_handler(signum, self._cancel, signum)
+            except (ValueError, RuntimeError, NotImplementedError):  # not the main thread, or not Unix
+                continue
+            self._installed.append(signum)
+        return self
+
+    def _cancel(self, signum: int) -> None:
+        self.received = signum
+        self._remove()  # the default action again: a second signal ends the process
+        self._task.cancel()
+
+    def _remove(self) -> None:
+        for signum in self._installed:
+            self._loop.remove_signal_handler(signum)
+        self._installed = []
+
+    def __exit__(self, *exc) -> None:
+        self._remove()
+
+
+def _finish(rundir: RunDir, stats: Stats, seconds: float, best_effort: bool = False,
+            stopped: str | None = None) -> dict:
+    """Write the summary; when the run is already failing, a second failure must not hide the first."""
+    stats.wall_seconds = seconds
+    summary = {"run_dir": str(rundir.path), **stats.to_dict(), "accepted": len(rundir.tasks),
+               "rejected": len(rundir.rejected)}
+    summary["complete"] = summary["accepted"] >= stats.target
+    summary["stop_reason"] = stopped
+    try:
+        rundir.write_summary(summary)
+    except JournalError:
+        if not best_effort:
+            raise
+    return summary
+
+
+def templates_of(config: Config) -> dict[str, set[str]]:
+    """The prompt templates a run reads: its method's, and the judge's with --judge."""
+    return {**METHODS[config.mode].templates, **(judge.TEMPLATES if config.judge else {})}
+
+
+def load_prompts(config: Config) -> PromptSet:
+    """The templates a resolved config's run reads, checked: the structured variants with --structured."""
+    return PromptSet.load(config.prompts, config.lang, templates_of(config), structured=bool(config.structured))
+
+
+def model_client(config: Config, limiter: RateLimiter | None = None, secrets: list[str] | None = None,
+                 notify: Callable[[str], None] | None = None) -> ModelClient:
+    """The client of a resolved config's endpoint and model, with its fault settings; ``secrets``: what
+    its errors must never show (the config's own by default); ``notify``: where a wait cut short is told."""
+    return ModelClient(base_url=config.base_url, api_key=config.api_key, model=config.model, api=config.api,
+                       timeout=config.timeout, max_retries=config.max_retries, retry_wait=config.retry_wait,
+                       secrets=tuple(config.secrets() if secrets is None else secrets), limiter=limiter,
+                       connections=config.concurrency, notify=notify)
+
+
+def judge_key(config: Config) -> str | None:
+    """The judge's key: --judge-api-key, else the run's key, but only for the run's own host: a key is
+    never sent to a host it was not given for."""
+    if config.judge_api_key or not config.judge_base_url:
+        return config.judge_api_key or config.api_key
+    judge, run = urlsplit(config.judge_base_url), urlsplit(config.base_url or "")
+    return config.api_key if (judge.hostname, judge.port) == (run.hostname, run.port) else None
+
+
+def prices_of(config: Config) -> tuple[Price | None, Price | None]:
+    """The price of the run's tokens, and of the judge's (the same when it is the same model and endpoint)."""
+    price = price_for(config.model, local=config.local, base_url=config.base_url, price_in=config.price_in,
+                      price_out=config.price_out)
+    if not config.judge or (config.judge_model == config.model and not config.judge_base_url):
+        return price, price
+    elsewhere = config.judge_base_url is not None
+    return price, price_for(config.judge_model, local=config.local and not elsewhere,
+                            base_url=config.judge_base_url if elsewhere else config.base_url)
+
+
+def local_model_path(config: Config) -> Path:
+    """The GGUF the embedded server will run, checked before anything is written."""
+    if config.local_model is not None:
+        return check_gguf(config.local_model)
+    return bundled_model_path()

@@ -1,0 +1,417 @@
+"""`selfinstruct report`: one self-contained HTML page that shows what a dataset holds.
+
+The figures follow the Self-Instruct paper: verb-noun diversity (Figure 2), ROUGE-L overlap with
+the seed tasks (Figure 3) and lengths (Figure 4). For a run directory the page adds the funnel
+from generated to accepted candidates, samples of each rejection, requests, tokens and cost.
+Plots are PNGs inside the page, so it opens offline; every text from the data is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import importlib.metadata
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from selfinstruct.config import redact_url
+from selfinstruct.report.diversity import compression_ratio, distinct_n, top_pairs, units, verb_noun_pairs
+from selfinstruct.dedup.read import read_record
+from selfinstruct.text.rules import detect_lang
+from selfinstruct.report.export import accepted_tasks, rejected_candidates
+from selfinstruct.store.journal import write_atomic
+from selfinstruct.paths import special_kind, unwritable_target
+from selfinstruct.formats.records import RecordError, invalid_text, iter_records, load_json
+from selfinstruct.resources import default_seeds
+from selfinstruct.store.rundir import RunDirError, completion_note, read_settings
+from selfinstruct.formats.seeds import Instance, load_seed_tasks
+from selfinstruct.text.rouge import RougeIndex
+
+MARKER = "<!-- selfinstruct report -->"
+OVERLAP_SAMPLE = 2000  # instructions whose highest ROUGE-L against all the others is plotted
+SAMPLE_TASKS = 20
+CELL_CHARS = 400  # longer texts are cut in the page's tables
+REJECTIONS_SHOWN = 3
+SETTINGS_SHOWN = ("lang", "mode", "model", "base_url", "api", "num_instructions", "threshold", "temperature",
+                  "top_p", "max_tokens", "concurrency", "instances_per_task", "requests_per_round", "seed")
+
+
+class ReportError(ValueError):
+    """Bad input for a report (exit 2)."""
+
+
+@dataclass
+class Task:
+    instruction: str
+    instances: list[tuple[str, str]]
+    is_classification: bool | None = None
+
+
+@dataclass
+class Dataset:
+    """The tasks of a run directory or a dataset file, and what is known about how they were made."""
+
+    source: Path
+    lang: str
+    tasks: list[Task]
+    records: int
+    unreadable: int = 0
+    run: dict | None = None  # config settings, summary and rejections, for a run directory
+    rejected: list[dict] = field(default_factory=list)
+    first_bad: str = ""  # where and why the first unreadable record was skipped
+    detected: str = ""  # the language most instructions are in
+    chat: bool = False  # chat records (ShareGPT, messages): a task's input is inside its instruction
+
+
+def load(path: Path | str, lang: str = "auto") -> Dataset:
+    path = Path(path)
+    if not path.exists():
+        raise ReportError(f"{path}: no such file or directory")
+    if path.is_dir():
+        return _load_run(path)
+    tasks: dict[str, Task] = {}
+    records = unreadable = 0
+    first_bad, chat = "", False
+    for line, record in iter_records(path, skip_bad_lines=True):
+        records += 1
+        try:
+            if isinstance(record, RecordError):
+                raise ValueError(record.message)
+            turns = _chat_turns(record)
+            chat = chat or turns is not None
+            instruction, instances = turns or read_record(record, None)
+            if not instruction.strip():
+                raise ValueError("field 'instruction': empty")
+        except ValueError as exc:
+            unreadable += 1
+            first_bad = first_bad or f"{path}:{line}: {exc}"
+            continue
+        task = tasks.setdefault(instruction, Task(instruction, []))
+        task.instances += [(i.input, i.output) for i in instances or ()]
+        if isinstance(record, dict) and isinstance(record.get("is_classification"), bool):
+            task.is_classification = record["is_classification"]
+    found = list(tasks.values())
+    votes = Counter(detect_lang(t.instruction) for t in found[:2000])
+    detected = votes.most_common(1)[0][0] if votes else "en"
+    return Dataset(path, detected if lang == "auto" else lang, found, records, unreadable, first_bad=first_bad,
+                   detected=detected, chat=chat)
+
+
+CHAT_LAYOUTS = {"conversations": ("from", "value", "human", "gpt"),  # ShareGPT
+                "messages": ("role", "content", "user", "assistant")}  # OpenAI chat fine-tuning
+
+
+def _chat_turns(record) -> tuple[str, list[Instance]] | None:
+    """A chat record's first user turn (its whole prompt) and the answer to it, or None if it is not one."""
+    for key, (who, text, user, assistant) in CHAT_LAYOUTS.items():
+        turns = record.get(key) if isinstance(record, dict) else None
+        if isinstance(turns, list):
+            said = [(t.get(who), t.get(text)) for t in turns if isinstance(t, dict)]
+            asked = next((i for i, (w, v) in enumerate(said) if w == user and isinstance(v, str)), None)
+            if asked is None:
+                raise ValueError(f"field '{key}': no {user} turn with text")
+            answer = next((v for w, v in said[asked + 1:] if w == assistant and isinstance(v, str)), "")
+            problem = invalid_text(said[asked][1]) or invalid_text(answer)
+            if problem:
+                raise ValueError(f"field '{key}': {problem}")
+            return said[asked][1], [Instance("", answer)]
+    return None
+
+
+def _load_run(path: Path) -> Dataset:
+    try:
+        settings = read_settings(path)
+    except RunDirError as exc:
+        raise ReportError(str(exc)) from None
+    tasks = [Task(t["instruction"], [(i["input"], i["output"]) for i in t["instances"]], t.get("is_classification"))
+             for t in accepted_tasks(path)]
+    summary, problem = _summary(path / "summary.json")
+    rejected = rejected_candidates(path)
+    return Dataset(path, settings["lang"], tasks, sum(len(t.instances) for t in tasks),
+                   run={"settings": settings, "summary": summary, "summary_problem": problem}, rejected=rejected)
+
+
+# What the page reads of summary.json: counts per stage or reason, and the cost.
+_SUMMARY_COUNTS = ("candidates_by_stage", "requests_by_stage", "tokens_in_by_stage", "tokens_out_by_stage",
+                   "retries_by_reason", "failed_requests_by_reason", "cost_usd_by_stage")
+
+
+def _summary(path: Path) -> tuple[dict, str | None]:
+    """summary.json, or {} and what is wrong with it: the page is drawn without its counts."""
+    if not path.exists():
+        return {}, None
+    try:
+        if kind := special_kind(path):
+            raise ValueError(f"is {kind}")
+        summary = load_json(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return {}, f"unreadable ({exc})"
+    if not isinstance(summary, dict):
+        return {}, f"expected an object, got {type(summary).__name__}"
+    for key in _SUMMARY_COUNTS:
+        counts = summary.get(key) or {}
+        if not isinstance(counts, dict) or not all(
+                isinstance(n, (int, float)) and not isinstance(n, bool) for n in counts.values()):
+            return {}, f"field '{key}': expected counts by name"
+    cost = summary.get("cost_usd")
+    if cost is not None and (not isinstance(cost, (int, float)) or isinstance(cost, bool)):
+        return {}, "field 'cost_usd': expected a number"
+    return summary, None
+
+
+@dataclass
+class Figures:
+    """Every number and plot of a report, computed once."""
+
+    pairs: list = field(default_factory=list)
+    seed_overlap: list[float] = field(default_factory=list)
+    rest_overlap: list[float] = field(default_factory=list)
+    near_duplicate_groups: int = 0
+    near_duplicates: int = 0
+    lengths: dict[str, list[int]] = field(default_factory=dict)
+    numbers: dict[str, float | int | str] = field(default_factory=dict)
+
+
+def compute(data: Dataset, seed_instructions: list[str], threshold: float = 0.7) -> Figures:
+    instructions = [t.instruction for t in data.tasks]
+    fig = Figures()
+    fig.pairs = verb_noun_pairs(instructions, data.lang)
+    seed_index = RougeIndex(seed_instructions)
+    fig.seed_overlap = seed_index.max_scores(instructions)
+    index = RougeIndex()
+    parent = list(range(len(instructions)))  # near-duplicate groups: union-find over "above threshold" links
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, text in enumerate(instructions):
+        match = index.first_above(text, threshold)
+        if match:
+            parent[root(i)] = root(match.index)
+            fig.near_duplicates += 1
+        index.add(text)
+    groups = Counter(root(i) for i in range(len(instructions)))
+    fig.near_duplicate_groups = sum(1 for n in groups.values() if n > 1)
+    sample = sorted(random.Random(0).sample(range(len(instructions)), min(OVERLAP_SAMPLE, len(instructions))))
+    for i in sample:
+        others = [m.score for m in index.most_similar(instructions[i], 2) if m.index != i]
+        fig.rest_overlap.append(others[0] if others else 0.0)
+    instances = [pair for t in data.tasks for pair in t.instances]
+    fig.lengths = {"instruction": [len(units(t, data.lang)) for t in instructions],
+                   "input": [len(units(i, data.lang)) for i, _ in instances if i.strip()],
+                   "output": [len(units(o, data.lang)) for _, o in instances]}
+    known = [t.is_classification for t in data.tasks if t.is_classification is not None]
+    fig.numbers = {
+        "tasks": len(data.tasks),
+        **({} if data.run else {"records": data.records}),  # a run's records are its instances
+        "instances": len(instances),
+        "tasks with an input": "unknown: chat turns hold the input in the prompt" if data.chat else
+        _share(sum(any(i.strip() for i, _ in t.instances) for t in data.tasks), len(data.tasks)),
+        "classification tasks": _share(sum(known), len(known)) if known else "unknown",
+        "distinct-1": round(distinct_n(instructions, 1, data.lang), 4),
+        "distinct-2": round(distinct_n(instructions, 2, data.lang), 4),
+        "compression ratio": round(compression_ratio(instructions), 3),
+        f"near-duplicate groups (ROUGE-L > {threshold:g})": fig.near_duplicate_groups,
+        "instructions in them but the first": fig.near_duplicates,
+        "mean ROUGE-L to the closest seed": round(sum(fig.seed_overlap) / len(instructions), 4) if instructions else 0,
+        "instructions with a parsed verb": _share(sum(1 for v, _ in fig.pairs if v), len(instructions)),
+    }
+    if data.unreadable:
+        fig.numbers["unreadable records (skipped)"] = data.unreadable
+    return fig
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part} ({part / whole:.1%})" if whole else "0"
+
+
+def write_report(path: Path | str, output: Path | str | None = None, *, seeds: Path | str | None = None,
+                 lang: str = "auto", notify: Callable[[str], None] | None = None) -> Path:
+    """Write the report of a run directory or a dataset file and return where it went; ``notify``
+    hears what a reader should know (skipped records, a run still going, a doubtful --lang)."""
+    try:
+        from selfinstruct.report import plots
+    except ImportError as exc:
+        raise ReportError(f"report needs the 'report' extra ({exc.name} is missing): "
+                          "pip install 'selfinstruct[report]'") from None
+    started = time.monotonic()
+    path = Path(path)
+    if not path.exists():
+        raise ReportError(f"{path}: no such file or directory")
+    output = Path(output) if output else (path / "report.html" if path.is_dir()
+                                          else path.with_name(path.name + ".report.html"))
+    _check_output(output)
+    data = load(path, lang)
+    notes = _notes(data, lang)
+    for note in notes if notify else ():
+        notify(note)
+    if not data.tasks and not data.run:
+        raise ReportError(f"{data.source}: no records with a string 'instruction' field ({data.records} read)")
+    stored = data.run["settings"].get("seeds") if data.run else None  # none in an evol run started --from a dataset
+    if seeds is None and stored and Path(stored).is_file():
+        seeds = stored
+    seeds = Path(seeds) if seeds else default_seeds(data.lang)
+    seed_instructions = [t.instruction for t in load_seed_tasks(seeds)]
+    threshold = data.run["settings"].get("threshold", 0.7) if data.run else 0.7
+    fig = compute(data, seed_instructions, threshold)
+    write_atomic(output, _page(data, fig, plots, seeds, notes, time.monotonic() - started))
+    return output
+
+
+def _check_output(output: Path) -> None:
+    """Refuse, before any work, an output that cannot be written or is not ours to replace."""
+    if output.is_dir():
+        raise ReportError(f"{output} is a directory; give a file name to write to")
+    if problem := unwritable_target(output):
+        raise ReportError(problem)
+    parent = output.parent
+    if not parent.is_dir():
+        raise ReportError(f"{output}: cannot write there: {parent} is not an existing directory")
+    if not os.access(parent, os.W_OK):
+        raise ReportError(f"{output}: cannot write there: {parent} is not writable")
+    if output.exists():
+        with output.open(encoding="utf-8", errors="replace") as existing:
+            if existing.readline().rstrip("\n") != MARKER:
+                raise ReportError(f"{output} exists and is not a selfinstruct report; choose another --output")
+
+
+def _notes(data: Dataset, lang: str) -> list[str]:
+    notes = []
+    if data.unreadable:
+        notes.append(f"{data.unreadable} of {data.records} records skipped, the first: {data.first_bad}")
+    if data.run:
+        note = completion_note(data.source)
+        notes += [note] if note else []
+        if data.run["summary_problem"]:
+            notes.append(f"{data.source / 'summary.json'} is damaged ({data.run['summary_problem']}), so requests, "
+                         f"tokens and cost are left out; `selfinstruct resume {data.source}` writes it again")
+    elif lang != "auto" and data.detected != lang:
+        notes.append(f"--lang {lang}, but most instructions look {data.detected}")
+    return notes
+
+
+# -- the page -----------------------------------------------------------------------------------
+
+def _page(data: Dataset, fig: Figures, plots, seeds: Path, notes: list[str], seconds: float) -> str:
+    parts = [f"<h1>{_e(data.source.name)}</h1>",
+             f"<p class=meta>{len(data.tasks)} tasks, language {data.lang}; made by selfinstruct {importlib.metadata.version('selfinstruct')} "
+             f"on {datetime.date.today().isoformat()}.</p>"]
+    parts += [f"<p class=warn>{_e(note)}</p>" for note in notes]
+    if data.lang == "zh" and not plots.cjk_font():
+        parts.append("<p class=warn>No font with Chinese characters was found, so the figures' Chinese labels "
+                     "show as boxes; install one (for example fonts-noto-cjk or fonts-wqy-microhei).</p>")
+    if data.tasks:
+        parts += _dataset_sections(data, fig, plots, seeds)
+    else:
+        parts.append("<p>No accepted tasks yet: the figures and numbers need some.</p>")
+    if data.run:
+        parts += _run_sections(data, plots)
+    if data.tasks:
+        sample = sorted(random.Random(0).sample(range(len(data.tasks)), min(SAMPLE_TASKS, len(data.tasks))))
+        rows = ((_cut(data.tasks[i].instruction), *map(_cut, data.tasks[i].instances[0] if data.tasks[i].instances
+                                                        else ("", ""))) for i in sample)
+        parts.append(_section(f"A random sample of {len(sample)} tasks",
+                              _table(rows, ("instruction", "input", "output"))))
+    parts.append(f"<p class=meta>Written in {seconds:.1f} s.</p>")
+    return (f"{MARKER}\n<!doctype html>\n<html lang={'zh' if data.lang == 'zh' else 'en'}><head><meta charset=utf-8>"
+            f"<title>Report: {_e(data.source.name)}</title><style>{CSS}</style></head><body>\n"
+            + "\n".join(parts) + "\n</body></html>\n")
+
+
+def _dataset_sections(data: Dataset, fig: Figures, plots, seeds: Path) -> list[str]:
+    unit = "characters" if data.lang == "zh" else "words"
+    seed_name = "the bundled seed tasks" if seeds == default_seeds(data.lang) else seeds.name
+    top = top_pairs(fig.pairs)
+    verbs_table = _table(((verb, n, ", ".join(f"{noun} {k}" for noun, k in nouns)) for verb, n, nouns in top),
+                         ("verb", "tasks", "commonest objects"), empty="No instruction starts with a verb we know.")
+    sample_note = f" (a random sample of {len(fig.rest_overlap)})" if len(fig.rest_overlap) < len(data.tasks) else ""
+    return [
+        _section("Numbers", _table(fig.numbers.items())),
+        _section("Diversity: root verbs and their objects (Figure 2 of the Self-Instruct paper)",
+                 (_img(plots.sunburst(top), "verbs and their objects") if top else "") + verbs_table),
+        _section("Overlap: highest ROUGE-L of each instruction (Figure 3)", _img(plots.histograms([
+            (f"against {seed_name}", fig.seed_overlap, "ROUGE-L"),
+            (f"against the rest of the dataset{sample_note}", fig.rest_overlap, "ROUGE-L")],
+            bins=[i / 20 for i in range(21)]), "ROUGE-L histograms")),
+        _section(f"Lengths in {unit} (Figure 4)", _img(plots.histograms([
+            ("instructions", fig.lengths["instruction"], unit), ("inputs (non-empty)", fig.lengths["input"], unit),
+            ("outputs", fig.lengths["output"], unit)]), "length histograms")),
+    ]
+
+
+def _run_sections(data: Dataset, plots) -> list[str]:
+    summary, settings = data.run["summary"], data.run["settings"]
+    by_reason = Counter(r["reason"] for r in data.rejected)
+    generated = summary.get("candidates_by_stage", {}).get("generated") or len(data.tasks) + len(data.rejected)
+    unused = generated - len(data.tasks) - len(data.rejected)  # completed or cut once the target was in reach
+    steps = [("generated", generated), *by_reason.most_common(),
+             *([("not needed: target reached", unused)] if unused > 0 else []), ("accepted", len(data.tasks))]
+    funnel = _img(plots.funnel(steps), "funnel from generated to accepted") if generated else "<p>Nothing generated yet.</p>"
+    stages = Counter((r["stage"], r["reason"]) for r in data.rejected)
+    funnel += _table(((stage, reason, n) for (stage, reason), n in stages.most_common()), ("stage", "rule", "rejected"),
+                     empty="No candidate was rejected.")
+    samples = []
+    for reason, _ in by_reason.most_common():
+        shown = [r for r in data.rejected if r["reason"] == reason][:REJECTIONS_SHOWN]
+        samples += [(reason, _cut(r["instruction"]), _cut(r.get("detail", ""))) for r in shown]
+    costs = summary.get("cost_usd_by_stage") or {}
+    stages_table = _table(((stage, n, summary.get("tokens_in_by_stage", {}).get(stage, 0),
+                            summary.get("tokens_out_by_stage", {}).get(stage, 0),
+                            f"${costs[stage]:.4f}" if stage in costs else "unknown")
+                           for stage, n in summary.get("requests_by_stage", {}).items()),
+                          ("stage", "requests", "tokens in", "tokens out", "cost"),
+                          empty="No summary.json yet: a run writes its counts when a session ends.")
+    cost = summary.get("cost_usd")
+    health = {"wall time (s)": summary.get("wall_seconds", "unknown"),
+              "cost": "unknown" if cost is None else f"${cost:.4f}",
+              "retries": ", ".join(f"{k} {v}" for k, v in summary.get("retries_by_reason", {}).items()) or "none",
+              "failed requests": ", ".join(f"{k} {v}" for k, v in
+                                           summary.get("failed_requests_by_reason", {}).items()) or "none",
+              "stopped because": summary.get("stop_reason") or ("complete" if summary.get("complete") else "unknown")}
+    shown = {key: redact_url(settings[key]) if key == "base_url" else settings[key]
+             for key in SETTINGS_SHOWN if key in settings}
+    return [_section("The funnel: from generated to accepted", funnel),
+            _section("Rejected candidates, a few of each rule", _table(samples, ("rule", "instruction", "detail"),
+                                                                       empty="None.")),
+            _section("Requests, tokens and cost", stages_table + _table(health.items())),
+            _section("Settings", _table(shown.items()))]
+
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.8em 0;font-size:.9em}td,th{border:1px solid #ddd;padding:.3em .6em;
+text-align:left;vertical-align:top;max-width:420px;white-space:pre-wrap;word-break:break-word}
+th{background:#f4f4f4}img{max-width:100%}.meta{color:#666}.warn{color:#a40}"""
+
+
+def _e(value) -> str:
+    return html.escape(str(value))
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def _section(title: str, body: str) -> str:
+    return f"<section><h2>{_e(title)}</h2>\n{body}\n</section>"
+
+
+def _table(rows, header: tuple[str, ...] | None = None, empty: str = "None.") -> str:
+    body = "".join("<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    if not body:
+        return f"<p>{_e(empty)}</p>"
+    head = "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>" if header else ""
+    return f"<table>{head}{body}</table>"
+
+
+def _cut(text: str, limit: int = CELL_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit} more characters)"
