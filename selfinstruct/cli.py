@@ -21,9 +21,9 @@ from selfinstruct.report.export import FORMATS, accepted_tasks, card_path, expor
 from selfinstruct.dedup.command import KEYS, FilterError, filter_dataset
 from selfinstruct.store.journal import JournalDamaged, JournalError
 from selfinstruct.generation.judge import JudgeError, JudgeOptions
-from selfinstruct.generation.methods import METHODS
+from selfinstruct.generation.methods.registry import METHODS
 from selfinstruct.endpoint.local import DEFAULT_CTX, LocalModelError, LocalServerError, serve as serve_local
-from selfinstruct.generation.loop import RunStopped
+from selfinstruct.endpoint.ledger import RunStopped
 from selfinstruct.formats.records import RecordError
 from selfinstruct.generation.plan import plan
 from selfinstruct.endpoint.progress import FileProgress

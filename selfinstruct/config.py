@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import math
 import os
 import tomllib
@@ -20,9 +19,13 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from selfinstruct.paths import special_kind
 from selfinstruct.resources import default_prompts, default_seeds
-from selfinstruct.endpoint.structured import STYLES
+from selfinstruct.store.rundir import RunDirError, read_config
 
 LANGS = ("zh", "en")
+# The --mode values: one per module of generation/methods (its registry checks that they match).
+MODES = ("self-instruct", "alpaca", "evol")
+# The --structured styles: response_format json_schema (a schema per stage) or json_object (any JSON).
+STYLES = ("json_schema", "json_object")
 APIS = ("chat", "completion")
 
 # What changes the data a run produces. Resuming with any of these changed is refused,
@@ -135,9 +138,7 @@ class Config:
         for spec in fields(self):
             _check_type(spec.name, getattr(self, spec.name), spec.type)
         _choice("lang", self.lang, LANGS)
-        from selfinstruct.generation.methods import METHODS  # the methods' modules import this one
-
-        _choice("mode", self.mode, tuple(METHODS))
+        _choice("mode", self.mode, MODES)
         if self.from_dataset is not None and self.mode != "evol":
             raise ConfigError("--from gives --mode evol a dataset to evolve; self-instruct and alpaca start from "
                               "--seeds")
@@ -364,11 +365,6 @@ def redact_url(url: str | None) -> str | None:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def signature_changes(old: dict, new: dict) -> list[str]:
-    """Readable lines for each setting that differs between two signatures."""
-    return [f"{key}: {json.dumps(old.get(key))} -> {json.dumps(new.get(key))}"
-            for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
-
 
 _KINDS = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "Path": (str, Path)}
 _KIND_NAMES = {"str": "text", "int": "a whole number", "float": "a number", "bool": "true or false",
@@ -400,8 +396,6 @@ def _at_least(name: str, value, low: int) -> None:
 
 def _stored(run_dir: Path, name: str):
     """A setting an existing run directory holds (migrated to the current format), or None."""
-    from selfinstruct.store.rundir import RunDirError, read_config  # rundir imports this module
-
     if not (run_dir / "config.json").is_file():
         return None
     try:
@@ -428,3 +422,13 @@ def _sha256_files(paths: list[Path]) -> str:
     for path in paths:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+def read_settings(run_dir: Path) -> dict:
+    """A run's stored settings, checked as a resume checks them (names, types, ranges)."""
+    config_file = Path(run_dir) / "config.json"
+    try:
+        settings = settings_from(read_config(run_dir)["settings"], config_file)
+        Config(**{**settings, "output": run_dir})
+    except ConfigError as exc:
+        raise RunDirError(f"{config_file}: {str(exc).removeprefix(f'{config_file}: ')}") from None
+    return settings

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from selfinstruct.config import Config, ConfigError, signature_changes
+from selfinstruct.config import Config, ConfigError
+from selfinstruct.store.rundir import signature_changes
 
 
 def test_toml_with_overrides(tmp_path):

@@ -9,7 +9,8 @@ import re
 import pytest
 
 from selfinstruct.text import rules as filters
-from selfinstruct.text.rules import clean_instances, detect_lang, instruction_rejection
+from selfinstruct.text.lang import detect_lang, length_of
+from selfinstruct.text.rules import clean_instances, instruction_rejection
 from selfinstruct.formats.seeds import Instance
 
 
@@ -109,7 +110,7 @@ def test_modality_and_length_shortcuts_follow_their_definitions():
             found = filters._UNSUPPORTED_EN.search(text) or (lang == "zh" and filters._UNSUPPORTED_ZH.search(text))
             rule = filters.unsupported_modality(filters.Instruction(text, lang, 0, 0))
             assert rule == ("unsupported_modality" if found else None), (text, lang)
-        assert filters.length_of(text, "zh") == len(re.sub(r"\s", "", text)), text
+        assert length_of(text, "zh") == len(re.sub(r"\s", "", text)), text
 
 
 def test_one_instance_is_cleaned_as_in_a_list():

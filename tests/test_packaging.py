@@ -7,7 +7,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from selfinstruct.generation.methods import METHODS
+from selfinstruct.generation.methods.registry import METHODS
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = {name for method in METHODS.values() for name in method.templates}
@@ -27,9 +27,11 @@ def test_wheel_carries_seeds_and_prompts_and_they_load(tmp_path):
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)
     probe = ("import selfinstruct.resources as r, selfinstruct.formats.seeds as s, selfinstruct.generation.prompts as p;"
+             "from selfinstruct.generation.methods.registry import METHODS;"
+             "every = {n: v for m in METHODS.values() for n, v in m.templates.items()};"
              "print(r.default_seeds('zh'));"
              "print(len(s.load_seed_tasks(r.default_seeds('zh'))), len(s.load_seed_tasks(r.default_seeds('en'))));"
-             "print(len(p.PromptSet.load(r.default_prompts(), 'zh').templates))")
+             "print(len(p.PromptSet.load(r.default_prompts(), 'zh', every).templates))")
     ran = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(target)},
                          capture_output=True, text=True, timeout=60)
     assert ran.returncode == 0, ran.stderr

@@ -180,10 +180,11 @@ def test_alpaca_tasks_chinese_chat():
 
 def test_prompts_end_where_the_model_continues():
     from selfinstruct.generation.prompts import PromptSet
+    from selfinstruct.generation.methods.self_instruct import SelfInstruct
     from selfinstruct.resources import default_prompts
 
     for lang, ending in (("zh", "任务9："), ("en", "Task 9:")):
-        prompts = PromptSet.load(default_prompts(), lang)
+        prompts = PromptSet.load(default_prompts(), lang, SelfInstruct.templates)
         rendered = prompts.render("instructions", examples=prompts.numbered(["a"] * 8), next=prompts.task_item(9))
         assert rendered.endswith(ending)
         assert prompts.render("classify", instruction="x").endswith(("Classification:", "分类任务："))

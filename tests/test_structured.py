@@ -16,7 +16,7 @@ from test_pipeline import assert_replays_without_requests, assert_well_formed_ru
 
 from selfinstruct import Config, generate
 from selfinstruct.config import ConfigError
-from selfinstruct.generation.methods import METHODS
+from selfinstruct.generation.methods.registry import METHODS
 from selfinstruct.generation.prompts import PromptSet
 from selfinstruct.resources import default_prompts
 from selfinstruct.store.rundir import RunDirError

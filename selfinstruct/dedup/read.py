@@ -26,7 +26,8 @@ import numpy as np
 
 from selfinstruct.config import LENGTH_DEFAULTS
 from selfinstruct.dedup.corpus import CorpusBuilder
-from selfinstruct.text.rules import clean_instances, detect_lang, instruction_rejection
+from selfinstruct.text.lang import detect_lang
+from selfinstruct.text.rules import clean_instances, instruction_rejection
 from selfinstruct.formats.records import Fingerprint, RecordError, invalid_text, iter_records, line_parts
 from selfinstruct.formats.seeds import Instance
 

@@ -9,9 +9,10 @@ no known cost until they are given. The embedded model and servers on this machi
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from selfinstruct.text.lang import CJK
 
 PRICES_READ = "2025-06"
 # Longest matching prefix wins: "gpt-4o-mini-2024-07-18" is priced as "gpt-4o-mini".
@@ -32,7 +33,6 @@ PRICES = {
     "qwen-plus": (0.40, 1.20),
     "qwen-max": (1.60, 6.40),
 }
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def price_for(model: str | None, *, local: bool, base_url: str | None, price_in:
 
 def estimate_tokens(text: str) -> int:
     """Roughly what a BPE tokenizer makes of text: a token per CJK character, per 4 other characters."""
-    cjk = len(_CJK.findall(text))
+    cjk = len(CJK.findall(text))
     return cjk + (len(text) - cjk + 3) // 4
 
 

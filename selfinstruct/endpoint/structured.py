@@ -23,7 +23,6 @@ import json
 import re
 from dataclasses import dataclass
 
-STYLES = ("json_schema", "json_object")
 # Templates whose answer stays free text with --structured: a response is the text itself.
 FREE_TEXT = frozenset({"respond"})
 # The placeholder a free-text template ends with, the opening the model continues; JSON has none.

@@ -1,1 +1,4 @@
-"""TODO"""
+"""Placeholder until its owner writes it.
+
+May import: lower layers.
+"""

@@ -14,23 +14,25 @@ import asyncio
 import hashlib
 import json
 import re
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from selfinstruct.endpoint.client import FatalAPIError, RequestFailed, redact
 from selfinstruct.config import LENGTH_DEFAULTS, Config
-from selfinstruct.text.rules import detect_lang
-from selfinstruct.store.journal import Journal
-from selfinstruct.generation.parsing import json_answer
+from selfinstruct.endpoint.client import FatalAPIError, redact
+from selfinstruct.endpoint.connect import model_client, served
+from selfinstruct.endpoint.ledger import Call, Ledger, Limits, RunStopped, gather
 from selfinstruct.endpoint.pricing import Price, price_for
-from selfinstruct.endpoint.local import LocalServer
-from selfinstruct.generation.prompts import LABELS, PromptSet
-from selfinstruct.store.rundir import RunLock
+from selfinstruct.endpoint.stats import Stats
 from selfinstruct.formats.seeds import Instance
+from selfinstruct.generation.parsing import json_answer
+from selfinstruct.generation.prompts import LABELS, PromptSet
+from selfinstruct.store.journal import Journal
+from selfinstruct.store.rundir import RunLock
+from selfinstruct.text.lang import detect_lang
 
 STAGE = "judge"
 TEMPLATES = {STAGE: {"instruction", "instances"}}
@@ -148,68 +150,50 @@ async def _score_records(records, options: JudgeOptions, directory: Path, progre
     directory.mkdir(exist_ok=True)
     lock, journal = RunLock(directory), Journal(directory / "responses.jsonl")
     scores: dict[int, Judgement] = {}
-    gate, recent, failed, tokens = asyncio.Semaphore(config.concurrency), deque(maxlen=FAILURE_WINDOW), Counter(), [0, 0]
     with ExitStack() as stack:
         lock.acquire()  # one process journals here at a time
         stack.callback(lock.release)
         stack.callback(journal.close)
-        answered = {r["key"]: r for r in journal.read(repair=True, required=("key", "text"))}
+        # Lines before the ledger held only the key, the record, the text and the tokens.
+        journaled = [{"stage": STAGE, "error": None} | r for r in journal.read(repair=True, required=("key", "text"))]
         notify(f"judge: {config.endpoint_line().removeprefix('endpoint: ')}; answers journaled in {directory}")
-        from selfinstruct.generation.session import local_model_path, model_client  # runner imports pipeline, which imports this module
-
-        if config.local:
-            server = stack.enter_context(LocalServer(local_model_path(config), ctx=config.ctx, threads=config.threads,
-                                                     log_path=directory / "server.log"))
-            config = replace(config, base_url=server.base_url)
+        config = served(stack, config, directory / "server.log")
         client = model_client(config)
+        stats = Stats(target=len(records))
+        limits = Limits(failure_window=FAILURE_WINDOW, max_failure_share=FAILURE_SHARE, hold_refusals=False,
+                        whose="the judge's", failure_settings="")
+        ledger = Ledger(journal, stats, client, concurrency=config.concurrency, limits=limits, key_field="key",
+                        retry_failed=True)
+        ledger.replay(journaled, count=False)
 
         async def score(number: int, instruction: str, instances: list[Instance]) -> None:
             prompt = judge_prompt(prompts[detect_lang(instruction)], instruction, instances)
             key = hashlib.sha256(json.dumps([number, prompt, config.model, config.api]).encode()).hexdigest()[:32]
-            record = answered.get(key)
-            if record is None:
-                async with gate:
-                    try:
-                        completion = await client.complete(prompt, max_tokens=JUDGE_TOKENS, temperature=0.0,
-                                                           top_p=config.top_p,
-                                                           stop=["\n\n"] if config.api == "completion" else None)
-                    except FatalAPIError as exc:
-                        raise JudgeError(f"the judge's endpoint refused the request: {redact(str(exc), *config.secrets())}"
-                                         " (the judge's settings: --judge-base-url, --judge-api-key, --judge-model)",
-                                         refused=True) from None
-                    except RequestFailed as exc:
-                        _failed(exc.reason, recent, failed)
-                        scores[number] = Judgement(None, "", redact(str(exc), *config.secrets()))
-                        progress(len(scores), len(records))
-                        return
-                recent.append(None)
-                record = {"key": key, "record": number, "text": completion.text,
-                          "prompt_tokens": completion.usage.prompt_tokens,
-                          "completion_tokens": completion.usage.completion_tokens}
-                journal.append(record)
-                tokens[0] += record["prompt_tokens"]
-                tokens[1] += record["completion_tokens"]
-            scores[number] = Judgement(*parse_score(record["text"]))
+            call = Call(key, {"key": key, "record": number, "stage": STAGE}, prompt, JUDGE_TOKENS, 0.0, config.top_p,
+                        ["\n\n"] if config.api == "completion" else None)
+            try:
+                record = await ledger.ask(call)
+            except FatalAPIError as exc:
+                raise JudgeError(f"the judge's endpoint refused the request: {redact(str(exc), *config.secrets())}"
+                                 " (the judge's settings: --judge-base-url, --judge-api-key, --judge-model)",
+                                 refused=True) from None
+            if record["error"]:
+                failure = f"{record['error']}: {record['detail']}" if record.get("detail") else record["error"]
+                scores[number] = Judgement(None, "", redact(failure, *config.secrets()))
+            else:
+                scores[number] = Judgement(*parse_score(record["text"]))
             progress(len(scores), len(records))
 
         try:
-            await asyncio.gather(*(score(*item) for item in records))
+            await gather(*(score(*item) for item in records))
+        except RunStopped:
+            raise JudgeError(f"{ledger.stop_reason}; its answers so far are journaled, and the same command "
+                             "asks only for the rest") from None
         finally:
             await client.close()
     price = price_for(config.model, local=config.local, base_url=config.base_url)
-    notify(_summary(len(records), failed, tokens, price))
+    notify(_summary(len(records), stats.failed, [stats.tokens_in[STAGE], stats.tokens_out[STAGE]], price))
     return scores
-
-
-def _failed(reason: str, recent: deque, failed: Counter) -> None:
-    """Count a failed request; nearly every recent request failing ends the judging (the failure stop rule)."""
-    recent.append(reason)
-    failed[reason] += 1
-    failures = [r for r in recent if r]
-    if len(recent) == FAILURE_WINDOW and len(failures) >= FAILURE_SHARE * FAILURE_WINDOW:
-        common = ", ".join(f"{r} {n}" for r, n in Counter(failures).most_common(3))
-        raise JudgeError(f"{len(failures)} of the judge's last {FAILURE_WINDOW} requests failed ({common}); "
-                         "its answers so far are journaled, and the same command asks only for the rest")
 
 
 def _summary(records: int, failed: Counter, tokens: list[int], price: Price | None) -> str:

@@ -21,32 +21,25 @@ import asyncio
 import hashlib
 import json
 import random
-import time
-from collections import Counter, deque
 from collections.abc import Callable
 
-from selfinstruct.generation import judge
-from selfinstruct.endpoint import structured
-from selfinstruct.endpoint.client import Abandoned, FatalAPIError, ModelClient, RequestFailed, Usage
 from selfinstruct.config import Config
-from selfinstruct.generation.candidate import Candidate, Request
-from selfinstruct.text.rules import clean_instances, instruction_rejection
-from selfinstruct.generation.methods import METHODS
-from selfinstruct.generation.prompts import PromptSet
+from selfinstruct.endpoint import structured
+from selfinstruct.endpoint.client import ModelClient
+from selfinstruct.endpoint.ledger import Call, Ledger, Limits, RunStopped, gather
 from selfinstruct.endpoint.progress import ProgressView
 from selfinstruct.endpoint.stats import Stats
-from selfinstruct.store.rundir import ABANDONED, RunDir, answered
 from selfinstruct.formats.seeds import Instance, Task
+from selfinstruct.generation import judge
+from selfinstruct.generation.candidate import Candidate, Request
+from selfinstruct.generation.methods.base import Context
+from selfinstruct.generation.methods.registry import METHODS
+from selfinstruct.generation.prompts import PromptSet
+from selfinstruct.store.rundir import RunDir
 from selfinstruct.text.rouge import RougeIndex
-from selfinstruct.generation.slots import PrioritySlots
+from selfinstruct.text.rules import clean_instances, instruction_rejection
 
 SIMILAR_SHOWN = 5
-# Refusals (400, 413, 422) of this many requests before any success mean the settings are wrong.
-REFUSALS_BEFORE_FATAL = 3
-
-
-class RunStopped(RuntimeError):
-    """The run cannot progress: it stopped before its target and can be resumed."""
 
 
 class Run:
@@ -58,56 +51,54 @@ class Run:
         """Without a run directory and client, a Run only builds requests (for a dry run). ``judge_client``:
         where judge requests go, if not to ``client``."""
         self.config, self.prompts, self.seeds, self.rundir = config, prompts, seeds, rundir
-        self.client, self.stats, self.view = client, stats, view
-        self.judge_client = judge_client or client
+        self.stats, self.view = stats, view
         self.continued = config.api == "completion"
         self.structured = bool(config.structured)  # answers are JSON (structured.py), read by Run.structured_answer
-        self.method = METHODS[config.mode](self)
-        # Which waiting request gets a free slot first (lower first): the method's order, then the judge.
-        self.priority = {**self.method.stages, judge.STAGE: max(self.method.stages.values()) + 1}
-        self.cache: dict[str, dict] = {}
-        for record in rundir.read_responses(self.priority) if rundir else ():
-            if answered(record):
-                self.cache.setdefault(record["slot"], record)
-            stats.count_response(record)
         self.round = 0
         self.index = RougeIndex((task.instruction for task in seeds), config.normalize)
         self.machine: list[str] = []
         self.pool_after: list[int] = []  # machine tasks in the pool after each round
-        self.slots = PrioritySlots(config.concurrency)
-        self.stop_reason: str | None = None
-        self.sent = 0  # requests sent in this session
-        self.in_flight = 0  # attempts (HTTP requests) sent by requests not yet journaled or held
-        self.succeeded = 0
-        self.recent: deque[str | None] = deque(maxlen=config.failure_window or None)  # last errors
-        self.refused: list[dict] = []  # refusals before any success, journaled only once one succeeds
+        self.method = METHODS[config.mode](Context(
+            config, prompts, seeds, self.machine, self.pool_after, ask=self.ask, reject=self.reject,
+            screening=self.round_screening, structured_answer=self.structured_answer,
+            usable_instances=self.usable_instances, count_generated=self._count_generated, gather=gather))
+        # Which waiting request gets a free slot first (lower first): the method's order, then the judge.
+        self.priority = {**self.method.stages, judge.STAGE: max(self.method.stages.values()) + 1}
+        if rundir is None:
+            return
+        hint = ", or leave --structured off if it does not take response_format" if self.structured else ""
+        limits = Limits(config.max_requests, config.max_total_tokens, config.max_cost, config.failure_window,
+                        config.max_failure_share, refusal_hint=hint)
+        self.ledger = Ledger(rundir.responses, stats, client, judge_client, config.concurrency, limits,
+                             on_record=lambda record: view.refresh())
+        self.ledger.replay(rundir.read_responses(self.priority))
 
     # -- the loop ---------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Rounds until the target. Round r's first requests sample the pool as it stood after round
         r - 2, so they can be sent while round r - 1 completes its candidates."""
-        idle, ahead, last_yield = 0, None, self.config.requests_per_round
+        idle, ahead, last_yield, ledger = 0, None, self.config.requests_per_round, self.ledger
         try:
             while self.stats.accepted < self.stats.target:
-                accepted, sent = self.stats.accepted, self.sent
+                accepted, sent = self.stats.accepted, ledger.sent
                 requests, answers = ahead or self._ask_round(self.round)
                 ahead = None
-                if self.succeeded and 0 < last_yield < self.stats.target - accepted:
+                if ledger.succeeded and 0 < last_yield < self.stats.target - accepted:
                     ahead = self._ask_round(self.round + 1)  # a working endpoint, and more rounds to go: ask now
                 candidates = await self.method.candidates(requests, await answers)
                 candidates = await self.method.complete(candidates, self.stats.target - accepted)
                 if self.config.judge:
-                    await self.gather(*(self._judge(c) for c in candidates if c.instances))
+                    await gather(*(self._judge(c) for c in candidates if c.instances))
                 self._accept_in_order(candidates)
                 self.pool_after.append(len(self.machine))
                 self.rundir.sync()
                 self.round += 1
                 last_yield = self.stats.accepted - accepted
-                if self.sent > sent:  # rounds replayed whole from the journal do not count
+                if ledger.sent > sent:  # rounds replayed whole from the journal do not count
                     idle = 0 if last_yield else idle + 1
-                if self.stop_reason:
-                    raise RunStopped(self.stop_reason)
+                if ledger.stop_reason:
+                    raise RunStopped(ledger.stop_reason)
                 if self.config.max_idle_rounds and idle >= self.config.max_idle_rounds:
                     raise RunStopped(f"{idle} rounds in a row accepted nothing (max-idle-rounds); the answers "
                                      "only repeat the pool or are unusable, see rejected.jsonl")
@@ -126,7 +117,7 @@ class Run:
         """Send a round's first requests, sampled from the pool as it is now."""
         rng = random.Random(f"{self.config.seed}:{round_}")
         requests = [self.method.request(rng, round_, i) for i in range(self.config.requests_per_round)]
-        return requests, asyncio.ensure_future(self._ask_all(requests))
+        return requests, asyncio.ensure_future(gather(*(self.ask(r) for r in requests)))
 
     # -- what methods share --------------------------------------------------------------------
 
@@ -137,11 +128,6 @@ class Run:
         ancestors); otherwise its rejection is written and it is None."""
         round_index = RougeIndex(normalize=self.config.normalize)
         return lambda request, j, text, exclude=(): self._screen(request, j, text, round_index, exclude)
-
-    @staticmethod
-    async def pause() -> None:
-        """Let answers to the next round's requests in while a round's answers are screened."""
-        await asyncio.sleep(0)
 
     def _screen(self, request: Request, j: int, text: str, round_index: RougeIndex,
                 exclude: tuple[str, ...]) -> Candidate | None:
@@ -241,6 +227,9 @@ class Run:
             self._join_pool(record)
         self.view.refresh()
 
+    def _count_generated(self) -> None:
+        self.stats.candidates["generated"] += 1
+
     def _join_pool(self, record: dict) -> None:
         self.index.add(record["instruction"])
         self.machine.append(record["instruction"])
@@ -260,137 +249,14 @@ class Run:
     # -- requests ---------------------------------------------------------------------------
 
     async def ask(self, request: Request) -> dict:
-        """The journaled answer to a request, sending it only if it was never answered. Each attempt (the
-        first and every retry) is counted as it is sent, and none is sent once the run stops."""
-        cached = self.cache.get(request.slot)
-        if cached is not None:
-            return cached
-        async with self.slots.slot(self.priority[request.stage]):
-            if self._stopping():
-                raise RunStopped(self.stop_reason)
-            self.sent += 1
-            response_format = self.response_format(request)
-            stop = None if response_format else request.stop  # free-text stops could cut JSON short
-            record = {"key": request_key(request, self.config, response_format), "slot": request.slot,
-                      "round": request.round, "stage": request.stage}
-            attempts, refused, stopped = 0, None, None
-
-            def sending() -> None:
-                nonlocal attempts
-                attempts += 1
-                self.in_flight += 1
-
-            sent_at = time.monotonic()
-            try:
-                client = self.judge_client if request.judge else self.client
-                completion = await client.complete(request.prompt, max_tokens=request.max_tokens,
-                                                        temperature=request.temperature, top_p=self.config.top_p,
-                                                        stop=stop, give_up=self._stopping, sending=sending,
-                                                        response_format=response_format)
-                record.update(text=completion.text, finish_reason=completion.finish_reason, error=None)
-                retries, usage = completion.retries, completion.usage
-            except RequestFailed as exc:
-                record.update(text="", finish_reason=None, error=exc.reason, detail=exc.detail)
-                retries, usage = exc.retries, exc.usage
-                refused = exc if exc.refused and not self.succeeded else None
-            except (Abandoned, asyncio.CancelledError) as exc:  # the run stops: a rule, a budget, a signal, done
-                stopped = RunStopped(self.stop_reason) if isinstance(exc, Abandoned) else exc
-                if not attempts:
-                    raise stopped from None
-                record.update(text="", finish_reason=None, error=ABANDONED,
-                              detail=f"the run stopped: {self.stop_reason or 'cancelled'}")
-                retries, usage = (exc.retries, exc.usage) if isinstance(exc, Abandoned) else ([], Usage())
-            finally:
-                self.in_flight -= attempts  # from here on the record counts them: journaled, or held
-            record.update(attempts=attempts, prompt_tokens=usage.prompt_tokens,
-                          completion_tokens=usage.completion_tokens, seconds=round(time.monotonic() - sent_at, 3))
-            if usage.estimated:
-                record["tokens_estimated"] = True
-            if retries:
-                record["retries"] = dict(Counter(retries))
-            if refused:
-                self._hold_refusal(record, refused)
-                return record
-            if record["error"] is None:
-                self.succeeded += 1
-                for held in self.refused:
-                    self._journal(held)
-                self.refused.clear()
-            self._journal(record)
-        if stopped:  # journaled, so that its attempts count on resume, which sends it again
-            raise stopped
-        self._check_failures(record)
-        return record
-
-    def _journal(self, record: dict) -> None:
-        self.rundir.responses.append(record)
-        if answered(record):
-            self.cache[record["slot"]] = record
-        self.stats.count_response(record, live=True)
-        self.view.refresh()
-
-    def _stopping(self) -> bool:
-        """Whether the run stops (a stop rule fired, or a budget is spent); asked before every attempt."""
-        self.stop_reason = self.stop_reason or self._budget_spent()
-        return bool(self.stop_reason)
-
-    def _budget_spent(self) -> str | None:
-        """The budget this run has used up, if any: then no new attempt is sent. The HTTP requests sent
-        count those journaled (over every session), those of requests in flight and of held refusals."""
-        config, stats = self.config, self.stats
-        sent = stats.attempts + self.in_flight + sum(held["attempts"] for held in self.refused)
-        if config.max_requests is not None and sent >= config.max_requests:
-            return f"budget reached: max-requests {config.max_requests} ({sent} HTTP requests sent, retries included)"
-        if config.max_total_tokens is not None and stats.total_tokens >= config.max_total_tokens:
-            return f"budget reached: max-total-tokens {config.max_total_tokens} ({stats.total_tokens} used)"
-        if config.max_cost is not None and stats.cost >= config.max_cost:
-            return f"budget reached: max-cost ${config.max_cost:g} (${stats.cost:.4f} spent)"
-        return None
-
-    def _hold_refusal(self, record: dict, exc: RequestFailed) -> None:
-        """A refused request before any success: a wrong setting stops the run rather than fail every request."""
-        self.refused.append(record)
-        # Only the one that makes it REFUSALS_BEFORE_FATAL raises: an answer that arrives in the same turn
-        # of the event loop, before the others are cancelled, must not raise a second error with another count.
-        if len(self.refused) == REFUSALS_BEFORE_FATAL:
-            hint = ", or leave --structured off if it does not take response_format" if self.structured else ""
-            raise FatalAPIError(f"the endpoint refused the first {len(self.refused)} requests "
-                                f"({exc.reason}: {exc.detail}); check --model, --max-tokens and --api{hint}")
-
-    def _check_failures(self, record: dict) -> None:
-        """The failure stop rule: almost every recent request failed."""
-        window = self.config.failure_window
-        if not window:
-            return
-        self.recent.append(record["error"])
-        failures = [error for error in self.recent if error]
-        if len(self.recent) == window and len(failures) >= self.config.max_failure_share * window:
-            common = ", ".join(f"{reason} {n}" for reason, n in Counter(failures).most_common(3))
-            self.stop_reason = (f"{len(failures)} of the last {window} requests failed ({common}; "
-                                "failure-window, max-failure-share)")
-
-    async def _ask_all(self, requests: list[Request]) -> list[dict]:
-        return await self.gather(*(self.ask(r) for r in requests))
-
-    @staticmethod
-    async def gather(*coroutines):
-        """Run concurrently. A fatal error cancels the rest; a stop lets requests in flight finish first."""
-        tasks = [asyncio.ensure_future(c) for c in coroutines]
-        try:
-            pending = set(tasks)
-            while pending:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
-                for task in done:
-                    if task.exception() is not None and not isinstance(task.exception(), RunStopped):
-                        raise task.exception()
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        for task in tasks:
-            if task.exception() is not None:
-                raise task.exception()
-        return [task.result() for task in tasks]
+        """The journaled answer to a request (the ledger's), sending it only if it was never answered."""
+        response_format = self.response_format(request)
+        call = Call(request.slot, {"key": request_key(request, self.config, response_format), "slot": request.slot,
+                                   "round": request.round, "stage": request.stage},
+                    request.prompt, request.max_tokens, request.temperature, self.config.top_p,
+                    None if response_format else request.stop,  # free-text stops could cut JSON short
+                    response_format, self.priority[request.stage], request.judge)
+        return await self.ledger.ask(call)
 
 
 def request_key(request: Request, config: Config, response_format: dict | None = None) -> str:

@@ -14,7 +14,7 @@ from selfinstruct.config import Config
 from selfinstruct.store.journal import Journal
 from selfinstruct.generation import judge
 from selfinstruct.generation.candidate import Candidate
-from selfinstruct.generation.methods import METHODS
+from selfinstruct.generation.methods.registry import METHODS
 from selfinstruct.generation.loop import Run
 from selfinstruct.endpoint.pricing import Price, estimate_tokens
 from selfinstruct.store.rundir import ANSWER_REQUIRED, answer_problem, answered, check_place

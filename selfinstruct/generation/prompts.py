@@ -38,15 +38,10 @@ class PromptSet:
     structured: bool = False  # the structured variants (--structured), whose lists are JSON
 
     @classmethod
-    def load(cls, folder: Path, lang: str, wanted: dict[str, set[str]] | None = None,
-             structured: bool = False) -> PromptSet:
+    def load(cls, folder: Path, lang: str, wanted: dict[str, set[str]], structured: bool = False) -> PromptSet:
         """Read and check the templates before any request is sent: ``wanted`` maps each template's
-        name to its placeholders (a method's ``templates``); None, every method's. ``structured``: the
-        structured variants, where a template has one."""
-        if wanted is None:
-            from selfinstruct.generation.methods import METHODS
-
-            wanted = {name: names for method in METHODS.values() for name, names in method.templates.items()}
+        name to its placeholders (a method's ``templates``). ``structured``: the structured variants,
+        where a template has one."""
         templates, files = {}, []
         for stage, placeholders in wanted.items():
             path = Path(folder) / lang / f"{stage}.txt"

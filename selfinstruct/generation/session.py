@@ -17,20 +17,21 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from selfinstruct.endpoint.client import FatalAPIError, ModelClient, redact
-from selfinstruct.config import RESUME_KEYS, REDACTED, Config, ConfigError, redact_url
-from selfinstruct.store.journal import JournalError
-from selfinstruct.endpoint.local import LocalServer, bundled_model_path, check_gguf
-from selfinstruct.generation.loop import Run, RunStopped
-from selfinstruct.generation.prompts import PromptSet
-from selfinstruct.generation.methods import METHODS
-from selfinstruct.endpoint.ratelimit import RateLimiter
-from selfinstruct.generation import judge
+from selfinstruct.config import RESUME_KEYS, REDACTED, Config, ConfigError, read_settings, redact_url
+from selfinstruct.endpoint.client import FatalAPIError, redact
+from selfinstruct.endpoint.connect import local_model_path, model_client, served
+from selfinstruct.endpoint.ledger import RunStopped
 from selfinstruct.endpoint.pricing import Price, price_for
 from selfinstruct.endpoint.progress import ProgressView
+from selfinstruct.endpoint.ratelimit import RateLimiter
 from selfinstruct.endpoint.stats import Stats
-from selfinstruct.store.rundir import RunDir, read_settings
 from selfinstruct.formats.seeds import load_start_tasks
+from selfinstruct.generation import judge
+from selfinstruct.generation.loop import Run
+from selfinstruct.generation.methods.registry import METHODS
+from selfinstruct.generation.prompts import PromptSet
+from selfinstruct.store.journal import JournalError
+from selfinstruct.store.rundir import RunDir
 
 # Signals that end a run the way Ctrl+C does: the summary is written and the run can be resumed.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
@@ -116,10 +117,7 @@ async def generate_async(config: Config, *, progress: str = "off", allow_changes
         stack.callback(rundir.close)
         signals = stack.enter_context(_SignalsCancel())
         try:
-            if config.local:
-                server = stack.enter_context(LocalServer(model_path, ctx=config.ctx, threads=config.threads,
-                                                         log_path=rundir.path / "server.log"))
-                config = replace(config, base_url=server.base_url)
+            config = served(stack, config, rundir.path / "server.log", model_path)
             limiter = RateLimiter(config.rpm, config.tpm)
             client = model_client(config, limiter, notify=notify)
             judge_client = None
@@ -216,16 +214,6 @@ def load_prompts(config: Config) -> PromptSet:
     return PromptSet.load(config.prompts, config.lang, templates_of(config), structured=bool(config.structured))
 
 
-def model_client(config: Config, limiter: RateLimiter | None = None, secrets: list[str] | None = None,
-                 notify: Callable[[str], None] | None = None) -> ModelClient:
-    """The client of a resolved config's endpoint and model, with its fault settings; ``secrets``: what
-    its errors must never show (the config's own by default); ``notify``: where a wait cut short is told."""
-    return ModelClient(base_url=config.base_url, api_key=config.api_key, model=config.model, api=config.api,
-                       timeout=config.timeout, max_retries=config.max_retries, retry_wait=config.retry_wait,
-                       secrets=tuple(config.secrets() if secrets is None else secrets), limiter=limiter,
-                       connections=config.concurrency, notify=notify)
-
-
 def judge_key(config: Config) -> str | None:
     """The judge's key: --judge-api-key, else the run's key, but only for the run's own host: a key is
     never sent to a host it was not given for."""
@@ -244,10 +232,3 @@ def prices_of(config: Config) -> tuple[Price | None, Price | None]:
     elsewhere = config.judge_base_url is not None
     return price, price_for(config.judge_model, local=config.local and not elsewhere,
                             base_url=config.judge_base_url if elsewhere else config.base_url)
-
-
-def local_model_path(config: Config) -> Path:
-    """The GGUF the embedded server will run, checked before anything is written."""
-    if config.local_model is not None:
-        return check_gguf(config.local_model)
-    return bundled_model_path()

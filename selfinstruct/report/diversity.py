@@ -10,6 +10,7 @@ first verb that is not a politeness word, and the last noun of the phrase it gov
 
 from __future__ import annotations
 
+import logging
 import re
 import zlib
 from collections import Counter
@@ -77,8 +78,6 @@ _JIEBA = None
 def _posseg():
     global _JIEBA
     if _JIEBA is None:
-        import logging
-
         import jieba
         import jieba.posseg
 

@@ -34,11 +34,11 @@ from pathlib import Path
 
 import jsonlines
 
-from selfinstruct.config import redact_url
+from selfinstruct.config import read_settings, redact_url
 from selfinstruct.store.journal import Journal, JournalDamaged, JournalError, write_atomic
 from selfinstruct.paths import special_kind, unwritable_target
 from selfinstruct.formats.records import invalid_text
-from selfinstruct.store.rundir import is_file_of_a_run, is_run_file, read_config, read_settings, run_identity
+from selfinstruct.store.rundir import is_file_of_a_run, is_run_file, read_config, run_identity
 
 CARD_NAME = "README.md"
 CARD_MARKER = "<!-- selfinstruct dataset card -->"

@@ -20,16 +20,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from selfinstruct.config import redact_url
+from selfinstruct.config import read_settings, redact_url
+from selfinstruct.report import plots
 from selfinstruct.report.diversity import compression_ratio, distinct_n, top_pairs, units, verb_noun_pairs
 from selfinstruct.dedup.read import read_record
-from selfinstruct.text.rules import detect_lang
+from selfinstruct.text.lang import detect_lang
 from selfinstruct.report.export import accepted_tasks, rejected_candidates
 from selfinstruct.store.journal import write_atomic
 from selfinstruct.paths import special_kind, unwritable_target
 from selfinstruct.formats.records import RecordError, invalid_text, iter_records, load_json
 from selfinstruct.resources import default_seeds
-from selfinstruct.store.rundir import RunDirError, completion_note, read_settings
+from selfinstruct.store.rundir import RunDirError, completion_note
 from selfinstruct.formats.seeds import Instance, load_seed_tasks
 from selfinstruct.text.rouge import RougeIndex
 
@@ -239,7 +240,7 @@ def write_report(path: Path | str, output: Path | str | None = None, *, seeds: P
     """Write the report of a run directory or a dataset file and return where it went; ``notify``
     hears what a reader should know (skipped records, a run still going, a doubtful --lang)."""
     try:
-        from selfinstruct.report import plots
+        plots.pyplot()
     except ImportError as exc:
         raise ReportError(f"report needs the 'report' extra ({exc.name} is missing): "
                           "pip install 'selfinstruct[report]'") from None

@@ -9,26 +9,35 @@ from __future__ import annotations
 import io
 import warnings
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display: figures are only ever written to bytes
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib import font_manager  # noqa: E402
-
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei",
              "Microsoft YaHei", "SimHei", "PingFang SC", "Heiti SC", "Arial Unicode MS")
-COLORS = plt.get_cmap("tab20").colors
 LABELLED_SHARE = 0.035  # narrower verb wedges go unlabelled (the table below the figure names them all)
 
 
+def pyplot():
+    """matplotlib's pyplot, loaded when a report is drawn (the 'report' extra; ImportError without it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: figures are only ever written to bytes
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
+
+
 def cjk_font() -> str | None:
+    from matplotlib import font_manager
+
     installed = {font.name for font in font_manager.fontManager.ttflist}
     return next((name for name in CJK_FONTS if name in installed), None)
 
 
+def _colors() -> tuple:
+    return pyplot().get_cmap("tab20").colors
+
+
 def _style() -> None:
     cjk = cjk_font()
-    plt.rcParams.update({"font.family": ["DejaVu Sans"] + ([cjk] if cjk else []),  # CJK glyphs fall back to cjk
+    pyplot().rcParams.update({"font.family": ["DejaVu Sans"] + ([cjk] if cjk else []),  # CJK glyphs fall back to cjk
                          "font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
 
 
@@ -37,18 +46,19 @@ def _png(fig) -> bytes:
     with warnings.catch_warnings():  # a missing glyph is said once, in the page, not per character
         warnings.filterwarnings("ignore", "Glyph .* missing from font")
         fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    pyplot().close(fig)
     return buffer.getvalue()
 
 
 def sunburst(top: list[tuple[str, int, list[tuple[str, int]]]]) -> bytes:
     """Verbs in the inner ring, each verb's commonest object nouns in the outer ring (the paper's Figure 2)."""
     _style()
-    fig, ax = plt.subplots(figsize=(7.5, 7.5))
+    colors = _colors()
+    fig, ax = pyplot().subplots(figsize=(7.5, 7.5))
     inner_sizes, inner_labels, outer_sizes, outer_labels, outer_colors = [], [], [], [], []
     total = sum(count for _, count, _ in top)
     for k, (verb, count, nouns) in enumerate(top):
-        color = COLORS[k % len(COLORS)]
+        color = colors[k % len(colors)]
         inner_sizes.append(count)
         inner_labels.append(verb if count >= LABELLED_SHARE * total else "")
         shown = sum(n for _, n in nouns)
@@ -59,7 +69,7 @@ def sunburst(top: list[tuple[str, int, list[tuple[str, int]]]]) -> bytes:
         outer_sizes.append(count - shown)  # the verb's other objects, or none
         outer_labels.append("")
         outer_colors.append((1, 1, 1, 0))
-    ax.pie(inner_sizes, radius=0.62, labels=inner_labels, labeldistance=0.62, colors=COLORS[:len(top)],
+    ax.pie(inner_sizes, radius=0.62, labels=inner_labels, labeldistance=0.62, colors=colors[:len(top)],
            wedgeprops={"width": 0.42, "edgecolor": "white"}, textprops={"ha": "center", "fontsize": 8})
     ax.pie(outer_sizes, radius=1.0, labels=outer_labels, labeldistance=0.82, colors=outer_colors,
            wedgeprops={"width": 0.38, "edgecolor": "white"}, textprops={"ha": "center", "fontsize": 6.5},
@@ -71,7 +81,7 @@ def sunburst(top: list[tuple[str, int, list[tuple[str, int]]]]) -> bytes:
 def histograms(panels: list[tuple[str, list[float], str]], bins: int | list[float] = 30) -> bytes:
     """One histogram per (title, values, x label), side by side."""
     _style()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
     for ax, (title, values, xlabel) in zip(axes[0], panels):
         if values:
             ax.hist(values, bins=bins, color="#4C78A8", edgecolor="white")
@@ -85,7 +95,7 @@ def histograms(panels: list[tuple[str, list[float], str]], bins: int | list[floa
 def funnel(steps: list[tuple[str, int]]) -> bytes:
     """Horizontal bars from generated to accepted, one per rejection rule in between."""
     _style()
-    fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(steps) + 0.8))
+    fig, ax = pyplot().subplots(figsize=(7.5, 0.32 * len(steps) + 0.8))
     labels = [label for label, _ in steps][::-1]
     values = [value for _, value in steps][::-1]
     colors = ["#54A24B" if label.startswith("accepted") else "#4C78A8" if label.startswith("generated")

@@ -21,7 +21,6 @@ import os
 import uuid
 from pathlib import Path
 
-from selfinstruct.config import Config, ConfigError, settings_from, signature_changes
 from selfinstruct.store.journal import DerivedJournal, Journal, JournalDamaged, JournalError, write_atomic
 from selfinstruct.paths import special_kind
 from selfinstruct.formats.records import load_json
@@ -69,6 +68,12 @@ MIGRATIONS = {1: _from_v1, 2: _from_v2, 3: _from_v3}
 
 
 ANSWER_REQUIRED = ("slot", "stage", "text", "error")
+
+
+def signature_changes(old: dict, new: dict) -> list[str]:
+    """Readable lines for each setting that differs between two signatures."""
+    return [f"{key}: {json.dumps(old.get(key))} -> {json.dumps(new.get(key))}"
+            for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
 
 
 def answered(record: dict) -> bool:
@@ -149,16 +154,6 @@ def read_config(path: Path) -> dict:
         version += 1
     return stored
 
-
-def read_settings(run_dir: Path) -> dict:
-    """A run's stored settings, checked as a resume checks them (names, types, ranges)."""
-    config_file = Path(run_dir) / "config.json"
-    try:
-        settings = settings_from(read_config(run_dir)["settings"], config_file)
-        Config(**{**settings, "output": run_dir})
-    except ConfigError as exc:
-        raise RunDirError(f"{config_file}: {str(exc).removeprefix(f'{config_file}: ')}") from None
-    return settings
 
 
 def run_identity(run_dir: Path) -> str:

@@ -30,8 +30,9 @@ import numpy as np
 from rapidfuzz.distance import LCSseq
 from rapidfuzz.process import cdist
 
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
-_TOKEN_RE = re.compile(f"[{_CJK}]|[^\\W_{_CJK}]+")
+from selfinstruct.text.lang import CJK_RANGE
+
+_TOKEN_RE = re.compile(f"[{CJK_RANGE}]|[^\\W_{CJK_RANGE}]+")
 
 # Bounds are exact rationals computed in float; the final F-measure is too.
 # Both are off by a few ulps at most, so 1e-9 is a safe, tiny margin.
@@ -70,7 +71,7 @@ CJK_CHARACTER, LETTER = 1, 2
 def character_classes() -> np.ndarray:
     """The class of every code point (uint8, 0x110000 of them); built once, in a fraction of a second."""
     table = np.frombuffer(bytes(c.isalnum() for c in map(chr, range(0x110000))), np.uint8) * np.uint8(LETTER)
-    for start, end in re.findall(r"(.)-(.)", _CJK):
+    for start, end in re.findall(r"(.)-(.)", CJK_RANGE):
         table[ord(start):ord(end) + 1] = CJK_CHARACTER
     return table
 

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 
 from selfinstruct.formats.seeds import Instance
 from selfinstruct.text.rouge import tokenize
+from selfinstruct.text.lang import detect_lang, length_of
 
 _OPENING_QUOTES = "《「『“‘"  # Chinese titles and quotations legitimately start a sentence
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
-_LETTER = re.compile(r"[^\W\d_]")
 # Japanese kana (full and half width) and Korean hangul: such text counts as CJK above but is not Chinese.
 # U+30FB (katakana middle dot) is left out: Chinese uses it in foreign names such as 列夫・托尔斯泰.
 _KANA_HANGUL = re.compile(r"[\u3040-\u30fa\u30fc-\u30ff\uff66-\uff9d\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
@@ -28,21 +27,6 @@ _UNSUPPORTED_EN = re.compile(r"\b(" + "|".join(_UNSUPPORTED_EN_WORDS) + r")\b", 
 # İ lower-cases to two characters): a text with one of them is always searched.
 _EN_WORDS_LOWER = re.compile("|".join(_UNSUPPORTED_EN_WORDS))
 _UNSUPPORTED_ZH = re.compile(r"图片|图像|照片|视频|音频|音乐|绘制|画一|画出|流程图|示意图|图表|录音|附件|上传")
-
-
-def detect_lang(text: str) -> str:
-    """``zh`` when at least a fifth of the letters are CJK characters, else ``en``."""
-    if text.isascii():
-        return "en"  # no CJK character (and the quickest test: filter calls this per record)
-    cjk = len(_CJK.findall(text))
-    if cjk * 5 >= len(text):  # text is not empty here, so cjk is not 0
-        return "zh"  # a fifth of all characters, so of the letters too
-    return "zh" if cjk and cjk * 5 >= len(_LETTER.findall(text)) else "en"
-
-
-def length_of(text: str, lang: str) -> int:
-    """Words for English, characters (without spaces) for Chinese."""
-    return len(text.split()) if lang == "en" else len("".join(text.split()))  # split's spaces are regex \s
 
 
 @dataclass

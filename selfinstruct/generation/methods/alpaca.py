@@ -8,7 +8,7 @@ import random
 from selfinstruct.generation.candidate import Candidate, Request
 from selfinstruct.generation.parsing import parse_alpaca_tasks
 from selfinstruct.formats.seeds import Instance
-from selfinstruct.generation.methods import Method
+from selfinstruct.generation.methods.base import Method
 
 EXAMPLES = 3
 
@@ -20,52 +20,52 @@ class Alpaca(Method):
     rates = {"requests_per_task": {"alpaca": 1 / 6.0}, "completion_tokens": {"alpaca": 800}}
 
     def request(self, rng: random.Random, round_: int, i: int) -> Request:
-        run, config = self.run, self.run.config
-        shown = rng.sample(run.seeds, min(EXAMPLES, len(run.seeds)))
-        examples = run.prompts.alpaca_examples(
+        context, config = self.context, self.context.config
+        shown = rng.sample(context.seeds, min(EXAMPLES, len(context.seeds)))
+        examples = context.prompts.alpaca_examples(
             [(t.instruction, t.instances[0].input if t.instances else "", t.instances[0].output if t.instances else "")
              for t in shown])
         next_number = len(shown) + 1
         last = len(shown) + config.tasks_per_request
-        prompt = run.prompts.render("alpaca", examples=examples, count=config.tasks_per_request,
-                                    next=run.prompts.alpaca_item(next_number))
+        prompt = context.prompts.render("alpaca", examples=examples, count=config.tasks_per_request,
+                                    next=context.prompts.alpaca_item(next_number))
         return Request("alpaca", f"r{round_}.alpaca.{i}", round_, prompt, config.max_tokens,
                        config.temperature, [f"\n{last + 1}."], next_number, shape="alpaca")
 
     def answer_candidates(self, request: Request, answer: dict, screen) -> list[Candidate]:
         """Parse complete tasks; keep those that pass screening and the instance checks. A task the parser
         dropped (cut off, or missing its instruction or output) is rejected with the parser's reason."""
-        run = self.run
-        if run.structured:
+        context = self.context
+        if context.structured:
             return self._screened(request, self._structured_tasks(request, answer), screen)
-        parsed = parse_alpaca_tasks(answer["text"], request.next_number, run.continued,
+        parsed = parse_alpaca_tasks(answer["text"], request.next_number, context.continued,
                                     cut_off=answer["finish_reason"] == "length")
         for k, dropped in enumerate(parsed.dropped):
-            run.reject(f"{request.slot}.{len(parsed.items) + k}", request, dropped.reason, dropped.text)
+            context.reject(f"{request.slot}.{len(parsed.items) + k}", request, dropped.reason, dropped.text)
         if not parsed.items and not parsed.dropped:
-            run.reject(f"{request.slot}.0", request, "unparseable_response", answer["text"][:500])
+            context.reject(f"{request.slot}.0", request, "unparseable_response", answer["text"][:500])
         return self._screened(request, parsed.items, screen)
 
     def _screened(self, request: Request, tasks: list[dict], screen) -> list[Candidate]:
-        run, candidates = self.run, []
+        context, candidates = self.context, []
         for j, task in enumerate(tasks):
             candidate = screen(request, j, task["instruction"])
             if candidate is None:
                 continue
-            candidate.instances = run.usable_instances(candidate, request, [Instance(task["input"], task["output"])])
+            candidate.instances = context.usable_instances(candidate, request, [Instance(task["input"], task["output"])])
             if candidate.instances:
                 candidates.append(candidate)
         return candidates
 
     def _structured_tasks(self, request: Request, answer: dict) -> list[dict]:
         """The tasks of a JSON answer (--structured); one cut off at max_tokens is rejected."""
-        run = self.run
-        reading = run.structured_answer(request, answer, f"{request.slot}.0", answer["text"][:500])
+        context = self.context
+        reading = context.structured_answer(request, answer, f"{request.slot}.0", answer["text"][:500])
         tasks = [{key: task[key].strip() for key in ("instruction", "input", "output")}
                  for task in (reading.value["tasks"] if reading.value else [])]
         if reading.lost is not None:
-            run.reject(f"{request.slot}.{len(tasks)}", request, "cut_off", reading.lost)
+            context.reject(f"{request.slot}.{len(tasks)}", request, "cut_off", reading.lost)
         return tasks
 
     def first_requests(self) -> dict[str, Request]:
-        return {"alpaca": self.request(random.Random(f"{self.run.config.seed}:0"), 0, 0)}
+        return {"alpaca": self.request(random.Random(f"{self.context.config.seed}:0"), 0, 0)}

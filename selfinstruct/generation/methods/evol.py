@@ -22,7 +22,7 @@ from selfinstruct.text.rules import response_rejection
 from selfinstruct.generation.parsing import parse_rewrite, parse_yes_no
 from selfinstruct.generation.prompts import LABELS
 from selfinstruct.formats.seeds import Instance, Task
-from selfinstruct.generation.methods import Method
+from selfinstruct.generation.methods.base import Method
 
 IN_DEPTH = ("constraints", "deepen", "concretize", "reasoning", "complicate_input")
 OPERATIONS = (*IN_DEPTH, "breadth")  # drawn uniformly, so in-breadth is one evolution in six
@@ -57,36 +57,36 @@ class Evol(Method):
     rates = {"requests_per_task": {"evolve": 1 / 0.54, "compare": 1 / 0.77, "respond": 1 / 0.9},
              "completion_tokens": {"evolve": 120, "compare": 3, "respond": 400}}
 
-    def __init__(self, run):
-        super().__init__(run)
+    def __init__(self, context):
+        super().__init__(context)
         self.pool = [Entry(task.id or f"seed_task_{i}", task.instruction, self._text_of(task), 0, None)
-                     for i, task in enumerate(run.seeds)]  # in the order it grew
+                     for i, task in enumerate(context.seeds)]  # in the order it grew
         self.place = {entry.id: i for i, entry in enumerate(self.pool)}
         self.asked: dict[str, tuple[int, str]] = {}  # request slot -> (parent's place, operation)
 
     def request(self, rng: random.Random, round_: int, i: int) -> Request:
-        run, config = self.run, self.run.config
+        context, config = self.context, self.context.config
         # The pool as it stood two rounds back: fixed before this round's requests may be sent.
-        known = len(run.seeds) + (run.pool_after[round_ - 2] if round_ >= 2 else 0)
+        known = len(context.seeds) + (context.pool_after[round_ - 2] if round_ >= 2 else 0)
         draws = (rng.randrange(known) for _ in range(DRAWS))
         parent = next((k for k in draws if self.pool[k].depth < MAX_DEPTH), None)
         if parent is None:  # every draw had evolved as far as it may
-            parent = rng.randrange(len(run.seeds))
+            parent = rng.randrange(len(context.seeds))
         operation = rng.choice(OPERATIONS)
         slot = f"r{round_}.evolve.{i}"
         self.asked[slot] = (parent, operation)
-        prompt = run.prompts.render(f"evolve_{operation}", instruction=self.pool[parent].text)
+        prompt = context.prompts.render(f"evolve_{operation}", instruction=self.pool[parent].text)
         return Request("evolve", slot, round_, prompt, config.max_tokens, config.temperature,
-                       ["\n\n"] if run.continued else None, shape="evolve")
+                       ["\n\n"] if context.continued else None, shape="evolve")
 
     def answer_candidates(self, request: Request, answer: dict, screen) -> list[Candidate]:
         """The answer's rewrite, screened, with its lineage."""
-        run = self.run
+        context = self.context
         parent, operation = self.asked[request.slot]
         lineage = {"parent": self.pool[parent].id, "operation": operation, "depth": self.pool[parent].depth + 1}
-        if run.structured:
-            reading = run.structured_answer(request, answer, f"{request.slot}.0", answer["text"][:500],
-                                            lambda *args, **kwargs: run.reject(*args, **kwargs, lineage=lineage))
+        if context.structured:
+            reading = context.structured_answer(request, answer, f"{request.slot}.0", answer["text"][:500],
+                                            lambda *args, **kwargs: context.reject(*args, **kwargs, lineage=lineage))
             if reading.value is None:
                 return []
             text = reading.value["instruction"].strip()
@@ -94,11 +94,11 @@ class Evol(Method):
             text = parse_rewrite(answer["text"])
             if not text or answer["finish_reason"] == "length":
                 reason = "cut_off" if text else "unparseable_response"
-                run.reject(f"{request.slot}.0", request, reason, text or answer["text"][:500], lineage=lineage)
+                context.reject(f"{request.slot}.0", request, reason, text or answer["text"][:500], lineage=lineage)
                 return []
         if _SCAFFOLDING.search(text):
-            run.stats.candidates["generated"] += 1
-            run.reject(f"{request.slot}.0", request, "copied_prompt", text, lineage=lineage)
+            context.count_generated()
+            context.reject(f"{request.slot}.0", request, "copied_prompt", text, lineage=lineage)
             return []
         candidate = screen(request, 0, text, exclude=self._lineage_of(parent))
         if candidate is None:
@@ -109,18 +109,18 @@ class Evol(Method):
     async def finish(self, candidate: Candidate) -> None:
         """The elimination step, then the response. Rejections wait on the candidate, so that
         rejected.jsonl does not depend on answer timing."""
-        run = self.run
+        context = self.context
 
         def reject(*args, **kwargs):
             candidate.rejections.append((args, kwargs | {"lineage": candidate.lineage}))
 
         request = self._compare_request(candidate)
-        answer = await run.ask(request)
+        answer = await context.ask(request)
         if answer["error"]:
             reject(candidate.id, request, f"request_failed:{answer['error']}", candidate.instruction)
             return
-        if run.structured:
-            reading = run.structured_answer(request, answer, candidate.id, candidate.instruction, reject)
+        if context.structured:
+            reading = context.structured_answer(request, answer, candidate.id, candidate.instruction, reject)
             if reading.value is None:
                 return
             adds = reading.value["adds_something"]
@@ -131,18 +131,18 @@ class Evol(Method):
                    candidate.instruction, detail=answer["text"][:200])
             return
         request = self._respond_request(candidate)
-        answer = await run.ask(request)
+        answer = await context.ask(request)
         if answer["error"]:
             reject(candidate.id, request, f"request_failed:{answer['error']}", candidate.instruction)
             return
         response = answer["text"].strip()
-        reason = response_rejection(response, run.config.lang)
+        reason = response_rejection(response, context.config.lang)
         if reason is None and answer["finish_reason"] == "length":
             reason = "cut_off"
         if reason:
             reject(candidate.id, request, reason, candidate.instruction, detail=response[:500])
             return
-        candidate.instances = run.usable_instances(candidate, request, [Instance("", response)], reject)
+        candidate.instances = context.usable_instances(candidate, request, [Instance("", response)], reject)
 
     def joined(self, task: dict) -> None:
         lineage = task["lineage"]
@@ -163,26 +163,26 @@ class Evol(Method):
         given = task.instances[0].input.strip() if task.instances else ""
         if not given:
             return task.instruction
-        labels = LABELS[self.run.config.lang]
+        labels = LABELS[self.context.config.lang]
         return f"{task.instruction}\n{labels['input']}{labels['colon']}{given}"
 
     def _compare_request(self, candidate: Candidate) -> Request:
-        run, round_ = self.run, candidate.source["round"]
+        context, round_ = self.context, candidate.source["round"]
         parent = self.pool[self.place[candidate.lineage["parent"]]].text
         return Request("compare", f"r{round_}.compare.{candidate.id}", round_,
-                       run.prompts.render("evolve_compare", parent=_one_line(parent),
+                       context.prompts.render("evolve_compare", parent=_one_line(parent),
                                           child=_one_line(candidate.instruction)),
-                       COMPARE_TOKENS, 0.0, ["\n"] if run.continued else None, shape="compare")
+                       COMPARE_TOKENS, 0.0, ["\n"] if context.continued else None, shape="compare")
 
     def _respond_request(self, candidate: Candidate) -> Request:
-        run, round_ = self.run, candidate.source["round"]
+        context, round_ = self.context, candidate.source["round"]
         return Request("respond", f"r{round_}.respond.{candidate.id}", round_,
-                       run.prompts.render("respond", instruction=candidate.instruction),
-                       run.config.max_tokens, run.config.temperature,
-                       RESPONSE_STOPS if run.continued else None)
+                       context.prompts.render("respond", instruction=candidate.instruction),
+                       context.config.max_tokens, context.config.temperature,
+                       RESPONSE_STOPS if context.continued else None)
 
     def first_requests(self) -> dict[str, Request]:
-        first = self.request(random.Random(f"{self.run.config.seed}:0"), 0, 0)
+        first = self.request(random.Random(f"{self.context.config.seed}:0"), 0, 0)
         parent, operation = self.asked[first.slot]
         example = Candidate("r0000-0-00", self.pool[parent].instruction, {"round": 0}, [],
                             lineage={"parent": self.pool[parent].id, "operation": operation, "depth": 1})

@@ -9,7 +9,7 @@ import random
 from selfinstruct.generation.candidate import Candidate, Request
 from selfinstruct.generation.parsing import parse_instances, parse_instructions, parse_yes_no
 from selfinstruct.formats.seeds import Instance
-from selfinstruct.generation.methods import Method
+from selfinstruct.generation.methods.base import Method
 
 CLASSIFY_TOKENS = 16
 
@@ -24,57 +24,57 @@ class SelfInstruct(Method):
              "completion_tokens": {"instructions": 250, "classify": 3, "instances": 150}}
 
     def request(self, rng: random.Random, round_: int, i: int) -> Request:
-        run, config = self.run, self.run.config
-        examples = rng.sample([t.instruction for t in run.seeds], min(config.seed_examples, len(run.seeds)))
+        context, config = self.context, self.context.config
+        examples = rng.sample([t.instruction for t in context.seeds], min(config.seed_examples, len(context.seeds)))
         # The pool as it stood two rounds back: fixed before this round's requests may be sent.
-        known = run.pool_after[round_ - 2] if round_ >= 2 else 0
-        examples += [run.machine[k] for k in rng.sample(range(known), min(config.machine_examples, known))]
+        known = context.pool_after[round_ - 2] if round_ >= 2 else 0
+        examples += [context.machine[k] for k in rng.sample(range(known), min(config.machine_examples, known))]
         rng.shuffle(examples)
         next_number = len(examples) + 1
-        prompt = run.prompts.render("instructions", examples=run.prompts.numbered(examples),
-                                    next=run.prompts.task_item(next_number))
-        stop = [run.prompts.task_item(next_number + 12)] + (["\n\n"] if run.continued else [])
+        prompt = context.prompts.render("instructions", examples=context.prompts.numbered(examples),
+                                    next=context.prompts.task_item(next_number))
+        stop = [context.prompts.task_item(next_number + 12)] + (["\n\n"] if context.continued else [])
         return Request("instructions", f"r{round_}.instructions.{i}", round_, prompt,
                        config.max_tokens, config.temperature, stop, next_number, shape="instructions")
 
     def answer_candidates(self, request: Request, answer: dict, screen) -> list[Candidate]:
         """Parse the answer and keep the instructions that pass screening."""
-        run = self.run
-        if run.structured:
+        context = self.context
+        if context.structured:
             return self._structured_candidates(request, answer, screen)
-        parsed = parse_instructions(answer["text"], request.next_number, run.continued,
+        parsed = parse_instructions(answer["text"], request.next_number, context.continued,
                                     cut_off=answer["finish_reason"] == "length")
         for k, dropped in enumerate(parsed.dropped):
-            run.reject(f"{request.slot}.{len(parsed.items) + k}", request, dropped.reason, dropped.text)
+            context.reject(f"{request.slot}.{len(parsed.items) + k}", request, dropped.reason, dropped.text)
         if not parsed.items and not parsed.dropped:
-            run.reject(f"{request.slot}.0", request, "unparseable_response", answer["text"][:500])
+            context.reject(f"{request.slot}.0", request, "unparseable_response", answer["text"][:500])
         return [c for c in (screen(request, j, text) for j, text in enumerate(parsed.items)) if c is not None]
 
     def _structured_candidates(self, request: Request, answer: dict, screen) -> list[Candidate]:
         """The instructions of a JSON answer (--structured); one cut off at max_tokens is rejected. Blank
         strings are no instructions, as blank lines are none in a free-text answer."""
-        run = self.run
-        reading = run.structured_answer(request, answer, f"{request.slot}.0", answer["text"][:500])
+        context = self.context
+        reading = context.structured_answer(request, answer, f"{request.slot}.0", answer["text"][:500])
         items = [text.strip() for text in (reading.value["instructions"] if reading.value else []) if text.strip()]
         if reading.lost is not None:
-            run.reject(f"{request.slot}.{len(items)}", request, "cut_off", reading.lost)
+            context.reject(f"{request.slot}.{len(items)}", request, "cut_off", reading.lost)
         return [c for c in (screen(request, j, text) for j, text in enumerate(items)) if c is not None]
 
     async def finish(self, candidate: Candidate) -> None:
         """Classification identification, then instance generation (output-first for classification).
         Rejections wait on the candidate, so that rejected.jsonl does not depend on answer timing."""
-        run = self.run
+        context = self.context
 
         def reject(*args, **kwargs):
             candidate.rejections.append((args, kwargs))
 
         request = self._classify_request(candidate)
-        answer = await run.ask(request)
+        answer = await context.ask(request)
         if answer["error"]:
             reject(candidate.id, request, f"request_failed:{answer['error']}", candidate.instruction)
             return
-        if run.structured:
-            reading = run.structured_answer(request, answer, candidate.id, candidate.instruction, reject)
+        if context.structured:
+            reading = context.structured_answer(request, answer, candidate.id, candidate.instruction, reject)
             if reading.value is None:
                 return
             candidate.is_classification = reading.value["classification"]
@@ -85,18 +85,18 @@ class SelfInstruct(Method):
                    detail=answer["text"][:200])
             return
         request = self._instances_request(candidate, candidate.is_classification)
-        answer = await run.ask(request)
+        answer = await context.ask(request)
         if answer["error"]:
             reject(candidate.id, request, f"request_failed:{answer['error']}", candidate.instruction)
             return
-        if run.structured:
-            reading = run.structured_answer(request, answer, candidate.id, candidate.instruction, reject)
+        if context.structured:
+            reading = context.structured_answer(request, answer, candidate.id, candidate.instruction, reject)
             if reading.value is None:
                 return
             answer_key = "label" if candidate.is_classification else "output"
             instances = [Instance(example["input"], example[answer_key]) for example in reading.value["examples"]]
         else:
-            parsed = parse_instances(answer["text"], candidate.is_classification, run.continued,
+            parsed = parse_instances(answer["text"], candidate.is_classification, context.continued,
                                      cut_off=answer["finish_reason"] == "length")
             for k, dropped in enumerate(parsed.dropped):  # one example each: the candidate may keep the others
                 reject(f"{candidate.id}.{k}", request, dropped.reason, candidate.instruction, detail=dropped.text)
@@ -107,25 +107,25 @@ class SelfInstruct(Method):
             reject(candidate.id, request, "unparseable_instances", candidate.instruction,
                    detail=answer["text"][:500])
             return
-        candidate.instances = run.usable_instances(candidate, request, instances, reject)
+        candidate.instances = context.usable_instances(candidate, request, instances, reject)
 
     def _classify_request(self, candidate: Candidate) -> Request:
-        run, round_ = self.run, candidate.source["round"]
+        context, round_ = self.context, candidate.source["round"]
         return Request("classify", f"r{round_}.classify.{candidate.id}", round_,
-                       run.prompts.render("classify", instruction=candidate.instruction),
-                       CLASSIFY_TOKENS, 0.0, ["\n"] if run.continued else None, shape="classify")
+                       context.prompts.render("classify", instruction=candidate.instruction),
+                       CLASSIFY_TOKENS, 0.0, ["\n"] if context.continued else None, shape="classify")
 
     def _instances_request(self, candidate: Candidate, classification: bool) -> Request:
         """Output-first (label, then input) for classification tasks, input-first otherwise."""
-        run, round_ = self.run, candidate.source["round"]
+        context, round_ = self.context, candidate.source["round"]
         stage = "instances_classification" if classification else "instances"
         return Request("instances", f"r{round_}.instances.{candidate.id}", round_,
-                       run.prompts.render(stage, instruction=candidate.instruction),
-                       run.config.max_tokens, run.config.temperature, ["\nTask:", "\n任务："], shape=stage)
+                       context.prompts.render(stage, instruction=candidate.instruction),
+                       context.config.max_tokens, context.config.temperature, ["\nTask:", "\n任务："], shape=stage)
 
     def first_requests(self) -> dict[str, Request]:
-        example = Candidate("r0000-0-00", self.run.seeds[0].instruction, {"round": 0}, [])
-        return {"instructions": self.request(random.Random(f"{self.run.config.seed}:0"), 0, 0),
+        example = Candidate("r0000-0-00", self.context.seeds[0].instruction, {"round": 0}, [])
+        return {"instructions": self.request(random.Random(f"{self.context.config.seed}:0"), 0, 0),
                 "classify": self._classify_request(example),
                 "instances": self._instances_request(example, False),
                 "instances_classification": self._instances_request(example, True)}

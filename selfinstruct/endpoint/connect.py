@@ -1,0 +1,43 @@
+"""From a resolved config to an endpoint to ask: its client, and the embedded server when it is local.
+
+One place starts the embedded llama.cpp server and builds clients, for `generate` and `filter --judge`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+
+from selfinstruct.config import Config
+from selfinstruct.endpoint.client import ModelClient
+from selfinstruct.endpoint.local import LocalServer, bundled_model_path, check_gguf
+from selfinstruct.endpoint.ratelimit import RateLimiter
+
+
+def local_model_path(config: Config) -> Path:
+    """The GGUF the embedded server will run, checked before anything is written."""
+    if config.local_model is not None:
+        return check_gguf(config.local_model)
+    return bundled_model_path()
+
+
+def served(stack: ExitStack, config: Config, log_path: Path, model_path: Path | None = None) -> Config:
+    """The config pointed at its endpoint: for a local one, the embedded server started here (and
+    stopped when ``stack`` closes) with its log at ``log_path``; any other is returned as it is."""
+    if not config.local:
+        return config
+    server = stack.enter_context(LocalServer(model_path or local_model_path(config), ctx=config.ctx,
+                                             threads=config.threads, log_path=log_path))
+    return replace(config, base_url=server.base_url)
+
+
+def model_client(config: Config, limiter: RateLimiter | None = None, secrets: list[str] | None = None,
+                 notify: Callable[[str], None] | None = None) -> ModelClient:
+    """The client of a resolved config's endpoint and model, with its fault settings; ``secrets``: what
+    its errors must never show (the config's own by default); ``notify``: where a wait cut short is told."""
+    return ModelClient(base_url=config.base_url, api_key=config.api_key, model=config.model, api=config.api,
+                       timeout=config.timeout, max_retries=config.max_retries, retry_wait=config.retry_wait,
+                       secrets=tuple(config.secrets() if secrets is None else secrets), limiter=limiter,
+                       connections=config.concurrency, notify=notify)

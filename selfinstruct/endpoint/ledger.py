@@ -1,0 +1,224 @@
+"""The ledger: journaled requests, the one path by which `generate` and `filter --judge` ask an endpoint.
+
+A call is sent only if the journal holds no answer under its key, so a second session sends only
+what the first never had answered. Every attempt (the first and each retry) is counted before it is
+sent and none is sent once the ledger stops: a budget is spent, nearly every recent request failed
+(the failure rule), or the endpoint refused the first requests (a wrong setting, not a bad prompt).
+A call waiting to retry when the ledger stops is abandoned: journaled with its attempts, so they
+count in the next session, which sends it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from selfinstruct.endpoint.client import Abandoned, FatalAPIError, ModelClient, RequestFailed, Usage
+from selfinstruct.endpoint.slots import PrioritySlots
+from selfinstruct.endpoint.stats import Stats
+from selfinstruct.store.journal import Journal
+from selfinstruct.store.rundir import ABANDONED, answered
+
+# Refusals (400, 413, 422) of this many requests before any success mean the settings are wrong.
+REFUSALS_BEFORE_FATAL = 3
+
+
+class RunStopped(RuntimeError):
+    """The run cannot progress: it stopped before its target and can be resumed."""
+
+
+@dataclass
+class Limits:
+    """When the ledger stops sending: budgets (None: none) and the failure rule (window 0: off)."""
+
+    max_requests: int | None = None  # HTTP requests, retries included, over every session
+    max_total_tokens: int | None = None
+    max_cost: float | None = None
+    failure_window: int = 0
+    max_failure_share: float = 0.9
+    hold_refusals: bool = True  # refusals before any success are held, and REFUSALS_BEFORE_FATAL stop it all
+    refusal_hint: str = ""  # appended to the refused-requests error: what else to check
+    whose: str = "the"  # the failure rule's reason names whose requests failed ...
+    failure_settings: str = "failure-window, max-failure-share"  # ... and the settings of the rule
+
+
+@dataclass
+class Call:
+    """One request as the ledger sends and journals it."""
+
+    key: str  # what its answer is found under in the journal
+    fields: dict  # what its journal line says besides the answer (slot, round, stage; or the record)
+    prompt: str
+    max_tokens: int
+    temperature: float
+    top_p: float
+    stop: list[str] | None = None
+    response_format: dict | None = None
+    priority: int = 0  # lower is sent first when slots are scarce
+    judge: bool = False  # sent to the judge's client
+
+
+@dataclass
+class Ledger:
+    journal: Journal
+    stats: Stats
+    client: ModelClient | None
+    judge_client: ModelClient | None = None
+    concurrency: int = 8
+    limits: Limits = field(default_factory=Limits)
+    key_field: str = "slot"  # the journal field a call's key is
+    retry_failed: bool = False  # a final failure is asked again in the next session (filter --judge)
+    on_record: Callable[[dict], None] = lambda record: None  # after each journaled line
+
+    def __post_init__(self):
+        self.judge_client = self.judge_client or self.client
+        self.slots = PrioritySlots(self.concurrency)
+        self.cache: dict[str, dict] = {}
+        self.stop_reason: str | None = None
+        self.sent = 0  # calls sent in this session
+        self.in_flight = 0  # attempts (HTTP requests) of calls not yet journaled or held
+        self.succeeded = 0
+        self.recent: deque[str | None] = deque(maxlen=self.limits.failure_window or None)  # last errors
+        self.refused: list[dict] = []  # refusals before any success, journaled only once one succeeds
+
+    def replay(self, records: list[dict], count: bool = True) -> None:
+        """Take a previous session's journal: its answers are not asked again; ``count``: into the stats."""
+        for record in records:
+            if self._final(record):
+                self.cache.setdefault(record[self.key_field], record)
+            if count:
+                self.stats.count_response(record)
+
+    async def ask(self, call: Call) -> dict:
+        """The journaled answer to a call, sending it only if it was never answered."""
+        cached = self.cache.get(call.key)
+        if cached is not None:
+            return cached
+        async with self.slots.slot(call.priority):
+            if self.stopping():
+                raise RunStopped(self.stop_reason)
+            self.sent += 1
+            record = dict(call.fields)
+            attempts, refused, stopped = 0, None, None
+
+            def sending() -> None:
+                nonlocal attempts
+                attempts += 1
+                self.in_flight += 1
+
+            sent_at = time.monotonic()
+            try:
+                client = self.judge_client if call.judge else self.client
+                completion = await client.complete(call.prompt, max_tokens=call.max_tokens,
+                                                   temperature=call.temperature, top_p=call.top_p, stop=call.stop,
+                                                   give_up=self.stopping, sending=sending,
+                                                   response_format=call.response_format)
+                record.update(text=completion.text, finish_reason=completion.finish_reason, error=None)
+                retries, usage = completion.retries, completion.usage
+            except RequestFailed as exc:
+                record.update(text="", finish_reason=None, error=exc.reason, detail=exc.detail)
+                retries, usage = exc.retries, exc.usage
+                refused = exc if exc.refused and self.limits.hold_refusals and not self.succeeded else None
+            except (Abandoned, asyncio.CancelledError) as exc:  # the ledger stops: a rule, a budget, a signal
+                stopped = RunStopped(self.stop_reason) if isinstance(exc, Abandoned) else exc
+                if not attempts:
+                    raise stopped from None
+                record.update(text="", finish_reason=None, error=ABANDONED,
+                              detail=f"the run stopped: {self.stop_reason or 'cancelled'}")
+                retries, usage = (exc.retries, exc.usage) if isinstance(exc, Abandoned) else ([], Usage())
+            finally:
+                self.in_flight -= attempts  # from here on the record counts them: journaled, or held
+            record.update(attempts=attempts, prompt_tokens=usage.prompt_tokens,
+                          completion_tokens=usage.completion_tokens, seconds=round(time.monotonic() - sent_at, 3))
+            if usage.estimated:
+                record["tokens_estimated"] = True
+            if retries:
+                record["retries"] = dict(Counter(retries))
+            if refused:
+                self._hold_refusal(record, refused)
+                return record
+            if record["error"] is None:
+                self.succeeded += 1
+                for held in self.refused:
+                    self._journal(held)
+                self.refused.clear()
+            self._journal(record)
+        if stopped:  # journaled, so that its attempts count on resume, which sends it again
+            raise stopped
+        self._check_failures(record)
+        return record
+
+    def stopping(self) -> bool:
+        """Whether the ledger stops (a stop rule fired, or a budget is spent); asked before every attempt."""
+        self.stop_reason = self.stop_reason or self._budget_spent()
+        return bool(self.stop_reason)
+
+    def _final(self, record: dict) -> bool:
+        """Whether a journaled call is its key's answer, so that it is never asked again."""
+        return answered(record) and not (self.retry_failed and record.get("error"))
+
+    def _journal(self, record: dict) -> None:
+        self.journal.append(record)
+        if self._final(record):
+            self.cache[record[self.key_field]] = record
+        self.stats.count_response(record, live=True)
+        self.on_record(record)
+
+    def _budget_spent(self) -> str | None:
+        """The budget this ledger has used up, if any: then no new attempt is sent. The HTTP requests sent
+        count those journaled (over every session), those of calls in flight and of held refusals."""
+        limits, stats = self.limits, self.stats
+        sent = stats.attempts + self.in_flight + sum(held["attempts"] for held in self.refused)
+        if limits.max_requests is not None and sent >= limits.max_requests:
+            return f"budget reached: max-requests {limits.max_requests} ({sent} HTTP requests sent, retries included)"
+        if limits.max_total_tokens is not None and stats.total_tokens >= limits.max_total_tokens:
+            return f"budget reached: max-total-tokens {limits.max_total_tokens} ({stats.total_tokens} used)"
+        if limits.max_cost is not None and stats.cost >= limits.max_cost:
+            return f"budget reached: max-cost ${limits.max_cost:g} (${stats.cost:.4f} spent)"
+        return None
+
+    def _hold_refusal(self, record: dict, exc: RequestFailed) -> None:
+        """A refused request before any success: a wrong setting stops the run rather than fail every request."""
+        self.refused.append(record)
+        # Only the one that makes it REFUSALS_BEFORE_FATAL raises: an answer that arrives in the same turn
+        # of the event loop, before the others are cancelled, must not raise a second error with another count.
+        if len(self.refused) == REFUSALS_BEFORE_FATAL:
+            raise FatalAPIError(f"the endpoint refused the first {len(self.refused)} requests "
+                                f"({exc.reason}: {exc.detail}); check --model, --max-tokens and "
+                                f"--api{self.limits.refusal_hint}")
+
+    def _check_failures(self, record: dict) -> None:
+        """The failure stop rule: almost every recent request failed."""
+        window = self.limits.failure_window
+        if not window:
+            return
+        self.recent.append(record["error"])
+        failures = [error for error in self.recent if error]
+        if len(self.recent) == window and len(failures) >= self.limits.max_failure_share * window:
+            common = ", ".join(f"{reason} {n}" for reason, n in Counter(failures).most_common(3))
+            settings = f"; {self.limits.failure_settings}" if self.limits.failure_settings else ""
+            self.stop_reason = (f"{len(failures)} of {self.limits.whose} last {window} requests failed "
+                                f"({common}{settings})")
+
+
+async def gather(*coroutines):
+    """Run concurrently. A fatal error cancels the rest; a stop lets requests in flight finish first."""
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        pending = set(tasks)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if task.exception() is not None and not isinstance(task.exception(), RunStopped):
+                    raise task.exception()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in tasks:
+        if task.exception() is not None:
+            raise task.exception()
+    return [task.result() for task in tasks]

@@ -1,0 +1,100 @@
+"""What every method is (``Method``) and what it may use of its run (``Context``).
+
+A method says only what a round asks for (``request``), how an answer becomes candidates
+(``answer_candidates``) and, where it has them, the later requests per candidate (``finish``).
+Everything else (journaled requests and their replay, the pool and its similarity index,
+screening, acceptance in candidate order, stop rules and budgets) is the loop's, in loop.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from selfinstruct.config import Config
+from selfinstruct.formats.seeds import Task
+from selfinstruct.generation.candidate import Candidate, Request
+from selfinstruct.generation.prompts import PromptSet
+
+
+@dataclass
+class Context:
+    """What a method may use of its run, and nothing else."""
+
+    config: Config
+    prompts: PromptSet
+    seeds: list[Task]
+    machine: list[str]  # the machine-made instructions accepted so far, in the order they joined the pool
+    pool_after: list[int]  # len(machine) after each round: what a round's prompts may draw from
+    ask: Callable[[Request], Awaitable[dict]]  # the journaled answer to a request
+    reject: Callable[..., None]  # reject(id, request, reason, instruction, *, detail, most_similar, lineage)
+    screening: Callable[[], Callable[..., Candidate | None]]  # a round's screen(request, j, text, exclude=())
+    structured_answer: Callable  # a --structured answer read against its request's shape (loop.py)
+    usable_instances: Callable  # a candidate's instances that pass the instance rules, at most as many as asked
+    count_generated: Callable[[], None]  # an instruction the method turned away before screening
+    gather: Callable  # run coroutines concurrently; a stop lets those in flight finish
+
+    @property
+    def continued(self) -> bool:
+        """The completion API: prompts are continued, so answers are cut at stop strings."""
+        return self.config.api == "completion"
+
+    @property
+    def structured(self) -> bool:
+        """--structured: answers are JSON, read with ``structured_answer``."""
+        return bool(self.config.structured)
+
+
+class Method:
+    name: ClassVar[str]  # the --mode value
+    templates: ClassVar[dict[str, set[str]]]  # prompts/<lang>/<name>.txt it reads -> their $placeholders
+    stages: ClassVar[dict[str, int]]  # its request stages -> priority (lower is sent first when slots are scarce)
+    # For the dry run's estimate: requests of each stage per accepted task, completion tokens per request.
+    rates: ClassVar[dict[str, dict[str, float]]]
+
+    def __init__(self, context: Context):
+        self.context = context
+
+    def request(self, rng: random.Random, round_: int, i: int) -> Request:
+        """The round's i-th first request; ``rng`` is the round's, seeded by (seed, round)."""
+        raise NotImplementedError
+
+    def answer_candidates(self, request: Request, answer: dict, screen: Callable[..., Candidate | None]
+                          ) -> list[Candidate]:
+        """The candidates of one answered request, each passed through ``screen`` (``Context.screening``),
+        in a fixed order; what is unusable is rejected with ``context.reject``."""
+        raise NotImplementedError
+
+    # Later requests for one candidate, for a method that has them: ``async def finish(self, candidate)``,
+    # which sets ``candidate.instances``, or records its rejections on the candidate.
+    finish: Callable[[Candidate], Awaitable[None]] | None = None
+
+    async def candidates(self, requests: list[Request], answers: list[dict]) -> list[Candidate]:
+        """The candidates of a round's answered requests, in request order, screened against the pool
+        and against each other."""
+        found = []
+        screen = self.context.screening()
+        for request, answer in zip(requests, answers):
+            await asyncio.sleep(0)  # let answers to the next round's requests in while this one is screened
+            if not answer["error"]:
+                found += self.answer_candidates(request, answer, screen)
+        return found
+
+    async def complete(self, candidates: list[Candidate], room: int) -> list[Candidate]:
+        """``finish`` each candidate, where the method has later requests; near the target only what can
+        still be accepted (``room``: tasks still wanted; twice that, for rejections)."""
+        if self.finish is None:
+            return candidates
+        candidates = candidates[: 2 * room]
+        await self.context.gather(*(self.finish(c) for c in candidates))
+        return candidates
+
+    def joined(self, task: dict) -> None:
+        """A task joined the pool (accepted now, or replayed on resume), as written to tasks.jsonl."""
+
+    def first_requests(self) -> dict[str, Request]:
+        """The first request of each stage, as a run would send it (for the dry run)."""
+        raise NotImplementedError
