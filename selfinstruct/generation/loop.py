@@ -60,7 +60,7 @@ class Run:
         self.pool_after: list[int] = []  # machine tasks in the pool after each round
         self.method = METHODS[config.mode](Context(
             config, prompts, seeds, self.machine, self.pool_after, ask=self.ask, reject=self.reject,
-            screening=self.round_screening, structured_answer=self.structured_answer,
+            screening=self.screening, structured_answer=self.structured_answer,
             usable_instances=self.usable_instances, count_generated=self._count_generated, gather=gather))
         # Which waiting request gets a free slot first (lower first): the method's order, then the judge.
         self.priority = {**self.method.stages, judge.STAGE: max(self.method.stages.values()) + 1}
@@ -121,16 +121,16 @@ class Run:
 
     # -- what methods share --------------------------------------------------------------------
 
-    def round_screening(self) -> Callable[..., Candidate | None]:
+    def screening(self) -> Callable[..., Candidate | None]:
         """``screen(request, j, text, exclude=())`` for one round: the j-th instruction of an answer
         becomes a Candidate if it passes the heuristic rules and is not too similar to the pool or to
         an earlier candidate of the round (texts in ``exclude`` aside: an evolved instruction's
         ancestors); otherwise its rejection is written and it is None."""
         round_index = RougeIndex(normalize=self.config.normalize)
-        return lambda request, j, text, exclude=(): self._screen(request, j, text, round_index, exclude)
+        return lambda request, j, text, exclude=(): self._screen_instruction(request, j, text, round_index, exclude)
 
-    def _screen(self, request: Request, j: int, text: str, round_index: RougeIndex,
-                exclude: tuple[str, ...]) -> Candidate | None:
+    def _screen_instruction(self, request: Request, j: int, text: str, round_index: RougeIndex,
+                            exclude: tuple[str, ...]) -> Candidate | None:
         config = self.config
         cid = f"r{request.round:04d}-{request.slot.rsplit('.', 1)[1]}-{j:02d}"
         self.stats.candidates["generated"] += 1
