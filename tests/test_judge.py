@@ -175,6 +175,31 @@ def test_filter_judge_scores_kept_records_and_resumes_from_its_journal(tmp_path)
             assert "sk-judge-secret" not in path.read_text(encoding="utf-8", errors="replace"), path
 
 
+def test_filter_judge_reads_a_journal_written_before_the_ledger(tmp_path):
+    """Judge journals of earlier releases hold only key, record, text and tokens: their answers are
+    still answers, so filtering again asks for nothing and decides the same."""
+    from selfinstruct import filter_dataset
+    from selfinstruct.generation.judge import JudgeOptions
+
+    source = tmp_path / "data.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    with ScriptedServer(FakeModel()) as server:
+        options = JudgeOptions(model="stub-model", base_url=server.base_url, api_key="sk-test-key", min_score=3,
+                               directory=tmp_path / "judge")
+        (tmp_path / "judge").mkdir()
+        filter_dataset(source, tmp_path / "first.jsonl", judge=options)
+        journal = tmp_path / "judge" / "responses.jsonl"
+        lines = read(journal)
+        assert len(lines) == len(RECORDS) and all(line["stage"] == "judge" and line["error"] is None for line in lines)
+        journal.write_text("".join(json.dumps({k: line[k] for k in ("key", "record", "text", "prompt_tokens",
+                                                                       "completion_tokens")}) + "\n"
+                                   for line in lines))
+        asked = len(server.requests)
+        filter_dataset(source, tmp_path / "again.jsonl", judge=options)
+        assert len(server.requests) == asked
+    assert (tmp_path / "again.jsonl").read_bytes() == (tmp_path / "first.jsonl").read_bytes()
+
+
 def test_filter_judge_on_the_command_line(tmp_path):
     from openai_stub import Reply
     from typer.testing import CliRunner
