@@ -25,7 +25,7 @@ from selfinstruct.endpoint.client import FatalAPIError, RequestFailed, redact
 from selfinstruct.config import LENGTH_DEFAULTS, Config
 from selfinstruct.text.rules import detect_lang
 from selfinstruct.store.journal import Journal
-from selfinstruct.generation.parsing import json_answer
+from selfinstruct.generation.parsing.json_in_text import json_answer
 from selfinstruct.endpoint.pricing import Price, price_for
 from selfinstruct.endpoint.local import LocalServer
 from selfinstruct.generation.prompts import LABELS, PromptSet
