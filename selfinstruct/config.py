@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 from selfinstruct.paths import special_kind
 from selfinstruct.resources import default_prompts, default_seeds
 from selfinstruct.endpoint.structured import STYLES
+from selfinstruct.errors import BadInput
 
 LANGS = ("zh", "en")
 APIS = ("chat", "completion")
@@ -49,7 +50,7 @@ REDACTED = "REDACTED"  # in place of a credential in a URL (brackets would make 
 MIN_SCRUBBED = 4
 
 
-class ConfigError(ValueError):
+class ConfigError(BadInput, ValueError):
     pass
 
 

@@ -31,6 +31,7 @@ from selfinstruct.endpoint.local import LocalServer
 from selfinstruct.generation.prompts import LABELS, PromptSet
 from selfinstruct.store.rundir import RunLock
 from selfinstruct.formats.seeds import Instance
+from selfinstruct.errors import FailedOrRefused
 
 STAGE = "judge"
 TEMPLATES = {STAGE: {"instruction", "instances"}}
@@ -134,7 +135,7 @@ def score_records(records: list[tuple[int, str, list[Instance]]], options: Judge
     return asyncio.run(_score_records(records, options, Path(directory), progress, notify))
 
 
-class JudgeError(RuntimeError):
+class JudgeError(FailedOrRefused, RuntimeError):
     """The judging cannot go on; ``refused``: the endpoint refuses us (key, model, access)."""
 
     def __init__(self, message: str, refused: bool = False):

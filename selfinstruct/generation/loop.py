@@ -39,13 +39,14 @@ from selfinstruct.store.rundir import ABANDONED, RunDir, answered
 from selfinstruct.formats.seeds import Instance, Task
 from selfinstruct.text.rouge import RougeIndex
 from selfinstruct.generation.slots import PrioritySlots
+from selfinstruct.errors import StoppedEarly
 
 SIMILAR_SHOWN = 5
 # Refusals (400, 413, 422) of this many requests before any success mean the settings are wrong.
 REFUSALS_BEFORE_FATAL = 3
 
 
-class RunStopped(RuntimeError):
+class RunStopped(StoppedEarly, RuntimeError):
     """The run cannot progress: it stopped before its target and can be resumed."""
 
 

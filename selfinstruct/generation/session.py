@@ -31,12 +31,13 @@ from selfinstruct.endpoint.progress import ProgressView
 from selfinstruct.endpoint.stats import Stats
 from selfinstruct.store.rundir import RunDir, read_settings
 from selfinstruct.formats.seeds import load_start_tasks
+from selfinstruct.errors import InterruptedBySignal
 
 # Signals that end a run the way Ctrl+C does: the summary is written and the run can be resumed.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
-class Interrupted(Exception):
+class Interrupted(InterruptedBySignal):
     """A signal stopped the run; everything answered so far is journaled."""
 
     def __init__(self, signum: int):
