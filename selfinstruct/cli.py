@@ -5,8 +5,6 @@ that every command starts at once; each command imports its implementation when 
 through ``exits`` (cli_exits.py), the one place where errors become exit codes.
 """
 
-from __future__ import annotations
-
 import signal
 from collections.abc import Callable
 from pathlib import Path
