@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 from selfinstruct.paths import special_kind
 from selfinstruct.resources import default_prompts, default_seeds
 from selfinstruct.store.rundir import RunDirError, read_config
+from selfinstruct.errors import BadInput
 
 LANGS = ("zh", "en")
 # The --mode values: one per module of generation/methods (its registry checks that they match).
@@ -52,7 +53,7 @@ REDACTED = "REDACTED"  # in place of a credential in a URL (brackets would make 
 MIN_SCRUBBED = 4
 
 
-class ConfigError(ValueError):
+class ConfigError(BadInput, ValueError):
     pass
 
 

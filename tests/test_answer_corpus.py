@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from selfinstruct.generation.judge import parse_score
-from selfinstruct.generation.parsing import parse_alpaca_tasks, parse_instances, parse_instructions, parse_rewrite, parse_yes_no
+from selfinstruct.generation.parsing.items import parse_alpaca_tasks, parse_instances, parse_instructions
+from selfinstruct.generation.parsing.rewrite import parse_rewrite
+from selfinstruct.generation.parsing.yes_no import parse_yes_no
 
 ANSWERS = Path(__file__).resolve().parent / "data" / "answers"
 STAGES = ("instructions", "classify", "instances", "instances_classification", "alpaca", "evolve", "compare", "judge")

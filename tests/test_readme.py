@@ -48,7 +48,7 @@ from pathlib import Path
 import pytest
 from conftest import _shared_cache
 
-from selfinstruct.cli import _one_line as one_line  # how the summary shows a field; tested in test_cli
+from selfinstruct.cli_output import one_line  # how the summary shows a field; tested in test_cli
 from selfinstruct.config import BUNDLED_MODEL_NAME, DEFAULT_REMOTE_MODEL, Config
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -47,13 +47,14 @@ from selfinstruct.store.rundir import is_file_of_a_run
 from selfinstruct.dedup.read import PROGRESS_EVERY, Options, Screened, ScreenError, input_of, read_record, screen
 from selfinstruct.formats.seeds import Instance
 from selfinstruct.text.rouge import rouge_l, tokenize
+from selfinstruct.errors import BadInput
 
 ONLY = ("dedup", "heuristics")
 KEYS = ("instruction", "instruction+input")
 _SPACES = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"  # the ASCII characters str.strip strips
 
 
-class FilterError(ValueError):
+class FilterError(BadInput, ValueError):
     pass
 
 

@@ -42,6 +42,7 @@ from selfinstruct.endpoint.pricing import estimate_tokens
 from selfinstruct.config import redact_url
 from selfinstruct.endpoint.ratelimit import MAX_PAUSE, RateLimiter
 from selfinstruct.endpoint.structured import refusal_hint, refuses_format
+from selfinstruct.errors import EndpointRefused
 
 _KEY_LIKE = re.compile(r"\b(sk|key|tok)-[A-Za-z0-9_*\-]{3,}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -50,7 +51,7 @@ MAX_BACKOFF = 60.0
 CONNECTIONS_PER_POOL = 16
 
 
-class FatalAPIError(RuntimeError):
+class FatalAPIError(EndpointRefused, RuntimeError):
     """The endpoint refuses the run (bad key, no credit, no access, unknown model or path)."""
 
 

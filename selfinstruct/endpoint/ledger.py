@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from selfinstruct.endpoint.client import Abandoned, FatalAPIError, ModelClient, RequestFailed, Usage
 from selfinstruct.endpoint.slots import PrioritySlots
 from selfinstruct.endpoint.stats import Stats
+from selfinstruct.errors import StoppedEarly
 from selfinstruct.store.journal import Journal
 from selfinstruct.store.rundir import ABANDONED, answered
 
@@ -26,7 +27,7 @@ from selfinstruct.store.rundir import ABANDONED, answered
 REFUSALS_BEFORE_FATAL = 3
 
 
-class RunStopped(RuntimeError):
+class RunStopped(StoppedEarly, RuntimeError):
     """The run cannot progress: it stopped before its target and can be resumed."""
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from selfinstruct.config import BUNDLED_MODEL_NAME
 from selfinstruct.paths import special_kind
+from selfinstruct.errors import BadInput, Failed
 
 GGUF_MAGIC = b"GGUF"
 # The bundled GGUF carries no chat template; llama.cpp would fall back to
@@ -37,11 +38,11 @@ LOG_TAIL_LINES = 20
 STALE_PARTIAL_SECONDS = 600
 
 
-class LocalModelError(RuntimeError):
+class LocalModelError(BadInput, RuntimeError):
     """The local model file is missing, corrupt, or its package is not installed."""
 
 
-class LocalServerError(RuntimeError):
+class LocalServerError(Failed, RuntimeError):
     """The local llama.cpp server could not be started."""
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from selfinstruct.paths import special_kind
+from selfinstruct.errors import BadInput
 
 _WHITESPACE = re.compile(r"[ \t\r\n]*")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -24,7 +25,7 @@ _BLOCK = 1 << 20  # bytes of JSON lines read at once
 MAX_DEPTH = 100  # arrays and objects inside each other; deeper records are refused (no record needs more)
 
 
-class RecordError(ValueError):
+class RecordError(BadInput, ValueError):
     """A problem in an input file, located by file, line and (if known) field."""
 
     def __init__(self, path: Path | str, line: int | None, message: str, field: str | None = None):

@@ -28,11 +28,12 @@ from selfinstruct.endpoint.ledger import Call, Ledger, Limits, RunStopped, gathe
 from selfinstruct.endpoint.pricing import Price, price_for
 from selfinstruct.endpoint.stats import Stats
 from selfinstruct.formats.seeds import Instance
-from selfinstruct.generation.parsing import json_answer
+from selfinstruct.generation.parsing.json_in_text import json_answer
 from selfinstruct.generation.prompts import LABELS, PromptSet
 from selfinstruct.store.journal import Journal
 from selfinstruct.store.rundir import RunLock
 from selfinstruct.text.lang import detect_lang
+from selfinstruct.errors import FailedOrRefused
 
 STAGE = "judge"
 TEMPLATES = {STAGE: {"instruction", "instances"}}
@@ -136,7 +137,7 @@ def score_records(records: list[tuple[int, str, list[Instance]]], options: Judge
     return asyncio.run(_score_records(records, options, Path(directory), progress, notify))
 
 
-class JudgeError(RuntimeError):
+class JudgeError(FailedOrRefused, RuntimeError):
     """The judging cannot go on; ``refused``: the endpoint refuses us (key, model, access)."""
 
     def __init__(self, message: str, refused: bool = False):

@@ -32,12 +32,13 @@ from selfinstruct.generation.methods.registry import METHODS
 from selfinstruct.generation.prompts import PromptSet
 from selfinstruct.store.journal import JournalError
 from selfinstruct.store.rundir import RunDir
+from selfinstruct.errors import InterruptedBySignal
 
 # Signals that end a run the way Ctrl+C does: the summary is written and the run can be resumed.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
-class Interrupted(Exception):
+class Interrupted(InterruptedBySignal):
     """A signal stopped the run; everything answered so far is journaled."""
 
     def __init__(self, signum: int):

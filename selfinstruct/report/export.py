@@ -39,6 +39,7 @@ from selfinstruct.store.journal import Journal, JournalDamaged, JournalError, wr
 from selfinstruct.paths import special_kind, unwritable_target
 from selfinstruct.formats.records import invalid_text
 from selfinstruct.store.rundir import is_file_of_a_run, is_run_file, read_config, run_identity
+from selfinstruct.errors import BadInput
 
 CARD_NAME = "README.md"
 CARD_MARKER = "<!-- selfinstruct dataset card -->"
@@ -46,7 +47,7 @@ HF_COLUMNS = ("instruction", "input", "output")
 HF_FILES = ("state.json", "dataset_info.json")  # what Dataset.save_to_disk writes, besides data-*.arrow
 
 
-class ExportError(ValueError):
+class ExportError(BadInput, ValueError):
     """An export that cannot be done as asked: nothing was written."""
 
 

@@ -33,6 +33,7 @@ from selfinstruct.resources import default_seeds
 from selfinstruct.store.rundir import RunDirError, completion_note
 from selfinstruct.formats.seeds import Instance, load_seed_tasks
 from selfinstruct.text.rouge import RougeIndex
+from selfinstruct.errors import BadInput
 
 MARKER = "<!-- selfinstruct report -->"
 OVERLAP_SAMPLE = 2000  # instructions whose highest ROUGE-L against all the others is plotted
@@ -43,7 +44,7 @@ SETTINGS_SHOWN = ("lang", "mode", "model", "base_url", "api", "num_instructions"
                   "top_p", "max_tokens", "concurrency", "instances_per_task", "requests_per_round", "seed")
 
 
-class ReportError(ValueError):
+class ReportError(BadInput, ValueError):
     """Bad input for a report (exit 2)."""
 
 

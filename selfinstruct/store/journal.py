@@ -17,13 +17,14 @@ from pathlib import Path
 
 from selfinstruct.paths import landing, unwritable_target
 from selfinstruct.formats.records import load_json
+from selfinstruct.errors import BadInput, Failed
 
 
-class JournalError(RuntimeError):
+class JournalError(Failed, RuntimeError):
     """A journal could not be written (disk full, permissions)."""
 
 
-class JournalDamaged(JournalError):
+class JournalDamaged(BadInput, JournalError):
     """A journal holds a line that is not a complete record: bad input, not a run-time failure."""
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from selfinstruct.store.journal import DerivedJournal, Journal, JournalDamaged, JournalError, write_atomic
 from selfinstruct.paths import special_kind
 from selfinstruct.formats.records import load_json
+from selfinstruct.errors import BadInput
 
 FORMAT_VERSION = 4
 # The error of a request that stopped retrying because the run stopped: not an answer, sent again on resume.
@@ -31,7 +32,7 @@ ABANDONED = "abandoned"
 RUN_FILES = ("config.json", "responses.jsonl", "tasks.jsonl", "rejected.jsonl", "summary.json", ".lock", "server.log")
 
 
-class RunDirError(RuntimeError):
+class RunDirError(BadInput, RuntimeError):
     pass
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 from selfinstruct.generation.candidate import Candidate, Request
-from selfinstruct.generation.parsing import parse_alpaca_tasks
+from selfinstruct.generation.parsing.items import parse_alpaca_tasks
 from selfinstruct.formats.seeds import Instance
 from selfinstruct.generation.methods.base import Method
 

@@ -19,7 +19,8 @@ from typing import NamedTuple
 
 from selfinstruct.generation.candidate import Candidate, Request
 from selfinstruct.text.rules import response_rejection
-from selfinstruct.generation.parsing import parse_rewrite, parse_yes_no
+from selfinstruct.generation.parsing.rewrite import parse_rewrite
+from selfinstruct.generation.parsing.yes_no import parse_yes_no
 from selfinstruct.generation.prompts import LABELS
 from selfinstruct.formats.seeds import Instance, Task
 from selfinstruct.generation.methods.base import Method

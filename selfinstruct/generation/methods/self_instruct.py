@@ -7,7 +7,8 @@ from __future__ import annotations
 import random
 
 from selfinstruct.generation.candidate import Candidate, Request
-from selfinstruct.generation.parsing import parse_instances, parse_instructions, parse_yes_no
+from selfinstruct.generation.parsing.items import parse_instances, parse_instructions
+from selfinstruct.generation.parsing.yes_no import parse_yes_no
 from selfinstruct.formats.seeds import Instance
 from selfinstruct.generation.methods.base import Method
 
