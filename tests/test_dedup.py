@@ -166,7 +166,7 @@ def test_missing_ray_is_one_line_naming_the_extra(tmp_path, monkeypatch):
     import importlib.util
 
     from selfinstruct import filter_dataset
-    from selfinstruct.dedup.command import FilterError
+    from selfinstruct.dedup.result import FilterError
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))

@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 
 from selfinstruct import export_run, filter_dataset
 from selfinstruct.dedup import command as filtering
+from selfinstruct.dedup import write as writing
 from selfinstruct.cli import app
-from selfinstruct.dedup.command import FilterError
+from selfinstruct.dedup.result import FilterError
 from selfinstruct.formats.records import RecordError
 from selfinstruct.text.rouge import RougeIndex, rouge_l, tokenize
 
@@ -571,7 +572,7 @@ def test_a_runs_own_files_are_refused_even_with_overwrite(tmp_path, output, drop
 
 @pytest.mark.parametrize("named", [False, True])
 def test_dropped_duplicates_are_written_as_the_general_path_writes_them(tmp_path, monkeypatch, named):
-    """The quick writing of a duplicate's entry (filtering._Writing._copy) gives the bytes that
+    """The quick writing of a duplicate's entry (writing.Writing._copy) gives the bytes that
     building the entry and json_line give: Chinese and escaped text, --against matches, one input or two."""
     records = _generated(300, seed=4) + [RECORDS[2], RECORDS[3] | {"output": "你好。"}]
     lines = [json.dumps(r, ensure_ascii=i % 2 == 0) for i, r in enumerate(records)]
@@ -590,7 +591,7 @@ def test_dropped_duplicates_are_written_as_the_general_path_writes_them(tmp_path
     (tmp_path / "quick").mkdir()
     (tmp_path / "general").mkdir()
     quick = run("quick")
-    monkeypatch.setattr(filtering._Writing, "_fragment", lambda self, entry: None)  # each through _one
+    monkeypatch.setattr(writing.Writing, "_fragment", lambda self, entry: None)  # each through _one
     general = run("general")
     assert quick == general
     assert quick[0]["duplicate"] > 100 and quick[0]["similar_to_against"] > 0

@@ -74,7 +74,7 @@ class CorpusBuilder:
     def add_texts(self, instructions: list[str], inputs: list[str] | None = None,
                   active: list[bool] | None = None) -> None:
         """Add an entry per text, as ``add(tokenize(text), ...)`` would, ids included, but for many texts at
-        once: their characters are classed by a table (similarity.character_classes) in numpy, and only
+        once: their characters are classed by a table (rouge.character_classes) in numpy, and only
         words (not CJK characters) become Python strings. ``inputs`` are read with key instruction+input."""
         if not instructions:
             return

@@ -10,6 +10,8 @@ local engine: a record's best match is the best of the actors' best.
 What is shipped: the token arrays once to each actor (through Ray's object store), then per
 block its bounds out, and two ints and two floats per record back from each actor, and the
 block's kept entry numbers to one actor. ``notes`` says how much, and how long each actor worked.
+
+Ray is an optional extra, and heavy: it is imported when this engine is made, not with this module.
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
+from functools import cache
 
 import numpy as np
-import ray
 
 from selfinstruct.dedup.corpus import Corpus
-from selfinstruct.dedup.greedy import Index, Items, Matches
+from selfinstruct.dedup.index import Index, Items, Matches
 
 _HELD = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # signals that stop a filter
 
@@ -32,6 +34,8 @@ _HELD = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # signals that stop a fi
 def connect(workers: int) -> None:
     """Join the cluster in RAY_ADDRESS, or start a local one with ``workers`` CPUs, quietly, unless this
     process is connected already."""
+    import ray
+
     if ray.is_initialized():
         return
     options = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR", configure_logging=True)
@@ -41,9 +45,8 @@ def connect(workers: int) -> None:
         ray.init(num_cpus=workers, **options)
 
 
-@ray.remote(num_cpus=1)
 class _Shard:
-    """An actor holding the index of its share of the earlier kept records."""
+    """An actor holding the index of its share of the earlier kept records (made one by ``_actor``)."""
 
     def __init__(self, corpus: Corpus, base: np.ndarray, count: int, threshold: float, members: np.ndarray):
         items = Items(corpus, threshold, (base, count))
@@ -66,6 +69,14 @@ class _Shard:
 
     def work(self) -> tuple[float, int]:
         return self.busy, self.held
+
+
+@cache
+def _actor():
+    """``_Shard`` as a Ray actor class, made once, as the decorator would have at import."""
+    import ray
+
+    return ray.remote(num_cpus=1)(_Shard)
 
 
 @contextmanager
@@ -94,7 +105,10 @@ class RayProbe:
     """The engine: W actors; kept records of block b go to actor b mod W."""
 
     def __init__(self, items: Items, workers: int, block: int):
-        self.connected, self.shards = False, []
+        import ray  # here, before signals are held, as when this module imported it
+
+        self.connected = not ray.is_initialized()  # set first: a failed ray.init is shut down too
+        self.shards = []
         with _signals_held() as received:
             try:
                 self._start(items, workers, block)
@@ -105,7 +119,8 @@ class RayProbe:
                 self._stop()
 
     def _start(self, items: Items, workers: int, block: int) -> None:
-        self.connected = not ray.is_initialized()  # set first: a failed ray.init is shut down too
+        import ray
+
         connect(workers)
         corpus = items.corpus
         self.block, self.against = block, corpus.against
@@ -113,8 +128,8 @@ class RayProbe:
         shared = ray.put(corpus)
         entry = np.arange(len(corpus))
         owner = np.where(entry < corpus.against, entry % workers, ((entry - corpus.against) // block) % workers)
-        self.shards = [_Shard.remote(shared, items.base, items.count, items.threshold,
-                                     np.flatnonzero(corpus.active & (owner == w)).astype(np.int32))
+        self.shards = [_actor().remote(shared, items.base, items.count, items.threshold,
+                                       np.flatnonzero(corpus.active & (owner == w)).astype(np.int32))
                        for w in range(workers)]
         self.shipped_once = sum(a.nbytes for a in (corpus.tokens, corpus.offsets, corpus.active, items.base)) + (
             corpus.input_tokens.nbytes + corpus.input_offsets.nbytes if corpus.use_inputs else 0)
@@ -131,6 +146,8 @@ class RayProbe:
         self.shipped += entries.nbytes
 
     def probe(self, first: int, stop: int) -> Matches:
+        import ray
+
         matches = Matches.empty(stop - first)
         for arrays in ray.get([shard.probe.remote(first, stop) for shard in self.shards]):
             matches.merge(Matches(*arrays))
@@ -139,6 +156,8 @@ class RayProbe:
         return matches
 
     def notes(self) -> list[str]:
+        import ray
+
         work = ray.get([shard.work.remote() for shard in self.shards])
         lines = [f"ray: {self.workers} workers, {self.blocks} blocks; shipped {self.shipped_once / 1e6:.1f} MB "
                  f"of tokens to each worker once, then {self.shipped / 1e6:.1f} MB in all"]
@@ -150,6 +169,8 @@ class RayProbe:
             self._stop()
 
     def _stop(self) -> None:
+        import ray
+
         for shard in self.shards:
             ray.kill(shard)
         if self.connected:  # a caller's own ray.init stays theirs

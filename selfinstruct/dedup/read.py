@@ -41,7 +41,7 @@ class ScreenError(ValueError):
 
 @dataclass
 class Options:
-    """What decides a record's fate while it is read (see filtering.filter_dataset)."""
+    """What decides a record's fate while it is read (see command.filter_dataset)."""
 
     field: str | None
     key: str
