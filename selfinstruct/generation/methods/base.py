@@ -92,6 +92,19 @@ class Method:
         await self.context.gather(*(self.finish(c) for c in candidates))
         return candidates
 
+    async def ask_later(self, candidate: Candidate, request: Request, reject: Callable[..., None]) -> dict | None:
+        """The answer to one of a candidate's later requests; None when the request failed (rejected as
+        ``request_failed``) or, with --structured, its JSON does not fit the request's shape (rejected
+        with the reason). With --structured the answer carries the JSON it holds as ``value``."""
+        answer = await self.context.ask(request)
+        if answer["error"]:
+            reject(candidate.id, request, f"request_failed:{answer['error']}", candidate.instruction)
+            return None
+        if not self.context.structured or request.shape is None:
+            return answer
+        reading = self.context.structured_answer(request, answer, candidate.id, candidate.instruction, reject)
+        return None if reading.value is None else answer | {"value": reading.value}
+
     def joined(self, task: dict) -> None:
         """A task joined the pool (accepted now, or replayed on resume), as written to tasks.jsonl."""
 

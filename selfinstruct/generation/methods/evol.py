@@ -116,25 +116,17 @@ class Evol(Method):
             candidate.rejections.append((args, kwargs | {"lineage": candidate.lineage}))
 
         request = self._compare_request(candidate)
-        answer = await context.ask(request)
-        if answer["error"]:
-            reject(candidate.id, request, f"request_failed:{answer['error']}", candidate.instruction)
+        answer = await self.ask_later(candidate, request, reject)
+        if answer is None:
             return
-        if context.structured:
-            reading = context.structured_answer(request, answer, candidate.id, candidate.instruction, reject)
-            if reading.value is None:
-                return
-            adds = reading.value["adds_something"]
-        else:
-            adds = parse_yes_no(answer["text"])
+        adds = answer["value"]["adds_something"] if context.structured else parse_yes_no(answer["text"])
         if not adds:
             reject(candidate.id, request, "no_information_gain" if adds is False else "unparseable_comparison",
                    candidate.instruction, detail=answer["text"][:200])
             return
         request = self._respond_request(candidate)
-        answer = await context.ask(request)
-        if answer["error"]:
-            reject(candidate.id, request, f"request_failed:{answer['error']}", candidate.instruction)
+        answer = await self.ask_later(candidate, request, reject)  # free text even with --structured
+        if answer is None:
             return
         response = answer["text"].strip()
         reason = response_rejection(response, context.config.lang)

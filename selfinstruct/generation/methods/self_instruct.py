@@ -70,32 +70,22 @@ class SelfInstruct(Method):
             candidate.rejections.append((args, kwargs))
 
         request = self._classify_request(candidate)
-        answer = await context.ask(request)
-        if answer["error"]:
-            reject(candidate.id, request, f"request_failed:{answer['error']}", candidate.instruction)
+        answer = await self.ask_later(candidate, request, reject)
+        if answer is None:
             return
-        if context.structured:
-            reading = context.structured_answer(request, answer, candidate.id, candidate.instruction, reject)
-            if reading.value is None:
-                return
-            candidate.is_classification = reading.value["classification"]
-        else:
-            candidate.is_classification = parse_yes_no(answer["text"])
+        candidate.is_classification = (answer["value"]["classification"] if context.structured
+                                       else parse_yes_no(answer["text"]))
         if candidate.is_classification is None:
             reject(candidate.id, request, "unparseable_classification", candidate.instruction,
                    detail=answer["text"][:200])
             return
         request = self._instances_request(candidate, candidate.is_classification)
-        answer = await context.ask(request)
-        if answer["error"]:
-            reject(candidate.id, request, f"request_failed:{answer['error']}", candidate.instruction)
+        answer = await self.ask_later(candidate, request, reject)
+        if answer is None:
             return
         if context.structured:
-            reading = context.structured_answer(request, answer, candidate.id, candidate.instruction, reject)
-            if reading.value is None:
-                return
             answer_key = "label" if candidate.is_classification else "output"
-            instances = [Instance(example["input"], example[answer_key]) for example in reading.value["examples"]]
+            instances = [Instance(example["input"], example[answer_key]) for example in answer["value"]["examples"]]
         else:
             parsed = parse_instances(answer["text"], candidate.is_classification, context.continued,
                                      cut_off=answer["finish_reason"] == "length")
