@@ -10,7 +10,7 @@ import pytest
 
 from selfinstruct.text import rules as filters
 from selfinstruct.text.rules import clean_instances, detect_lang, instruction_rejection
-from selfinstruct.formats.seeds import Instance
+from selfinstruct.formats.task import Instance
 
 
 def en(text):

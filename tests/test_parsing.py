@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from selfinstruct.generation.parsing import parse_alpaca_tasks, parse_instances, parse_instructions, parse_rewrite, parse_yes_no
-from selfinstruct.formats.seeds import Instance
+from selfinstruct.formats.task import Instance
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,7 @@ from selfinstruct.endpoint.progress import count_lines
 from selfinstruct.formats.records import Fingerprint, RecordError, detect_layout, iter_records
 from selfinstruct.store.rundir import is_file_of_a_run
 from selfinstruct.dedup.read import PROGRESS_EVERY, Options, Screened, ScreenError, input_of, read_record, screen
-from selfinstruct.formats.seeds import Instance
+from selfinstruct.formats.task import Instance
 from selfinstruct.text.rouge import rouge_l, tokenize
 
 ONLY = ("dedup", "heuristics")

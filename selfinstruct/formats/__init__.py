@@ -1,1 +1,4 @@
-"""TODO"""
+"""Datasets as files and records: the one task type (task.Task, task.Instance), reading JSON arrays
+and JSON lines (records), and for each record layout one reader and one writer (alpaca, seed_layout,
+chat; layouts tells a record's layout), with the seed files a run starts from (seeds). The lowest layer
+above paths and errors: it imports only those."""

@@ -182,9 +182,11 @@ def _lines(stream, digest: Fingerprint, limit: int | None = None) -> Iterator[by
 
 
 def detect_layout(path: Path | str) -> str:
-    """``"array"`` for a JSON array file, ``"lines"`` for JSON lines."""
-    with _open(Path(path)) as stream:
-        return "array" if _first_significant_byte(stream) == b"[" else "lines"
+    """``"array"`` for a JSON array file, ``"lines"`` for JSON lines (how the records of a file are
+    laid out; layouts.layout_of tells the layout of a record)."""
+    path = Path(path)
+    with _open(path) as stream:
+        return _layout(stream, path)
 
 
 def _open(path: Path):

@@ -30,7 +30,7 @@ from selfinstruct.endpoint.pricing import Price, price_for
 from selfinstruct.endpoint.local import LocalServer
 from selfinstruct.generation.prompts import LABELS, PromptSet
 from selfinstruct.store.rundir import RunLock
-from selfinstruct.formats.seeds import Instance
+from selfinstruct.formats.task import Instance
 
 STAGE = "judge"
 TEMPLATES = {STAGE: {"instruction", "instances"}}

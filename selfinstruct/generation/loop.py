@@ -36,7 +36,7 @@ from selfinstruct.generation.prompts import PromptSet
 from selfinstruct.endpoint.progress import ProgressView
 from selfinstruct.endpoint.stats import Stats
 from selfinstruct.store.rundir import ABANDONED, RunDir, answered
-from selfinstruct.formats.seeds import Instance, Task
+from selfinstruct.formats.task import Instance, Task
 from selfinstruct.text.rouge import RougeIndex
 from selfinstruct.generation.slots import PrioritySlots
 

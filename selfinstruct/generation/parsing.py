@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from selfinstruct.formats.seeds import Instance
+from selfinstruct.formats.task import Instance
 
 # -- the scaffolding of an answer -----------------------------------------------------------------
 

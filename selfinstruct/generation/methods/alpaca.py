@@ -7,7 +7,7 @@ import random
 
 from selfinstruct.generation.candidate import Candidate, Request
 from selfinstruct.generation.parsing import parse_alpaca_tasks
-from selfinstruct.formats.seeds import Instance
+from selfinstruct.formats.task import Instance
 from selfinstruct.generation.methods import Method
 
 EXAMPLES = 3

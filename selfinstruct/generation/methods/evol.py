@@ -21,7 +21,7 @@ from selfinstruct.generation.candidate import Candidate, Request
 from selfinstruct.text.rules import response_rejection
 from selfinstruct.generation.parsing import parse_rewrite, parse_yes_no
 from selfinstruct.generation.prompts import LABELS
-from selfinstruct.formats.seeds import Instance, Task
+from selfinstruct.formats.task import Instance, Task
 from selfinstruct.generation.methods import Method
 
 IN_DEPTH = ("constraints", "deepen", "concretize", "reasoning", "complicate_input")

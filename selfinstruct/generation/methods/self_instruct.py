@@ -8,7 +8,7 @@ import random
 
 from selfinstruct.generation.candidate import Candidate, Request
 from selfinstruct.generation.parsing import parse_instances, parse_instructions, parse_yes_no
-from selfinstruct.formats.seeds import Instance
+from selfinstruct.formats.task import Instance
 from selfinstruct.generation.methods import Method
 
 CLASSIFY_TOKENS = 16
