@@ -28,7 +28,7 @@ from selfinstruct.config import LENGTH_DEFAULTS
 from selfinstruct.dedup.corpus import CorpusBuilder
 from selfinstruct.text.rules import clean_instances, detect_lang, instruction_rejection
 from selfinstruct.formats.chat import CHAT_LAYOUTS, split_prompt
-from selfinstruct.formats.fields import text
+from selfinstruct.formats.fields import FieldError, text
 from selfinstruct.formats.layouts import has_instruction, read_task
 from selfinstruct.formats.records import Fingerprint, RecordError, invalid_text, iter_records, line_parts
 from selfinstruct.formats.task import Instance
@@ -228,6 +228,9 @@ def input_of(record: dict, instances: list[Instance] | None) -> str:
     return record["input"] if isinstance(record.get("input"), str) else ""
 
 
+_ALPACA_FIELDS = frozenset(("instruction", "input", "output"))
+
+
 def read_record(record, field: str | None) -> tuple[str, list[Instance] | None]:
     """The instruction and (where the record has them) its instances, as its layout's reader reads them
     (formats.layouts); with ``field``, the instruction alone, from that field. A chat prompt is split back
@@ -235,16 +238,26 @@ def read_record(record, field: str | None) -> tuple[str, list[Instance] | None]:
     Alpaca export does. Every string of the record must be one a UTF-8 file can hold: it is written again."""
     if not isinstance(record, dict):
         raise ValueError(f"expected a JSON object, got {type(record).__name__}")
-    bad = _invalid_text_in(record)
-    if bad:
-        raise ValueError(f"field '{bad[0]}': {bad[1]}")
     if field:
+        _check_strings(record)
         return text(record, field, required=True), None
-    layout, task = read_task(record)
+    try:
+        layout, task = read_task(record)
+    except FieldError:
+        _check_strings(record)  # a string UTF-8 cannot hold is the problem named, wherever it is
+        raise
+    if record.keys() != _ALPACA_FIELDS:  # else the reader checked every string (most records: skip the walk)
+        _check_strings(record)
     if layout in CHAT_LAYOUTS:
         instruction, given = split_prompt(task.instruction)
         return instruction, [Instance(given, task.instances[0].output)]
     return task.instruction, task.instances or None  # no instances: the instruction alone is judged
+
+
+def _check_strings(record: dict) -> None:
+    bad = _invalid_text_in(record)
+    if bad:
+        raise ValueError(f"field '{bad[0]}': {bad[1]}")
 
 
 def _invalid_text_in(value: object, where: str = "") -> tuple[str, str] | None:

@@ -42,10 +42,11 @@ def text(record: dict, key: str, name: str = "", required: bool = False) -> str:
 def labels(record: dict) -> tuple[bool | None, str, str]:
     """The seed format's optional fields, read wherever a record has them: is_classification (None when
     absent or null), id (a string or a number, "" when absent or null) and name."""
-    is_classification = record.get("is_classification")
+    is_classification, task_id, name = record.get("is_classification"), record.get("id"), record.get("name")
+    if is_classification is None and task_id is None and name is None:  # most records (filter reads millions)
+        return None, "", ""
     if is_classification is not None and type(is_classification) is not bool:
         raise FieldError("is_classification", f"expected true or false, got {is_classification!r}")
-    task_id = record.get("id")
     if task_id is None:
         task_id = ""
     elif type(task_id) is int:

@@ -11,27 +11,27 @@ from selfinstruct.formats.fields import check_object
 from selfinstruct.formats.seed_layout import read_seed
 from selfinstruct.formats.task import Task
 
-_CHAT_KEYS = tuple((chat.key, layout) for layout, chat in CHAT_LAYOUTS.items())
+_CHAT_KEYS = tuple(chat.key for chat in CHAT_LAYOUTS.values())
 
 
 def layout_of(record: dict) -> str:
     """``sharegpt``, ``messages``, ``seeds`` or ``alpaca``."""
-    for key, layout in _CHAT_KEYS:
-        if key in record:
-            return layout
+    if "conversations" in record:
+        return "sharegpt"
+    if "messages" in record:
+        return "messages"
     return "seeds" if "instances" in record else "alpaca"
 
 
 def read_task(record: object) -> tuple[str, Task]:
-    """The record's layout and the task it holds; FieldError (naming the field) if it holds none."""
+    """The record's layout and the task it holds; FieldError (naming the field) if it holds none.
+    Every string the task holds is one a UTF-8 file can hold."""
     layout = layout_of(check_object(record))
     if layout == "alpaca":  # the commonest first
         return layout, read_alpaca(record)
-    if layout == "seeds":
-        return layout, read_seed(record)
-    return layout, read_chat(record, layout)
+    return layout, read_seed(record) if layout == "seeds" else read_chat(record, layout)
 
 
 def has_instruction(record: dict) -> bool:
     """Whether the record has a field some layout reads an instruction from."""
-    return "instruction" in record or any(key in record for key, _ in _CHAT_KEYS)
+    return "instruction" in record or any(key in record for key in _CHAT_KEYS)

@@ -75,9 +75,11 @@ def invalid_text(value: str) -> str | None:
     """
     if value.isascii():
         return None
-    found = _SURROGATE.search(value)
-    if not found:
+    try:
+        value.encode("utf-8")  # quicker than searching for one
         return None
+    except UnicodeEncodeError:
+        found = _SURROGATE.search(value)
     return (f"contains an invalid character (a lone surrogate \\u{ord(found.group()):04x}); write the character "
             "itself, or a complete surrogate pair such as \\ud83d\\ude00")
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 
-@dataclass
+@dataclass(slots=True)
 class Instance:
     input: str
     output: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Task:
     instruction: str
     instances: list[Instance] = field(default_factory=list)
