@@ -246,8 +246,8 @@ def read_record(record, field: str | None) -> tuple[str, list[Instance] | None]:
     except FieldError:
         _check_strings(record)  # a string UTF-8 cannot hold is the problem named, wherever it is
         raise
-    if record.keys() != _ALPACA_FIELDS:  # else the reader checked every string (most records: skip the walk)
-        _check_strings(record)
+    if record.keys() != _ALPACA_FIELDS:  # else an Alpaca record, whose reader checked every string it has
+        _check_strings(record)  # (most records: the walk is skipped)
     if layout in CHAT_LAYOUTS:
         instruction, given = split_prompt(task.instruction)
         return instruction, [Instance(given, task.instances[0].output)]

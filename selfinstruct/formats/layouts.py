@@ -11,15 +11,14 @@ from selfinstruct.formats.fields import check_object
 from selfinstruct.formats.seed_layout import read_seed
 from selfinstruct.formats.task import Task
 
-_CHAT_KEYS = tuple(chat.key for chat in CHAT_LAYOUTS.values())
+_CHAT_KEYS = tuple((chat.key, layout) for layout, chat in CHAT_LAYOUTS.items())
 
 
 def layout_of(record: dict) -> str:
     """``sharegpt``, ``messages``, ``seeds`` or ``alpaca``."""
-    if "conversations" in record:
-        return "sharegpt"
-    if "messages" in record:
-        return "messages"
+    for key, layout in _CHAT_KEYS:
+        if key in record:
+            return layout
     return "seeds" if "instances" in record else "alpaca"
 
 
@@ -34,4 +33,4 @@ def read_task(record: object) -> tuple[str, Task]:
 
 def has_instruction(record: dict) -> bool:
     """Whether the record has a field some layout reads an instruction from."""
-    return "instruction" in record or any(key in record for key in _CHAT_KEYS)
+    return "instruction" in record or any(key in record for key, _ in _CHAT_KEYS)
