@@ -11,7 +11,7 @@ import pytest
 from selfinstruct.text import rules as filters
 from selfinstruct.text.lang import detect_lang, length_of
 from selfinstruct.text.rules import clean_instances, instruction_rejection
-from selfinstruct.formats.seeds import Instance
+from selfinstruct.formats.task import Instance
 
 
 def en(text):

@@ -7,7 +7,7 @@ import pytest
 from selfinstruct.generation.parsing.items import parse_alpaca_tasks, parse_instances, parse_instructions
 from selfinstruct.generation.parsing.rewrite import parse_rewrite
 from selfinstruct.generation.parsing.yes_no import parse_yes_no
-from selfinstruct.formats.seeds import Instance
+from selfinstruct.formats.task import Instance
 
 
 @pytest.mark.parametrize(

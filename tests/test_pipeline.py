@@ -12,7 +12,7 @@ from selfinstruct import Config, RunStopped, export_run, generate, resume
 from selfinstruct.endpoint.client import FatalAPIError
 from selfinstruct.text.rules import clean_instances, instruction_rejection
 from selfinstruct.store.journal import Journal
-from selfinstruct.formats.seeds import Instance
+from selfinstruct.formats.task import Instance
 from selfinstruct.text.rouge import RougeIndex
 
 

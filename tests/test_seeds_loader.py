@@ -7,7 +7,8 @@ import json
 import pytest
 
 from selfinstruct.formats.records import RecordError
-from selfinstruct.formats.seeds import Instance, load_seed_tasks
+from selfinstruct.formats.seeds import load_seed_tasks
+from selfinstruct.formats.task import Instance
 
 SEED = {"id": "seed_task_0", "name": "polite", "instruction": "把这句话改得更礼貌。",
         "instances": [{"input": "快点把文件给我。", "output": "麻烦您尽快把材料发给我，谢谢。"}], "is_classification": False}

@@ -42,8 +42,8 @@ from selfinstruct.dedup.targets import check_paths, targets_of
 from selfinstruct.dedup.write import Writing
 from selfinstruct.endpoint.progress import count_lines
 from selfinstruct.formats.records import iter_records
-from selfinstruct.formats.seeds import Instance
 from selfinstruct.generation.judge import JudgeOptions, score_records
+from selfinstruct.formats.task import Instance
 
 ONLY = ("dedup", "heuristics")
 KEYS = ("instruction", "instruction+input")

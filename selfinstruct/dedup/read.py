@@ -28,8 +28,11 @@ from selfinstruct.config import LENGTH_DEFAULTS
 from selfinstruct.dedup.corpus import CorpusBuilder
 from selfinstruct.text.lang import detect_lang
 from selfinstruct.text.rules import clean_instances, instruction_rejection
+from selfinstruct.formats.chat import CHAT_LAYOUTS, split_prompt
+from selfinstruct.formats.fields import FieldError, text
+from selfinstruct.formats.layouts import has_instruction, read_task
 from selfinstruct.formats.records import Fingerprint, RecordError, invalid_text, iter_records, line_parts
-from selfinstruct.formats.seeds import Instance
+from selfinstruct.formats.task import Instance
 
 PART_BYTES = 16 << 20
 PROGRESS_EVERY = 1000  # records between calls of the progress callback
@@ -184,7 +187,8 @@ def _read(path, options: Options, part: tuple[int, int] | None,
             screened.unreadable.add(number)
         else:
             screened.parsed_any = True
-            screened.field_seen = screened.field_seen or (isinstance(record, dict) and (field or "instruction") in record)
+            screened.field_seen = screened.field_seen or (isinstance(record, dict) and (
+                field in record if field else has_instruction(record)))
             try:
                 instruction, instances = read_record(record, field)
             except ValueError as exc:
@@ -225,33 +229,36 @@ def input_of(record: dict, instances: list[Instance] | None) -> str:
     return record["input"] if isinstance(record.get("input"), str) else ""
 
 
+_ALPACA_FIELDS = frozenset(("instruction", "input", "output"))
+
+
 def read_record(record, field: str | None) -> tuple[str, list[Instance] | None]:
-    """The instruction and (where the record has them) its instances."""
+    """The instruction and (where the record has them) its instances, as its layout's reader reads them
+    (formats.layouts); with ``field``, the instruction alone, from that field. A chat prompt is split back
+    into instruction and input (formats.chat.split_prompt), so that a chat export of a run filters as its
+    Alpaca export does. Every string of the record must be one a UTF-8 file can hold: it is written again."""
     if not isinstance(record, dict):
         raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+    if field:
+        _check_strings(record)
+        return text(record, field, required=True), None
+    try:
+        layout, task = read_task(record)
+    except FieldError:
+        _check_strings(record)  # a string UTF-8 cannot hold is the problem named, wherever it is
+        raise
+    if record.keys() != _ALPACA_FIELDS:  # else an Alpaca record, whose reader checked every string it has
+        _check_strings(record)  # (most records: the walk is skipped)
+    if layout in CHAT_LAYOUTS:
+        instruction, given = split_prompt(task.instruction)
+        return instruction, [Instance(given, task.instances[0].output)]
+    return task.instruction, task.instances or None  # no instances: the instruction alone is judged
+
+
+def _check_strings(record: dict) -> None:
     bad = _invalid_text_in(record)
     if bad:
         raise ValueError(f"field '{bad[0]}': {bad[1]}")
-    key = field or "instruction"
-    value = record.get(key)
-    if value is None:
-        raise ValueError(f"field '{key}': missing")
-    if not isinstance(value, str):
-        raise ValueError(f"field '{key}': expected a string, got {type(value).__name__}")
-    if field:
-        return value, None
-    if isinstance(record.get("instances"), list):
-        items = record["instances"]
-        if not all(isinstance(i, dict) and isinstance(i.get("output"), str) and isinstance(i.get("input", ""), str)
-                   for i in items):
-            raise ValueError("field 'instances': each instance needs string 'input' and 'output'")
-        return value, [Instance(i.get("input", ""), i["output"]) for i in items]
-    if "output" in record:
-        given, output = record.get("input") or "", record["output"]
-        if not isinstance(output, str) or not isinstance(given, str):
-            raise ValueError("fields 'input' and 'output' must be strings")
-        return value, [Instance(given, output)]
-    return value, None
 
 
 def _invalid_text_in(value: object, where: str = "") -> tuple[str, str] | None:

@@ -76,9 +76,11 @@ def invalid_text(value: str) -> str | None:
     """
     if value.isascii():
         return None
-    found = _SURROGATE.search(value)
-    if not found:
+    try:
+        value.encode("utf-8")  # quicker than searching for one
         return None
+    except UnicodeEncodeError:
+        found = _SURROGATE.search(value)
     return (f"contains an invalid character (a lone surrogate \\u{ord(found.group()):04x}); write the character "
             "itself, or a complete surrogate pair such as \\ud83d\\ude00")
 
@@ -183,9 +185,11 @@ def _lines(stream, digest: Fingerprint, limit: int | None = None) -> Iterator[by
 
 
 def detect_layout(path: Path | str) -> str:
-    """``"array"`` for a JSON array file, ``"lines"`` for JSON lines."""
-    with _open(Path(path)) as stream:
-        return "array" if _first_significant_byte(stream) == b"[" else "lines"
+    """``"array"`` for a JSON array file, ``"lines"`` for JSON lines (how the records of a file are
+    laid out; layouts.layout_of tells the layout of a record)."""
+    path = Path(path)
+    with _open(path) as stream:
+        return _layout(stream, path)
 
 
 def _open(path: Path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from selfinstruct.formats.seeds import Instance
+from selfinstruct.formats.task import Instance
 
 
 @dataclass

@@ -27,13 +27,13 @@ from selfinstruct.endpoint.connect import model_client, served
 from selfinstruct.endpoint.ledger import Call, Ledger, Limits, RunStopped, gather
 from selfinstruct.endpoint.pricing import Price, price_for
 from selfinstruct.endpoint.stats import Stats
-from selfinstruct.formats.seeds import Instance
 from selfinstruct.generation.parsing.json_in_text import json_answer
 from selfinstruct.generation.prompts import LABELS, PromptSet
 from selfinstruct.store.journal import Journal
 from selfinstruct.store.rundir import RunLock
 from selfinstruct.text.lang import detect_lang
 from selfinstruct.errors import FailedOrRefused
+from selfinstruct.formats.task import Instance
 
 STAGE = "judge"
 TEMPLATES = {STAGE: {"instruction", "instances"}}

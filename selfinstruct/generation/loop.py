@@ -29,13 +29,13 @@ from selfinstruct.endpoint.client import ModelClient
 from selfinstruct.endpoint.ledger import Call, Ledger, Limits, RunStopped, gather
 from selfinstruct.endpoint.progress import ProgressView
 from selfinstruct.endpoint.stats import Stats
-from selfinstruct.formats.seeds import Instance, Task
 from selfinstruct.generation import judge
 from selfinstruct.generation.candidate import Candidate, Request
 from selfinstruct.generation.methods.base import Context
 from selfinstruct.generation.methods.registry import METHODS
 from selfinstruct.generation.prompts import PromptSet
 from selfinstruct.store.rundir import RunDir
+from selfinstruct.formats.task import Instance, Task
 from selfinstruct.text.rouge import RougeIndex
 from selfinstruct.text.rules import clean_instances, instruction_rejection
 

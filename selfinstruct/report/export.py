@@ -37,9 +37,13 @@ import jsonlines
 from selfinstruct.config import read_settings, redact_url
 from selfinstruct.store.journal import Journal, JournalDamaged, JournalError, write_atomic
 from selfinstruct.paths import special_kind, unwritable_target
+from selfinstruct.formats.alpaca import alpaca_records
+from selfinstruct.formats.chat import chat_records
 from selfinstruct.formats.records import invalid_text
 from selfinstruct.store.rundir import is_file_of_a_run, is_run_file, read_config, run_identity
 from selfinstruct.errors import BadInput
+from selfinstruct.formats.seed_layout import read_seed, seed_records
+from selfinstruct.formats.task import Task
 
 CARD_NAME = "README.md"
 CARD_MARKER = "<!-- selfinstruct dataset card -->"
@@ -49,33 +53,6 @@ HF_FILES = ("state.json", "dataset_info.json")  # what Dataset.save_to_disk writ
 
 class ExportError(BadInput, ValueError):
     """An export that cannot be done as asked: nothing was written."""
-
-
-def prompt_of(instruction: str, input: str) -> str:
-    """The user turn: the instruction alone when the input is empty (or blank), else instruction, blank line, input."""
-    return f"{instruction}\n\n{input}" if input.strip() else instruction
-
-
-def alpaca_records(tasks: list[dict]) -> list[dict]:
-    return [{"instruction": t["instruction"], "input": i["input"], "output": i["output"]}
-            for t in tasks for i in t["instances"]]
-
-
-def sharegpt_records(tasks: list[dict]) -> list[dict]:
-    return [{"conversations": [{"from": "human", "value": prompt_of(t["instruction"], i["input"])},
-                               {"from": "gpt", "value": i["output"]}]}
-            for t in tasks for i in t["instances"]]
-
-
-def messages_records(tasks: list[dict]) -> list[dict]:
-    return [{"messages": [{"role": "user", "content": prompt_of(t["instruction"], i["input"])},
-                          {"role": "assistant", "content": i["output"]}]}
-            for t in tasks for i in t["instances"]]
-
-
-def seed_records(tasks: list[dict]) -> list[dict]:
-    return [{"id": t["id"], "name": t["id"], "instruction": t["instruction"], "instances": t["instances"],
-             "is_classification": bool(t["is_classification"])} for t in tasks]
 
 
 def _json_array(records: list[dict]) -> str:
@@ -138,7 +115,7 @@ def _save_hf(path: Path, records: list[dict], card: str | None) -> None:
 class Format:
     """One export format. To add one, add an entry to FORMATS."""
     default_name: str  # written next to the run when no output is given
-    records: Callable[[list[dict]], list[dict]]
+    records: Callable[[list[Task]], list[dict]]  # the layout's writer (formats)
     write: Callable[[Path, list[dict], str | None], None]  # (path, records, card text or None)
     layout: str  # for the card: what is written
     joined: bool  # whether instruction and input are joined into one prompt
@@ -150,9 +127,9 @@ FORMATS: dict[str, Format] = {
                      "a JSON array of {instruction, input, output}, one per instance", False),
     "alpaca-jsonl": Format("alpaca_data.jsonl", alpaca_records, _file(_jsonl),
                            "JSONL of {instruction, input, output}, one per instance", False),
-    "sharegpt": Format("sharegpt.jsonl", sharegpt_records, _file(_jsonl),
+    "sharegpt": Format("sharegpt.jsonl", functools.partial(chat_records, layout="sharegpt"), _file(_jsonl),
                        'ShareGPT JSONL: {"conversations": [human, gpt]}, one per instance', True),
-    "messages": Format("messages.jsonl", messages_records, _file(_jsonl),
+    "messages": Format("messages.jsonl", functools.partial(chat_records, layout="messages"), _file(_jsonl),
                        'OpenAI chat fine-tuning JSONL: {"messages": [user, assistant]}, one per instance', True),
     "hf": Format("hf", alpaca_records, _save_hf,
                  "a Hugging Face datasets Dataset (columns instruction, input, output), one row per "
@@ -176,7 +153,7 @@ def export_run(run_dir: Path | str, fmt: str = "alpaca", output: Path | str | No
     output = Path(output) if output else default
     replace = overwrite or os.path.abspath(output) == os.path.abspath(default)
     _check_target(run_dir, output, spec, card, replace)
-    records = spec.records(tasks)
+    records = spec.records([read_seed(t) for t in tasks])  # a run's tasks are in the seed layout
     spec.write(output, records, _card_text(run_dir, fmt, tasks, len(records), output, card))
     return output, len(records)
 

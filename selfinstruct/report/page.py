@@ -23,15 +23,18 @@ from pathlib import Path
 from selfinstruct.config import read_settings, redact_url
 from selfinstruct.report import plots
 from selfinstruct.report.diversity import compression_ratio, distinct_n, top_pairs, units, verb_noun_pairs
-from selfinstruct.dedup.read import read_record
 from selfinstruct.text.lang import detect_lang
 from selfinstruct.report.export import accepted_tasks, rejected_candidates
 from selfinstruct.store.journal import write_atomic
 from selfinstruct.paths import special_kind, unwritable_target
-from selfinstruct.formats.records import RecordError, invalid_text, iter_records, load_json
+from selfinstruct.formats.chat import CHAT_LAYOUTS
+from selfinstruct.formats.layouts import read_task
+from selfinstruct.formats.records import RecordError, iter_records, load_json
+from selfinstruct.formats.seed_layout import read_seed
 from selfinstruct.resources import default_seeds
 from selfinstruct.store.rundir import RunDirError, completion_note
-from selfinstruct.formats.seeds import Instance, load_seed_tasks
+from selfinstruct.formats.seeds import load_seed_tasks
+from selfinstruct.formats.task import Instance, Task
 from selfinstruct.text.rouge import RougeIndex
 from selfinstruct.errors import BadInput
 
@@ -46,13 +49,6 @@ SETTINGS_SHOWN = ("lang", "mode", "model", "base_url", "api", "num_instructions"
 
 class ReportError(BadInput, ValueError):
     """Bad input for a report (exit 2)."""
-
-
-@dataclass
-class Task:
-    instruction: str
-    instances: list[tuple[str, str]]
-    is_classification: bool | None = None
 
 
 @dataclass
@@ -85,19 +81,18 @@ def load(path: Path | str, lang: str = "auto") -> Dataset:
         try:
             if isinstance(record, RecordError):
                 raise ValueError(record.message)
-            turns = _chat_turns(record)
-            chat = chat or turns is not None
-            instruction, instances = turns or read_record(record, None)
-            if not instruction.strip():
+            layout, read = read_task(record)  # a chat record's prompt, input and all, is its instruction
+            if not read.instruction.strip():
                 raise ValueError("field 'instruction': empty")
         except ValueError as exc:
             unreadable += 1
             first_bad = first_bad or f"{path}:{line}: {exc}"
             continue
-        task = tasks.setdefault(instruction, Task(instruction, []))
-        task.instances += [(i.input, i.output) for i in instances or ()]
-        if isinstance(record, dict) and isinstance(record.get("is_classification"), bool):
-            task.is_classification = record["is_classification"]
+        chat = chat or layout in CHAT_LAYOUTS
+        task = tasks.setdefault(read.instruction, Task(read.instruction, [], None))
+        task.instances += read.instances
+        if read.is_classification is not None:
+            task.is_classification = read.is_classification
     found = list(tasks.values())
     votes = Counter(detect_lang(t.instruction) for t in found[:2000])
     detected = votes.most_common(1)[0][0] if votes else "en"
@@ -105,34 +100,12 @@ def load(path: Path | str, lang: str = "auto") -> Dataset:
                    detected=detected, chat=chat)
 
 
-CHAT_LAYOUTS = {"conversations": ("from", "value", "human", "gpt"),  # ShareGPT
-                "messages": ("role", "content", "user", "assistant")}  # OpenAI chat fine-tuning
-
-
-def _chat_turns(record) -> tuple[str, list[Instance]] | None:
-    """A chat record's first user turn (its whole prompt) and the answer to it, or None if it is not one."""
-    for key, (who, text, user, assistant) in CHAT_LAYOUTS.items():
-        turns = record.get(key) if isinstance(record, dict) else None
-        if isinstance(turns, list):
-            said = [(t.get(who), t.get(text)) for t in turns if isinstance(t, dict)]
-            asked = next((i for i, (w, v) in enumerate(said) if w == user and isinstance(v, str)), None)
-            if asked is None:
-                raise ValueError(f"field '{key}': no {user} turn with text")
-            answer = next((v for w, v in said[asked + 1:] if w == assistant and isinstance(v, str)), "")
-            problem = invalid_text(said[asked][1]) or invalid_text(answer)
-            if problem:
-                raise ValueError(f"field '{key}': {problem}")
-            return said[asked][1], [Instance("", answer)]
-    return None
-
-
 def _load_run(path: Path) -> Dataset:
     try:
         settings = read_settings(path)
     except RunDirError as exc:
         raise ReportError(str(exc)) from None
-    tasks = [Task(t["instruction"], [(i["input"], i["output"]) for i in t["instances"]], t.get("is_classification"))
-             for t in accepted_tasks(path)]
+    tasks = [read_seed(t) for t in accepted_tasks(path)]
     summary, problem = _summary(path / "summary.json")
     rejected = rejected_candidates(path)
     return Dataset(path, settings["lang"], tasks, sum(len(t.instances) for t in tasks),
@@ -207,17 +180,17 @@ def compute(data: Dataset, seed_instructions: list[str], threshold: float = 0.7)
     for i in sample:
         others = [m.score for m in index.most_similar(instructions[i], 2) if m.index != i]
         fig.rest_overlap.append(others[0] if others else 0.0)
-    instances = [pair for t in data.tasks for pair in t.instances]
+    instances = [instance for t in data.tasks for instance in t.instances]
     fig.lengths = {"instruction": [len(units(t, data.lang)) for t in instructions],
-                   "input": [len(units(i, data.lang)) for i, _ in instances if i.strip()],
-                   "output": [len(units(o, data.lang)) for _, o in instances]}
+                   "input": [len(units(i.input, data.lang)) for i in instances if i.input.strip()],
+                   "output": [len(units(i.output, data.lang)) for i in instances]}
     known = [t.is_classification for t in data.tasks if t.is_classification is not None]
     fig.numbers = {
         "tasks": len(data.tasks),
         **({} if data.run else {"records": data.records}),  # a run's records are its instances
         "instances": len(instances),
         "tasks with an input": "unknown: chat turns hold the input in the prompt" if data.chat else
-        _share(sum(any(i.strip() for i, _ in t.instances) for t in data.tasks), len(data.tasks)),
+        _share(sum(any(i.input.strip() for i in t.instances) for t in data.tasks), len(data.tasks)),
         "classification tasks": _share(sum(known), len(known)) if known else "unknown",
         "distinct-1": round(distinct_n(instructions, 1, data.lang), 4),
         "distinct-2": round(distinct_n(instructions, 2, data.lang), 4),
@@ -319,8 +292,9 @@ def _page(data: Dataset, fig: Figures, plots, seeds: Path, notes: list[str], sec
         parts += _run_sections(data, plots)
     if data.tasks:
         sample = sorted(random.Random(0).sample(range(len(data.tasks)), min(SAMPLE_TASKS, len(data.tasks))))
-        rows = ((_cut(data.tasks[i].instruction), *map(_cut, data.tasks[i].instances[0] if data.tasks[i].instances
-                                                        else ("", ""))) for i in sample)
+        firsts = [data.tasks[i].instances[0] if data.tasks[i].instances else Instance("", "") for i in sample]
+        rows = ((_cut(data.tasks[i].instruction), _cut(first.input), _cut(first.output))
+                for i, first in zip(sample, firsts))
         parts.append(_section(f"A random sample of {len(sample)} tasks",
                               _table(rows, ("instruction", "input", "output"))))
     parts.append(f"<p class=meta>Written in {seconds:.1f} s.</p>")

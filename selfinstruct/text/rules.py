@@ -9,7 +9,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from selfinstruct.formats.seeds import Instance
+from selfinstruct.formats.task import Instance
 from selfinstruct.text.rouge import tokenize
 from selfinstruct.text.lang import detect_lang, length_of
 

@@ -7,8 +7,8 @@ import random
 
 from selfinstruct.generation.candidate import Candidate, Request
 from selfinstruct.generation.parsing.items import parse_alpaca_tasks
-from selfinstruct.formats.seeds import Instance
 from selfinstruct.generation.methods.base import Method
+from selfinstruct.formats.task import Instance
 
 EXAMPLES = 3
 

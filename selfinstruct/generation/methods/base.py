@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from selfinstruct.config import Config
-from selfinstruct.formats.seeds import Task
+from selfinstruct.formats.task import Task
 from selfinstruct.generation.candidate import Candidate, Request
 from selfinstruct.generation.prompts import PromptSet
 

@@ -22,8 +22,8 @@ from selfinstruct.text.rules import response_rejection
 from selfinstruct.generation.parsing.rewrite import parse_rewrite
 from selfinstruct.generation.parsing.yes_no import parse_yes_no
 from selfinstruct.generation.prompts import LABELS
-from selfinstruct.formats.seeds import Instance, Task
 from selfinstruct.generation.methods.base import Method
+from selfinstruct.formats.task import Instance, Task
 
 IN_DEPTH = ("constraints", "deepen", "concretize", "reasoning", "complicate_input")
 OPERATIONS = (*IN_DEPTH, "breadth")  # drawn uniformly, so in-breadth is one evolution in six

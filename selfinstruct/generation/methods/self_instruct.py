@@ -9,8 +9,8 @@ import random
 from selfinstruct.generation.candidate import Candidate, Request
 from selfinstruct.generation.parsing.items import parse_instances, parse_instructions
 from selfinstruct.generation.parsing.yes_no import parse_yes_no
-from selfinstruct.formats.seeds import Instance
 from selfinstruct.generation.methods.base import Method
+from selfinstruct.formats.task import Instance
 
 CLASSIFY_TOKENS = 16
 

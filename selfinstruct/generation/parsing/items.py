@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from selfinstruct.formats.seeds import Instance
+from selfinstruct.formats.task import Instance
 from selfinstruct.generation.parsing.json_in_text import Partial, json_elements, json_fields
 from selfinstruct.generation.parsing.markup import (BULLET, FIELD, HEADING, NUMBERED, OUTRO, RULE, TASK_HEADING,
                                                   clean_item, fence_flags, input_value, labelled_fields,
