@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -10,7 +11,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fake_model import FakeModel  # noqa: E402
+from helpers import EXPORT_KEY, PASSWORD, USER, RejectingModel  # noqa: E402
 from openai_stub import ScriptedServer  # noqa: E402
+
+from selfinstruct import Config, generate  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -38,3 +42,22 @@ def fake_model():
 def server(fake_model):
     with ScriptedServer(fake_model) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def made_run(tmp_path_factory) -> Path:
+    """A finished Chinese run against the scripted server, with a rejection per rule, whose base URL holds a user
+    and password (so tests can check neither lands in what export and report write)."""
+    run_dir = tmp_path_factory.mktemp("made") / "run"
+    with ScriptedServer(RejectingModel()) as server:
+        url = server.base_url.replace("http://", f"http://{USER}:{PASSWORD}@")
+        generate(Config(lang="zh", base_url=url, api_key=EXPORT_KEY, model="stub-model", num_instructions=6,
+                        output=run_dir, requests_per_round=2, concurrency=4, retry_wait=0.01, timeout=5),
+                 progress="off")
+    return run_dir
+
+
+@pytest.fixture
+def run(made_run, tmp_path) -> Path:
+    """A copy of the made run for one test."""
+    return Path(shutil.copytree(made_run, tmp_path / "run"))

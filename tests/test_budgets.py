@@ -8,10 +8,7 @@ import signal
 
 import pytest
 from openai_stub import Reply
-from test_cli import KEY, invoke
-from test_pipeline import read_jsonl, run_config
-from test_rundir import start_cli, wait_for
-
+from helpers import KEY, invoke, read_jsonl, run_config, start_cli, wait_for
 from selfinstruct import RunStopped, generate, resume
 
 PRICES = dict(price_in=2.0, price_out=8.0)  # USD per million tokens

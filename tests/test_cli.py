@@ -14,20 +14,7 @@ from pathlib import Path
 import pytest
 
 from openai_stub import Reply
-from typer.testing import CliRunner
-
-from selfinstruct.cli import app
-
-KEY = "sk-distinctive-Fake-Key-7f3a9c"
-
-
-def invoke(*args, env=None):
-    return CliRunner().invoke(app, [str(a) for a in args], env=env, catch_exceptions=False)
-
-
-def common(server, out, *more):
-    return ["generate", "--base-url", server.base_url, "--api-key", KEY, "--model", "stub-model", "-o", out,
-            "--requests-per-round", 2, "--quiet", *more]
+from helpers import KEY, common, invoke
 
 
 def test_generate_prints_summary_and_exports(server, tmp_path):

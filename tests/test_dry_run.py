@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import math
 
-from test_cli import KEY, common, invoke
-from test_pipeline import read_jsonl, run_config
-
+from helpers import KEY, common, invoke, read_jsonl, run_config
 from selfinstruct import generate
 from selfinstruct.generation.plan import plan
 

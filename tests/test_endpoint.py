@@ -6,8 +6,7 @@ import json
 
 import pytest
 from openai_stub import Reply
-from test_cli import invoke
-
+from helpers import invoke
 from selfinstruct.config import BUNDLED_MODEL_NAME, OPENAI_BASE_URL, Config, ConfigError, redact_url
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from fake_model import FakeModel
 from openai_stub import ScriptedServer
-from test_pipeline import assert_replays_without_requests
+from helpers import assert_replays_without_requests
 from selfinstruct import Config, generate
 from selfinstruct.generation.methods.evol import MAX_DEPTH, OPERATIONS
 from selfinstruct.formats.seeds import load_seed_tasks

@@ -11,57 +11,19 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from fake_model import FakeModel
-from openai_stub import ScriptedServer
-from test_cli import invoke
+from helpers import EXPORT_KEY as KEY, PASSWORD, USER, invoke, read_jsonl
 
-from selfinstruct import Config, export_run, generate
+from selfinstruct import export_run
 from selfinstruct.report.export import CARD_MARKER, ExportError, card_exports
 from selfinstruct.store.rundir import run_identity
 from selfinstruct.formats.seeds import load_seed_tasks
 
 SCRIPT = Path(sys.executable).parent / "selfinstruct"
-KEY = "sk-export-Test-Key-51c0de"
-USER, PASSWORD = "alice", "s3cret-Pw-9"
 FILE_FORMATS = {"alpaca": "alpaca_data.json", "alpaca-jsonl": "alpaca_data.jsonl", "sharegpt": "sharegpt.jsonl",
                 "messages": "messages.jsonl", "seeds": "seed_tasks.jsonl"}
 
 
-class RejectingModel(FakeModel):
-    """The scripted model, with three candidates the filters reject: one per heuristic or ROUGE-L rule."""
 
-    def instruction(self, zh: bool) -> str:
-        text = super().instruction(zh)
-        if self.counter == 2:
-            return "画出这张图片里的猫的轮廓"  # unsupported_modality
-        if self.counter == 4:
-            return "写诗"  # too_short (6 characters at least)
-        if self.counter == 6:
-            return self.previous  # too_similar: ROUGE-L 1.0
-        self.previous = text
-        return text
-
-
-@pytest.fixture(scope="module")
-def made_run(tmp_path_factory) -> Path:
-    """A finished Chinese run against the scripted server, whose base URL holds a user and password."""
-    run_dir = tmp_path_factory.mktemp("made") / "run"
-    with ScriptedServer(RejectingModel()) as server:
-        url = server.base_url.replace("http://", f"http://{USER}:{PASSWORD}@")
-        generate(Config(lang="zh", base_url=url, api_key=KEY, model="stub-model", num_instructions=6,
-                        output=run_dir, requests_per_round=2, concurrency=4, retry_wait=0.01, timeout=5),
-                 progress="off")
-    return run_dir
-
-
-@pytest.fixture
-def run(made_run, tmp_path) -> Path:
-    """A copy of the made run for one test."""
-    return Path(shutil.copytree(made_run, tmp_path / "run"))
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def instances(run: Path) -> list[tuple[str, str, str]]:

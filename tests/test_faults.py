@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 from openai_stub import Reply
-from test_pipeline import read_jsonl, run_config
-
+from helpers import read_jsonl, run_config
 from selfinstruct import generate
 from selfinstruct.endpoint.client import FatalAPIError
 from selfinstruct.store.journal import Journal

@@ -17,9 +17,7 @@ import openai
 import pytest
 from fake_model import FakeModel
 from openai_stub import Reply, ScriptedServer
-from test_cli import invoke
-from test_pipeline import run_config
-
+from helpers import invoke, run_config
 from selfinstruct import Config, RunStopped, generate
 from selfinstruct.endpoint.client import ModelClient
 from selfinstruct.config import ConfigError

@@ -10,7 +10,7 @@ import pytest
 
 from fake_model import FakeModel
 from openai_stub import ScriptedServer
-from test_pipeline import assert_replays_without_requests
+from helpers import assert_replays_without_requests
 from selfinstruct import Config, generate
 from selfinstruct.config import ConfigError
 from selfinstruct.generation.judge import parse_score

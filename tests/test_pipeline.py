@@ -3,69 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 from openai_stub import Reply
+from helpers import assert_well_formed_run, read_jsonl, run_config
 
-from selfinstruct import Config, RunStopped, export_run, generate, resume
+from selfinstruct import RunStopped, export_run, generate
 from selfinstruct.endpoint.client import FatalAPIError
-from selfinstruct.text.rules import clean_instances, instruction_rejection
 from selfinstruct.store.journal import Journal
-from selfinstruct.formats.task import Instance
-from selfinstruct.text.rouge import RougeIndex
-
-
-def run_config(server, tmp_path, **overrides) -> Config:
-    values = dict(base_url=server.base_url, api_key="sk-test-key", model="stub-model", num_instructions=12,
-                  output=tmp_path / "run", requests_per_round=2, concurrency=4, retry_wait=0.01, timeout=5)
-    values.update(overrides)
-    return Config(**values)
-
-
-def read_jsonl(path):
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
-def assert_replays_without_requests(run_dir, copy):
-    """A copy of the run without its derived files resumes against a closed port (so any request would
-    fail) and derives the same bytes: every answer it needs was journaled."""
-    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("tasks.jsonl", "rejected.jsonl", "summary.json"))
-    resume(copy, api_key="sk-test-key", base_url="http://127.0.0.1:9/v1")
-    for name in ("tasks.jsonl", "rejected.jsonl", "responses.jsonl"):
-        assert (copy / name).read_bytes() == (run_dir / name).read_bytes(), name
-
-
-def assert_well_formed_run(run_dir, config: Config, seeds_index_texts=()):
-    tasks = read_jsonl(run_dir / "tasks.jsonl")
-    rejected = read_jsonl(run_dir / "rejected.jsonl") if (run_dir / "rejected.jsonl").exists() else []
-    summary = json.loads((run_dir / "summary.json").read_text())
-    settings = json.loads((run_dir / "config.json").read_text())
-    assert len(tasks) == config.num_instructions == summary["accepted"]
-    assert summary["complete"] is True
-    assert summary["rejected"] == len(rejected)
-    assert sum(summary["rejected_by_reason"].values()) == len(rejected)
-    assert summary["requests"] > 0 and summary["tokens_in"] > 0 and summary["tokens_out"] > 0
-    assert "api_key" not in settings["settings"]
-    ids = [t["id"] for t in tasks]
-    assert len(set(ids)) == len(ids)
-    lang = settings["settings"]["lang"]
-    low, high = settings["settings"]["min_length"], settings["settings"]["max_length"]
-    pool = RougeIndex(seeds_index_texts)
-    for task in tasks:
-        assert set(task) >= {"id", "instruction", "instances", "is_classification", "most_similar", "source"}
-        assert task["instances"], task
-        assert instruction_rejection(task["instruction"], lang, low, high) is None
-        kept, dropped = clean_instances([Instance(**i) for i in task["instances"]])
-        assert not dropped
-        assert pool.max_similarity(task["instruction"]) <= config.threshold
-        pool.add(task["instruction"])
-        assert task["source"]["request"].startswith(f"r{task['source']['round']}.")
-        for similar in task["most_similar"]:
-            assert 0 <= similar["score"] <= config.threshold
-    for record in rejected:
-        assert record["reason"] and record["stage"] and "instruction" in record
-    return tasks, rejected, summary
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])

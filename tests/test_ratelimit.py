@@ -7,8 +7,7 @@ import time
 
 import pytest
 from openai_stub import Reply
-from test_pipeline import run_config
-
+from helpers import run_config
 from selfinstruct import RunStopped, generate
 from selfinstruct.endpoint.ratelimit import RateLimiter, parse_duration
 
@@ -37,17 +36,54 @@ def test_rpm_and_tpm_space_requests_out():
     assert by_tokens[-1] == pytest.approx(0.6, abs=0.08)
 
 
-def test_rpm_holds_over_a_20_second_window(server, tmp_path):
-    """120 requests per minute: at most 40 (+1 for the first moment) in any 20 s."""
-    config = run_config(server, tmp_path, lang="en", num_instructions=10_000, concurrency=8, rpm=120,
-                        max_requests=46)
-    with pytest.raises(RunStopped, match="max-requests"):
-        generate(config)
-    arrivals = sorted(r.received for r in model_requests(server))
-    assert len(arrivals) == 46 and arrivals[-1] - arrivals[0] >= 20
+class VirtualTime:
+    """A clock that moves only when someone sleeps: a minute of rate limiting checked in milliseconds."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += max(seconds, 0.0)
+        await asyncio.sleep(0)
+
+
+def test_rpm_holds_over_any_20_second_window_with_requests_in_parallel():
+    """120 requests per minute, 8 callers at once for 46 requests: at most 40 (+1 for the first moment) in any
+    20 s, and the limit is used rather than undershot."""
+    virtual = VirtualTime()
+    limiter = RateLimiter(rpm=120, clock=virtual.clock, sleep=virtual.sleep)
+    starts = []
+
+    async def caller(count):
+        for _ in range(count):
+            await limiter.acquire(10)
+            starts.append(virtual.now)
+            await virtual.sleep(0.3)  # the request's own latency
+
+    async def main():
+        await asyncio.gather(*(caller(6) for _ in range(7)), caller(4))
+
+    asyncio.run(main())
+    arrivals = sorted(starts)
+    assert len(arrivals) == 46
+    assert arrivals[-1] - arrivals[0] >= 45 * 0.5 - 1e-9  # one every 0.5 s
     for i, start in enumerate(arrivals):
         in_window = sum(1 for t in arrivals[i:] if t < start + 20)
         assert in_window <= 41, f"{in_window} requests in the 20 s from request {i}"
+
+
+def test_generate_spaces_requests_by_rpm(server, tmp_path):
+    """The run's requests go through the limiter: 1,200 per minute over 11 requests takes at least 0.5 s."""
+    config = run_config(server, tmp_path, lang="en", num_instructions=10_000, concurrency=8, rpm=1200,
+                        max_requests=11)
+    with pytest.raises(RunStopped, match="max-requests"):
+        generate(config)
+    arrivals = sorted(r.received for r in model_requests(server))
+    assert len(arrivals) == 11 and arrivals[-1] - arrivals[0] >= 0.49
+    assert all(b - a >= 0.045 for a, b in zip(arrivals, arrivals[1:]))
 
 
 def test_a_429_pauses_every_request(server, fake_model, tmp_path):

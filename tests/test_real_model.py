@@ -6,7 +6,6 @@ passed every filter, every rejection has a reason, and no server process is left
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,27 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
-from test_pipeline import assert_well_formed_run
-
+from helpers import assert_well_formed_run, processes_writing_to
 from selfinstruct import Config, generate
 from selfinstruct.resources import default_seeds
 from selfinstruct.formats.seeds import load_seed_tasks
 
 pytestmark = pytest.mark.real_model
 SCRIPT = str(Path(sys.executable).parent / "selfinstruct")
-
-
-def processes_writing_to(log: Path) -> list[int]:
-    """Live processes whose stdout is the given log: the run's llama.cpp server."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if os.readlink(entry / "fd" / "1") == str(log.resolve()):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])

@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from test_export import KEY, PASSWORD, made_run, run  # noqa: F401  (fixtures: a finished zh run with rejections)
+from helpers import EXPORT_KEY as KEY, PASSWORD
 
 from selfinstruct.report.diversity import verb_noun_en
 from selfinstruct.report.page import MARKER, compute, load, write_report

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,9 +12,7 @@ from pathlib import Path
 import pytest
 from fake_model import FakeModel
 from openai_stub import Reply
-from test_cli import KEY, invoke
-from test_pipeline import assert_well_formed_run, read_jsonl, run_config
-
+from helpers import KEY, assert_well_formed_run, invoke, read_jsonl, run_config, start_cli, wait_for
 from selfinstruct import export_run, generate, resume
 from selfinstruct.resources import default_seeds
 from selfinstruct.store.rundir import FORMAT_VERSION
@@ -24,20 +20,6 @@ from selfinstruct.formats.seeds import load_seed_tasks
 
 SCRIPT = str(Path(sys.executable).parent / "selfinstruct")
 EN_SEEDS = [t.instruction for t in load_seed_tasks(default_seeds("en"))]
-
-
-def start_cli(server, run_dir, *more, n=40):
-    env = dict(os.environ, OPENAI_BASE_URL=server.base_url, OPENAI_API_KEY=KEY)
-    return subprocess.Popen([SCRIPT, "generate", "--lang", "en", "-n", str(n), "-o", str(run_dir), "--model",
-                             "stub-model", "--requests-per-round", "2", "--quiet", *more],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def test_a_second_writer_is_refused_at_once_naming_the_first(server, fake_model, tmp_path):

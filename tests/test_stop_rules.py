@@ -12,9 +12,7 @@ import time
 
 import pytest
 from openai_stub import Reply
-from test_cli import KEY, invoke
-from test_pipeline import run_config
-
+from helpers import KEY, invoke, run_config
 from selfinstruct import RunStopped, generate, resume
 from selfinstruct.endpoint.client import FatalAPIError
 

@@ -11,9 +11,7 @@ import json
 
 import pytest
 from openai_stub import Reply
-from test_cli import KEY, common, invoke
-from test_pipeline import assert_replays_without_requests, assert_well_formed_run, read_jsonl, run_config
-
+from helpers import assert_replays_without_requests, assert_well_formed_run, common, invoke, read_jsonl, run_config
 from selfinstruct import Config, generate
 from selfinstruct.config import ConfigError
 from selfinstruct.generation.methods.registry import METHODS

@@ -9,9 +9,7 @@ import json
 import subprocess
 
 import pytest
-from test_pipeline import assert_well_formed_run, read_jsonl
-from test_real_model import SCRIPT, processes_writing_to
-
+from helpers import SCRIPT, assert_well_formed_run, processes_writing_to, read_jsonl
 from selfinstruct import Config
 from selfinstruct.endpoint.structured import read
 

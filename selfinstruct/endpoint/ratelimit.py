@@ -20,8 +20,10 @@ MAX_PAUSE = 600.0  # the longest wait a Retry-After or a reset header gets: 10 m
 
 
 class RateLimiter:
-    def __init__(self, rpm: float | None = None, tpm: float | None = None, clock=time.monotonic):
-        self.rpm, self.tpm, self._clock = rpm, tpm, clock
+    """``clock`` and ``sleep`` are the time it keeps; tests pass a virtual pair to check minutes in milliseconds."""
+
+    def __init__(self, rpm: float | None = None, tpm: float | None = None, clock=time.monotonic, sleep=asyncio.sleep):
+        self.rpm, self.tpm, self._clock, self._sleep = rpm, tpm, clock, sleep
         self._next_request = self._next_token = self._paused_until = 0.0
 
     async def acquire(self, tokens: int) -> None:
@@ -35,7 +37,7 @@ class RateLimiter:
                 start = max(start, self._next_token)
             if start <= now:
                 break
-            await asyncio.sleep(start - now)
+            await self._sleep(start - now)
         if self.rpm:
             self._next_request = max(self._next_request, now) + 60.0 / self.rpm
         if self.tpm:
