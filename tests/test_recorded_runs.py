@@ -1,5 +1,7 @@
-"""Recorded runs replay to the same bytes: the guard for any change to how a method builds its
-requests or turns answers into tasks (issue 12: methods become parts, unchanged in behaviour).
+"""Recorded runs (every method, and --judge) replay to the same bytes: the guard for any change to how
+a method builds its requests or turns answers into tasks (issue 12: methods become parts; issue 23:
+the package becomes subpackages; both unchanged in behaviour). The evol and --judge runs were recorded
+by the code before issue 23's moves.
 
 tests/data/recorded/<name>/ holds a run's config.json and responses.jsonl, recorded against the
 scripted server, and the tasks.jsonl and rejected.jsonl the run derived from them. Resuming a copy
@@ -29,6 +31,9 @@ DERIVED = ("tasks.jsonl", "rejected.jsonl")
 RUNS = {
     "self-instruct-en": dict(mode="self-instruct", lang="en", num_instructions=24, seed=7),
     "alpaca-zh": dict(mode="alpaca", lang="zh", num_instructions=24, seed=11),
+    "evol-en": dict(mode="evol", lang="en", num_instructions=16, seed=5),
+    "self-instruct-zh-judge": dict(mode="self-instruct", lang="zh", num_instructions=16, seed=3, judge=True,
+                                   min_score=3),
 }
 
 
@@ -39,6 +44,7 @@ def test_a_recorded_run_replays_to_the_same_tasks(name, tmp_path):
     shutil.copy(RECORDED / name / "responses.jsonl", run / "responses.jsonl")
     stored = json.loads((RECORDED / name / "config.json").read_text())
     assert stored["settings"]["mode"] == RUNS[name]["mode"]
+    assert stored["settings"].get("judge", False) == RUNS[name].get("judge", False)
     # Paths were recorded as placeholders; the signature pins the seeds' and prompts' content.
     lang = stored["settings"]["lang"]
     stored["settings"].update(seeds=str(default_seeds(lang)), prompts=str(default_prompts()), output=str(run))
@@ -51,7 +57,8 @@ def test_a_recorded_run_replays_to_the_same_tasks(name, tmp_path):
 
 
 def record() -> None:
-    """Run each recorded run afresh against the scripted server and keep its files."""
+    """Run each recorded run named on the command line (all when none is) afresh against the scripted server
+    and keep its files."""
     sys.path.insert(0, str(HERE))
     from fake_model import FakeModel
     from openai_stub import ScriptedServer
@@ -90,7 +97,36 @@ def record() -> None:
                        f"{n + 2}. Instruction: Write a short poem about an autumn night.\nInput: None\nOutput:"]
             return text + "".join(f"\n###\n{block}" for block in odd)
 
+        calls = {"evolve": 0, "compare": 0, "respond": 0}
+
+        def evolve(self, prompt: str, chat: bool) -> str:
+            """Evol's eliminations: now and then an empty rewrite."""
+            self.calls["evolve"] += 1
+            return "" if self.calls["evolve"] % 6 == 0 else super().evolve(prompt, chat)
+
+        def compare(self, prompt: str) -> str:
+            """... a rewrite that adds nothing ..."""
+            self.calls["compare"] += 1
+            return (" 否" if "有新内容：" in prompt[-10:] else " No") if self.calls["compare"] % 4 == 0 else super().compare(prompt)
+
+        def respond(self, prompt: str, chat: bool) -> str:
+            """... and an answer that is a refusal."""
+            self.calls["respond"] += 1
+            if self.calls["respond"] % 5 == 0:
+                return "抱歉，我无法回答这个问题。" if "回答：" in prompt[-10:] else "Sorry, I cannot help with that."
+            return super().respond(prompt, chat)
+
+        def judge(self, prompt: str, chat: bool) -> str:
+            """Scores in the forms chat models write them, and now and then none at all."""
+            answer = super().judge(prompt, chat)
+            score = int(answer.split("\n")[0].strip().split("：")[-1].split(": ")[-1])
+            if score == 2:
+                return "这个任务总体还行。" if "评分：" in prompt[-10:] else "I think this task is fine overall."
+            return f"**Score:** {score}/5\n**Reason:** Clear enough." if score == 4 else answer
+
     for name, settings in RUNS.items():
+        if sys.argv[1:] and name not in sys.argv[1:]:
+            continue
         with tempfile.TemporaryDirectory() as scratch, ScriptedServer(OddModel()) as server:
             run = Path(scratch) / name
             generate(Config(base_url=server.base_url, api_key="sk-test-key", model="stub-model", output=run,
