@@ -132,7 +132,14 @@ class AnswerStyles:
             head = _ALPACA.match(lines[0]) if lines else None
             if not head:
                 continue
-            fields = {m[1]: m[2] for m in map(_FIELD.match, lines[1:]) if m}
+            fields, name = {}, None
+            for line in lines[1:]:  # a line that starts no field goes on the field before it: multi-line outputs
+                field = _FIELD.match(line)
+                if field:
+                    name = field[1]
+                    fields[name] = field[2]
+                elif name is not None:
+                    fields[name] += "\n" + line
             tasks.append((int(head[1]), head[2], fields.get("输入" if zh else "Input", ""),
                           fields.get("输出" if zh else "Output")))
         if not tasks:

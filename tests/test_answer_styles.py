@@ -34,6 +34,7 @@ def run(tmp_path, styles: str, **settings) -> tuple[list[tuple], FakeModel]:
 @pytest.mark.parametrize("lang", ["en", "zh"])
 @pytest.mark.parametrize("mode, judge", [("self-instruct", False), ("alpaca", False), ("evol", False),
                                          ("self-instruct", True)])
+@pytest.mark.slow
 def test_the_styles_of_real_chat_models_lose_and_corrupt_no_task(tmp_path, lang, mode, judge):
     settings = dict(lang=lang, mode=mode, **({"judge": True, "min_score": 2} if judge else {}))
     clean, _ = run(tmp_path, "clean", **settings)

@@ -128,6 +128,7 @@ def test_max_requests_counts_retried_timeouts_at_the_server(server, tmp_path):
     assert server.count() <= 4
 
 
+@pytest.mark.slow
 def test_the_request_budget_holds_across_resumes_and_abandoned_requests_are_sent_again(server, fake_model, tmp_path):
     """Requests still retrying when the budget is reached are journaled as abandoned: their attempts count
     on resume, they are not failures of the data, and a resume with a higher budget sends them again."""
@@ -157,6 +158,7 @@ def test_the_request_budget_holds_across_resumes_and_abandoned_requests_are_sent
     assert all(r["attempts"] == 1 + sum(r.get("retries", {}).values()) for r in responses if r["error"] != "abandoned")
 
 
+@pytest.mark.slow
 def test_requests_in_flight_at_an_interrupt_count_on_resume(server, fake_model, tmp_path):
     """SIGTERM cancels the requests in flight: they reached the server, so they are journaled as abandoned
     with their attempts, and the resumed run's budget counts them (the server sees at most N in all)."""

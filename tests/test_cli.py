@@ -110,6 +110,7 @@ def test_resume_extends_the_target(server, tmp_path):
     assert len(tasks) == 6
 
 
+@pytest.mark.slow
 def test_console_script_runs_from_another_directory(server, tmp_path):
     env = dict(os.environ, OPENAI_API_KEY=KEY, OPENAI_BASE_URL=server.base_url)
     script = os.path.join(os.path.dirname(sys.executable), "selfinstruct")
@@ -233,6 +234,7 @@ def test_resume_names_a_bad_flag_not_the_config_file(server, tmp_path):
     assert "num-instructions must be at least 1, got -1" in result.output and "config.json" not in result.output
 
 
+@pytest.mark.slow
 def test_a_closed_stdout_does_not_fail_a_finished_run(server, tmp_path):
     """`generate ... | true`: the reader is gone before the summary is printed."""
     env = dict(os.environ, OPENAI_API_KEY=KEY, OPENAI_BASE_URL=server.base_url)

@@ -224,6 +224,7 @@ def _error_lines(stderr: str) -> list[str]:
             if line.strip() and not line.startswith(("endpoint: ", "warning: ", "note: "))]
 
 
+@pytest.mark.slow
 def test_every_command_answers_damaged_inputs_with_one_line(tmp_path, made_run):
     cases = build_cases(tmp_path, made_run)
     assert len(cases) > 150
@@ -256,6 +257,7 @@ def test_every_command_answers_damaged_inputs_with_one_line(tmp_path, made_run):
     (["export", "run", "-o", "/dev/null", "--overwrite"], "/dev/null"),
     (["report", "good.jsonl", "-o", "fifo"], "fifo"),
 ])
+@pytest.mark.slow
 def test_an_output_that_is_a_device_or_fifo_is_refused_and_left_as_it_is(tmp_path, made_run, argv, target):
     """`-o /dev/null` renamed a regular file over the device (as root, a broken machine)."""
     (tmp_path / "good.jsonl").write_text("".join(json.dumps(r) + "\n" for r in GOOD_RECORDS), encoding="utf-8")
@@ -270,6 +272,7 @@ def test_an_output_that_is_a_device_or_fifo_is_refused_and_left_as_it_is(tmp_pat
     assert _kind(str(tmp_path / target)) == kind
 
 
+@pytest.mark.slow
 def test_dev_stdout_is_refused_and_a_link_to_a_file_stays_a_link(tmp_path):
     """/dev/stdout links to whatever standard output is (here a regular file): renaming over it would
     replace the machine's link. A link of the user's to a file is followed: the file is replaced, the
@@ -290,6 +293,7 @@ def test_dev_stdout_is_refused_and_a_link_to_a_file_stays_a_link(tmp_path):
     assert (tmp_path / "real.jsonl").read_text() == (tmp_path / "good.jsonl").read_text()
 
 
+@pytest.mark.slow
 def test_report_of_a_fifo_is_one_line_not_a_hang(tmp_path):
     os.mkfifo(tmp_path / "data.jsonl")
     result = subprocess.run([str(SCRIPT), "report", "data.jsonl"], cwd=tmp_path, capture_output=True, text=True,

@@ -20,6 +20,8 @@ from selfinstruct.dedup.corpus import CorpusBuilder
 from selfinstruct.dedup.greedy import NONE, deduplicate
 from selfinstruct.text.rouge import rouge_l, tokenize
 
+pytestmark = pytest.mark.slow  # every test here compiles kernels or sorts large inputs
+
 SCRIPT = Path(sys.executable).with_name("selfinstruct")
 WORDS = ("the a cat dog red blue sky sea write explain list three two one of to and in poem story "
          "天 地 人 和 的 是 一 写 诗 春 风 山 水 Ｐｙｔｈｏｎ python １０ 10").split()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from helpers import KEY, common, invoke, read_jsonl, run_config
 from selfinstruct import generate
 from selfinstruct.generation.plan import plan
@@ -46,6 +47,7 @@ def test_alpaca_mode_and_an_unknown_price(server, tmp_path):
     assert "--- alpaca: the first prompt as sent" in result.output and "cost       unknown" in result.output
 
 
+@pytest.mark.slow
 def test_without_a_terminal_a_plain_progress_line_comes_every_10_seconds(server, fake_model, tmp_path):
     """Job logs (nohup, CI, a scheduler) get progress: stderr is a pipe here, so no bar but plain lines."""
     import os

@@ -61,6 +61,7 @@ SEEDS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_evol_run_keeps_lineage_and_eliminates_with_reasons(tmp_path, lang):
     run, seeds = tmp_path / "run", tmp_path / "seeds.jsonl"

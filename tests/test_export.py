@@ -89,6 +89,7 @@ def test_seeds_are_one_task_each_and_seed_another_run(run):
     assert count == len(tasks) == len(load_seed_tasks(path))
 
 
+@pytest.mark.slow
 def test_hf_is_a_datasets_dataset_with_one_row_per_instance(run):
     from datasets import load_from_disk
 

@@ -35,6 +35,7 @@ def one_at_a_time(server, tmp_path, **overrides):
     (Reply(raw_body="<html>proxy page</html>", headers={"Content-Type": "text/html"}), "unreadable_response"),
     (Reply(raw_body="{}"), "unreadable_response"),
 ])
+@pytest.mark.slow
 def test_transient_faults_are_retried_and_counted(server, tmp_path, fault, reason):
     server.script(fault)
     summary = generate(one_at_a_time(server, tmp_path, timeout=1))
@@ -82,6 +83,7 @@ def test_refused_key_keeps_journals_and_resumes_after_the_fix(server, fake_model
     assert len(good_bodies) > answered
 
 
+@pytest.mark.slow
 def test_full_disk_is_a_clear_error_and_keeps_what_was_journaled(server, tmp_path):
     """A real 48 KB filesystem fills up mid-run (mounted in a private namespace, no root needed)."""
     disk, saved = tmp_path / "disk", tmp_path / "saved"

@@ -18,6 +18,7 @@ SCRIPT = Path(sys.executable).parent / "selfinstruct"
      "data.jsonl: the dropped-records file is the same file as the input (data.jsonl); choose another path"),
     (["-o", "missing/clean.jsonl"], "missing/clean.jsonl: cannot write there: missing is not an existing directory"),
 ])
+@pytest.mark.slow
 def test_console_script_exits_2_with_one_error_line(tmp_path, args, needle):
     source = tmp_path / "data.jsonl"
     source.write_text(json.dumps({"instruction": "Name a colour.", "input": "", "output": "Blue."}) + "\n")
@@ -31,6 +32,7 @@ def test_console_script_exits_2_with_one_error_line(tmp_path, args, needle):
     assert [p.name for p in tmp_path.iterdir()] == ["data.jsonl"]
 
 
+@pytest.mark.slow
 def test_against_takes_several_files(tmp_path):
     """Records similar to any of the --against datasets are dropped, each naming what it was similar to and in
     which file (the path as given)."""
@@ -76,6 +78,7 @@ def test_progress_lines_report_each_stage_with_rate_and_eta(tmp_path):
     assert stages[-1][4] == "100" and stages[-1][2] == "3,000"
 
 
+@pytest.mark.slow
 def test_quiet_filter_prints_no_progress(tmp_path):
     source = tmp_path / "data.json"
     source.write_text(json.dumps([{"instruction": "List three prime numbers.", "output": "2, 3, 5"}]))
@@ -84,6 +87,7 @@ def test_quiet_filter_prints_no_progress(tmp_path):
     assert done.returncode == 0 and done.stderr == ""
 
 
+@pytest.mark.slow
 def test_several_inputs_are_deduplicated_together_into_a_directory(tmp_path):
     """Two files, one JSON array and one JSONL: the second's copy of the first's record is dropped, and each
     file's kept records are written back under its name, in its own layout."""
@@ -123,6 +127,7 @@ def test_several_inputs_into_one_file_take_the_first_layout(tmp_path):
     assert (dropped["file"], dropped["index"], dropped["duplicate_of"]["file"]) == (str(second), 1, str(first))
 
 
+@pytest.mark.slow
 def test_several_inputs_refuse_an_output_that_is_one_of_them(tmp_path):
     """Filtering into the inputs' own directory would replace them: refused before anything is read."""
     first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"

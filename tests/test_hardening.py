@@ -65,6 +65,7 @@ def trickling():
     thread.join(timeout=5)
 
 
+@pytest.mark.slow
 def test_a_trickling_server_times_out_and_the_run_ends_by_itself(trickling, tmp_path):
     """--timeout bounds a whole attempt: each one is a `timeout` failure, and the failure rule ends the run."""
     base_url = f"http://127.0.0.1:{trickling.server_address[1]}/v1"
@@ -86,6 +87,7 @@ def test_a_trickling_server_times_out_and_the_run_ends_by_itself(trickling, tmp_
 # the judge shares the run's --rpm ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_judge_on_the_runs_endpoint_shares_its_rpm(tmp_path):
     """--rpm 60: every request the endpoint sees, judge included, comes about a second after the last."""
     with ScriptedServer(FakeModel()) as server:

@@ -33,6 +33,7 @@ def read(path):
 
 @pytest.mark.parametrize("mode, lang, api", [("self-instruct", "en", "chat"), ("alpaca", "zh", "completion"),
                                              ("evol", "en", "completion")])
+@pytest.mark.slow
 def test_judge_scores_every_task_and_min_score_rejects(tmp_path, mode, lang, api):
     run = tmp_path / "run"
     with ScriptedServer(Chatty()) as server:

@@ -16,7 +16,10 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from openai_stub import Reply
+
+pytestmark = pytest.mark.slow  # every test here kills and resumes real processes
 
 TRIALS = 6
 TARGET = 60

@@ -216,6 +216,7 @@ def test_server_dying_at_start_up_reports_its_log(fake_gguf, fake_server_command
         LocalServer(fake_gguf, log_path=tmp_path / "server.log").start()
 
 
+@pytest.mark.slow
 def test_server_not_up_in_time_is_stopped(fake_gguf, fake_server_command):
     fake_server_command("import time; print('still loading', flush=True); time.sleep(60)")
     server = LocalServer(fake_gguf, start_timeout=1)

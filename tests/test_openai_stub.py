@@ -160,6 +160,7 @@ def test_rate_limit_exposes_retry_after(server, client):
     assert err.body["code"] == "rate_limit_exceeded"
 
 
+@pytest.mark.slow
 def test_delay_beyond_client_timeout_is_api_timeout_error(server):
     server.script(Reply("late", delay=2))
     c = openai.OpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0, timeout=0.5)
@@ -283,6 +284,7 @@ def test_unknown_path_and_bad_json_get_openai_errors(server):
     assert info.value.code == 400 and json.load(info.value)["error"]["type"] == "invalid_request_error"
 
 
+@pytest.mark.slow
 def test_client_hanging_up_is_silent(server, capsys):
     server.script(Reply("late", delay=0.4))
     c = openai.OpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0, timeout=0.1)

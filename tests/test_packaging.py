@@ -7,6 +7,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
 from selfinstruct.generation.methods.registry import METHODS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -14,6 +15,7 @@ TEMPLATES = {name for method in METHODS.values() for name in method.templates}
 assert len(TEMPLATES) == 13  # every method's prompts: self-instruct 4, alpaca 1, evol 8
 
 
+@pytest.mark.slow
 def test_wheel_carries_seeds_and_prompts_and_they_load(tmp_path):
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w",
                             tmp_path / "dist", ROOT], capture_output=True, text=True, timeout=300)

@@ -62,6 +62,7 @@ def test_export_writes_one_alpaca_record_per_instance(server, tmp_path):
     assert len(load_seed_tasks(seeds_path)) == seeds_count == 5
 
 
+@pytest.mark.slow
 def test_retries_transient_faults_then_succeeds(server, tmp_path):
     server.script(Reply(status=429, headers={"Retry-After": "0"}), Reply(status=500), Reply(status=502),
                   Reply(status=503), Reply(status=504))
@@ -73,6 +74,7 @@ def test_retries_transient_faults_then_succeeds(server, tmp_path):
     assert summary["failed_requests_by_reason"] == {}
 
 
+@pytest.mark.slow
 def test_honours_retry_after(server, tmp_path):
     import time
 

@@ -22,6 +22,7 @@ def test_reset_durations(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
 
 
+@pytest.mark.slow
 def test_rpm_and_tpm_space_requests_out():
     async def times(limiter, n, tokens):
         started, seen = time.monotonic(), []
@@ -75,6 +76,7 @@ def test_rpm_holds_over_any_20_second_window_with_requests_in_parallel():
         assert in_window <= 41, f"{in_window} requests in the 20 s from request {i}"
 
 
+@pytest.mark.slow
 def test_generate_spaces_requests_by_rpm(server, tmp_path):
     """The run's requests go through the limiter: 1,200 per minute over 11 requests takes at least 0.5 s."""
     config = run_config(server, tmp_path, lang="en", num_instructions=10_000, concurrency=8, rpm=1200,
@@ -86,6 +88,7 @@ def test_generate_spaces_requests_by_rpm(server, tmp_path):
     assert all(b - a >= 0.045 for a, b in zip(arrivals, arrivals[1:]))
 
 
+@pytest.mark.slow
 def test_a_429_pauses_every_request(server, fake_model, tmp_path):
     server.responder = lambda request: Reply(text=fake_model(request), delay=0.2)
     server.script(Reply(status=429, headers={"Retry-After": "1.5"}))
@@ -96,6 +99,7 @@ def test_a_429_pauses_every_request(server, fake_model, tmp_path):
     assert later and min(later) >= refused_at + 1.4
 
 
+@pytest.mark.slow
 def test_a_used_up_limit_header_pauses_until_its_reset(server, fake_model, tmp_path):
     first = {"done": False}
 

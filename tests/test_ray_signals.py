@@ -17,6 +17,8 @@ ray = pytest.importorskip("ray")  # the test extra installs it: a skip here is a
 
 from selfinstruct import filter_dataset  # noqa: E402
 
+pytestmark = pytest.mark.slow  # every test here starts a Ray cluster and sends signals
+
 
 class Stopped(Exception):
     """What the caller's SIGTERM handler raises (the CLI's raises Interrupted)."""

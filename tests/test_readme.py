@@ -135,7 +135,8 @@ PLAN = {
     "setup": ("bash", r'^python3 -m venv \.venv && \.venv/bin/pip install "\.\[local\]" && \.venv/bin/selfinstruct ',
               ["test_setup_command_real_demo", "test_setup_demo_run_directory_line_as_shown",
                "test_export_commands_on_stub_run", "test_readme_test_command_is_what_ci_runs"]),
-    "ci": ("bash", r"\.venv/bin/python -m pytest$", ["test_readme_test_command_is_what_ci_runs"]),
+    "ci": ("bash", r'\.venv/bin/python -m pytest -m ""$', ["test_readme_test_command_is_what_ci_runs",
+                                                              "test_plain_pytest_is_the_fast_tier"]),
     "openai": ("bash", r"^export OPENAI_API_KEY=", ["test_endpoint_example_against_stub"]),
     "deepseek": ("bash", r"--base-url https://api\.deepseek\.com/.* -o runs/zh$", ["test_endpoint_example_against_stub"]),
     "qwen": ("bash", r"--base-url https://dashscope\.", ["test_endpoint_example_against_stub"]),
@@ -166,7 +167,7 @@ NOT_RUN = {
     # CI itself creates the venv and installs the package (.ci/run runs the README's test command
     # verbatim, checked by test_readme_test_command_is_what_ci_runs); these tests run inside it.
     "setup": 'python3 -m venv .venv && .venv/bin/pip install ".[local]"',
-    "ci": 'python3 -m venv .venv && .venv/bin/pip install ".[local,test]" && .venv/bin/python -m pytest',
+    "ci": 'python3 -m venv .venv && .venv/bin/pip install ".[local,test]" && .venv/bin/python -m pytest -m ""',
 }
 
 
@@ -211,6 +212,25 @@ def test_readme_test_command_is_what_ci_runs():
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert {"local", "test"} <= set(pyproject["project"]["optional-dependencies"])
     assert "selfinstruct" in pyproject["project"]["scripts"] and SCRIPT.is_file()
+
+
+def collected(*marker) -> set[str]:
+    done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *marker],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return {line for line in done.stdout.splitlines() if "::" in line}
+
+
+@pytest.mark.slow
+def test_plain_pytest_is_the_fast_tier():
+    """What the README says of the tiers: plain pytest leaves out exactly the slow and real-model tests, and the
+    CI command's -m "" leaves out nothing."""
+    fast, everything = collected(), collected("-m", "")
+    slow, real = collected("-m", "slow"), collected("-m", "real_model")
+    assert fast and slow and real
+    assert fast | slow | real == everything
+    assert not fast & (slow | real)
+    assert any("test_readme.py::test_plain_pytest_is_the_fast_tier" in line for line in slow)
 
 
 # ------------------------------------------------------------------ running commands
@@ -292,6 +312,7 @@ def printed_run_dir(stdout: str, cwd: Path) -> Path:
 STUB_EXAMPLES = ["openai", "deepseek", "qwen", "vllm", "ollama", "llamacpp", "structured", "json-mode"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", STUB_EXAMPLES)
 def test_endpoint_example_against_stub(key, server, tmp_path, tmp_path_factory):
     readme = item(key)
@@ -328,6 +349,7 @@ def test_endpoint_example_against_stub(key, server, tmp_path, tmp_path_factory):
         assert all(r.headers["authorization"] == f"Bearer {expected_key}" for r in sent)
 
 
+@pytest.mark.slow
 def test_toml_config_block(server, tmp_path, tmp_path_factory):
     text = item("toml").text
     path = tmp_path / "selfinstruct.toml"
@@ -410,6 +432,7 @@ def check_export_commands(cwd: Path, env: dict) -> None:
     assert len(load_seed_tasks(cwd / target)) == len(tasks)
 
 
+@pytest.mark.slow
 def test_export_commands_on_stub_run(server, tmp_path, tmp_path_factory):
     """`selfinstruct export runs/demo ...` needs runs/demo: made first by the set-up's generate
     command, pointed at the stub."""
@@ -424,6 +447,7 @@ def test_export_commands_on_stub_run(server, tmp_path, tmp_path_factory):
 # ------------------------------------------------------------------ a dry run
 
 
+@pytest.mark.slow
 def test_dry_run_example(tmp_path, tmp_path_factory):
     """Sends nothing (so it runs as written, with OpenAI as the endpoint); the shown lines match, the
     prompts between them are elided in the README."""
@@ -441,6 +465,7 @@ def test_dry_run_example(tmp_path, tmp_path_factory):
 # ------------------------------------------------------------------ filtering an existing dataset
 
 
+@pytest.mark.slow
 def test_filter_example(tmp_path, tmp_path_factory):
     env = base_env(tmp_path_factory)
     make = item("make-dataset").text

@@ -138,6 +138,7 @@ def _filter(source: Path, out: Path, *options: str) -> tuple[bytes, list[dict]]:
 
 @pytest.mark.parametrize("key, threshold", [("instruction", "0.7"), ("instruction", "0.4"),
                                             ("instruction+input", "0.4")])
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", CHATS)
 def test_a_chat_export_filters_as_the_alpaca_export(exports, tmp_path, layout, key, threshold):
     """Every record has the same fate, and a dropped one the same entry (reason, score, what it repeats),

@@ -51,6 +51,7 @@ def numbers_of(page: str) -> dict[str, str]:
     return {html.unescape(k): html.unescape(v) for k, v in re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td></tr>", table)}
 
 
+@pytest.mark.slow
 def test_numbers_of_a_small_fixed_dataset(dataset, seeds):
     data = load(dataset)
     assert data.lang == "en" and data.records == 6 and len(data.tasks) == 5  # one instruction has two instances
@@ -81,6 +82,7 @@ def test_numbers_of_a_small_fixed_dataset(dataset, seeds):
     assert "<td>write</td><td>2</td><td>poem 2</td>" in page
 
 
+@pytest.mark.slow
 def test_the_page_escapes_every_text_from_the_data(dataset, seeds):
     page = write_report(dataset, seeds=seeds).read_text(encoding="utf-8")
     assert page.startswith(MARKER)
@@ -97,6 +99,7 @@ def test_english_verbs_and_objects():
     assert {text: verb_noun_en(text) for text in cases} == cases
 
 
+@pytest.mark.slow
 def test_chinese_verbs_and_objects():
     from selfinstruct.report.diversity import verb_noun_zh
 
@@ -105,6 +108,7 @@ def test_chinese_verbs_and_objects():
     assert {text: verb_noun_zh(text) for text in cases} == cases
 
 
+@pytest.mark.slow
 def test_a_run_report_shows_the_funnel_and_no_credential(run):
     page = write_report(run).read_text(encoding="utf-8")
     rejected = [json.loads(line) for line in (run / "rejected.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -119,6 +123,7 @@ def test_a_run_report_shows_the_funnel_and_no_credential(run):
     assert page.count("data:image/png;base64,") == 4  # verbs, overlap, lengths, funnel
 
 
+@pytest.mark.slow
 def test_cli_prints_the_path_and_fails_in_one_line(run, tmp_path):
     done = subprocess.run([str(SCRIPT), "report", str(run), "-o", str(tmp_path / "r.html")], capture_output=True,
                           text=True, timeout=120)
@@ -182,6 +187,7 @@ def render(page: Path) -> tuple[list[str], list[dict], str]:
     return errors, images, text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["run", "file"])
 def test_the_report_renders_in_a_real_browser(which, run, dataset, seeds):
     page = write_report(run) if which == "run" else write_report(dataset, seeds=seeds)
@@ -205,12 +211,14 @@ def test_a_missing_browser_is_a_failure_not_a_skip():
     (".", ". is a directory; give a file name to write to"),
     ("nofolder/r.html", "nofolder/r.html: cannot write there: nofolder is not an existing directory"),
 ])
+@pytest.mark.slow
 def test_an_unwritable_output_is_refused_before_any_work(dataset, tmp_path, output, error):
     done = subprocess.run([str(SCRIPT), "report", str(dataset), "-o", output], capture_output=True, text=True,
                           timeout=120, cwd=tmp_path)
     assert done.returncode == 2 and done.stderr == f"error: {error}\n", done.stderr
 
 
+@pytest.mark.slow
 def test_reports_of_files_differing_only_in_extension_do_not_collide(tmp_path):
     for name in ("data.json", "data.jsonl"):
         (tmp_path / name).write_text(json.dumps(RECORDS[0]) + "\n", encoding="utf-8")
@@ -218,6 +226,7 @@ def test_reports_of_files_differing_only_in_extension_do_not_collide(tmp_path):
     assert len(list(tmp_path.glob("*.report.html"))) == 2
 
 
+@pytest.mark.slow
 def test_skipped_records_and_a_doubtful_lang_are_said(dataset, tmp_path):
     records = RECORDS + [{"instruction": 42}, ["not", "an", "object"]]
     dataset.write_text(json.dumps(records), encoding="utf-8")
@@ -246,6 +255,7 @@ def test_long_texts_are_cut_in_the_tables(dataset, seeds):
     assert page.count("more characters)") == 2 and long not in page
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["sharegpt", "messages"])
 def test_chat_exports_are_read_back(run, fmt):
     """A report of the tool's own chat exports: one task per user turn (the instruction with its input)."""
@@ -260,6 +270,7 @@ def test_chat_exports_are_read_back(run, fmt):
     assert write_report(path).is_file()
 
 
+@pytest.mark.slow
 def test_a_bad_json_line_is_skipped_and_said(tmp_path, seeds):
     path = tmp_path / "data.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in RECORDS[:3]) + "{not json\n" + json.dumps(RECORDS[3]) + "\n",
@@ -270,6 +281,7 @@ def test_a_bad_json_line_is_skipped_and_said(tmp_path, seeds):
                      "in double quotes (column 2)"]
 
 
+@pytest.mark.slow
 def test_candidates_not_needed_at_the_target_are_shown(run, monkeypatch):
     """Candidates neither rejected nor accepted (cut or skipped once the target was in reach) get a funnel step."""
     import selfinstruct.report.plots as plots
@@ -287,6 +299,7 @@ def test_candidates_not_needed_at_the_target_are_shown(run, monkeypatch):
     assert ("not needed: target reached", 4) in drawn[0]
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_report_writes_nothing(tmp_path):
     import signal
     import time

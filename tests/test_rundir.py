@@ -22,6 +22,7 @@ SCRIPT = str(Path(sys.executable).parent / "selfinstruct")
 EN_SEEDS = [t.instruction for t in load_seed_tasks(default_seeds("en"))]
 
 
+@pytest.mark.slow
 def test_a_second_writer_is_refused_at_once_naming_the_first(server, fake_model, tmp_path):
     server.responder = lambda request: Reply(text=fake_model(request), delay=0.2)
     first = start_cli(server, tmp_path / "run")
@@ -256,6 +257,7 @@ def test_a_format_3_run_counts_each_answer_as_one_attempt_plus_its_retries(serve
     assert json.loads((run / "config.json").read_text())["format"] == FORMAT_VERSION == 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_sigterm_and_sighup_end_the_run_like_ctrl_c(server, fake_model, tmp_path, signum, code):
     server.responder = lambda request: Reply(text=fake_model(request), delay=0.2)
@@ -305,6 +307,7 @@ def test_export_of_an_incomplete_run_says_so(server, tmp_path):
     assert "note: " in result.output and "is not complete (0 of 5 tasks; stopped: 1 rounds" in result.output
 
 
+@pytest.mark.slow
 def test_the_journals_do_not_depend_on_when_answers_arrive(server, fake_model, tmp_path):
     """Answers arrive in a random order; replaying them (all at once) must derive the same files."""
     import random

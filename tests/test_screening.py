@@ -61,6 +61,7 @@ def test_line_parts_cover_the_file_and_start_at_lines(tmp_path):
     assert line_parts(array, 100) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", ["instruction", "instruction+input"])
 def test_reading_in_parts_writes_the_same_files_as_one_reader(tmp_path, monkeypatch, key):
     source = tmp_path / "data.jsonl"
@@ -81,6 +82,7 @@ def test_reading_in_parts_writes_the_same_files_as_one_reader(tmp_path, monkeypa
     assert one.dropped["duplicate"] > 200 and one.dropped["bad_record"] == 5 and one.kept > 200
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_while_reading_in_parts_ends_the_readers_and_writes_nothing(tmp_path, signum, code):
     rng = random.Random(3)

@@ -127,6 +127,7 @@ def assert_index_matches(index: RougeIndex, pool: list[str], query: str) -> None
             assert match is None
 
 
+@pytest.mark.slow
 def test_index_matches_rouge_score_on_synthetic_text():
     texts = synthetic_texts(360, seed=7)
     rng = random.Random(7)
@@ -137,6 +138,7 @@ def test_index_matches_rouge_score_on_synthetic_text():
         assert_index_matches(index, pool, query)
 
 
+@pytest.mark.slow
 def test_index_matches_brute_force_on_a_larger_pool():
     # rouge_l is checked against rouge_score above; this covers more pruning paths.
     texts = synthetic_texts(4100, seed=3)
@@ -215,6 +217,7 @@ def test_threshold_at_or_above_one_finds_nothing():
 
 # --- greedy dedup agreement (bench/bench_agreement.py) -------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_greedy_dedup_agrees_with_rouge_score(lang):
     records = synthetic.alpaca_records(300, lang, seed=2, near_dup_fraction=0.3)
