@@ -35,16 +35,9 @@ class Alpaca(Method):
     def answer_candidates(self, request: Request, answer: dict, screen) -> list[Candidate]:
         """Parse complete tasks; keep those that pass screening and the instance checks. A task the parser
         dropped (cut off, or missing its instruction or output) is rejected with the parser's reason."""
-        context = self.context
-        if context.structured:
+        if self.context.structured:
             return self._screened(request, self._structured_tasks(request, answer), screen)
-        parsed = parse_alpaca_tasks(answer["text"], request.next_number, context.continued,
-                                    cut_off=answer["finish_reason"] == "length")
-        for k, dropped in enumerate(parsed.dropped):
-            context.reject(f"{request.slot}.{len(parsed.items) + k}", request, dropped.reason, dropped.text)
-        if not parsed.items and not parsed.dropped:
-            context.reject(f"{request.slot}.0", request, "unparseable_response", answer["text"][:500])
-        return self._screened(request, parsed.items, screen)
+        return self._screened(request, self.listed(request, answer, parse_alpaca_tasks), screen)
 
     def _screened(self, request: Request, tasks: list[dict], screen) -> list[Candidate]:
         context, candidates = self.context, []

@@ -72,6 +72,18 @@ class Method:
     # which sets ``candidate.instances``, or records its rejections on the candidate.
     finish: Callable[[Candidate], Awaitable[None]] | None = None
 
+    def listed(self, request: Request, answer: dict, parse: Callable) -> list:
+        """The items of an answer that is a numbered list, read by the stage's ``parse`` (parsing.items);
+        what the parser dropped is rejected with its reason, an answer with nothing in it as unparseable."""
+        context = self.context
+        parsed = parse(answer["text"], request.next_number, context.continued,
+                       cut_off=answer["finish_reason"] == "length")
+        for k, dropped in enumerate(parsed.dropped):
+            context.reject(f"{request.slot}.{len(parsed.items) + k}", request, dropped.reason, dropped.text)
+        if not parsed.items and not parsed.dropped:
+            context.reject(f"{request.slot}.0", request, "unparseable_response", answer["text"][:500])
+        return parsed.items
+
     async def candidates(self, requests: list[Request], answers: list[dict]) -> list[Candidate]:
         """The candidates of a round's answered requests, in request order, screened against the pool
         and against each other."""

@@ -40,16 +40,10 @@ class SelfInstruct(Method):
 
     def answer_candidates(self, request: Request, answer: dict, screen) -> list[Candidate]:
         """Parse the answer and keep the instructions that pass screening."""
-        context = self.context
-        if context.structured:
+        if self.context.structured:
             return self._structured_candidates(request, answer, screen)
-        parsed = parse_instructions(answer["text"], request.next_number, context.continued,
-                                    cut_off=answer["finish_reason"] == "length")
-        for k, dropped in enumerate(parsed.dropped):
-            context.reject(f"{request.slot}.{len(parsed.items) + k}", request, dropped.reason, dropped.text)
-        if not parsed.items and not parsed.dropped:
-            context.reject(f"{request.slot}.0", request, "unparseable_response", answer["text"][:500])
-        return [c for c in (screen(request, j, text) for j, text in enumerate(parsed.items)) if c is not None]
+        items = self.listed(request, answer, parse_instructions)
+        return [c for c in (screen(request, j, text) for j, text in enumerate(items)) if c is not None]
 
     def _structured_candidates(self, request: Request, answer: dict, screen) -> list[Candidate]:
         """The instructions of a JSON answer (--structured); one cut off at max_tokens is rejected. Blank
