@@ -1,8 +1,12 @@
 """A fast OpenAI-compatible endpoint for throughput benchmarks, in its own process.
 
-It answers every chat or completion request after exactly ``--latency`` seconds with the
-tests' fake model (tests/fake_model.py), over HTTP/1.1 keep-alive on asyncio, so that
-the endpoint itself costs little CPU and the benchmark measures the client. Its chat answers
+It answers every chat or completion request with the tests' fake model (tests/fake_model.py),
+over HTTP/1.1 keep-alive on asyncio, so that the endpoint itself costs little CPU and the
+benchmark measures the client. Latency, as real APIs have it: ``--latency`` seconds plus
+``--per-token`` seconds per answer token (a list of tasks takes longer than a yes/no), times a
+lognormal factor of mean 1 and ``--sigma`` (0: exactly that; 1.0: a p99 about 5 times the median),
+seeded. ``GET /v1/stats`` says how busy it was: requests, their mean latency, and the mean number
+in flight from the first arrival to the last answer. Its chat answers
 come in the seeded mix of styles real chat models write (tests/answer_styles.py), or with
 ``--styles clean`` exactly in the prompt's format.
 
@@ -14,7 +18,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
+import random
 import subprocess
+import time
+import urllib.request
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,14 +30,43 @@ from types import SimpleNamespace
 ROOT = Path(__file__).resolve().parent.parent
 
 
-async def serve(latency: float, styles: str = "mixed") -> None:
+class Load:
+    """The integral of requests in flight over time, for the share of the client's slots kept busy."""
+
+    def __init__(self):
+        self.in_flight, self.area, self.changed, self.first, self.last = 0, 0.0, None, None, None
+        self.requests, self.seconds = 0, 0.0
+
+    def change(self, by: int) -> None:
+        now = time.monotonic()
+        if self.changed is not None:
+            self.area += self.in_flight * (now - self.changed)
+        self.in_flight += by
+        self.changed, self.last = now, now
+        self.first = self.first or now
+
+    def report(self) -> dict:
+        """Totals so far; ``area`` (request-seconds in flight) and ``now`` let a caller take any window."""
+        now = time.monotonic()
+        area = self.area + (self.in_flight * (now - self.changed) if self.changed is not None else 0.0)
+        span = (self.last - self.first) if self.first else 0.0
+        return {"requests": self.requests, "mean_latency": self.seconds / max(self.requests, 1), "now": now,
+                "area": area, "span": span, "mean_in_flight": self.area / span if span else 0.0}
+
+
+async def serve(latency: float, styles: str = "mixed", sigma: float = 0.0, per_token: float = 0.0,
+                seed: int = 1) -> None:
     sys.path.insert(0, str(ROOT / "tests"))
     from fake_model import FakeModel
 
     model = FakeModel(styles=styles)
-    counter = 0
+    counter, load, rng = 0, Load(), random.Random(seed)
 
-    def completion(path: str, body: dict) -> bytes:
+    def delay(text: str) -> float:
+        factor = math.exp(rng.gauss(-sigma * sigma / 2, sigma)) if sigma else 1.0  # lognormal with mean 1
+        return (latency + per_token * len(text.split())) * factor
+
+    def completion(path: str, body: dict) -> tuple[bytes, str]:
         nonlocal counter
         counter += 1
         chat = path.endswith("/chat/completions")
@@ -42,7 +79,7 @@ async def serve(latency: float, styles: str = "mixed") -> None:
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         return json.dumps({"id": f"cmpl-{counter}", "object": "chat.completion" if chat else "text_completion",
                            "created": 0, "model": body.get("model", "m"), "choices": [choice],
-                           "usage": usage}).encode()
+                           "usage": usage}).encode(), text
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -53,8 +90,16 @@ async def serve(latency: float, styles: str = "mixed") -> None:
                 length = next((int(line.split(":", 1)[1]) for line in lines[1:]
                                if line.lower().startswith("content-length:")), 0)
                 body = json.loads(await reader.readexactly(length) or b"{}")
-                await asyncio.sleep(latency)
-                payload = completion(path, body)
+                if path.endswith("/stats"):
+                    payload = json.dumps(load.report()).encode()
+                else:
+                    load.change(+1)
+                    started = time.monotonic()
+                    payload, text = completion(path, body)
+                    await asyncio.sleep(delay(text))
+                    load.requests += 1
+                    load.seconds += time.monotonic() - started
+                    load.change(-1)
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                              b"Content-Length: %d\r\n\r\n%s" % (len(payload), payload))
                 await writer.drain()
@@ -69,13 +114,20 @@ async def serve(latency: float, styles: str = "mixed") -> None:
 class FakeEndpoint:
     """``with FakeEndpoint(0.5) as url:`` runs the endpoint in a child process."""
 
-    def __init__(self, latency: float, styles: str = "mixed"):
-        self.latency, self.styles = latency, styles
+    def __init__(self, latency: float, styles: str = "mixed", sigma: float = 0.0, per_token: float = 0.0):
+        self.latency, self.styles, self.sigma, self.per_token = latency, styles, sigma, per_token
 
     def __enter__(self) -> str:
         self.process = subprocess.Popen([sys.executable, __file__, "--latency", str(self.latency),
-                                         "--styles", self.styles], stdout=subprocess.PIPE, text=True)
-        return self.process.stdout.readline().strip()
+                                         "--styles", self.styles, "--sigma", str(self.sigma),
+                                         "--per-token", str(self.per_token)], stdout=subprocess.PIPE, text=True)
+        self.url = self.process.stdout.readline().strip()
+        return self.url
+
+    def stats(self) -> dict:
+        """The endpoint's Load.report(), over HTTP."""
+        with urllib.request.urlopen(self.url + "/stats", timeout=10) as answer:
+            return json.loads(answer.read())
 
     def __exit__(self, *exc) -> None:
         self.process.kill()
@@ -86,5 +138,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.5)
     parser.add_argument("--styles", choices=("mixed", "clean"), default="mixed")
+    parser.add_argument("--sigma", type=float, default=0.0)
+    parser.add_argument("--per-token", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=1)
     arguments = parser.parse_args()
-    asyncio.run(serve(arguments.latency, arguments.styles))
+    asyncio.run(serve(arguments.latency, arguments.styles, arguments.sigma, arguments.per_token, arguments.seed))
