@@ -3,15 +3,21 @@ finished run must pass, and the export/report tests' run. Test files import from
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
+import random
+import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 from fake_model import FakeModel
+from openai_stub import Reply
 from typer.testing import CliRunner
 
 from selfinstruct import Config, resume
@@ -127,3 +133,95 @@ class RejectingModel(FakeModel):
             return self.previous  # too_similar: ROUGE-L 1.0
         self.previous = text
         return text
+
+
+class OddModel(FakeModel):
+    """The fake model, with answers that every rejection path meets: near-duplicates of its
+    own tasks, a task for images, one too short, and (in Alpaca mode) one without an output."""
+
+    def instructions(self, prompt: str, chat: bool) -> str:
+        text = super().instructions(prompt, chat)
+        if not chat:
+            return text
+        zh = "下面是人们请" in prompt
+        first = int(re.findall(r"^(?:Task |任务)(\d+)[:：]$", prompt, re.M)[-1])
+        label = "任务{}：" if zh else "Task {}: "
+        copy = text.splitlines()[0].split(label.format(first), 1)[1]
+        odd = [copy + ("的另一种" if zh else " again"), "画一张猫的图片。" if zh else "Draw a picture of a cat.",
+               "好" if zh else "Hi"]
+        return text + "".join(f"\n{label.format(first + 5 + i)}{item}" for i, item in enumerate(odd))
+
+    def alpaca(self, prompt: str, chat: bool) -> str:
+        text = super().alpaca(prompt, chat)
+        if not chat:
+            return text
+        zh = "请想出" in prompt
+        blocks = text.split("###\n")[1:]
+        n = int(blocks[-1].split(".", 1)[0]) + 1
+        copy = blocks[0].splitlines()[0].split("：" if zh else ": ", 1)[1]
+        if zh:
+            odd = [f"{n}. 指令：{copy}\n输入：无\n输出：重复的答案。",
+                   f"{n + 1}. 指令：为这首诗画一幅图片。\n输入：无\n输出：好的。",
+                   f"{n + 2}. 指令：写一首关于秋天夜晚的短诗。\n输入：无\n输出："]
+        else:
+            odd = [f"{n}. Instruction: {copy}\nInput: None\nOutput: A repeated answer.",
+                   f"{n + 1}. Instruction: Draw a picture of this poem.\nInput: None\nOutput: Fine.",
+                   f"{n + 2}. Instruction: Write a short poem about an autumn night.\nInput: None\nOutput:"]
+        return text + "".join(f"\n###\n{block}" for block in odd)
+
+    def evolve(self, prompt: str, chat: bool) -> str:
+        """Evol's eliminations: now and then an empty rewrite."""
+        return "" if _one_in(6, prompt) else super().evolve(prompt, chat)
+
+    def compare(self, prompt: str) -> str:
+        """... a rewrite that adds nothing ..."""
+        return (" 否" if "有新内容：" in prompt[-10:] else " No") if _one_in(4, prompt) else super().compare(prompt)
+
+    def respond(self, prompt: str, chat: bool) -> str:
+        """... and an answer that is a refusal."""
+        if _one_in(5, prompt):
+            return "抱歉，我无法回答这个问题。" if "回答：" in prompt[-10:] else "Sorry, I cannot help with that."
+        return super().respond(prompt, chat)
+
+    def judge(self, prompt: str, chat: bool) -> str:
+        """Scores in the forms chat models write them, and now and then none at all."""
+        answer = super().judge(prompt, chat)
+        score = int(answer.split("\n")[0].strip().split("：")[-1].split(": ")[-1])
+        if score == 2:
+            return "这个任务总体还行。" if "评分：" in prompt[-10:] else "I think this task is fine overall."
+        return f"**Score:** {score}/5\n**Reason:** Clear enough." if score == 4 else answer
+
+
+def _one_in(n: int, prompt: str) -> bool:
+    """True for about one prompt in n, always the same ones."""
+    return int(hashlib.sha256(prompt.encode("utf-8", "surrogatepass")).hexdigest()[:8], 16) % n == 0
+
+
+class KeyedModel:
+    """The fake model, answering each prompt as a function of the prompt alone, not of the order requests come
+    in: a run gets the same answers whatever their timing, so its tasks must come out the same."""
+
+    def __init__(self, seed: int = 7, model=None):
+        self.seed, self.model = seed, model or OddModel
+
+    def __call__(self, request):
+        digest = int(hashlib.sha256(request.prompt.encode("utf-8", "surrogatepass")).hexdigest()[:12], 16)
+        return self.model(seed=self.seed * 1_000_003 + digest)(request)
+
+
+class Delayed:
+    """Answers after a random delay with a long tail (lognormal, mean ``mean`` seconds, sigma 1), as real
+    endpoints do, so that answers come back in another order than they were asked."""
+
+    def __init__(self, model, seed: int, mean: float = 0.02):
+        self.model, self.rng, self.mean = model, random.Random(seed), mean
+        self.lock = threading.Lock()
+
+    def __call__(self, request):
+        answer = self.model(request)
+        with self.lock:
+            delay = self.mean * math.exp(self.rng.gauss(-0.5, 1.0))
+        if isinstance(answer, Reply):
+            answer.delay = delay
+            return answer
+        return Reply(text=answer, delay=delay)

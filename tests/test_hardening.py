@@ -91,7 +91,7 @@ def test_a_trickling_server_times_out_and_the_run_ends_by_itself(trickling, tmp_
 def test_a_judge_on_the_runs_endpoint_shares_its_rpm(tmp_path):
     """--rpm 60: every request the endpoint sees, judge included, comes about a second after the last."""
     with ScriptedServer(FakeModel()) as server:
-        config = run_config(server, tmp_path, mode="alpaca", lang="en", num_instructions=2, requests_per_round=1,
+        config = run_config(server, tmp_path, mode="alpaca", lang="en", num_instructions=3, requests_per_round=1,
                             concurrency=4, rpm=60, judge=True, judge_model="judge-model", max_requests=4)
         try:
             generate(config)

@@ -128,16 +128,20 @@ def test_cut_off_response_drops_its_last_item(server, fake_model, tmp_path):
 
 
 def test_garbage_responses_are_counted_rejections(server, fake_model, tmp_path):
-    calls = {"n": 0}
+    calls = {"all": 0, "classify": 0, "instances": 0}  # counted per stage: the order of stages is the loop's
 
     def garbage(request):
-        calls["n"] += 1
-        if calls["n"] <= 2:
+        calls["all"] += 1
+        if calls["all"] <= 2:
             return "<html>totally not a list</html>"
-        if request.prompt.rstrip().endswith("Classification:") and calls["n"] % 4 == 0:
-            return "perhaps?"
-        if request.prompt.rstrip().endswith("Input:") and calls["n"] % 5 == 0:
-            return "I cannot help with that."
+        if request.prompt.rstrip().endswith("Classification:"):
+            calls["classify"] += 1
+            if calls["classify"] % 4 == 0:
+                return "perhaps?"
+        if request.prompt.rstrip().endswith("Input:"):
+            calls["instances"] += 1
+            if calls["instances"] % 3 == 0:
+                return "I cannot help with that."
         return fake_model(request)
 
     server.responder = garbage

@@ -14,7 +14,6 @@ the same bytes. Re-record only when a change of behaviour is intended:
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import sys
 import tempfile
@@ -60,69 +59,8 @@ def record() -> None:
     """Run each recorded run named on the command line (all when none is) afresh against the scripted server
     and keep its files."""
     sys.path.insert(0, str(HERE))
-    from fake_model import FakeModel
+    from helpers import OddModel
     from openai_stub import ScriptedServer
-
-    class OddModel(FakeModel):
-        """The fake model, with answers that every rejection path meets: near-duplicates of its
-        own tasks, a task for images, one too short, and (in Alpaca mode) one without an output."""
-
-        def instructions(self, prompt: str, chat: bool) -> str:
-            text = super().instructions(prompt, chat)
-            if not chat:
-                return text
-            zh = "下面是人们请" in prompt
-            first = int(re.findall(r"^(?:Task |任务)(\d+)[:：]$", prompt, re.M)[-1])
-            label = "任务{}：" if zh else "Task {}: "
-            copy = text.splitlines()[0].split(label.format(first), 1)[1]
-            odd = [copy + ("的另一种" if zh else " again"), "画一张猫的图片。" if zh else "Draw a picture of a cat.",
-                   "好" if zh else "Hi"]
-            return text + "".join(f"\n{label.format(first + 5 + i)}{item}" for i, item in enumerate(odd))
-
-        def alpaca(self, prompt: str, chat: bool) -> str:
-            text = super().alpaca(prompt, chat)
-            if not chat:
-                return text
-            zh = "请想出" in prompt
-            blocks = text.split("###\n")[1:]
-            n = int(blocks[-1].split(".", 1)[0]) + 1
-            copy = blocks[0].splitlines()[0].split("：" if zh else ": ", 1)[1]
-            if zh:
-                odd = [f"{n}. 指令：{copy}\n输入：无\n输出：重复的答案。",
-                       f"{n + 1}. 指令：为这首诗画一幅图片。\n输入：无\n输出：好的。",
-                       f"{n + 2}. 指令：写一首关于秋天夜晚的短诗。\n输入：无\n输出："]
-            else:
-                odd = [f"{n}. Instruction: {copy}\nInput: None\nOutput: A repeated answer.",
-                       f"{n + 1}. Instruction: Draw a picture of this poem.\nInput: None\nOutput: Fine.",
-                       f"{n + 2}. Instruction: Write a short poem about an autumn night.\nInput: None\nOutput:"]
-            return text + "".join(f"\n###\n{block}" for block in odd)
-
-        calls = {"evolve": 0, "compare": 0, "respond": 0}
-
-        def evolve(self, prompt: str, chat: bool) -> str:
-            """Evol's eliminations: now and then an empty rewrite."""
-            self.calls["evolve"] += 1
-            return "" if self.calls["evolve"] % 6 == 0 else super().evolve(prompt, chat)
-
-        def compare(self, prompt: str) -> str:
-            """... a rewrite that adds nothing ..."""
-            self.calls["compare"] += 1
-            return (" 否" if "有新内容：" in prompt[-10:] else " No") if self.calls["compare"] % 4 == 0 else super().compare(prompt)
-
-        def respond(self, prompt: str, chat: bool) -> str:
-            """... and an answer that is a refusal."""
-            self.calls["respond"] += 1
-            if self.calls["respond"] % 5 == 0:
-                return "抱歉，我无法回答这个问题。" if "回答：" in prompt[-10:] else "Sorry, I cannot help with that."
-            return super().respond(prompt, chat)
-
-        def judge(self, prompt: str, chat: bool) -> str:
-            """Scores in the forms chat models write them, and now and then none at all."""
-            answer = super().judge(prompt, chat)
-            score = int(answer.split("\n")[0].strip().split("：")[-1].split(": ")[-1])
-            if score == 2:
-                return "这个任务总体还行。" if "评分：" in prompt[-10:] else "I think this task is fine overall."
-            return f"**Score:** {score}/5\n**Reason:** Clear enough." if score == 4 else answer
 
     for name, settings in RUNS.items():
         if sys.argv[1:] and name not in sys.argv[1:]:

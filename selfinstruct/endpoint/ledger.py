@@ -58,7 +58,7 @@ class Call:
     top_p: float
     stop: list[str] | None = None
     response_format: dict | None = None
-    priority: int = 0  # lower is sent first when slots are scarce
+    priority: int | tuple = 0  # lower is sent first when slots are scarce
     judge: bool = False  # sent to the judge's client
 
 
@@ -119,6 +119,9 @@ class Ledger:
                                                    response_format=call.response_format)
                 record.update(text=completion.text, finish_reason=completion.finish_reason, error=None)
                 retries, usage = completion.retries, completion.usage
+            except FatalAPIError:  # before the slot passes on: nothing more is sent after it
+                self.stop_reason = self.stop_reason or "the endpoint refused the run"  # its words may hold secrets
+                raise
             except RequestFailed as exc:
                 record.update(text="", finish_reason=None, error=exc.reason, detail=exc.detail)
                 retries, usage = exc.retries, exc.usage
@@ -187,6 +190,7 @@ class Ledger:
         # Only the one that makes it REFUSALS_BEFORE_FATAL raises: an answer that arrives in the same turn
         # of the event loop, before the others are cancelled, must not raise a second error with another count.
         if len(self.refused) == REFUSALS_BEFORE_FATAL:
+            self.stop_reason = self.stop_reason or "the endpoint refused the first requests"
             raise FatalAPIError(f"the endpoint refused the first {len(self.refused)} requests "
                                 f"({exc.reason}: {exc.detail}); check --model, --max-tokens and "
                                 f"--api{self.limits.refusal_hint}")

@@ -1,8 +1,8 @@
 """Request slots: at most ``concurrency`` requests in flight, the most urgent stage first.
 
 A plain semaphore serves waiters in arrival order. Here a waiter with a lower priority
-number goes first, which lets the requests that the next round waits on overtake those
-of the current round's long tail, so slots do not idle between rounds.
+(any comparable value, e.g. (stage, round)) goes first, which lets a run finish the candidates
+it started before it starts new ones.
 """
 
 from __future__ import annotations
@@ -16,18 +16,18 @@ from contextlib import asynccontextmanager
 class PrioritySlots:
     def __init__(self, size: int):
         self._free = size
-        self._waiters: list[tuple[int, int, asyncio.Future]] = []
+        self._waiters: list[tuple[object, int, asyncio.Future]] = []
         self._order = itertools.count()
 
     @asynccontextmanager
-    async def slot(self, priority: int):
+    async def slot(self, priority):
         await self._acquire(priority)
         try:
             yield
         finally:
             self._release()
 
-    async def _acquire(self, priority: int) -> None:
+    async def _acquire(self, priority) -> None:
         if self._free and not self._waiters:
             self._free -= 1
             return

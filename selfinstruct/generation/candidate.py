@@ -34,3 +34,5 @@ class Candidate:
     rejections: list[tuple] = field(default_factory=list)  # written in candidate order, not as answers come
     lineage: dict | None = None  # where an evolved instruction comes from: parent, operation, depth
     judged: dict | None = None  # the judge's {"score", "reason"}, with --judge
+    seq: int = 0  # its place in the commit order
+    done: bool = False  # its later requests are answered (or it has none): it can be committed

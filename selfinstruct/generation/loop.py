@@ -1,18 +1,28 @@
-"""The bootstrapping loop, in rounds.
+"""The bootstrapping loop: rounds that overlap, decided in a fixed order.
 
-Each round samples its prompts with a random generator seeded by (seed, round) from
-the pool as it stood when the round began, sends them concurrently, and then decides
-candidates in a fixed order. A round is therefore a pure function of the pool, the
-seed and the model's answers. Every answer is journaled under its slot (its place in
-the run), so a resumed run replays every round from the first, taking answers from
-the journal and sending only what was never answered: the pool, tasks.jsonl and
-rejected.jsonl are always exactly what the journaled answers give.
+A round is ``requests_per_round`` first requests, sampled with a random generator seeded by
+(seed, round). Nothing waits for a round to end: a request is sent whenever a slot is free, and
+each candidate's later requests go out as soon as it is screened, ahead of first requests (so
+started candidates finish first). What makes the result independent of which answer comes back
+first is the order in which things are decided, the same in every run:
 
-Stop rules end a run that cannot progress (rounds that accept nothing, requests that
-keep failing): requests in flight finish and are journaled, nothing new is sent, and
-RunStopped says why. Budgets stop it the same way; --max-requests counts every HTTP
-request (attempt), retries included, before it is sent. A request waiting to retry when
-the run stops is abandoned: journaled with its attempts, and sent again on resume.
+- screening goes request by request, in slot order; an instruction is compared with the pool as it
+  stood two rounds back, every instruction screened in the round before (even one that later
+  fails), and the ones before it in its round: sets that do not depend on answer timing;
+- candidates are committed (accepted, or their rejections written) in that same order, like a
+  reorder buffer, until the target: tasks.jsonl and rejected.jsonl are a pure function of the seed
+  and the journaled answers;
+- a round's prompts draw on the pool as committed two rounds (LAG) before it, so its requests wait
+  only while that round is still deciding; Alpaca draws only seeds and never waits.
+
+Every answer is journaled under its slot, so a resumed run replays from the first round, taking
+answers from the journal and sending only what was never answered.
+
+Stop rules end a run that cannot progress (rounds that accept nothing, requests that keep
+failing): requests in flight finish and are journaled, nothing new is sent, and RunStopped says
+why. Budgets stop it the same way; --max-requests counts every HTTP request (attempt), retries
+included, before it is sent. Near the target, a candidate's later requests wait while the
+candidates before it could still fill the target, and no round starts that is not needed.
 """
 
 from __future__ import annotations
@@ -31,8 +41,9 @@ from selfinstruct.endpoint.progress import ProgressView
 from selfinstruct.endpoint.stats import Stats
 from selfinstruct.generation import judge
 from selfinstruct.generation.candidate import Candidate, Request
-from selfinstruct.generation.methods.base import Context
+from selfinstruct.generation.methods.base import LAG, Context
 from selfinstruct.generation.methods.registry import METHODS
+from selfinstruct.generation.order import CommitOrder, RoundState, Slot
 from selfinstruct.generation.prompts import PromptSet
 from selfinstruct.store.rundir import RunDir
 from selfinstruct.formats.task import Instance, Task
@@ -40,6 +51,7 @@ from selfinstruct.text.rouge import RougeIndex
 from selfinstruct.text.rules import clean_instances, instruction_rejection
 
 SIMILAR_SHOWN = 5
+AHEAD = 8  # rounds started beyond the first one not yet committed: work for the slots while it finishes
 
 
 class Run:
@@ -54,16 +66,23 @@ class Run:
         self.stats, self.view = stats, view
         self.continued = config.api == "completion"
         self.structured = bool(config.structured)  # answers are JSON (structured.py), read by Run.structured_answer
-        self.round = 0
         self.index = RougeIndex((task.instruction for task in seeds), config.normalize)
+        self.indexed = 0  # machine tasks in the index: the pool as committed LAG rounds back
         self.machine: list[str] = []
         self.pool_after: list[int] = []  # machine tasks in the pool after each round
         self.method = METHODS[config.mode](Context(
             config, prompts, seeds, self.machine, self.pool_after, ask=self.ask, reject=self.reject,
-            screening=self.screening, structured_answer=self.structured_answer,
-            usable_instances=self.usable_instances, count_generated=self._count_generated, gather=gather))
+            structured_answer=self.structured_answer, usable_instances=self.usable_instances,
+            count_generated=self._count_generated, gather=gather))
         # Which waiting request gets a free slot first (lower first): the method's order, then the judge.
         self.priority = {**self.method.stages, judge.STAGE: max(self.method.stages.values()) + 1}
+        self.order = CommitOrder()
+        self.idle = 0  # rounds in a row, sent in this session, that accepted nothing
+        self.sent_in_round: dict[int, bool] = {}  # rounds with a request sent in this session
+        self._entries: list | None = None  # the slot whose answer is being screened: its rejections wait there
+        self._tasks: set[asyncio.Task] = set()
+        self._event = asyncio.Event()
+        self._halt: RunStopped | None = None
         if rundir is None:
             return
         hint = ", or leave --structured off if it does not take response_format" if self.structured else ""
@@ -76,60 +95,173 @@ class Run:
     # -- the loop ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Rounds until the target. Round r's first requests sample the pool as it stood after round
-        r - 2, so they can be sent while round r - 1 completes its candidates."""
-        idle, ahead, last_yield, ledger = 0, None, self.config.requests_per_round, self.ledger
+        """Rounds, overlapping, until the target (see the module's docstring)."""
         try:
             while self.stats.accepted < self.stats.target:
-                accepted, sent = self.stats.accepted, ledger.sent
-                requests, answers = ahead or self._ask_round(self.round)
-                ahead = None
-                if ledger.succeeded and 0 < last_yield < self.stats.target - accepted:
-                    ahead = self._ask_round(self.round + 1)  # a working endpoint, and more rounds to go: ask now
-                candidates = await self.method.candidates(requests, await answers)
-                candidates = await self.method.complete(candidates, self.stats.target - accepted)
-                if self.config.judge:
-                    await gather(*(self._judge(c) for c in candidates if c.instances))
-                self._accept_in_order(candidates)
-                self.pool_after.append(len(self.machine))
-                self.rundir.sync()
-                self.round += 1
-                last_yield = self.stats.accepted - accepted
-                if ledger.sent > sent:  # rounds replayed whole from the journal do not count
-                    idle = 0 if last_yield else idle + 1
-                if ledger.stop_reason:
-                    raise RunStopped(ledger.stop_reason)
-                if self.config.max_idle_rounds and idle >= self.config.max_idle_rounds:
-                    raise RunStopped(f"{idle} rounds in a row accepted nothing (max-idle-rounds); the answers "
-                                     "only repeat the pool or are unusable, see rejected.jsonl")
-        except RunStopped:
-            if ahead:  # let its requests in flight finish and be journaled
-                await asyncio.gather(ahead[1], return_exceptions=True)
+                self._start_rounds()
+                if self.ledger.stop_reason and self._halt is None:
+                    raise RunStopped(self.ledger.stop_reason)
+                if not self._tasks:
+                    raise RuntimeError("the loop has nothing left to wait for")  # a bug: say so, never hang
+                changed = self._event
+                waiting = asyncio.ensure_future(changed.wait())
+                done, _ = await asyncio.wait(self._tasks | {waiting}, return_when=asyncio.FIRST_COMPLETED)
+                waiting.cancel()
+                self._tasks -= done
+                failures = [task.exception() for task in done - {waiting} if not task.cancelled() and task.exception()]
+                for failure in sorted(failures, key=lambda failure: isinstance(failure, RunStopped)):
+                    raise failure  # the cause (a refusal, say) before the stops it caused
+                if self.ledger.stop_reason and self._halt is None:
+                    raise RunStopped(self.ledger.stop_reason)
+                if self._halt is not None:
+                    raise self._halt
+            # The target is reached: nothing new is sent, and what is in flight is journaled, so that a resume
+            # (or a replay) finds every answer a candidate it started needs.
+            self._stop_all(RunStopped("the target is reached"))
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        except RunStopped as stop:
+            self._stop_all(stop)
+            await asyncio.gather(*self._tasks, return_exceptions=True)  # in flight: finish, journaled
+            self.rundir.sync()
             raise
         finally:
-            if ahead:
-                ahead[1].cancel()
-                await asyncio.gather(ahead[1], return_exceptions=True)
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         for journal in (self.rundir.tasks, self.rundir.rejected):
             journal.finish()
 
-    def _ask_round(self, round_: int) -> tuple[list[Request], asyncio.Future]:
-        """Send a round's first requests, sampled from the pool as it is now."""
-        rng = random.Random(f"{self.config.seed}:{round_}")
-        requests = [self.method.request(rng, round_, i) for i in range(self.config.requests_per_round)]
-        return requests, asyncio.ensure_future(gather(*(self.ask(r) for r in requests)))
+    def _start_rounds(self) -> None:
+        """Start rounds while they may still be needed, at most AHEAD beyond the first not committed."""
+        order = self.order
+        while (self._halt is None and not self.ledger.stop_reason and order.next_round - order.committing < AHEAD
+               # one round at a time until the endpoint answers, and while rounds accept nothing
+               and (self.ledger.succeeded and not self.idle or order.next_round == order.committing)
+               # a round whose prompts draw on the pool starts once the round LAG before it is committed
+               and (not self.method.draws_from_pool or order.next_round - LAG < order.committing)
+               and self._expected() < self.stats.target):
+            self._spawn(self._round(order.start()))
+
+    def _expected(self) -> float:
+        """Tasks the rounds started so far may still give: accepted, screened candidates not failed, and the
+        slots not yet screened at the yield per slot so far (one, before any)."""
+        order = self.order
+        per_slot = order.screened_candidates / order.screened_slots if order.screened_slots else 1.0
+        unscreened = order.unscreened_slots(self.config.requests_per_round)
+        return self.stats.accepted + order.alive() + unscreened * per_slot
+
+    async def _round(self, state: RoundState) -> None:
+        """Send a round's first requests, screen their answers in slot order, and finish its candidates."""
+        number, rounds = state.number, self.order.rounds
+        rng = random.Random(f"{self.config.seed}:{number}")
+        state.slots = [Slot(self.method.request(rng, number, i)) for i in range(self.config.requests_per_round)]
+        answers = [asyncio.ensure_future(self.ask(slot.request)) for slot in state.slots]
+        try:
+            await self._until(lambda: (number == 0 or rounds[number - 1].screened)
+                              and (number < LAG or rounds[number - LAG].committed))
+            self._index_through(number - LAG)
+            screen = self._screening(state)
+            for slot, answer in zip(state.slots, answers):
+                self._screen_slot(state, slot, await answer, screen)
+            state.screened = True
+            self._changed()
+        except RunStopped:
+            await asyncio.gather(*answers, return_exceptions=True)  # in flight: finish, journaled
+            raise
+        finally:
+            for answer in answers:
+                answer.cancel()
+            await asyncio.gather(*answers, return_exceptions=True)
+
+    def _screen_slot(self, state: RoundState, slot: Slot, answer: dict, screen) -> None:
+        """One answer's candidates, screened; its rejections wait in the slot to be written in order."""
+        self._entries = slot.entries
+        try:
+            candidates = self.method.answer_candidates(slot.request, answer, screen) if not answer["error"] else []
+        finally:
+            self._entries = None
+        self.order.screened(state, slot, candidates)
+        for candidate in candidates:
+            if self.method.finish is None and not self.config.judge:
+                candidate.done = True
+            else:
+                self._spawn(self._finish(candidate))
+        self._commit()
+
+    async def _finish(self, candidate: Candidate) -> None:
+        """A candidate's later requests; near the target they wait while those before it could fill it."""
+        target, order = self.stats.target, self.order
+        await self._until(lambda: self.stats.accepted + len(order.pending) < target
+                          or self.stats.accepted + order.alive(candidate.seq) < target)
+        if self.method.finish is not None:
+            await self.method.finish(candidate)
+        if self.config.judge and candidate.instances:
+            await self._judge(candidate)
+        candidate.done = True
+        self._commit()
+
+    def _commit(self) -> None:
+        """Commit what is decided, in order, until the target."""
+        self.order.commit(self._accept, self._write_rejection, self._round_committed,
+                          lambda: self.stats.accepted >= self.stats.target)
+        self._changed()
+        self.view.refresh()
+
+    def _round_committed(self, state: RoundState) -> None:
+        self.pool_after.append(len(self.machine))
+        self.rundir.sync()
+        if self.sent_in_round.pop(state.number, False):  # rounds replayed whole from the journal do not count
+            self.idle = 0 if state.accepted else self.idle + 1
+        if (self.config.max_idle_rounds and self.idle >= self.config.max_idle_rounds and self._halt is None
+                and not self.ledger.stop_reason):  # the ledger's reason, when it has one, says more
+            self._halt = RunStopped(f"{self.idle} rounds in a row accepted nothing (max-idle-rounds); the answers "
+                                    "only repeat the pool or are unusable, see rejected.jsonl")
+        self.order.forget(state.number - LAG - 1)  # no round waits on it any more
+
+    def _index_through(self, number: int) -> None:
+        """The similarity index holds the pool as committed up to round ``number``, not a task more: so what a
+        round is screened against does not depend on how far later rounds have got."""
+        if number >= 0:
+            for instruction in self.machine[self.indexed:self.pool_after[number]]:
+                self.index.add(instruction)
+            self.indexed = max(self.indexed, self.pool_after[number])
+
+    # -- waiting, without polling -----------------------------------------------------------
+
+    def _changed(self) -> None:
+        """Something was decided: wake whatever waits on the loop's state."""
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def _until(self, ready: Callable[[], bool]) -> None:
+        """Wait until ``ready()``; a stop ends the wait with the stop."""
+        while not ready():
+            if self._halt is not None:
+                raise RunStopped(str(self._halt))
+            await self._event.wait()
+
+    def _stop_all(self, stop: RunStopped) -> None:
+        """Nothing new starts; whatever waits on the loop's state ends with the stop."""
+        self._halt = self._halt or stop
+        self.ledger.stop_reason = self.ledger.stop_reason or str(self._halt)  # no new request, no more retries
+        self._changed()
+
+    def _spawn(self, coroutine) -> None:
+        self._tasks.add(asyncio.ensure_future(coroutine))
 
     # -- what methods share --------------------------------------------------------------------
 
-    def screening(self) -> Callable[..., Candidate | None]:
-        """``screen(request, j, text, exclude=())`` for one round: the j-th instruction of an answer
-        becomes a Candidate if it passes the heuristic rules and is not too similar to the pool or to
-        an earlier candidate of the round (texts in ``exclude`` aside: an evolved instruction's
-        ancestors); otherwise its rejection is written and it is None."""
-        round_index = RougeIndex(normalize=self.config.normalize)
-        return lambda request, j, text, exclude=(): self._screen_instruction(request, j, text, round_index, exclude)
+    def _screening(self, state: RoundState) -> Callable[..., Candidate | None]:
+        """``screen(request, j, text, exclude=())`` for one round: the j-th instruction of an answer becomes
+        a Candidate if it passes the heuristic rules and is not too similar to the pool as committed LAG
+        rounds back, to an instruction screened in the round before, or to an earlier one of this round
+        (texts in ``exclude`` aside: an evolved instruction's ancestors); otherwise it is rejected, None."""
+        state.index = RougeIndex(normalize=self.config.normalize)
+        previous = self.order.rounds.get(state.number - 1)
+        indexes = [self.index] + ([previous.index] if previous else []) + [state.index]
+        return lambda request, j, text, exclude=(): self._screen_instruction(request, j, text, indexes, exclude)
 
-    def _screen_instruction(self, request: Request, j: int, text: str, round_index: RougeIndex,
+    def _screen_instruction(self, request: Request, j: int, text: str, indexes: list[RougeIndex],
                             exclude: tuple[str, ...]) -> Candidate | None:
         config = self.config
         cid = f"r{request.round:04d}-{request.slot.rsplit('.', 1)[1]}-{j:02d}"
@@ -139,14 +271,14 @@ class Run:
             self.reject(cid, request, reason, text)
             return None
         shown = SIMILAR_SHOWN + len(exclude)
-        matches = [(m.score, m.text) for index in (self.index, round_index) for m in index.most_similar(text, shown)
+        matches = [(m.score, m.text) for index in indexes for m in index.most_similar(text, shown)
                    if m.text not in exclude]
         matches.sort(key=lambda m: -m[0])
         most_similar = [{"instruction": t, "score": round(s, 4)} for s, t in matches[:SIMILAR_SHOWN]]
         if matches and matches[0][0] > config.threshold:
             self.reject(cid, request, "too_similar", text, most_similar=most_similar)
             return None
-        round_index.add(text)
+        indexes[-1].add(text)
         self.stats.candidates["screened"] += 1
         return Candidate(cid, text, {"round": request.round, "request": request.slot, "item": j}, most_similar)
 
@@ -208,36 +340,42 @@ class Run:
         return Request(judge.STAGE, f"r{round_}.judge.{candidate.id}", round_, prompt, judge.JUDGE_TOKENS, 0.0,
                        ["\n\n"] if self.continued else None, judge=True, shape="judge")
 
-    def _accept_in_order(self, candidates: list[Candidate]) -> None:
-        for candidate in candidates:
-            for args, kwargs in candidate.rejections:
-                self.reject(*args, **kwargs)
-            if not candidate.instances or self.stats.accepted >= self.stats.target:
-                continue
-            record = {
-                "id": candidate.id,
-                "instruction": candidate.instruction,
-                "instances": [{"input": i.input, "output": i.output} for i in candidate.instances],
-                "is_classification": candidate.is_classification,
-                "most_similar": candidate.most_similar,
-                "source": candidate.source,
-            } | ({"lineage": candidate.lineage} if candidate.lineage else {}) | (
-                {"judge": candidate.judged} if candidate.judged else {})
-            self.rundir.tasks.append(record)
-            self._join_pool(record)
-        self.view.refresh()
+    def _accept(self, candidate: Candidate, state: RoundState) -> None:
+        """Commit one candidate: its rejections, then the task if it has instances."""
+        for args, kwargs in candidate.rejections:
+            self._write_rejection(*args, **kwargs)
+        if not candidate.instances:
+            return
+        record = {
+            "id": candidate.id,
+            "instruction": candidate.instruction,
+            "instances": [{"input": i.input, "output": i.output} for i in candidate.instances],
+            "is_classification": candidate.is_classification,
+            "most_similar": candidate.most_similar,
+            "source": candidate.source,
+        } | ({"lineage": candidate.lineage} if candidate.lineage else {}) | (
+            {"judge": candidate.judged} if candidate.judged else {})
+        self.rundir.tasks.append(record)
+        self._join_pool(record)
+        state.accepted += 1
 
     def _count_generated(self) -> None:
         self.stats.candidates["generated"] += 1
 
     def _join_pool(self, record: dict) -> None:
-        self.index.add(record["instruction"])
         self.machine.append(record["instruction"])
         self.stats.accepted += 1
         self.method.joined(record)
 
-    def reject(self, rid: str, request: Request, reason: str, instruction: str, *, detail: str | None = None,
-                most_similar: list[dict] | None = None, lineage: dict | None = None) -> None:
+    def reject(self, *args, **kwargs) -> None:
+        """A rejection found while an answer is screened waits in its slot, to be written in commit order."""
+        if self._entries is None:
+            raise RuntimeError("a rejection outside screening must wait on its candidate")
+        self._entries.append((args, kwargs))
+
+    def _write_rejection(self, rid: str, request: Request, reason: str, instruction: str, *,
+                         detail: str | None = None, most_similar: list[dict] | None = None,
+                         lineage: dict | None = None) -> None:
         record = {"id": f"{rid}:{request.stage}", "round": request.round, "stage": request.stage, "reason": reason,
                   "instruction": instruction, "request": request.slot}
         for name, value in (("detail", detail), ("most_similar", most_similar), ("lineage", lineage)):
@@ -255,7 +393,9 @@ class Run:
                                    "round": request.round, "stage": request.stage},
                     request.prompt, request.max_tokens, request.temperature, self.config.top_p,
                     None if response_format else request.stop,  # free-text stops could cut JSON short
-                    response_format, self.priority[request.stage], request.judge)
+                    response_format, (-self.priority[request.stage], request.round), request.judge)
+        if call.key not in self.ledger.cache:
+            self.sent_in_round[request.round] = True
         return await self.ledger.ask(call)
 
 

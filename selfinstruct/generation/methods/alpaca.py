@@ -17,6 +17,7 @@ class Alpaca(Method):
     name = "alpaca"
     templates = {"alpaca": {"examples", "count", "next"}}
     stages = {"alpaca": 0}
+    draws_from_pool = False  # seeds only: its rounds never wait for one to be committed
     rates = {"requests_per_task": {"alpaca": 1 / 6.0}, "completion_tokens": {"alpaca": 800}}
 
     def request(self, rng: random.Random, round_: int, i: int) -> Request:

@@ -8,7 +8,6 @@ screening, acceptance in candidate order, stop rules and budgets) is the loop's,
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ from selfinstruct.formats.task import Task
 from selfinstruct.generation.candidate import Candidate, Request
 from selfinstruct.generation.prompts import PromptSet
 
+LAG = 2  # a round's prompts may draw on the pool as committed this many rounds before it
+
 
 @dataclass
 class Context:
@@ -28,14 +29,18 @@ class Context:
     prompts: PromptSet
     seeds: list[Task]
     machine: list[str]  # the machine-made instructions accepted so far, in the order they joined the pool
-    pool_after: list[int]  # len(machine) after each round: what a round's prompts may draw from
+    pool_after: list[int]  # len(machine) after each round committed
     ask: Callable[[Request], Awaitable[dict]]  # the journaled answer to a request
     reject: Callable[..., None]  # reject(id, request, reason, instruction, *, detail, most_similar, lineage)
-    screening: Callable[[], Callable[..., Candidate | None]]  # a round's screen(request, j, text, exclude=())
     structured_answer: Callable  # a --structured answer read against its request's shape (loop.py)
     usable_instances: Callable  # a candidate's instances that pass the instance rules, at most as many as asked
     count_generated: Callable[[], None]  # an instruction the method turned away before screening
     gather: Callable  # run coroutines concurrently; a stop lets those in flight finish
+
+    def known(self, round_: int) -> int:
+        """How many of ``machine`` a round's prompts may draw on: the pool as committed LAG rounds before it,
+        fixed before the round is sent (the loop waits for it, for a method that ``draws_from_pool``)."""
+        return self.pool_after[round_ - LAG] if round_ >= LAG else 0
 
     @property
     def continued(self) -> bool:
@@ -54,6 +59,7 @@ class Method:
     stages: ClassVar[dict[str, int]]  # its request stages -> priority (lower is sent first when slots are scarce)
     # For the dry run's estimate: requests of each stage per accepted task, completion tokens per request.
     rates: ClassVar[dict[str, dict[str, float]]]
+    draws_from_pool: ClassVar[bool] = True  # its prompts show machine-made tasks (Context.known)
 
     def __init__(self, context: Context):
         self.context = context
@@ -64,8 +70,8 @@ class Method:
 
     def answer_candidates(self, request: Request, answer: dict, screen: Callable[..., Candidate | None]
                           ) -> list[Candidate]:
-        """The candidates of one answered request, each passed through ``screen`` (``Context.screening``),
-        in a fixed order; what is unusable is rejected with ``context.reject``."""
+        """The candidates of one answered request, each passed through ``screen(request, j, text, exclude=())``
+        (the loop's), in a fixed order; what is unusable is rejected with ``context.reject``."""
         raise NotImplementedError
 
     # Later requests for one candidate, for a method that has them: ``async def finish(self, candidate)``,
@@ -83,26 +89,6 @@ class Method:
         if not parsed.items and not parsed.dropped:
             context.reject(f"{request.slot}.0", request, "unparseable_response", answer["text"][:500])
         return parsed.items
-
-    async def candidates(self, requests: list[Request], answers: list[dict]) -> list[Candidate]:
-        """The candidates of a round's answered requests, in request order, screened against the pool
-        and against each other."""
-        found = []
-        screen = self.context.screening()
-        for request, answer in zip(requests, answers):
-            await asyncio.sleep(0)  # let answers to the next round's requests in while this one is screened
-            if not answer["error"]:
-                found += self.answer_candidates(request, answer, screen)
-        return found
-
-    async def complete(self, candidates: list[Candidate], room: int) -> list[Candidate]:
-        """``finish`` each candidate, where the method has later requests; near the target only what can
-        still be accepted (``room``: tasks still wanted; twice that, for rejections)."""
-        if self.finish is None:
-            return candidates
-        candidates = candidates[: 2 * room]
-        await self.context.gather(*(self.finish(c) for c in candidates))
-        return candidates
 
     async def ask_later(self, candidate: Candidate, request: Request, reject: Callable[..., None]) -> dict | None:
         """The answer to one of a candidate's later requests; None when the request failed (rejected as

@@ -67,8 +67,7 @@ class Evol(Method):
 
     def request(self, rng: random.Random, round_: int, i: int) -> Request:
         context, config = self.context, self.context.config
-        # The pool as it stood two rounds back: fixed before this round's requests may be sent.
-        known = len(context.seeds) + (context.pool_after[round_ - 2] if round_ >= 2 else 0)
+        known = len(context.seeds) + context.known(round_)
         draws = (rng.randrange(known) for _ in range(DRAWS))
         parent = next((k for k in draws if self.pool[k].depth < MAX_DEPTH), None)
         if parent is None:  # every draw had evolved as far as it may
