@@ -5,8 +5,9 @@ For each method, concurrency C and latency (fixed, or lognormal of the same mean
 bench/fake_endpoint.py in its own process. The endpoint measures the requests it holds at each
 moment; the benchmark prints
 
-- busy: the mean number of requests in flight over C, over the whole run and over its middle 80%
-  (the ramp up and the drain after the budget stops a run left out, as in a long run);
+- busy: the mean number of requests in flight over C, over the whole run, and while the run still
+  had requests to send ("sending": from 10% in to the last request's arrival; the ramp up and the
+  drain after the budget stops a benchmark run left out, as they are in a long run);
 - rate: requests per second over C / mean latency (the rate the endpoint allows);
 
 and, for the same C and latency, a bare loop of openai SDK calls (the machine's ceiling).
@@ -56,20 +57,21 @@ class Sampler:
 
 
 def busy_shares(samples: list[dict], concurrency: int) -> tuple[float, float, int, float]:
-    """(busy over the whole run, busy over its middle 80%, requests, mean latency)."""
+    """(busy over the whole run, busy while the client still had requests to send, requests, mean latency).
+
+    The second leaves out the first 10% (the ramp up) and the drain after the last request arrived (the
+    budget that bounds a benchmark run stops new requests there, and a long tail takes a while to come
+    back; in a long run it is a small share)."""
     last = samples[-1]
-    started = [s for s in samples if s["requests"] or s["area"]]
-    if not started or not last["span"]:
+    if not last["span"] or last["last_arrival"] is None:
         return 0.0, 0.0, last["requests"], last["mean_latency"]
     whole = last["area"] / last["span"] / concurrency
-    begin = started[0]["now"]
-    end = max(s["now"] for s in samples if s["area"] < last["area"] - 1e-9) if len(started) > 1 else last["now"]
-    low, high = begin + 0.1 * (end - begin), begin + 0.9 * (end - begin)
-    window = [s for s in samples if low <= s["now"] <= high]
-    if len(window) < 2:
+    begin, end = last["first"], last["last_arrival"]
+    start = next((s for s in samples if s["now"] >= begin + 0.1 * (end - begin)), None)
+    if start is None or start["now"] >= end:
         return whole, whole, last["requests"], last["mean_latency"]
-    middle = (window[-1]["area"] - window[0]["area"]) / (window[-1]["now"] - window[0]["now"]) / concurrency
-    return whole, middle, last["requests"], last["mean_latency"]
+    sending = (last["area_at_last_arrival"] - start["area"]) / (end - start["now"]) / concurrency
+    return whole, sending, last["requests"], last["mean_latency"]
 
 
 def run_case(method: str, concurrency: int, latency: float, sigma: float, seconds: float, lang: str,
@@ -129,7 +131,7 @@ def main() -> None:
     parser.add_argument("--no-sdk", action="store_true", help="skip the bare SDK loop")
     args = parser.parse_args()
     print(f"mean latency {args.latency} s, about {args.seconds:.0f} s per run; busy = requests in flight / C")
-    print(f"{'method':<14} {'C':>4} {'sigma':>5} {'requests':>8} {'accepted':>8} {'busy':>5} {'busy mid':>8} "
+    print(f"{'method':<14} {'C':>4} {'sigma':>5} {'requests':>8} {'accepted':>8} {'busy':>5} {'sending':>8} "
           f"{'rate':>5}   goals: busy >= 0.9 (sigma 1.0); rate >= 0.95 x bare SDK (fixed)")
     for concurrency in args.concurrency:
         for sigma in args.sigmas:

@@ -36,6 +36,7 @@ class Load:
     def __init__(self):
         self.in_flight, self.area, self.changed, self.first, self.last = 0, 0.0, None, None, None
         self.requests, self.seconds = 0, 0.0
+        self.last_arrival, self.area_at_last_arrival = None, 0.0
 
     def change(self, by: int) -> None:
         now = time.monotonic()
@@ -44,6 +45,8 @@ class Load:
         self.in_flight += by
         self.changed, self.last = now, now
         self.first = self.first or now
+        if by > 0:  # an arrival: the client still had work to send
+            self.last_arrival, self.area_at_last_arrival = now, self.area
 
     def report(self) -> dict:
         """Totals so far; ``area`` (request-seconds in flight) and ``now`` let a caller take any window."""
@@ -51,7 +54,9 @@ class Load:
         area = self.area + (self.in_flight * (now - self.changed) if self.changed is not None else 0.0)
         span = (self.last - self.first) if self.first else 0.0
         return {"requests": self.requests, "mean_latency": self.seconds / max(self.requests, 1), "now": now,
-                "area": area, "span": span, "mean_in_flight": self.area / span if span else 0.0}
+                "area": area, "span": span, "mean_in_flight": self.area / span if span else 0.0,
+                "first": self.first, "last_arrival": self.last_arrival,
+                "area_at_last_arrival": self.area_at_last_arrival}
 
 
 async def serve(latency: float, styles: str = "mixed", sigma: float = 0.0, per_token: float = 0.0,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from fake_model import FakeModel
 from helpers import Delayed, KeyedModel, run_config
 from openai_stub import ScriptedServer
 
@@ -52,3 +53,15 @@ def test_the_same_answers_in_any_order_give_the_same_run(tmp_path, name):
         assert concurrency_rejected == rejected
     reasons = {json.loads(line)["reason"] for line in rejected.splitlines()}
     assert reasons, reasons
+
+
+@pytest.mark.parametrize("mode, stage", [("self-instruct", "classify"), ("evol", "compare"), ("alpaca", "judge")])
+def test_near_the_target_no_more_is_asked_than_can_be_accepted(tmp_path, mode, stage):
+    """With answers that never fail after screening, a run of 5 asks each later stage exactly 5 times, though
+    its first requests give more candidates and 8 slots are free."""
+    with ScriptedServer(Delayed(FakeModel(styles="clean"), seed=3)) as server:
+        summary = generate(run_config(server, tmp_path, mode=mode, lang="en", num_instructions=5, concurrency=8,
+                                      requests_per_round=8, judge=True))
+    assert summary["accepted"] == 5
+    assert summary["requests_by_stage"][stage] == 5
+    assert summary["requests_by_stage"]["judge"] == 5

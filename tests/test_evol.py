@@ -69,12 +69,12 @@ def test_evol_run_keeps_lineage_and_eliminates_with_reasons(tmp_path, lang):
     seeds.write_text("".join(json.dumps({"instruction": text, "input": given if i == 3 else "", "output": "x"},
                                         ensure_ascii=False) + "\n" for i, text in enumerate(SEEDS[lang])))
     with ScriptedServer(Failing()) as server:
-        config = Config(mode="evol", lang=lang, num_instructions=40, seed=5, base_url=server.base_url,
-                        api_key="sk-test-key", model="stub-model", output=run, requests_per_round=6,
+        config = Config(mode="evol", lang=lang, num_instructions=60, seed=5, base_url=server.base_url,
+                        api_key="sk-test-key", model="stub-model", output=run, requests_per_round=2,
                         concurrency=1, retry_wait=0.01, timeout=5, seeds=seeds)
         summary = generate(config)
         stages = {request.prompt.rstrip().splitlines()[-1] for request in server.requests}
-    assert summary["accepted"] == 40 and summary["complete"] is True
+    assert summary["accepted"] == 60 and summary["complete"] is True
     assert stages == LAST_LINES[lang]  # in-depth and in-breadth rewrites, comparisons, responses
 
     tasks = [json.loads(line) for line in (run / "tasks.jsonl").read_text(encoding="utf-8").splitlines()]

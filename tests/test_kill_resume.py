@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import Delayed, KeyedModel
 from openai_stub import Reply
 
 pytestmark = pytest.mark.slow  # every test here kills and resumes real processes
@@ -187,3 +188,40 @@ def test_second_ctrl_c_exits_at_once_without_corrupting(fake_model, tmp_path):
         interrupt(process, times=2)
         assert process.returncode != 0
         resume_and_check(server, responder, run_dir, complete_records(run_dir / "tasks.jsonl"))
+
+
+def test_killed_and_resumed_runs_give_the_uninterrupted_runs_tasks(tmp_path):
+    """kill -9 at random moments, then resume: with the same answers (helpers.KeyedModel) in other timings,
+    tasks.jsonl and rejected.jsonl come out byte for byte as a run never killed, and what is sent again is
+    at most what was in flight at the kills."""
+    from openai_stub import ScriptedServer
+
+    with ScriptedServer(Delayed(KeyedModel(), seed=0)) as server:
+        whole = tmp_path / "whole"
+        done = subprocess.run(command(server, whole), env=environment(server), capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr
+    rng = random.Random(11)
+    kills = []
+    for trial in range(3):
+        with ScriptedServer(Delayed(KeyedModel(), seed=trial + 1)) as server:
+            run_dir = tmp_path / f"trial{trial}"
+            kills.append(0)
+            for attempt in range(rng.randint(1, 3)):
+                process = subprocess.Popen(command(server, run_dir), env=environment(server),
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                time.sleep(rng.uniform(0.6, 2.5))
+                if process.poll() is not None:
+                    assert process.returncode == 0, process.stderr.read().decode()
+                    break
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                kills[-1] += 1
+            resumed = subprocess.run(command(server, run_dir), env=environment(server), capture_output=True,
+                                     text=True, timeout=300)
+            assert resumed.returncode == 0, resumed.stderr
+            answered = {r["slot"] for r in complete_records(run_dir / "responses.jsonl") if r["error"] is None}
+            assert len(server.requests) - len(answered) <= 4 * kills[-1]  # --concurrency 4 in flight at each kill
+        for name in ("tasks.jsonl", "rejected.jsonl"):
+            assert (run_dir / name).read_bytes() == (whole / name).read_bytes(), (trial, name)
+    assert sum(kills) >= 2, kills  # the kills really happened mid-run

@@ -7,12 +7,12 @@ started candidates finish first). What makes the result independent of which ans
 first is the order in which things are decided, the same in every run:
 
 - screening goes request by request, in slot order; an instruction is compared with the pool as it
-  stood two rounds back, every instruction screened in the round before (even one that later
-  fails), and the ones before it in its round: sets that do not depend on answer timing;
+  stood ``lag`` rounds back (the method's), every instruction screened in the rounds since (even one
+  that later fails), and the ones before it in its round: sets that do not depend on answer timing;
 - candidates are committed (accepted, or their rejections written) in that same order, like a
   reorder buffer, until the target: tasks.jsonl and rejected.jsonl are a pure function of the seed
   and the journaled answers;
-- a round's prompts draw on the pool as committed two rounds (LAG) before it, so its requests wait
+- a round's prompts draw on the pool as committed ``lag`` rounds before it, so its requests wait
   only while that round is still deciding; Alpaca draws only seeds and never waits.
 
 Every answer is journaled under its slot, so a resumed run replays from the first round, taking
@@ -41,7 +41,7 @@ from selfinstruct.endpoint.progress import ProgressView
 from selfinstruct.endpoint.stats import Stats
 from selfinstruct.generation import judge
 from selfinstruct.generation.candidate import Candidate, Request
-from selfinstruct.generation.methods.base import LAG, Context
+from selfinstruct.generation.methods.base import Context
 from selfinstruct.generation.methods.registry import METHODS
 from selfinstruct.generation.order import CommitOrder, RoundState, Slot
 from selfinstruct.generation.prompts import PromptSet
@@ -51,7 +51,7 @@ from selfinstruct.text.rouge import RougeIndex
 from selfinstruct.text.rules import clean_instances, instruction_rejection
 
 SIMILAR_SHOWN = 5
-AHEAD = 8  # rounds started beyond the first one not yet committed: work for the slots while it finishes
+AHEAD = 32  # rounds started beyond the first one not yet committed: work for the slots while it finishes
 
 
 class Run:
@@ -67,17 +67,19 @@ class Run:
         self.continued = config.api == "completion"
         self.structured = bool(config.structured)  # answers are JSON (structured.py), read by Run.structured_answer
         self.index = RougeIndex((task.instruction for task in seeds), config.normalize)
-        self.indexed = 0  # machine tasks in the index: the pool as committed LAG rounds back
+        self.indexed = 0  # machine tasks in the index: the pool as committed the method's lag rounds back
         self.machine: list[str] = []
         self.pool_after: list[int] = []  # machine tasks in the pool after each round
         self.method = METHODS[config.mode](Context(
             config, prompts, seeds, self.machine, self.pool_after, ask=self.ask, reject=self.reject,
             structured_answer=self.structured_answer, usable_instances=self.usable_instances,
-            count_generated=self._count_generated, gather=gather))
+            count_generated=self._count_generated, gather=gather, lag=METHODS[config.mode].lag))
+        self.lag = self.method.lag
         # Which waiting request gets a free slot first (lower first): the method's order, then the judge.
         self.priority = {**self.method.stages, judge.STAGE: max(self.method.stages.values()) + 1}
         self.order = CommitOrder()
         self.idle = 0  # rounds in a row, sent in this session, that accepted nothing
+        self.progressed = False  # a round accepted something: the endpoint gives usable answers
         self.sent_in_round: dict[int, bool] = {}  # rounds with a request sent in this session
         self._entries: list | None = None  # the slot whose answer is being screened: its rejections wait there
         self._tasks: set[asyncio.Task] = set()
@@ -135,10 +137,10 @@ class Run:
         """Start rounds while they may still be needed, at most AHEAD beyond the first not committed."""
         order = self.order
         while (self._halt is None and not self.ledger.stop_reason and order.next_round - order.committing < AHEAD
-               # one round at a time until the endpoint answers, and while rounds accept nothing
-               and (self.ledger.succeeded and not self.idle or order.next_round == order.committing)
-               # a round whose prompts draw on the pool starts once the round LAG before it is committed
-               and (not self.method.draws_from_pool or order.next_round - LAG < order.committing)
+               # one round at a time until a round accepts something, and again while rounds accept nothing
+               and (self.progressed and not self.idle or order.next_round == order.committing)
+               # a round whose prompts draw on the pool starts once the round ``lag`` before it is committed
+               and (not self.method.draws_from_pool or order.next_round - self.lag < order.committing)
                and self._expected() < self.stats.target):
             self._spawn(self._round(order.start()))
 
@@ -158,8 +160,8 @@ class Run:
         answers = [asyncio.ensure_future(self.ask(slot.request)) for slot in state.slots]
         try:
             await self._until(lambda: (number == 0 or rounds[number - 1].screened)
-                              and (number < LAG or rounds[number - LAG].committed))
-            self._index_through(number - LAG)
+                              and (number < self.lag or rounds[number - self.lag].committed))
+            self._index_through(number - self.lag)
             screen = self._screening(state)
             for slot, answer in zip(state.slots, answers):
                 self._screen_slot(state, slot, await answer, screen)
@@ -210,13 +212,14 @@ class Run:
     def _round_committed(self, state: RoundState) -> None:
         self.pool_after.append(len(self.machine))
         self.rundir.sync()
+        self.progressed = self.progressed or state.accepted > 0
         if self.sent_in_round.pop(state.number, False):  # rounds replayed whole from the journal do not count
             self.idle = 0 if state.accepted else self.idle + 1
         if (self.config.max_idle_rounds and self.idle >= self.config.max_idle_rounds and self._halt is None
                 and not self.ledger.stop_reason):  # the ledger's reason, when it has one, says more
             self._halt = RunStopped(f"{self.idle} rounds in a row accepted nothing (max-idle-rounds); the answers "
                                     "only repeat the pool or are unusable, see rejected.jsonl")
-        self.order.forget(state.number - LAG - 1)  # no round waits on it any more
+        self.order.forget(state.number - self.lag)  # no round waits on it, nor screens against it, any more
 
     def _index_through(self, number: int) -> None:
         """The similarity index holds the pool as committed up to round ``number``, not a task more: so what a
@@ -253,12 +256,12 @@ class Run:
 
     def _screening(self, state: RoundState) -> Callable[..., Candidate | None]:
         """``screen(request, j, text, exclude=())`` for one round: the j-th instruction of an answer becomes
-        a Candidate if it passes the heuristic rules and is not too similar to the pool as committed LAG
-        rounds back, to an instruction screened in the round before, or to an earlier one of this round
+        a Candidate if it passes the heuristic rules and is not too similar to the pool as committed ``lag``
+        rounds back, to an instruction screened in the rounds since, or to an earlier one of this round
         (texts in ``exclude`` aside: an evolved instruction's ancestors); otherwise it is rejected, None."""
         state.index = RougeIndex(normalize=self.config.normalize)
-        previous = self.order.rounds.get(state.number - 1)
-        indexes = [self.index] + ([previous.index] if previous else []) + [state.index]
+        since = [self.order.rounds[q].index for q in range(max(0, state.number - self.lag + 1), state.number)]
+        indexes = [self.index, *since, state.index]
         return lambda request, j, text, exclude=(): self._screen_instruction(request, j, text, indexes, exclude)
 
     def _screen_instruction(self, request: Request, j: int, text: str, indexes: list[RougeIndex],

@@ -18,8 +18,6 @@ from selfinstruct.formats.task import Task
 from selfinstruct.generation.candidate import Candidate, Request
 from selfinstruct.generation.prompts import PromptSet
 
-LAG = 2  # a round's prompts may draw on the pool as committed this many rounds before it
-
 
 @dataclass
 class Context:
@@ -36,11 +34,12 @@ class Context:
     usable_instances: Callable  # a candidate's instances that pass the instance rules, at most as many as asked
     count_generated: Callable[[], None]  # an instruction the method turned away before screening
     gather: Callable  # run coroutines concurrently; a stop lets those in flight finish
+    lag: int = 2  # the method's: a round's prompts draw on the pool as committed this many rounds before it
 
     def known(self, round_: int) -> int:
-        """How many of ``machine`` a round's prompts may draw on: the pool as committed LAG rounds before it,
-        fixed before the round is sent (the loop waits for it, for a method that ``draws_from_pool``)."""
-        return self.pool_after[round_ - LAG] if round_ >= LAG else 0
+        """How many of ``machine`` a round's prompts may draw on: the pool as committed ``lag`` rounds before
+        it, fixed before the round is sent (the loop waits for it, for a method that ``draws_from_pool``)."""
+        return self.pool_after[round_ - self.lag] if round_ >= self.lag else 0
 
     @property
     def continued(self) -> bool:
@@ -60,6 +59,9 @@ class Method:
     # For the dry run's estimate: requests of each stage per accepted task, completion tokens per request.
     rates: ClassVar[dict[str, dict[str, float]]]
     draws_from_pool: ClassVar[bool] = True  # its prompts show machine-made tasks (Context.known)
+    # How many rounds back the pool its prompts show was committed: enough rounds that their work keeps
+    # every slot busy while the oldest one waits for its slowest answers (bench/bench_busy.py).
+    lag: ClassVar[int] = 2
 
     def __init__(self, context: Context):
         self.context = context

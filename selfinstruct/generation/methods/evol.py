@@ -53,6 +53,7 @@ class Evol(Method):
     templates = {**{f"evolve_{operation}": {"instruction"} for operation in OPERATIONS},
                  "evolve_compare": {"parent", "child"}, "respond": {"instruction"}}
     stages = {"evolve": 0, "compare": 1, "respond": 2}
+    lag = 10  # a round is one rewrite per request and a few requests per rewrite: more rounds for the same work
     # Our guess until a run has answers (the dry run then uses its measured rates): 70% of rewrites pass
     # screening, 85% of those add something, 90% of responses pass.
     rates = {"requests_per_task": {"evolve": 1 / 0.54, "compare": 1 / 0.77, "respond": 1 / 0.9},

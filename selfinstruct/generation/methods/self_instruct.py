@@ -19,7 +19,8 @@ class SelfInstruct(Method):
     name = "self-instruct"
     templates = {"instructions": {"examples", "next"}, "classify": {"instruction"}, "instances": {"instruction"},
                  "instances_classification": {"instruction"}}
-    stages = {"instructions": 0, "classify": 1, "instances": 2}  # the next round waits on instructions
+    stages = {"instructions": 0, "classify": 1, "instances": 2}
+    lag = 6
     # ~10 instructions per request, 60% pass the filters, 90% of those get usable instances.
     rates = {"requests_per_task": {"instructions": 1 / 5.4, "classify": 1 / 0.9, "instances": 1 / 0.9},
              "completion_tokens": {"instructions": 250, "classify": 3, "instances": 150}}
