@@ -79,7 +79,7 @@ class Run:
         self.priority = {**self.method.stages, judge.STAGE: max(self.method.stages.values()) + 1}
         self.order = CommitOrder()
         self.idle = 0  # rounds in a row, sent in this session, that accepted nothing
-        self.progressed = False  # a round accepted something: the endpoint gives usable answers
+        self.progressed = False  # an answer gave a candidate: the endpoint answers usably
         self.sent_in_round: dict[int, bool] = {}  # rounds with a request sent in this session
         self._entries: list | None = None  # the slot whose answer is being screened: its rejections wait there
         self._tasks: set[asyncio.Task] = set()
@@ -137,7 +137,7 @@ class Run:
         """Start rounds while they may still be needed, at most AHEAD beyond the first not committed."""
         order = self.order
         while (self._halt is None and not self.ledger.stop_reason and order.next_round - order.committing < AHEAD
-               # one round at a time until a round accepts something, and again while rounds accept nothing
+               # one round at a time until an answer gives a candidate, and again while rounds accept nothing
                and (self.progressed and not self.idle or order.next_round == order.committing)
                # a round whose prompts draw on the pool starts once the round ``lag`` before it is committed
                and (not self.method.draws_from_pool or order.next_round - self.lag < order.committing)
@@ -183,6 +183,7 @@ class Run:
         finally:
             self._entries = None
         self.order.screened(state, slot, candidates)
+        self.progressed = self.progressed or bool(candidates)
         for candidate in candidates:
             if self.method.finish is None and not self.config.judge:
                 candidate.done = True
@@ -212,7 +213,6 @@ class Run:
     def _round_committed(self, state: RoundState) -> None:
         self.pool_after.append(len(self.machine))
         self.rundir.sync()
-        self.progressed = self.progressed or state.accepted > 0
         if self.sent_in_round.pop(state.number, False):  # rounds replayed whole from the journal do not count
             self.idle = 0 if state.accepted else self.idle + 1
         if (self.config.max_idle_rounds and self.idle >= self.config.max_idle_rounds and self._halt is None

@@ -28,7 +28,7 @@ class SelfInstruct(Method):
     def request(self, rng: random.Random, round_: int, i: int) -> Request:
         context, config = self.context, self.context.config
         examples = rng.sample([t.instruction for t in context.seeds], min(config.seed_examples, len(context.seeds)))
-        # The pool as it stood two rounds back: fixed before this round's requests may be sent.
+        # The pool as it stood ``lag`` rounds back: fixed before this round's requests may be sent.
         known = context.known(round_)
         examples += [context.machine[k] for k in rng.sample(range(known), min(config.machine_examples, known))]
         rng.shuffle(examples)
