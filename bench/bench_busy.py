@@ -14,7 +14,7 @@ and, for the same C and latency, a bare loop of openai SDK calls (the machine's 
 Goals: busy >= 0.9 with sigma 1.0 for every method; at fixed latency, a rate >= 0.95 of the bare loop's.
 
     python bench/bench_busy.py [--methods alpaca self-instruct evol] [--concurrency 32 128]
-                               [--sigmas 0 0.5 1.0] [--latency 2.0] [--seconds 30]
+                               [--sigmas 0 0.5 1.0] [--latency 2.0] [--seconds 40]
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def main() -> None:
     parser.add_argument("--sigmas", nargs="+", type=float, default=[0.0, 0.5, 1.0])
     parser.add_argument("--latency", type=float, default=2.0, help="mean latency in seconds")
     parser.add_argument("--per-token", type=float, default=0.0, help="seconds per answer token, before the factor")
-    parser.add_argument("--seconds", type=float, default=30.0, help="about how long each run lasts at the ideal")
+    parser.add_argument("--seconds", type=float, default=40.0, help="about how long each run lasts at the ideal")
     parser.add_argument("--lang", default="en")
     parser.add_argument("--no-sdk", action="store_true", help="skip the bare SDK loop")
     args = parser.parse_args()
