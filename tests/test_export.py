@@ -429,3 +429,14 @@ def test_a_runs_own_files_are_never_replaced_even_with_overwrite(run, tmp_path, 
     assert result.returncode == 2
     assert result.stderr.splitlines() == [f"error: {target} is one of the run's own files; export somewhere else"]
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("fmt", sorted(FILE_FORMATS) + ["hf"])
+def test_a_run_with_no_task_is_refused_in_one_line_and_nothing_is_written(run, fmt):
+    (run / "tasks.jsonl").write_bytes(b"")
+    before = sorted(path.name for path in run.iterdir())
+    result = invoke("export", run, "--format", fmt)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [f"error: {run} has no accepted task yet: nothing to export; "
+                                                  "resume the run first"]
+    assert sorted(path.name for path in run.iterdir()) == before

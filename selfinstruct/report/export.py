@@ -149,6 +149,8 @@ def export_run(run_dir: Path | str, fmt: str = "alpaca", output: Path | str | No
     if spec is None:
         raise ExportError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     tasks = accepted_tasks(run_dir)
+    if not tasks:  # empty files (and an empty seeds file) would read as a finished, empty dataset
+        raise ExportError(f"{run_dir} has no accepted task yet: nothing to export; resume the run first")
     default = run_dir / spec.default_name
     output = Path(output) if output else default
     replace = overwrite or os.path.abspath(output) == os.path.abspath(default)
