@@ -298,13 +298,16 @@ def test_a_damaged_tasks_file_does_not_block_resume(server, tmp_path):
 
 
 def test_export_of_an_incomplete_run_says_so(server, tmp_path):
-    server.responder = lambda request: "nothing useful"
     result = invoke("generate", "--base-url", server.base_url, "--api-key", KEY, "--model", "stub-model",
-                    "--lang", "en", "-n", 5, "-o", tmp_path / "run", "--quiet", "--max-idle-rounds", 1)
+                    "--lang", "en", "-n", 500, "-o", tmp_path / "run", "--quiet", "--requests-per-round", 2,
+                    "--concurrency", 1, "--max-requests", 12)
     assert result.exit_code == 4
+    accepted = len((tmp_path / "run" / "tasks.jsonl").read_text().splitlines())
+    assert 0 < accepted < 500
     result = invoke("export", tmp_path / "run")
     assert result.exit_code == 0
-    assert "note: " in result.output and "is not complete (0 of 5 tasks; stopped: 1 rounds" in result.output
+    assert "note: " in result.output
+    assert f"is not complete ({accepted} of 500 tasks; stopped: budget reached: max-requests 12" in result.output
 
 
 @pytest.mark.slow
