@@ -135,7 +135,18 @@ class RejectingModel(FakeModel):
         return text
 
 
-class OddModel(FakeModel):
+class ChattyJudge(FakeModel):
+    """A judge that answers the way chat models do, and now and then gives no score at all."""
+
+    def judge(self, prompt: str, chat: bool) -> str:
+        answer = super().judge(prompt, chat)
+        score = int(answer.split("\n")[0].strip().split("：")[-1].split(": ")[-1])
+        if score == 2:
+            return "这个任务总体还行。" if "评分：" in prompt[-10:] else "I think this task is fine overall."
+        return f"**Score:** {score}/5\n**Reason:** Clear enough." if score == 4 else answer
+
+
+class OddModel(ChattyJudge):
     """The fake model, with answers that every rejection path meets: near-duplicates of its
     own tasks, a task for images, one too short, and (in Alpaca mode) one without an output."""
 
@@ -183,13 +194,6 @@ class OddModel(FakeModel):
             return "抱歉，我无法回答这个问题。" if "回答：" in prompt[-10:] else "Sorry, I cannot help with that."
         return super().respond(prompt, chat)
 
-    def judge(self, prompt: str, chat: bool) -> str:
-        """Scores in the forms chat models write them, and now and then none at all."""
-        answer = super().judge(prompt, chat)
-        score = int(answer.split("\n")[0].strip().split("：")[-1].split(": ")[-1])
-        if score == 2:
-            return "这个任务总体还行。" if "评分：" in prompt[-10:] else "I think this task is fine overall."
-        return f"**Score:** {score}/5\n**Reason:** Clear enough." if score == 4 else answer
 
 
 def _one_in(n: int, prompt: str) -> bool:

@@ -10,21 +10,10 @@ import pytest
 
 from fake_model import FakeModel
 from openai_stub import ScriptedServer
-from helpers import assert_replays_without_requests
+from helpers import ChattyJudge, assert_replays_without_requests
 from selfinstruct import Config, generate
 from selfinstruct.config import ConfigError
 from selfinstruct.generation.judge import parse_score
-
-
-class Chatty(FakeModel):
-    """A judge that answers the way chat models do, and now and then gives no score at all."""
-
-    def judge(self, prompt: str, chat: bool) -> str:
-        answer = super().judge(prompt, chat)
-        score = int(answer.split("\n")[0].strip().split("：")[-1].split(": ")[-1])
-        if score == 2:
-            return "I think this task is fine overall." if "评分：" not in prompt[-10:] else "这个任务总体还行。"
-        return f"**Score:** {score}/5\n**Reason:** Clear enough." if score == 4 else answer
 
 
 def read(path):
@@ -36,7 +25,7 @@ def read(path):
 @pytest.mark.slow
 def test_judge_scores_every_task_and_min_score_rejects(tmp_path, mode, lang, api):
     run = tmp_path / "run"
-    with ScriptedServer(Chatty()) as server:
+    with ScriptedServer(ChattyJudge()) as server:
         config = Config(mode=mode, lang=lang, api=api, num_instructions=12, base_url=server.base_url,
                         api_key="sk-test-key", model="stub-model", output=run, requests_per_round=4,
                         concurrency=1, judge=True, min_score=3)
@@ -57,7 +46,7 @@ def test_judge_scores_every_task_and_min_score_rejects(tmp_path, mode, lang, api
 
 
 def test_judge_without_min_score_keeps_every_task_with_its_score(tmp_path):
-    with ScriptedServer(Chatty()) as server:
+    with ScriptedServer(ChattyJudge()) as server:
         generate(Config(mode="alpaca", lang="en", num_instructions=24, base_url=server.base_url, api_key="sk-test-key",
                         model="stub-model", output=tmp_path / "run", concurrency=1, judge=True))
     tasks = read(tmp_path / "run" / "tasks.jsonl")

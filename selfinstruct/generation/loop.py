@@ -36,7 +36,7 @@ from collections.abc import Callable
 from selfinstruct.config import Config
 from selfinstruct.endpoint import structured
 from selfinstruct.endpoint.client import ModelClient
-from selfinstruct.endpoint.ledger import Call, Ledger, Limits, RunStopped, gather
+from selfinstruct.endpoint.ledger import Call, Ledger, Limits, RunStopped
 from selfinstruct.endpoint.progress import ProgressView
 from selfinstruct.endpoint.stats import Stats
 from selfinstruct.generation import judge
@@ -73,14 +73,14 @@ class Run:
         self.method = METHODS[config.mode](Context(
             config, prompts, seeds, self.machine, self.pool_after, ask=self.ask, reject=self.reject,
             structured_answer=self.structured_answer, usable_instances=self.usable_instances,
-            count_generated=self._count_generated, gather=gather, lag=METHODS[config.mode].lag))
+            count_generated=self._count_generated, lag=METHODS[config.mode].lag))
         self.lag = self.method.lag
         # Which waiting request gets a free slot first (lower first): the method's order, then the judge.
         self.priority = {**self.method.stages, judge.STAGE: max(self.method.stages.values()) + 1}
         self.order = CommitOrder()
         self.idle = 0  # rounds in a row, sent in this session, that accepted nothing
         self.progressed = False  # an answer gave a candidate: the endpoint answers usably
-        self.sent_in_round: dict[int, bool] = {}  # rounds with a request sent in this session
+        self.sent_in_round: set[int] = set()  # rounds with a request sent in this session
         self._entries: list | None = None  # the slot whose answer is being screened: its rejections wait there
         self._tasks: set[asyncio.Task] = set()
         self._event = asyncio.Event()
@@ -213,7 +213,8 @@ class Run:
     def _round_committed(self, state: RoundState) -> None:
         self.pool_after.append(len(self.machine))
         self.rundir.sync()
-        if self.sent_in_round.pop(state.number, False):  # rounds replayed whole from the journal do not count
+        if state.number in self.sent_in_round:  # rounds replayed whole from the journal do not count
+            self.sent_in_round.discard(state.number)
             self.idle = 0 if state.accepted else self.idle + 1
         if (self.config.max_idle_rounds and self.idle >= self.config.max_idle_rounds and self._halt is None
                 and not self.ledger.stop_reason):  # the ledger's reason, when it has one, says more
@@ -398,7 +399,7 @@ class Run:
                     None if response_format else request.stop,  # free-text stops could cut JSON short
                     response_format, (-self.priority[request.stage], request.round), request.judge)
         if call.key not in self.ledger.cache:
-            self.sent_in_round[request.round] = True
+            self.sent_in_round.add(request.round)
         return await self.ledger.ask(call)
 
 

@@ -33,7 +33,6 @@ class Context:
     structured_answer: Callable  # a --structured answer read against its request's shape (loop.py)
     usable_instances: Callable  # a candidate's instances that pass the instance rules, at most as many as asked
     count_generated: Callable[[], None]  # an instruction the method turned away before screening
-    gather: Callable  # run coroutines concurrently; a stop lets those in flight finish
     lag: int = 2  # the method's: a round's prompts draw on the pool as committed this many rounds before it
 
     def known(self, round_: int) -> int:
