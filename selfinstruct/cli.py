@@ -80,6 +80,9 @@ def generate(
     json_mode: Annotated[Optional[bool], option(
         "--json-mode", help="--structured for endpoints with JSON mode alone: response_format json_object, the "
                             "shape asked for in words only.", default="off")] = None,
+    batch: Annotated[Optional[bool], typer.Option(
+        "--batch", help="Send requests through the provider's Batch API: about half the price, each batch answered "
+                        "within 24 hours (see the README for the providers).", show_default=False)] = None,
     concurrency: Concurrency = None,
     threshold: Annotated[Optional[float], option(
         "--threshold", help="Reject instructions whose ROUGE-L against the pool is above this.", default="0.7")] = None,
@@ -160,14 +163,30 @@ def resume(
     max_total_tokens: resumed(MaxTotalTokens) = None,
     rpm: resumed(Rpm) = None,
     tpm: resumed(Tpm) = None,
+    cancel_batches: Annotated[bool, typer.Option(
+        "--cancel-batches", help="Cancel the run's batches at the provider (keeping what they answered) and stop; "
+                                 "a later resume sends the rest again.")] = False,
     allow_changes: AllowChanges = False,
     quiet: Quiet = False,
 ):
     """Continue a run with its stored settings; only the endpoint, its limits and the target may change."""
-    overrides = {k: v for k, v in locals().items() if k not in ("run_dir", "allow_changes", "quiet")}
+    overrides = {k: v for k, v in locals().items()
+                 if k not in ("run_dir", "allow_changes", "quiet", "cancel_batches")}
     from selfinstruct.generation.session import resume_config
 
-    _run(lambda: resume_config(run_dir, **overrides), allow_changes, quiet)
+    if cancel_batches:
+        _cancel_batches(run_dir, overrides)
+    else:
+        _run(lambda: resume_config(run_dir, **overrides), allow_changes, quiet)
+
+
+def _cancel_batches(run_dir: Path, overrides: dict) -> None:
+    from selfinstruct.generation.session import cancel_batches
+
+    with exits():
+        cancelled = cancel_batches(run_dir, notify=lambda line: typer.echo(line, err=True), **overrides)
+    typer.echo(f"cancelled {cancelled} batches; what they answered is kept: `selfinstruct resume {run_dir}` goes on"
+               if cancelled else f"{run_dir} has no batch at the provider")
 
 
 def _run(build: Callable[[], Config], allow_changes: bool, quiet: bool) -> None:

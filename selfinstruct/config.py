@@ -37,7 +37,7 @@ DATA_KEYS = (
     "tasks_per_request", "min_length", "max_length", "normalize",
 )
 # What `resume` may change: where requests go and how they are sent, never what they ask.
-RESUME_KEYS = ("num_instructions", "api_key", "base_url", "judge_api_key", "judge_base_url", "concurrency", "timeout", "max_retries", "retry_wait",
+RESUME_KEYS = ("num_instructions", "batch", "api_key", "base_url", "judge_api_key", "judge_base_url", "concurrency", "timeout", "max_retries", "retry_wait",
                "max_idle_rounds", "failure_window", "max_failure_share", "price_in", "price_out", "max_cost",
                "max_requests", "max_total_tokens", "rpm", "tpm")
 LENGTH_DEFAULTS = {"en": (4, 150), "zh": (6, 300)}  # words for English, characters for Chinese
@@ -81,6 +81,7 @@ class Config:
     top_p: float | None = None
     max_tokens: int | None = None
     # throughput and faults
+    batch: bool = False  # through the provider's Batch API (batcher.py): half the price, answers within a day
     concurrency: int = 8
     timeout: float = 120.0
     max_retries: int = 6
@@ -179,6 +180,9 @@ class Config:
                    if getattr(self, name) is not None]
         if judging and not self.judge:
             raise ConfigError(f"{', '.join(judging)} needs --judge, which is off")
+        if self.batch and self.local:
+            raise ConfigError("--batch needs a provider's Batch API; the embedded model answers at once: drop --batch "
+                              "or --local")
         if self.timeout <= 0:
             raise ConfigError(f"timeout must be more than 0 seconds, got {self.timeout}")
 

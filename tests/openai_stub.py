@@ -139,6 +139,8 @@ class ScriptedServer:
     when the queue is empty the responder answers (default: an empty string).
     """
 
+    handler: type = None  # the request handler class; _Handler (set below)
+
     def __init__(self, responder: Responder | None = None):
         self.responder = responder or (lambda request: "")
         self.errors: list[BaseException] = []  # exceptions raised by the responder
@@ -154,7 +156,7 @@ class ScriptedServer:
     def start(self) -> "ScriptedServer":
         if self._httpd is None:
             self._stopping.clear()
-            self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
+            self._httpd = _HTTPServer(("127.0.0.1", 0), self.handler)
             self._httpd.stub = self
             self._thread = threading.Thread(
                 target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="openai-stub", daemon=True
@@ -276,7 +278,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(first.status, raw if isinstance(raw, bytes) else raw.encode(), first)
         if first.status != 200:
             return self._send_json(first.status, error_body(first.status, first.text), first)
-        self._send_json(200, self._completion(request, replies), first)
+        self._send_json(200, completion_body(stub, request, replies), first)
 
     def _read_request(self) -> tuple[Request, bool]:
         """Read, parse and record the request; the flag says the body was a JSON object."""
@@ -306,47 +308,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.stub._record(request)
         return request, json_ok
 
-    def _completion(self, request: Request, replies: list[Reply]) -> dict:
-        """Build a chat.completion or text_completion object."""
-        first = replies[0]
-        n = int(request.body.get("n") or 1)
-        if len(replies) == 1 and n > 1:
-            replies = replies * n
-        if first.no_choices:
-            replies = []
-        chat = request.endpoint == "chat"
-        choices = []
-        for i, r in enumerate(replies):
-            text = r.text if r.content is UNSET else r.content
-            if chat:
-                message = None if r.null_message else {"role": "assistant", "content": text}
-                choice = {"index": i, "message": message, "logprobs": None}
-            else:
-                choice = {"index": i, "text": None if r.null_message else text, "logprobs": None}
-            choice["finish_reason"] = r.finish_reason
-            choices.append(choice)
-        prompt_tokens = first.prompt_tokens if first.prompt_tokens is not None else len(request.prompt.split())
-        completion_tokens = (
-            first.completion_tokens
-            if first.completion_tokens is not None
-            else sum(len(r.text.split()) for r in replies)
-        )
-        body = {
-            "id": f"{'chatcmpl' if chat else 'cmpl'}-stub-{self.server.stub._next_id()}",
-            "object": "chat.completion" if chat else "text_completion",
-            "created": int(time.time()),
-            "model": request.body.get("model") or MODEL,
-            "choices": choices,
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
-        }
-        if first.missing_usage:
-            del body["usage"]
-        return body
-
     def _send_json(self, status: int, obj: dict, reply: Reply | None = None) -> None:
         self._send(status, json.dumps(obj).encode(), reply)
 
@@ -364,6 +325,51 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         except _DISCONNECTS:
             pass
+
+
+ScriptedServer.handler = _Handler
+
+
+def completion_body(stub: "ScriptedServer", request: Request, replies: list[Reply]) -> dict:
+    """A chat.completion or text_completion object of the replies to a request (a batch line's body too)."""
+    first = replies[0]
+    n = int(request.body.get("n") or 1)
+    if len(replies) == 1 and n > 1:
+        replies = replies * n
+    if first.no_choices:
+        replies = []
+    chat = request.endpoint == "chat"
+    choices = []
+    for i, r in enumerate(replies):
+        text = r.text if r.content is UNSET else r.content
+        if chat:
+            message = None if r.null_message else {"role": "assistant", "content": text}
+            choice = {"index": i, "message": message, "logprobs": None}
+        else:
+            choice = {"index": i, "text": None if r.null_message else text, "logprobs": None}
+        choice["finish_reason"] = r.finish_reason
+        choices.append(choice)
+    prompt_tokens = first.prompt_tokens if first.prompt_tokens is not None else len(request.prompt.split())
+    completion_tokens = (
+        first.completion_tokens
+        if first.completion_tokens is not None
+        else sum(len(r.text.split()) for r in replies)
+    )
+    body = {
+        "id": f"{'chatcmpl' if chat else 'cmpl'}-stub-{stub._next_id()}",
+        "object": "chat.completion" if chat else "text_completion",
+        "created": int(time.time()),
+        "model": request.body.get("model") or MODEL,
+        "choices": choices,
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+    if first.missing_usage:
+        del body["usage"]
+    return body
 
 
 def serve_in_thread(responder: Responder | None = None) -> ScriptedServer:

@@ -137,7 +137,7 @@ def _help_blocks(command: str) -> dict[str, str]:
 
 
 # Options with nothing to default to: flags, required ones, and those that are off unless given.
-NO_DEFAULT = {"--help", "--config", "--local", "--judge", "--local-model", "--allow-changes", "--quiet", "--output", "--dry-run",
+NO_DEFAULT = {"--help", "--config", "--local", "--judge", "--batch", "--cancel-batches", "--local-model", "--allow-changes", "--quiet", "--output", "--dry-run",
               "--only", "--against"}
 
 

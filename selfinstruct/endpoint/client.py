@@ -107,6 +107,68 @@ def redact(text: str, *secrets: str | None) -> str:
     return _KEY_LIKE.sub("[redacted]", text)
 
 
+PATHS = {"chat": "/chat/completions", "completion": "/completions"}
+ANSWER_TYPES = {"chat": ChatCompletion, "completion": TextCompletion}
+
+
+def request_body(model: str, api: str, prompt: str, *, max_tokens: int, temperature: float, top_p: float,
+                 stop: list[str] | None = None, response_format: dict | None = None) -> dict:
+    """The JSON body of one request, as it is posted or written into a batch's input file."""
+    body = dict(model=model, max_tokens=max_tokens, temperature=temperature, top_p=top_p)
+    if stop:
+        body["stop"] = stop
+    if response_format:
+        body["response_format"] = response_format
+    if api == "chat":
+        body["messages"] = [{"role": "user", "content": prompt}]
+    else:
+        body["prompt"] = prompt
+    return body
+
+
+def completion_of(response: object, api: str, prompt: str, usage: Usage) -> Completion:
+    """The answer in a completion object (its tokens added to ``usage``): RequestFailed for no choices or a
+    withheld or empty answer, Unreadable for a malformed one. Online and batch answers alike."""
+    choices = getattr(response, "choices", None)
+    if not isinstance(choices, list):
+        raise Unreadable(f"the response is not a completion object: {str(response)[:200]!r}")
+    if not choices:
+        _add_usage(usage, response, prompt, "")
+        raise RequestFailed("no_choices", "the response had no choices")
+    choice = choices[0]
+    try:
+        text = _text_of(choice, api)
+    except Unreadable:
+        _add_usage(usage, response, prompt, "")
+        raise
+    _add_usage(usage, response, prompt, text or "")
+    finish_reason = getattr(choice, "finish_reason", None)
+    completion = Completion(text or "", finish_reason if isinstance(finish_reason, str) else None)
+    if completion.finish_reason == "content_filter":
+        raise RequestFailed("content_filter", "the endpoint withheld the response")
+    if not completion.text.strip():
+        raise RequestFailed("empty_content", "the response text was empty")
+    return completion
+
+
+def _text_of(choice, api: str) -> str | None:
+    """The text of a choice (None for null content), or Unreadable for a malformed one."""
+    if not isinstance(choice, openai.BaseModel):
+        raise Unreadable(f"a choice is not an object: {str(choice)[:200]!r}")
+    if api == "chat":
+        message = getattr(choice, "message", None)
+        if not isinstance(message, openai.BaseModel):
+            raise Unreadable(f"the choice's message is not an object: {str(message)[:200]!r}")
+        text = getattr(message, "content", None)
+    else:
+        text = getattr(choice, "text", None)
+    if text is not None and not isinstance(text, str):
+        raise Unreadable(f"the response text is a {type(text).__name__}, not a string")
+    if text and _SURROGATE.search(text):
+        raise Unreadable("the response text holds a lone surrogate (not valid Unicode)")
+    return text
+
+
 class ModelClient:
     """One endpoint and model. Concurrency is the caller's: it decides when a request may start."""
 
@@ -159,7 +221,7 @@ class ModelClient:
 
         def refuses(exc: BaseException) -> bool:
             return (response_format is not None and isinstance(exc, openai.APIStatusError)
-                    and refuses_format(exc.status_code, _message(exc)))
+                    and refuses_format(exc.status_code, message_of(exc)))
 
         retrying = AsyncRetrying(stop=stop_after_attempt(self._max_retries + 1), wait=self._wait,
                                  retry=retry_if_exception(lambda exc: _is_transient(exc) and not refuses(exc)),
@@ -175,11 +237,11 @@ class ModelClient:
             if refuses(exc):
                 raise FormatRefused(redact(f"{exc.status_code} from {redact_url(self.base_url)}: the endpoint "
                                            f"refused response_format {response_format['type']} "
-                                           f"({' '.join(_message(exc).split())}); {refusal_hint(response_format)}",
+                                           f"({' '.join(message_of(exc).split())}); {refusal_hint(response_format)}",
                                            *self._secrets)) from None
             if not _is_transient(exc) and exc.status_code not in REFUSED_STATUSES:
                 raise FatalAPIError(self._explain(exc)) from None
-            failure = RequestFailed(_reason(exc), redact(_message(exc), *self._secrets),
+            failure = RequestFailed(_reason(exc), redact(message_of(exc), *self._secrets),
                                     refused=exc.status_code in REFUSED_STATUSES)
         except (openai.APIConnectionError, _TimedOut, *_UNREADABLE) as exc:
             failure = RequestFailed(_reason(exc), redact(str(exc), *self._secrets))
@@ -209,64 +271,20 @@ class ModelClient:
                        response_format: dict | None = None) -> Completion:
         # The body is plain JSON already: posting it skips the SDK's per-request type transform,
         # about a fifth of the client's CPU at high concurrency; answers are parsed as usual.
-        body = dict(model=self.model, max_tokens=max_tokens, temperature=temperature, top_p=top_p)
-        if stop:
-            body["stop"] = stop
-        if response_format:
-            body["response_format"] = response_format
-        if self.api == "chat":
-            body["messages"] = [{"role": "user", "content": prompt}]
-            response = await next(self._next_client).post("/chat/completions", body=body, cast_to=ChatCompletion)
-        else:
-            body["prompt"] = prompt
-            response = await next(self._next_client).post("/completions", body=body, cast_to=TextCompletion)
-        choices = getattr(response, "choices", None)
-        if not isinstance(choices, list):
-            raise _Unreadable(f"the response is not a completion object: {str(response)[:200]!r}")
-        if not choices:
-            _add_usage(usage, response, prompt, "")
-            raise RequestFailed("no_choices", "the response had no choices")
-        choice = choices[0]
-        try:
-            text = self._text_of(choice)
-        except _Unreadable:
-            _add_usage(usage, response, prompt, "")
-            raise
-        _add_usage(usage, response, prompt, text or "")
-        finish_reason = getattr(choice, "finish_reason", None)
-        completion = Completion(text or "", finish_reason if isinstance(finish_reason, str) else None)
-        if completion.finish_reason == "content_filter":
-            raise RequestFailed("content_filter", "the endpoint withheld the response")
-        if not completion.text.strip():
-            raise RequestFailed("empty_content", "the response text was empty")
-        return completion
-
-    def _text_of(self, choice) -> str | None:
-        """The text of a choice (None for null content), or _Unreadable for a malformed one."""
-        if not isinstance(choice, openai.BaseModel):
-            raise _Unreadable(f"a choice is not an object: {str(choice)[:200]!r}")
-        if self.api == "chat":
-            message = getattr(choice, "message", None)
-            if not isinstance(message, openai.BaseModel):
-                raise _Unreadable(f"the choice's message is not an object: {str(message)[:200]!r}")
-            text = getattr(message, "content", None)
-        else:
-            text = getattr(choice, "text", None)
-        if text is not None and not isinstance(text, str):
-            raise _Unreadable(f"the response text is a {type(text).__name__}, not a string")
-        if text and _SURROGATE.search(text):
-            raise _Unreadable("the response text holds a lone surrogate (not valid Unicode)")
-        return text
+        body = request_body(self.model, self.api, prompt, max_tokens=max_tokens, temperature=temperature,
+                            top_p=top_p, stop=stop, response_format=response_format)
+        response = await next(self._next_client).post(PATHS[self.api], body=body, cast_to=ANSWER_TYPES[self.api])
+        return completion_of(response, self.api, prompt, usage)
 
     def _wait(self, state) -> float:
         """The back-off before a retry; a 429 pauses every request, not only this one."""
         exc = state.outcome.exception()
-        retry_after = _retry_after(exc)
-        if retry_after is not None:
-            wait = min(retry_after, MAX_PAUSE)
-            if retry_after > MAX_PAUSE and time.monotonic() >= self._told_until:
+        asked = retry_after(exc)
+        if asked is not None:
+            wait = min(asked, MAX_PAUSE)
+            if asked > MAX_PAUSE and time.monotonic() >= self._told_until:
                 self._told_until = time.monotonic() + MAX_PAUSE  # once, not once per request in flight
-                self._notify(f"the endpoint asked to wait {retry_after:.0f} s (Retry-After); waiting the maximum, "
+                self._notify(f"the endpoint asked to wait {asked:.0f} s (Retry-After); waiting the maximum, "
                              f"{MAX_PAUSE:.0f} s")
         else:
             wait = min(MAX_BACKOFF, self._retry_wait * 2 ** (state.attempt_number - 1))
@@ -284,10 +302,10 @@ class ModelClient:
         }
         hint = hints.get(exc.status_code, "the endpoint rejected the request")
         where = redact_url(self.base_url)  # a query value may be a signature (?sig=), whatever its name
-        return redact(f"{exc.status_code} from {where}: {hint} ({_message(exc)})", *self._secrets)
+        return redact(f"{exc.status_code} from {where}: {hint} ({message_of(exc)})", *self._secrets)
 
 
-class _Unreadable(RuntimeError):
+class Unreadable(RuntimeError):
     """A 200 response whose body is not a completion (HTML from a proxy, plain text...)."""
 
 
@@ -296,7 +314,7 @@ class _TimedOut(RuntimeError):
 
 
 # 200 answers that cannot be read; UnicodeDecodeError: the SDK decodes a JSON body as strict UTF-8.
-_UNREADABLE = (openai.APIResponseValidationError, json.JSONDecodeError, UnicodeDecodeError, _Unreadable)
+_UNREADABLE = (openai.APIResponseValidationError, json.JSONDecodeError, UnicodeDecodeError, Unreadable)
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -332,14 +350,14 @@ def _reason(exc: BaseException | None) -> str:
     return "unreadable_response"
 
 
-def _message(exc: openai.APIStatusError) -> str:
+def message_of(exc: openai.APIStatusError) -> str:
     body = exc.body
     if isinstance(body, dict):
         body = body.get("message", body)
     return str(body or exc.message)[:300]
 
 
-def _retry_after(exc: BaseException | None) -> float | None:
+def retry_after(exc: BaseException | None) -> float | None:
     response = getattr(exc, "response", None)
     if response is None:
         return None

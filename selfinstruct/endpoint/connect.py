@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from selfinstruct.config import Config
+from selfinstruct.endpoint.batch_api import BatchAPI
 from selfinstruct.endpoint.client import ModelClient
 from selfinstruct.endpoint.local import LocalServer, bundled_model_path, check_gguf
 from selfinstruct.endpoint.ratelimit import RateLimiter
@@ -41,3 +42,11 @@ def model_client(config: Config, limiter: RateLimiter | None = None, secrets: li
                        timeout=config.timeout, max_retries=config.max_retries, retry_wait=config.retry_wait,
                        secrets=tuple(config.secrets() if secrets is None else secrets), limiter=limiter,
                        connections=config.concurrency, notify=notify)
+
+
+def batch_api(config: Config, secrets: list[str] | None = None,
+              notify: Callable[[str], None] | None = None) -> BatchAPI:
+    """The Batch API (files and batches) of a resolved config's endpoint and model, for --batch."""
+    return BatchAPI(base_url=config.base_url, api_key=config.api_key, model=config.model, api=config.api,
+                    timeout=config.timeout, max_retries=config.max_retries, retry_wait=config.retry_wait,
+                    secrets=tuple(config.secrets() if secrets is None else secrets), notify=notify)

@@ -14,9 +14,14 @@ import asyncio
 import time
 from collections import Counter, deque
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
+from selfinstruct.endpoint.batch_api import BatchUnavailable
+from selfinstruct.endpoint.batcher import Batcher
+from selfinstruct.endpoint.call import Call
 from selfinstruct.endpoint.client import Abandoned, FatalAPIError, ModelClient, RequestFailed, Usage
+from selfinstruct.endpoint.pricing import estimate_tokens
 from selfinstruct.endpoint.slots import PrioritySlots
 from selfinstruct.endpoint.stats import Stats
 from selfinstruct.errors import StoppedEarly
@@ -47,22 +52,6 @@ class Limits:
 
 
 @dataclass
-class Call:
-    """One request as the ledger sends and journals it."""
-
-    key: str  # what its answer is found under in the journal
-    fields: dict  # what its journal line says besides the answer (slot, round, stage; or the record)
-    prompt: str
-    max_tokens: int
-    temperature: float
-    top_p: float
-    stop: list[str] | None = None
-    response_format: dict | None = None
-    priority: int | tuple = 0  # lower is sent first when slots are scarce
-    judge: bool = False  # sent to the judge's client
-
-
-@dataclass
 class Ledger:
     journal: Journal
     stats: Stats
@@ -73,6 +62,7 @@ class Ledger:
     key_field: str = "slot"  # the journal field a call's key is
     retry_failed: bool = False  # a final failure is asked again in the next session (filter --judge)
     on_record: Callable[[dict], None] = lambda record: None  # after each journaled line
+    batcher: Batcher | None = None  # --batch: calls go in the provider's batches, not one by one
 
     def __post_init__(self):
         self.judge_client = self.judge_client or self.client
@@ -84,6 +74,9 @@ class Ledger:
         self.succeeded = 0
         self.recent: deque[str | None] = deque(maxlen=self.limits.failure_window or None)  # last errors
         self.refused: list[dict] = []  # refusals before any success, journaled only once one succeeds
+        self.reserved: dict[str, tuple[int, float]] = {}  # --batch: worst-case tokens and cost of calls in batches
+        if self.batcher is not None:
+            self.batcher.fits = self._fits
 
     def replay(self, records: list[dict], count: bool = True) -> None:
         """Take a previous session's journal: its answers are not asked again; ``count``: into the stats."""
@@ -98,7 +91,7 @@ class Ledger:
         cached = self.cache.get(call.key)
         if cached is not None:
             return cached
-        async with self.slots.slot(call.priority):
+        async with self.slots.slot(call.priority) if self.batcher is None else nullcontext():
             if self.stopping():
                 raise RunStopped(self.stop_reason)
             self.sent += 1
@@ -112,16 +105,22 @@ class Ledger:
 
             sent_at = time.monotonic()
             try:
-                client = self.judge_client if call.judge else self.client
-                completion = await client.complete(call.prompt, max_tokens=call.max_tokens,
-                                                   temperature=call.temperature, top_p=call.top_p, stop=call.stop,
-                                                   give_up=self.stopping, sending=sending,
-                                                   response_format=call.response_format)
+                if self.batcher is not None:
+                    completion = await self.batcher.complete(call, sending)
+                else:
+                    client = self.judge_client if call.judge else self.client
+                    completion = await client.complete(call.prompt, max_tokens=call.max_tokens,
+                                                       temperature=call.temperature, top_p=call.top_p, stop=call.stop,
+                                                       give_up=self.stopping, sending=sending,
+                                                       response_format=call.response_format)
                 record.update(text=completion.text, finish_reason=completion.finish_reason, error=None)
                 retries, usage = completion.retries, completion.usage
             except FatalAPIError:  # before the slot passes on: nothing more is sent after it
                 self.stop_reason = self.stop_reason or "the endpoint refused the run"  # its words may hold secrets
                 raise
+            except BatchUnavailable as exc:
+                self.stop_reason = self.stop_reason or str(exc)
+                raise RunStopped(self.stop_reason) from None
             except RequestFailed as exc:
                 record.update(text="", finish_reason=None, error=exc.reason, detail=exc.detail)
                 retries, usage = exc.retries, exc.usage
@@ -135,6 +134,7 @@ class Ledger:
                 retries, usage = (exc.retries, exc.usage) if isinstance(exc, Abandoned) else ([], Usage())
             finally:
                 self.in_flight -= attempts  # from here on the record counts them: journaled, or held
+                self.reserved.pop(call.key, None)
             record.update(attempts=attempts, prompt_tokens=usage.prompt_tokens,
                           completion_tokens=usage.completion_tokens, seconds=round(time.monotonic() - sent_at, 3))
             if usage.estimated:
@@ -183,6 +183,37 @@ class Ledger:
         if limits.max_cost is not None and stats.cost >= limits.max_cost:
             return f"budget reached: max-cost ${limits.max_cost:g} (${stats.cost:.4f} spent)"
         return None
+
+    def _fits(self, calls: list[Call]) -> int:
+        """--batch: how many of these calls (in order) one batch may hold, their worst case (the prompt's
+        estimated tokens and max-tokens out, at the batch price) added to what is spent and to the worst case
+        of the batches in flight. The ledger stops when not all fit: nothing is sent past a budget."""
+        if self.stopping():
+            return 0
+        limits, stats = self.limits, self.stats
+        requests = stats.attempts + self.in_flight + sum(held["attempts"] for held in self.refused)
+        tokens = stats.total_tokens + sum(t for t, _ in self.reserved.values())
+        cost = (stats.cost or 0.0) + sum(c for _, c in self.reserved.values())
+        fitting = 0
+        for call in calls:
+            prompt_tokens = estimate_tokens(call.prompt)
+            price = stats.price_of(call.fields.get("stage", ""))
+            worst = price.cost(prompt_tokens, call.max_tokens) if price else 0.0
+            over = (("max-requests", limits.max_requests, requests + 1),
+                    ("max-total-tokens", limits.max_total_tokens, tokens + prompt_tokens + call.max_tokens),
+                    ("max-cost", limits.max_cost, cost + worst))
+            spent = next(((name, budget) for name, budget, needed in over if budget is not None and needed > budget),
+                         None)
+            if spent:
+                budget = f"${spent[1]:g}" if spent[0] == "max-cost" else f"{spent[1]}"
+                self.stop_reason = (f"budget reached: {spent[0]} {budget}: the worst case of the next "
+                                    f"{len(calls) - fitting:,} batched requests does not fit in what is left "
+                                    f"({fitting:,} of {len(calls):,} sent)")
+                break
+            requests, tokens, cost = requests + 1, tokens + prompt_tokens + call.max_tokens, cost + worst
+            self.reserved[call.key] = (prompt_tokens + call.max_tokens, worst)
+            fitting += 1
+        return fitting
 
     def _hold_refusal(self, record: dict, exc: RequestFailed) -> None:
         """A refused request before any success: a wrong setting stops the run rather than fail every request."""

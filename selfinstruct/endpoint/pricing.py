@@ -4,7 +4,8 @@ Prices are USD per million tokens (input, output). The table holds the list pric
 common models as read from the providers' pricing pages on PRICES_READ; they change,
 so ``--price-in`` / ``--price-out`` override them, and a model that is not listed has
 no known cost until they are given. The embedded model and servers on this machine
-(localhost, 127.x) cost 0.
+(localhost, 127.x) cost 0. BATCH_SHARE says which providers' Batch APIs answer at a share of the
+list price (their pricing pages: half, for every model listed here); DeepSeek has no Batch API.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ PRICES = {
 }
 
 
+# The share of the list price a model's tokens cost through its provider's Batch API (--batch); a model
+# that is not listed here has no known batch price.
+BATCH_SHARE = {"gpt-": 0.5, "o3-": 0.5, "qwen-": 0.5}
+
+
 @dataclass(frozen=True)
 class Price:
     input: float  # USD per million prompt tokens
@@ -52,12 +58,24 @@ FREE = Price(0.0, 0.0, "local endpoint")
 
 
 def price_for(model: str | None, *, local: bool, base_url: str | None, price_in: float | None = None,
-              price_out: float | None = None) -> Price | None:
-    """The price of a run's tokens, or None when it is not known."""
+              price_out: float | None = None, batch: bool = False) -> Price | None:
+    """The price of a run's tokens, or None when it is not known; ``batch``: through the Batch API.
+    --price-in/--price-out are what the user pays, batch or not."""
     if price_in is not None or price_out is not None:
         return Price(price_in or 0.0, price_out or 0.0, "--price-in/--price-out")
     if local or _is_loopback(base_url):
         return FREE
+    listed = list_price(model)
+    if listed is None or not batch:
+        return listed
+    share = next((share for prefix, share in BATCH_SHARE.items() if (model or "").lower().startswith(prefix)), None)
+    if share is None:
+        return None
+    return Price(listed.input * share, listed.output * share, f"batch price: {share:.0%} of the {listed.source}")
+
+
+def list_price(model: str | None) -> Price | None:
+    """A model's online list price from the table, or None."""
     matches = [name for name in PRICES if (model or "").lower().startswith(name)]
     if not matches:
         return None

@@ -35,6 +35,7 @@ from collections.abc import Callable
 
 from selfinstruct.config import Config
 from selfinstruct.endpoint import structured
+from selfinstruct.endpoint.batcher import Batcher
 from selfinstruct.endpoint.client import ModelClient
 from selfinstruct.endpoint.ledger import Call, Ledger, Limits, RunStopped
 from selfinstruct.endpoint.progress import ProgressView
@@ -52,6 +53,8 @@ from selfinstruct.text.rules import clean_instances, instruction_rejection
 
 SIMILAR_SHOWN = 5
 AHEAD = 32  # rounds started beyond the first one not yet committed: work for the slots while it finishes
+# With --batch nothing waits for a slot: rounds start while they may be needed, so that a batch holds them all.
+AHEAD_BATCH = 1 << 30
 
 
 class Run:
@@ -59,9 +62,9 @@ class Run:
 
     def __init__(self, config: Config, prompts: PromptSet, seeds: list[Task], rundir: RunDir | None = None,
                  client: ModelClient | None = None, stats: Stats | None = None, view: ProgressView | None = None,
-                 judge_client: ModelClient | None = None):
+                 judge_client: ModelClient | None = None, batcher: Batcher | None = None):
         """Without a run directory and client, a Run only builds requests (for a dry run). ``judge_client``:
-        where judge requests go, if not to ``client``."""
+        where judge requests go, if not to ``client``; ``batcher``: --batch, where every request goes."""
         self.config, self.prompts, self.seeds, self.rundir = config, prompts, seeds, rundir
         self.stats, self.view = stats, view
         self.continued = config.api == "completion"
@@ -78,6 +81,7 @@ class Run:
         # Which waiting request gets a free slot first (lower first): the method's order, then the judge.
         self.priority = {**self.method.stages, judge.STAGE: max(self.method.stages.values()) + 1}
         self.order = CommitOrder()
+        self.ahead = AHEAD_BATCH if batcher else AHEAD
         self.idle = 0  # rounds in a row, sent in this session, that accepted nothing
         self.progressed = False  # an answer gave a candidate: the endpoint answers usably
         self.sent_in_round: set[int] = set()  # rounds with a request sent in this session
@@ -91,7 +95,7 @@ class Run:
         limits = Limits(config.max_requests, config.max_total_tokens, config.max_cost, config.failure_window,
                         config.max_failure_share, refusal_hint=hint)
         self.ledger = Ledger(rundir.responses, stats, client, judge_client, config.concurrency, limits,
-                             on_record=lambda record: view.refresh())
+                             on_record=lambda record: view.refresh(), batcher=batcher)
         self.ledger.replay(rundir.read_responses(self.priority))
 
     # -- the loop ---------------------------------------------------------------------------
@@ -136,7 +140,7 @@ class Run:
     def _start_rounds(self) -> None:
         """Start rounds while they may still be needed, at most AHEAD beyond the first not committed."""
         order = self.order
-        while (self._halt is None and not self.ledger.stop_reason and order.next_round - order.committing < AHEAD
+        while (self._halt is None and not self.ledger.stop_reason and order.next_round - order.committing < self.ahead
                # one round at a time until an answer gives a candidate, and again while rounds accept nothing
                and (self.progressed and not self.idle or order.next_round == order.committing)
                # a round whose prompts draw on the pool starts once the round ``lag`` before it is committed
@@ -192,10 +196,12 @@ class Run:
         self._commit()
 
     async def _finish(self, candidate: Candidate) -> None:
-        """A candidate's later requests; near the target they wait while those before it could fill it."""
+        """A candidate's later requests; near the target they wait while those before it could fill it (not
+        with --batch)."""
         target, order = self.stats.target, self.order
-        await self._until(lambda: self.stats.accepted + len(order.pending) < target
-                          or self.stats.accepted + order.alive(candidate.seq) < target)
+        if self.ahead == AHEAD:  # with --batch a wait costs a batch's latency: every candidate goes on at once
+            await self._until(lambda: self.stats.accepted + len(order.pending) < target
+                              or self.stats.accepted + order.alive(candidate.seq) < target)
         if self.method.finish is not None:
             await self.method.finish(candidate)
         if self.config.judge and candidate.instances:

@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 
 from selfinstruct.config import RESUME_KEYS, REDACTED, Config, ConfigError, read_settings, redact_url
 from selfinstruct.endpoint.client import FatalAPIError, redact
-from selfinstruct.endpoint.connect import local_model_path, model_client, served
+from selfinstruct.endpoint.batcher import Batcher, batches_in_flight
+from selfinstruct.endpoint.connect import batch_api, local_model_path, model_client, served
 from selfinstruct.endpoint.ledger import RunStopped
 from selfinstruct.endpoint.pricing import Price, price_for
 from selfinstruct.endpoint.progress import ProgressView
@@ -101,6 +102,10 @@ async def generate_async(config: Config, *, progress: str = "off", allow_changes
         raise ConfigError(f"--max-cost needs the price of {model}'s tokens, which is not in the built-in "
                           "table: pass --price-in and --price-out (USD per million tokens)")
     rundir = RunDir.open(config.output, config.to_dict(), config.signature(prompts.files), allow_changes)
+    if not config.batch and (running := batches_in_flight(rundir.path)):
+        rundir.close()
+        raise ConfigError(f"{rundir.path} has {running} batches at the provider: resume it with --batch to collect "
+                          f"their answers, or cancel them first: selfinstruct resume {rundir.path} --cancel-batches")
     if notify:
         notify(f"{config.endpoint_line()}; " + (price.describe() if price else
                                                "price unknown: --price-in and --price-out give the cost"))
@@ -121,24 +126,31 @@ async def generate_async(config: Config, *, progress: str = "off", allow_changes
             config = served(stack, config, rundir.path / "server.log", model_path)
             limiter = RateLimiter(config.rpm, config.tpm)
             client = model_client(config, limiter, notify=notify)
-            judge_client = None
-            if config.judge and (config.judge_base_url or config.judge_model != config.model):
-                judging = replace(config, base_url=config.judge_base_url or config.base_url,
-                                  api_key=judge_key(config), model=config.judge_model)
+            judge_client, judging = None, judging_config(config)
+            if judging:
                 # --rpm and --tpm are the limits of one endpoint and key, whatever stage sends: a judge there
                 # shares them; a judge elsewhere is under another provider's limits, which the run does not know.
                 same = (judging.base_url, judging.api_key) == (config.base_url, config.api_key)
                 judge_client = model_client(judging, limiter if same else None, secrets=config.secrets(),
                                             notify=notify)
+            batcher = batcher_of(config, judging, rundir.path, notify) if config.batch else None
             view = ProgressView(stats, progress, notify)
             try:
-                run = Run(config, prompts, seeds, rundir, client, stats, view, judge_client)
+                run = Run(config, prompts, seeds, rundir, client, stats, view, judge_client, batcher)
+                if batcher:
+                    await batcher.start(answered=run.ledger.cache.__contains__)
                 async with view:
                     await run.run()
             finally:
                 await client.close()
                 if judge_client:
                     await judge_client.close()
+                if batcher:
+                    await batcher.close()
+                    if batcher.in_flight() and notify:
+                        notify(f"{batcher.in_flight()} batches are still at the provider (paid for): "
+                               f"`selfinstruct resume {rundir.path}` collects their answers, "
+                               f"`selfinstruct resume {rundir.path} --cancel-batches` cancels them")
         except (asyncio.CancelledError, KeyboardInterrupt):
             name = signal.Signals(signals.received or signal.SIGINT).name
             finish(best_effort=True, stopped=f"interrupted ({name})")
@@ -155,6 +167,32 @@ async def generate_async(config: Config, *, progress: str = "off", allow_changes
             finish(best_effort=True)
             raise
         return finish()
+
+
+def batcher_of(config: Config, judging: Config | None, folder: Path,
+               notify: Callable[[str], None] | None = None) -> Batcher:
+    """--batch: the batches of a run's endpoint and model, and of its judge's where that is another model or
+    endpoint (a batch holds one model's requests)."""
+    run = batch_api(config, notify=notify)
+    judge_api = batch_api(judging, secrets=config.secrets(), notify=notify) if judging else run
+    return Batcher(folder, {"run": run, "judge": judge_api}, notify=notify)
+
+
+def cancel_batches(run_dir: Path | str, *, notify: Callable[[str], None] | None = None, **overrides) -> int:
+    """Cancel the batches a run has at the provider, keeping what they answered (a resume takes it);
+    returns how many were cancelled."""
+    config = resume_config(run_dir, **overrides).resolve()
+
+    async def cancel() -> int:
+        batcher = batcher_of(config, judging_config(config), Path(run_dir), notify)
+        try:
+            await batcher.start()
+            return await batcher.cancel_all()
+        finally:
+            await batcher.close()
+
+    with RunDir.locked(Path(run_dir)):
+        return asyncio.run(cancel())
 
 
 class _SignalsCancel:
@@ -215,6 +253,14 @@ def load_prompts(config: Config) -> PromptSet:
     return PromptSet.load(config.prompts, config.lang, templates_of(config), structured=bool(config.structured))
 
 
+def judging_config(config: Config) -> Config | None:
+    """Where the judge's requests go when that is not the run's own endpoint and model (None: it is)."""
+    if not config.judge or (not config.judge_base_url and config.judge_model == config.model):
+        return None
+    return replace(config, base_url=config.judge_base_url or config.base_url, api_key=judge_key(config),
+                   model=config.judge_model)
+
+
 def judge_key(config: Config) -> str | None:
     """The judge's key: --judge-api-key, else the run's key, but only for the run's own host: a key is
     never sent to a host it was not given for."""
@@ -227,9 +273,9 @@ def judge_key(config: Config) -> str | None:
 def prices_of(config: Config) -> tuple[Price | None, Price | None]:
     """The price of the run's tokens, and of the judge's (the same when it is the same model and endpoint)."""
     price = price_for(config.model, local=config.local, base_url=config.base_url, price_in=config.price_in,
-                      price_out=config.price_out)
+                      price_out=config.price_out, batch=config.batch)
     if not config.judge or (config.judge_model == config.model and not config.judge_base_url):
         return price, price
     elsewhere = config.judge_base_url is not None
     return price, price_for(config.judge_model, local=config.local and not elsewhere,
-                            base_url=config.judge_base_url if elsewhere else config.base_url)
+                            base_url=config.judge_base_url if elsewhere else config.base_url, batch=config.batch)

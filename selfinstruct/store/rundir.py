@@ -7,6 +7,8 @@
 ``rejected.jsonl``  rejected candidates with their reasons, derived the same way
 ``summary.json``    counts per stage and reason, requests, tokens, wall time, why the run stopped
 ``.lock``           held (``fcntl.flock``) by the one process writing the run; holds its PID
+``batches.jsonl``   with --batch: each batch's input, file id, batch id and end, as they happen
+``batches/``        with --batch: each batch's input file, and its output and error files once it ended
 
 Because tasks.jsonl and rejected.jsonl are derived, a damaged or missing one is rebuilt
 on the next resume without sending a request.
@@ -19,6 +21,8 @@ import hashlib
 import json
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from selfinstruct.store.journal import DerivedJournal, Journal, JournalDamaged, JournalError, write_atomic
@@ -29,7 +33,8 @@ from selfinstruct.errors import BadInput
 FORMAT_VERSION = 4
 # The error of a request that stopped retrying because the run stopped: not an answer, sent again on resume.
 ABANDONED = "abandoned"
-RUN_FILES = ("config.json", "responses.jsonl", "tasks.jsonl", "rejected.jsonl", "summary.json", ".lock", "server.log")
+RUN_FILES = ("config.json", "responses.jsonl", "tasks.jsonl", "rejected.jsonl", "summary.json", ".lock", "server.log",
+             "batches.jsonl")
 
 
 class RunDirError(BadInput, RuntimeError):
@@ -278,6 +283,18 @@ class RunDir:
             run.lock.release()
             raise
         return run
+
+    @classmethod
+    @contextmanager
+    def locked(cls, path: Path) -> Iterator[RunDir]:
+        """An existing run directory, held (locked) for a while without being resumed."""
+        run = cls(path)
+        read_config(run.path)
+        run.lock.acquire()
+        try:
+            yield run
+        finally:
+            run.lock.release()
 
     def _write_config(self, settings: dict, signature: dict) -> None:
         try:
