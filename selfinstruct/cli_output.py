@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from selfinstruct.config import Config
+from selfinstruct.endpoint.batch_api import WINDOW
 from selfinstruct.endpoint.pricing import estimate_tokens
 from selfinstruct.report.export import accepted_tasks
 
@@ -37,11 +38,18 @@ def print_estimate(config: Config, estimate: Plan) -> None:
     requests = sum(estimate.requests.values())
     per_stage = ", ".join(f"{stage} {n:,}" for stage, n in estimate.requests.items())
     cost = "unknown (give --price-in and --price-out)" if estimate.cost is None else f"${estimate.cost:,.2f}"
+    if estimate.batch:
+        cost += " at batch prices" + (f" (${estimate.online_cost:,.2f} sent one by one)"
+                                      if estimate.online_cost is not None and estimate.cost is not None else "")
+        wall = (f"each batch is answered within {WINDOW} (often minutes), and a run sends batches one after "
+                "another as answers come (the README says how many per method)")
+    else:
+        wall = f"~{duration(estimate.seconds)} with {estimate.parallel} request(s) answered at once"
     typer.echo(f"\nestimate for {estimate.remaining:,} more tasks (rates: {estimate.rates}):\n"
                f"  requests   {requests:,} ({per_stage})\n"
                f"  tokens     {estimate.tokens_in:,} in / {estimate.tokens_out:,} out\n"
                f"  cost       {cost}\n"
-               f"  wall time  ~{duration(estimate.seconds)} with {estimate.parallel} request(s) answered at once")
+               f"  wall time  {wall}")
 
 
 def print_summary(summary: dict) -> None:

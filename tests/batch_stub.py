@@ -9,6 +9,8 @@ come through a batch as they come online). It can do what providers do to batch 
 - ``expire_after``: end the next batch as expired after that many lines (the rest: batch_expired);
 - ``lose``: answer 404 for the batch created n-th (1-based) when it is polled;
 - ``line_delay``: seconds per line; ``validating``: seconds before a batch starts;
+- ``upload_delay``, ``create_delay``: seconds an upload (before the file is kept) and a batch creation (after
+  the batch is made, before the answer) take: a client killed then has a batch it never heard of;
 - a Reply with a status other than 200 makes that line a failed one (in the error file).
 
     with BatchServer(KeyedModel()) as srv: ...  # srv.base_url, srv.batches, srv.uploads
@@ -23,7 +25,7 @@ import json
 import threading
 import time
 
-from openai_stub import Request, ScriptedServer, _as_replies, _Handler, _prompt_of, completion_body, error_body
+from openai_stub import Reply, Request, ScriptedServer, _as_replies, _Handler, _prompt_of, completion_body, error_body
 
 FILE_PATH, BATCH_PATH = "/v1/files", "/v1/batches"
 
@@ -31,10 +33,12 @@ FILE_PATH, BATCH_PATH = "/v1/files", "/v1/batches"
 class BatchServer(ScriptedServer):
     def __init__(self, responder=None, *, size_limit: int | None = None, refuse_submits: int = 0,
                  expire_after: int | None = None, lose: tuple[int, ...] = (), line_delay: float = 0.0,
-                 validating: float = 0.05):
+                 validating: float = 0.05, upload_delay: float = 0.0, create_delay: float = 0.0):
         super().__init__(responder)
         self.size_limit, self.refuse_submits, self.expire_after = size_limit, refuse_submits, expire_after
         self.lose, self.line_delay, self.validating = set(lose), line_delay, validating
+        self.upload_delay, self.create_delay = upload_delay, create_delay
+        self.upload_started = self.create_started = 0
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, dict] = {}  # id -> the batch object, as the API shows it
         self.uploads = self.creates = self.refused_files = 0
@@ -53,6 +57,9 @@ class BatchServer(ScriptedServer):
 
     def upload(self, data: bytes, purpose: str) -> tuple[int, dict]:
         with self._lock:
+            self.upload_started += 1
+        self._sleep(self.upload_delay)
+        with self._lock:
             self.uploads += 1
             if self.size_limit is not None and len(data) > self.size_limit:
                 self.refused_files += 1
@@ -63,6 +70,7 @@ class BatchServer(ScriptedServer):
 
     def create(self, body: dict) -> tuple[int, dict]:
         with self._lock:
+            self.create_started += 1
             if self.refuse_submits:
                 self.refuse_submits -= 1
                 return 429, error_body(429, "Enqueued token limit reached; try again later")
@@ -84,6 +92,7 @@ class BatchServer(ScriptedServer):
         worker = threading.Thread(target=self._work, args=(batch, lines, expire), daemon=True)
         self._workers.append(worker)
         worker.start()
+        self._sleep(self.create_delay)
         return 200, self._shown(batch)
 
     def retrieve(self, batch_id: str) -> tuple[int, dict]:
@@ -154,9 +163,13 @@ class BatchServer(ScriptedServer):
         endpoint = "chat" if line["url"].endswith("/chat/completions") else "completion"
         body = line["body"]
         request = Request(endpoint=endpoint, body=body, prompt=_prompt_of(endpoint, body), headers={},
-                          key=line["custom_id"], path=line["url"])
+                          key=line["custom_id"], path="batch:" + line["url"])
         self._record(request)
-        replies = _as_replies(self._next_answer(request))
+        try:
+            replies = _as_replies(self._next_answer(request))
+        except Exception as exc:  # a responder bug: a failed line, loud in the test, never a batch that hangs
+            self.errors.append(exc)
+            replies = _as_replies(Reply(status=500, text=f"responder raised {type(exc).__name__}: {exc}"))
         first = replies[0]
         entry = {"id": f"batch_req_{number}", "custom_id": line["custom_id"], "error": None}
         if first.status != 200:

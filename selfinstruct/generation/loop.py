@@ -31,6 +31,7 @@ import asyncio
 import hashlib
 import json
 import random
+from collections import Counter
 from collections.abc import Callable
 
 from selfinstruct.config import Config
@@ -82,6 +83,7 @@ class Run:
         self.priority = {**self.method.stages, judge.STAGE: max(self.method.stages.values()) + 1}
         self.order = CommitOrder()
         self.ahead = AHEAD_BATCH if batcher else AHEAD
+        self.finished: Counter[bool] = Counter()  # candidates whose later requests ended: with instances or not
         self.idle = 0  # rounds in a row, sent in this session, that accepted nothing
         self.progressed = False  # an answer gave a candidate: the endpoint answers usably
         self.sent_in_round: set[int] = set()  # rounds with a request sent in this session
@@ -150,11 +152,17 @@ class Run:
 
     def _expected(self) -> float:
         """Tasks the rounds started so far may still give: accepted, screened candidates not failed, and the
-        slots not yet screened at the yield per slot so far (one, before any)."""
+        slots not yet screened at the yield per slot so far (one, before any). With --batch, candidates count
+        at the share that finished with instances so far: a batch more is a wait of hours."""
         order = self.order
         per_slot = order.screened_candidates / order.screened_slots if order.screened_slots else 1.0
         unscreened = order.unscreened_slots(self.config.requests_per_round)
-        return self.stats.accepted + order.alive() + unscreened * per_slot
+        share = self._finishing() if self.ahead != AHEAD else 1.0
+        return self.stats.accepted + (order.alive() + unscreened * per_slot) * share
+
+    def _finishing(self) -> float:
+        """The share of finished candidates that got instances (one before any finished; at least a tenth)."""
+        return max(0.1, self.finished[True] / sum(self.finished.values())) if sum(self.finished.values()) else 1.0
 
     async def _round(self, state: RoundState) -> None:
         """Send a round's first requests, screen their answers in slot order, and finish its candidates."""
@@ -196,17 +204,19 @@ class Run:
         self._commit()
 
     async def _finish(self, candidate: Candidate) -> None:
-        """A candidate's later requests; near the target they wait while those before it could fill it (not
-        with --batch)."""
+        """A candidate's later requests; near the target they wait while those before it could fill it."""
         target, order = self.stats.target, self.order
-        if self.ahead == AHEAD:  # with --batch a wait costs a batch's latency: every candidate goes on at once
+        if self.ahead == AHEAD:
             await self._until(lambda: self.stats.accepted + len(order.pending) < target
                               or self.stats.accepted + order.alive(candidate.seq) < target)
+        else:  # with --batch a wait costs a batch: go on with as many as should fill the target at once
+            await self._until(lambda: self.stats.accepted + order.alive(candidate.seq) * self._finishing() < target)
         if self.method.finish is not None:
             await self.method.finish(candidate)
         if self.config.judge and candidate.instances:
             await self._judge(candidate)
         candidate.done = True
+        self.finished[bool(candidate.instances)] += 1
         self._commit()
 
     def _commit(self) -> None:

@@ -8,7 +8,7 @@ answers, otherwise the method's ``rates`` (a chat model's typical yield; say so 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from selfinstruct.config import Config
 from selfinstruct.store.journal import Journal
@@ -39,6 +39,8 @@ class Plan:
     parallel: int = 1  # requests answered at once
     rates: str = "defaults"  # or where they were measured
     response_formats: dict[str, dict] = field(default_factory=dict)  # stage -> what it sends, with --structured
+    batch: bool = False  # --batch: the cost is at batch prices, and each batch may take up to WINDOW
+    online_cost: float | None = None  # with --batch: the same requests sent one by one
 
 
 def plan(config: Config) -> Plan:
@@ -61,8 +63,10 @@ def plan(config: Config) -> Plan:
                   rates=f"measured in {config.output}" if measured else "defaults",
                   response_formats={stage: run.response_format(request) for stage, request in firsts.items()
                                     if run.response_format(request)})
-    defaults, seconds, cost = rates, 0.0, 0.0
+    defaults, seconds, cost, online = rates, 0.0, 0.0, 0.0
     result.price, judge_price = prices_of(config)
+    online_price, online_judge_price = prices_of(replace(config, batch=False))
+    result.batch = config.batch
     for stage, per_task in defaults["requests_per_task"].items():
         rates = measured["stages"].get(stage) if measured else None
         count = math.ceil(remaining * (rates["requests"] / measured["accepted"] if rates and measured["accepted"]
@@ -75,6 +79,9 @@ def plan(config: Config) -> Plan:
         result.tokens_out += round(count * completion)
         price = judge_price if stage == judge.STAGE else result.price
         cost = None if cost is None or price is None else cost + price.cost(count * prompt_tokens, count * completion)
+        price = online_judge_price if stage == judge.STAGE else online_price
+        online = None if online is None or price is None else online + price.cost(count * prompt_tokens,
+                                                                                   count * completion)
         seconds += count * (rates["seconds"] if rates and rates["seconds"] else
                             DEFAULT_SECONDS["local" if config.local else "remote"])
     result.parallel = 1 if config.local else config.concurrency  # the embedded server answers one at a time
@@ -84,7 +91,7 @@ def plan(config: Config) -> Plan:
         result.seconds = max(result.seconds, total * 60 / config.rpm)
     if config.tpm:
         result.seconds = max(result.seconds, (result.tokens_in + result.tokens_out) * 60 / config.tpm)
-    result.cost = cost
+    result.cost, result.online_cost = cost, online if config.batch else None
     return result
 
 
