@@ -6,7 +6,7 @@ chat models, and prints for each: batches submitted, requests, tokens, and the c
 at gpt-4o-mini's batch price and at its online list price. With --online each run is made again one
 request at a time, for the requests and tokens an online run of the same answers sends.
 
-    python bench/bench_batch.py                       # about 2 minutes on 2 cores
+    python bench/bench_batch.py                       # about a minute on 2 cores
     python bench/bench_batch.py --alpaca 500 --self-instruct 100 --online
 """
 
@@ -32,10 +32,11 @@ MODEL = "gpt-4o-mini"
 OPENAI = "https://api.openai.com/v1"
 
 
-def one_run(mode: str, n: int, batch: bool, folder: Path) -> dict:
+def one_run(mode: str, n: int, batch: bool, folder: Path, per_round: int | None) -> dict:
     with BatchServer(KeyedModel()) as server:
         config = Config(lang="en", mode=mode, num_instructions=n, output=folder / f"{mode}-{batch}",
-                        base_url=server.base_url, api_key="sk-bench", model=MODEL, batch=batch, concurrency=32)
+                        base_url=server.base_url, api_key="sk-bench", model=MODEL, batch=batch,
+                        requests_per_round=per_round)
         started = time.monotonic()
         summary = generate(config)
         seconds = time.monotonic() - started
@@ -52,6 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--alpaca", type=int, default=5000)
     parser.add_argument("--self-instruct", type=int, default=1000)
+    parser.add_argument("--requests-per-round", type=int, help="the run's setting (default: the run's default, 8)")
     parser.add_argument("--online", action="store_true", help="also run each one request at a time")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -59,7 +61,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for mode, n in (("alpaca", args.alpaca), ("self-instruct", args.self_instruct)):
             for batch in ((True, False) if args.online else (True,)):
-                rows.append(one_run(mode, n, batch, Path(folder)))
+                rows.append(one_run(mode, n, batch, Path(folder), args.requests_per_round))
     if args.json:
         print(json.dumps(rows, indent=2))
         return

@@ -242,3 +242,35 @@ def test_ctrl_c_leaves_the_batches_running_and_cancel_batches_cancels_them(tmp_p
         assert done.returncode == 0, done.stderr
         assert answered_twice(server) == []  # what the cancelled batch answered was kept
     assert (run_dir / "tasks.jsonl").read_bytes() == uninterrupted
+
+
+def test_filter_judge_through_batches_decides_as_online_and_asks_nothing_twice(tmp_path):
+    from selfinstruct import filter_dataset
+    from selfinstruct.generation.judge import JudgeOptions
+
+    records = [{"instruction": instruction, "input": "", "output": "An answer that is long enough to keep."}
+               for instruction in ("Explain why harbours freeze later than lakes.",
+                                   "List three fruits that grow in an orchard.",
+                                   "Describe how a glacier carves a valley.",
+                                   "Suggest a practice plan for a beginner violinist.",
+                                   "Write a riddle about a paper lantern.",
+                                   "Compare a compass with a phone map for hiking.",
+                                   "Name wildflowers found in an alpine meadow.",
+                                   "Outline the steps to descale an electric kettle.")]
+    source = tmp_path / "data.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in records))
+    outputs = {}
+    for batch in (False, True):
+        with BatchServer(KeyedModel()) as server:
+            options = JudgeOptions(model="gpt-4o-mini", base_url=server.base_url, api_key="sk-test-key", min_score=3,
+                                   directory=tmp_path / f"judge-{batch}", batch=batch)
+            out = tmp_path / f"out-{batch}.jsonl"
+            filter_dataset(source, out, judge=options)
+            if batch:
+                assert server.creates == 1 and server.batch_lines() == len(records) and online_requests(server) == 0
+                filter_dataset(source, tmp_path / "again.jsonl", judge=options)
+                assert server.creates == 1  # every answer was journaled: nothing is asked again
+                assert (tmp_path / "again.jsonl").read_bytes() == out.read_bytes()
+            outputs[batch] = out.read_bytes()
+    assert outputs[True] == outputs[False]
+    assert (tmp_path / "judge-True" / "batches.jsonl").is_file()

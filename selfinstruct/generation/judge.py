@@ -23,7 +23,8 @@ from typing import NamedTuple
 
 from selfinstruct.config import LENGTH_DEFAULTS, Config
 from selfinstruct.endpoint.client import FatalAPIError, redact
-from selfinstruct.endpoint.connect import model_client, served
+from selfinstruct.endpoint.batcher import Batcher
+from selfinstruct.endpoint.connect import batch_api, model_client, served
 from selfinstruct.endpoint.ledger import Call, Ledger, Limits, RunStopped, gather
 from selfinstruct.endpoint.pricing import Price, price_for
 from selfinstruct.endpoint.stats import Stats
@@ -113,11 +114,12 @@ class JudgeOptions:
     min_score: int | None = None
     directory: Path | None = None  # None: beside the output, <output stem>.judge/
     concurrency: int = 8
+    batch: bool = False  # through the provider's Batch API, journaled in ``directory`` too
 
     def config(self, lang: str) -> Config:
         """The judge as a run's settings: one place settles the endpoint, its sampling and its secrets."""
         return Config(lang=lang, model=self.model, base_url=self.base_url, api_key=self.api_key,
-                      concurrency=self.concurrency).resolve()
+                      concurrency=self.concurrency, batch=self.batch).resolve()
 
 
 class Judgement(NamedTuple):
@@ -160,12 +162,18 @@ async def _score_records(records, options: JudgeOptions, directory: Path, progre
         notify(f"judge: {config.endpoint_line().removeprefix('endpoint: ')}; answers journaled in {directory}")
         config = served(stack, config, directory / "server.log")
         client = model_client(config)
+        batcher = None
+        if config.batch:
+            api = batch_api(config, notify=notify)
+            batcher = Batcher(directory, {"run": api, "judge": api}, notify=notify)
         stats = Stats(target=len(records))
         limits = Limits(failure_window=FAILURE_WINDOW, max_failure_share=FAILURE_SHARE, hold_refusals=False,
                         whose="the judge's", failure_settings="")
         ledger = Ledger(journal, stats, client, concurrency=config.concurrency, limits=limits, key_field="key",
-                        retry_failed=True)
+                        retry_failed=True, batcher=batcher)
         ledger.replay(journaled, count=False)
+        if batcher:
+            await batcher.start(answered=ledger.cache.__contains__)
 
         async def score(number: int, instruction: str, instances: list[Instance]) -> None:
             prompt = judge_prompt(prompts[detect_lang(instruction)], instruction, instances)
@@ -192,7 +200,9 @@ async def _score_records(records, options: JudgeOptions, directory: Path, progre
                              "asks only for the rest") from None
         finally:
             await client.close()
-    price = price_for(config.model, local=config.local, base_url=config.base_url)
+            if batcher:
+                await batcher.close()
+    price = price_for(config.model, local=config.local, base_url=config.base_url, batch=config.batch)
     notify(_summary(len(records), stats.failed, [stats.tokens_in[STAGE], stats.tokens_out[STAGE]], price))
     return scores
 
