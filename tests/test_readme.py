@@ -46,7 +46,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from batch_stub import BatchServer
 from conftest import _shared_cache
+from helpers import KeyedModel
 
 from selfinstruct.cli_output import one_line  # how the summary shows a field; tested in test_cli
 from selfinstruct.config import BUNDLED_MODEL_NAME, DEFAULT_REMOTE_MODEL, Config
@@ -160,6 +162,8 @@ PLAN = {
     "filter": ("console", r"^selfinstruct filter ", ["test_filter_example"]),
     "head-dropped": ("console", r"^head -1 ", ["test_filter_example"]),
     "dry-run": ("console", r"--dry-run$", ["test_dry_run_example"]),
+    "batch-run": ("console", r"^selfinstruct generate --batch ", ["test_batch_example"]),
+    "batch-cancel": ("bash", r"^selfinstruct resume runs/batch --cancel-batches$", ["test_batch_example"]),
 }
 
 # What is not run here, and why. Everything else in every block is.
@@ -182,7 +186,7 @@ def test_every_readme_block_is_covered():
     blocks = readme_blocks()
     unknown = [(b.line, b.kind) for b in blocks if b.kind not in HANDLED_KINDS]
     assert not unknown, f"README blocks of a kind this harness does not run (README line, kind): {unknown}"
-    assert len(blocks) == 14, "README code blocks were added or removed: update PLAN and this count"
+    assert len(blocks) == 16, "README code blocks were added or removed: update PLAN and this count"
     items = readme_items()
     owners: dict[int, list[str]] = {}
     for key, (kind, pattern, tests) in PLAN.items():
@@ -460,6 +464,33 @@ def test_dry_run_example(tmp_path, tmp_path_factory):
     tail = len(readme.output) - head - 1
     assert_shown_output(readme.output[-tail:], "\n".join(printed[-tail:]))
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+@pytest.mark.slow
+def test_batch_example(tmp_path, tmp_path_factory):
+    """Against the scripted batch server, moved in by OPENAI_BASE_URL as the OpenAI example is (it is on
+    127.0.0.1, so free: the first line names it and its price, not OpenAI's); the other shown lines come in
+    that order on stderr, among the progress lines between them. Then the cancel command, on a run with no
+    batch left at the provider."""
+    readme = item("batch-run")
+    env = base_env(tmp_path_factory)
+    with BatchServer(KeyedModel()) as server:
+        env.update(OPENAI_BASE_URL=server.base_url, OPENAI_API_KEY=FAKE_KEY)
+        command = re.sub(r"-n \d+", "-n 300", readme.text)
+        assert command != readme.text
+        result = run(command, tmp_path, env)
+        assert result.returncode == 0, result.stderr
+        lines = result.stderr.splitlines()
+        assert lines[0].startswith(f"endpoint: {server.base_url}, model {DEFAULT_REMOTE_MODEL} (chat API); price ")
+        remaining = iter(lines[1:])
+        for shown in readme.output[1:]:
+            pattern = ".*".join(map(re.escape, shown.split("...")))
+            assert any(re.fullmatch(pattern, line) for line in remaining), (shown, result.stderr)
+        assert server.creates >= 2 and not server.count(lambda r: r.path.startswith("/v1/chat"))
+        cancel = run(item("batch-cancel").text, tmp_path, env)
+    assert cancel.returncode == 0, cancel.stderr
+    assert cancel.stdout.strip() == "runs/batch has no batch at the provider"
+    assert len(read_jsonl(tmp_path / "runs" / "batch" / "tasks.jsonl")) == 300
 
 
 # ------------------------------------------------------------------ filtering an existing dataset
