@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 
@@ -274,3 +275,18 @@ def test_filter_judge_through_batches_decides_as_online_and_asks_nothing_twice(t
             outputs[batch] = out.read_bytes()
     assert outputs[True] == outputs[False]
     assert (tmp_path / "judge-True" / "batches.jsonl").is_file()
+
+
+def test_the_dry_run_shows_the_batch_price_the_online_price_and_the_window(tmp_path, monkeypatch):
+    from helpers import invoke
+
+    monkeypatch.chdir(tmp_path)
+    result = invoke("generate", "--dry-run", "--batch", "--api-key", "sk-dry-run", "--mode", "alpaca", "--lang", "en",
+                    "-n", "5000")
+    assert result.exit_code == 0, result.output
+    assert "(batch price: 50% of the list price of gpt-4o-mini, read 2025-06)" in result.output
+    cost = next(line for line in result.output.splitlines() if line.strip().startswith("cost"))
+    batch, online = (float(x) for x in re.findall(r"\$([\d.]+)", cost))
+    assert cost.strip().endswith("sent one by one)") and abs(online - 2 * batch) <= 0.011
+    assert "each batch is answered within 24h" in result.output
+    assert list(tmp_path.iterdir()) == []  # nothing written
