@@ -63,16 +63,23 @@ def test_a_server_that_is_down_stops_on_failures(server, tmp_path):
     assert server.count() <= (20 + 8) * 2  # each request tried twice (max_retries=1)
 
 
-def test_a_dead_port_stops_on_failures(tmp_path):
-    import socket
+def test_an_endpoint_that_dies_mid_run_keeps_retrying_then_stops_on_failures(server, fake_model, tmp_path):
+    """An endpoint that has answered is not unreachable when it goes away: its requests are retried, and the
+    failure rule stops the run (an unreachable endpoint stops at once: test_unreachable.py)."""
+    import threading
 
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = run_config(type("S", (), {"base_url": f"http://127.0.0.1:{port}/v1"})(), tmp_path, lang="en",
-                        num_instructions=5, max_retries=0)
-    with pytest.raises(RunStopped, match="connection_error"):
-        generate(config)
+    server.responder = fake_model
+    stopper = threading.Thread(target=lambda: (wait_until(lambda: server.count() >= 4), server.stop()), daemon=True)
+    stopper.start()
+    with pytest.raises(RunStopped, match=r"of the last 20 requests failed \(connection_error"):
+        generate(run_config(server, tmp_path, lang="en", num_instructions=200, max_retries=1, retry_wait=0.01))
+    stopper.join()
+
+
+def wait_until(predicate, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def test_a_stopped_run_resumes_without_paying_twice(server, fake_model, tmp_path):

@@ -27,6 +27,8 @@ import itertools
 import json
 import random
 import re
+import socket
+import ssl
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -42,17 +44,23 @@ from selfinstruct.endpoint.pricing import estimate_tokens
 from selfinstruct.config import redact_url
 from selfinstruct.endpoint.ratelimit import MAX_PAUSE, RateLimiter
 from selfinstruct.endpoint.structured import refusal_hint, refuses_format
-from selfinstruct.errors import EndpointRefused
+from selfinstruct.errors import EndpointRefused, StoppedEarly
 
 _KEY_LIKE = re.compile(r"\b(sk|key|tok)-[A-Za-z0-9_*\-]{3,}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 REFUSED_STATUSES = (400, 413, 422)  # the endpoint refuses this one request
 MAX_BACKOFF = 60.0
+CONNECT_TIMEOUT = 15.0  # seconds to open a connection: a host that takes longer is not answering
+UNREACHABLE_AFTER = 2  # attempts that fail to connect, while the endpoint never answered, before it is unreachable
 CONNECTIONS_PER_POOL = 16
 
 
 class FatalAPIError(EndpointRefused, RuntimeError):
     """The endpoint refuses the run (bad key, no credit, no access, unknown model or path)."""
+
+
+class Unreachable(StoppedEarly, RuntimeError):
+    """The endpoint never answered and cannot be connected to: the run stops at once, saying why."""
 
 
 class FormatRefused(FatalAPIError):
@@ -187,12 +195,14 @@ class ModelClient:
         # connections that costs more than the request, so requests spread over several small pools.
         self._clients = [openai.AsyncOpenAI(
             base_url=urlunsplit(parts._replace(query="")), default_query=dict(parse_qsl(parts.query)) or None,
-            api_key=api_key or "no-key", timeout=timeout, max_retries=0,
+            api_key=api_key or "no-key", timeout=openai.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
+            max_retries=0,
             http_client=openai.DefaultAsyncHttpxClient(event_hooks={"response": [self._observe]}))
             for _ in range(max(1, -(-connections // CONNECTIONS_PER_POOL)))]
         self._next_client = itertools.cycle(self._clients)
         self._max_retries, self._retry_wait = max_retries, retry_wait
         self.retries: Counter[str] = Counter()
+        self.reached = False  # an HTTP response (any status) came back: the address and network are right
 
     async def close(self) -> None:
         for client in self._clients:
@@ -218,6 +228,8 @@ class ModelClient:
             self.retries[retries[-1]] += 1
             if give_up():
                 raise Abandoned(retries, usage)
+            if state.attempt_number >= UNREACHABLE_AFTER:
+                self._check_reached(state.outcome.exception())
 
         def refuses(exc: BaseException) -> bool:
             return (response_format is not None and isinstance(exc, openai.APIStatusError)
@@ -244,6 +256,7 @@ class ModelClient:
             failure = RequestFailed(_reason(exc), redact(message_of(exc), *self._secrets),
                                     refused=exc.status_code in REFUSED_STATUSES)
         except (openai.APIConnectionError, _TimedOut, *_UNREADABLE) as exc:
+            self._check_reached(exc)
             failure = RequestFailed(_reason(exc), redact(str(exc), *self._secrets))
         except RequestFailed as exc:
             failure = exc
@@ -265,7 +278,19 @@ class ModelClient:
             self.limiter.settle(estimate, usage.prompt_tokens + usage.completion_tokens - before)
 
     async def _observe(self, response) -> None:
+        self.reached = True
         self.limiter.observe(response.headers)
+
+    def _check_reached(self, exc: BaseException | None) -> None:
+        """Unreachable if the endpoint never answered this client and a connection to it failed again: a
+        wrong address, a server not running, no network. Once it has answered, failures are retried."""
+        if self.reached or not isinstance(exc, (openai.APIConnectionError, _TimedOut)):
+            return
+        cause, hint = _connection_cause(exc, self._timeout)
+        where = urlsplit(self.base_url)
+        host = f"{where.hostname}:{where.port or (443 if where.scheme == 'https' else 80)}"
+        raise Unreachable(redact(f"cannot reach {host} ({cause}); {hint} (endpoint "
+                                 f"{redact_url(self.base_url)})", *self._secrets))
 
     async def _attempt(self, prompt, max_tokens, temperature, top_p, stop, usage: Usage,
                        response_format: dict | None = None) -> Completion:
@@ -338,6 +363,26 @@ def _count(usage: object, name: str) -> int:
     """A usage token count; 0 if usage or the count is missing or not a non-negative integer."""
     value = getattr(usage, name, None)
     return value if type(value) is int and value >= 0 else 0
+
+
+def _connection_cause(exc: BaseException, timeout: float) -> tuple[str, str]:
+    """What stopped a connection, in words, and what to check, from the exception and its causes."""
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    text = " ".join(str(e) for e in chain).lower()
+    if any(isinstance(e, (openai.APITimeoutError, _TimedOut, TimeoutError)) for e in chain) or "timed out" in text:
+        return (f"no answer within {min(timeout, CONNECT_TIMEOUT):g} s to connect, or {timeout:g} s to answer",
+                "check the address, the network, a firewall or proxy between, and that the server is up")
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "connection refused" in text:
+        return "connection refused", "nothing listens there: check the host and port, and that the server is running"
+    if any(isinstance(e, socket.gaierror) for e in chain) or "name or service not known" in text \
+            or "name resolution" in text or "nodename nor servname" in text:
+        return "name not resolved", "check the host name, and this machine's network and DNS"
+    if any(isinstance(e, ssl.SSLError) for e in chain) or "ssl" in text or "tls" in text:
+        return "TLS error", "check https:// or http:// in the URL, and the server's certificate"
+    return "connection failed", "check the address and the network"
 
 
 def _reason(exc: BaseException | None) -> str:

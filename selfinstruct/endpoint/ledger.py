@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from selfinstruct.endpoint.batch_api import BatchUnavailable
 from selfinstruct.endpoint.batcher import Batcher
 from selfinstruct.endpoint.call import Call
-from selfinstruct.endpoint.client import Abandoned, FatalAPIError, ModelClient, RequestFailed, Usage
+from selfinstruct.endpoint.client import Abandoned, FatalAPIError, ModelClient, RequestFailed, Unreachable, Usage
 from selfinstruct.endpoint.pricing import estimate_tokens
 from selfinstruct.endpoint.slots import PrioritySlots
 from selfinstruct.endpoint.stats import Stats
@@ -118,7 +118,7 @@ class Ledger:
             except FatalAPIError:  # before the slot passes on: nothing more is sent after it
                 self.stop_reason = self.stop_reason or "the endpoint refused the run"  # its words may hold secrets
                 raise
-            except BatchUnavailable as exc:
+            except (BatchUnavailable, Unreachable) as exc:  # before the slot passes on, like a refusal
                 self.stop_reason = self.stop_reason or str(exc)
                 raise RunStopped(self.stop_reason) from None
             except RequestFailed as exc:
