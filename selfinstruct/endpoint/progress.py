@@ -17,6 +17,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, 
 from selfinstruct.endpoint.stats import Stats
 
 LINE_SECONDS = 10.0
+RATE_AFTER = 1.0  # seconds into a stage before its rate is shown
 
 
 class ProgressView:
@@ -75,7 +76,7 @@ class FileProgress:
         self.mode, self.interval = mode, interval
         self._print = print_line or print
         self._last = time.monotonic()
-        self._stage, self._started = None, self._last
+        self._stage, self._started, self._base = None, self._last, 0
         self._progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[done]}"),
             TextColumn("{task.fields[rate]}"), TextColumn("ETA"), TimeRemainingColumn(),
@@ -90,19 +91,24 @@ class FileProgress:
         now = time.monotonic()
         label, unit = self.STAGES[stage]
         if stage != self._stage:
-            self._stage, self._started = stage, now
+            # What a stage reports done at its first call came at once (a journal's answers, say): the rate is
+            # measured from there, and shown once a second has passed, never as a burst's millions per second.
+            self._stage, self._started, self._base = stage, now, done
             if self.mode == "bar":
                 self._task = self._progress.add_task(label, total=max(total, 1), done="", rate="")
-        rate = done / max(now - self._started, 1e-9)
+        elapsed = now - self._started
+        rate = (done - self._base) / elapsed if elapsed >= RATE_AFTER else None
         if self.mode == "bar":
             self._progress.update(self._task, completed=done, done=f"{done:,}/{total:,} {unit}",
-                                  rate=f"{rate:,.0f}/s")
+                                  rate="" if rate is None else f"{rate:,.0f}/s")
         elif self.mode == "lines" and now - self._last >= self.interval:
             self._last = now
-            left = (now - self._started) * (total - done) / max(done, 1)
+            speed = ""
+            if rate:
+                left = (total - done) / rate
+                speed = f", {rate:,.0f} {unit}/s, ETA {int(left) // 60}m{int(left) % 60:02d}s"
             self._print(f"{time.strftime('%H:%M:%S')} filter {label}: {done:,} of {total:,} {unit} "
-                        f"({min(done / max(total, 1), 1):.0%}), {rate:,.0f} {unit}/s, "
-                        f"ETA {int(left) // 60}m{int(left) % 60:02d}s")
+                        f"({min(done / max(total, 1), 1):.0%}){speed}")
 
     def __exit__(self, *exc) -> None:
         self._progress.__exit__(*exc)
