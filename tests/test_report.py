@@ -327,3 +327,31 @@ def test_a_chat_record_with_a_lone_surrogate_is_skipped(tmp_path, seeds):
     heard: list[str] = []
     assert write_report(path, seeds=seeds, notify=heard.append).is_file()
     assert len(heard) == 1 and heard[0].startswith(f"1 of 2 records skipped, the first: {path}:2: field 'messages'")
+
+
+@pytest.mark.slow
+def test_the_run_report_says_what_a_new_reader_asked_for(run):
+    """Issue 26: the closest pool instruction and its score beside a too_similar rejection; the embedded
+    server named in the settings (not 'base_url None'); a histogram of the judge's scores; 'not needed'
+    drawn grey, not red like a rejection."""
+    from selfinstruct.report import plots
+    from selfinstruct.store.journal import write_atomic
+
+    rejected = [json.loads(line) for line in (run / "rejected.jsonl").read_text(encoding="utf-8").splitlines()]
+    similar = next(r for r in rejected if r["reason"] == "too_similar")
+    closest = similar["most_similar"][0]
+    tasks = [json.loads(line) for line in (run / "tasks.jsonl").read_text(encoding="utf-8").splitlines()]
+    for number, task in enumerate(tasks):
+        task["judge"] = {"score": 3 + number % 3, "reason": "fine"}
+    write_atomic(run / "tasks.jsonl", "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in tasks))
+    config = json.loads((run / "config.json").read_text(encoding="utf-8"))
+    config["settings"].update(local=True, base_url=None)
+    (run / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    page = write_report(run).read_text(encoding="utf-8")
+    assert f"<td>too_similar</td><td>{html.escape(similar['instruction'])[:40]}" in page
+    assert html.escape(f"{closest['score']}: {closest['instruction']}")[:60] in page
+    assert "<tr><td>base_url</td><td>the embedded llama.cpp server</td></tr>" in page
+    assert "The judge&#x27;s scores" in page or "The judge's scores" in page
+    assert 'alt="judge score histogram"' in page
+    assert plots.funnel_color("not needed: target reached") != plots.funnel_color("too_similar")
+    assert plots.funnel_color("accepted") != plots.funnel_color("too_similar")

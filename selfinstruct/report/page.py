@@ -14,6 +14,7 @@ import html
 import importlib.metadata
 import os
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -105,11 +106,13 @@ def _load_run(path: Path) -> Dataset:
         settings = read_settings(path)
     except RunDirError as exc:
         raise ReportError(str(exc)) from None
-    tasks = [read_seed(t) for t in accepted_tasks(path)]
+    accepted = accepted_tasks(path)
+    tasks = [read_seed(t) for t in accepted]
     summary, problem = _summary(path / "summary.json")
     rejected = rejected_candidates(path)
-    return Dataset(path, settings["lang"], tasks, sum(len(t.instances) for t in tasks),
-                   run={"settings": settings, "summary": summary, "summary_problem": problem}, rejected=rejected)
+    scores = [t["judge"]["score"] for t in accepted if _score(t.get("judge"))]
+    return Dataset(path, settings["lang"], tasks, sum(len(t.instances) for t in tasks), rejected=rejected,
+                   run={"settings": settings, "summary": summary, "summary_problem": problem, "scores": scores})
 
 
 # What the page reads of summary.json: counts per stage or reason, and the cost.
@@ -338,7 +341,7 @@ def _run_sections(data: Dataset, plots) -> list[str]:
     samples = []
     for reason, _ in by_reason.most_common():
         shown = [r for r in data.rejected if r["reason"] == reason][:REJECTIONS_SHOWN]
-        samples += [(reason, _cut(r["instruction"]), _cut(r.get("detail", ""))) for r in shown]
+        samples += [(reason, _cut(r["instruction"]), _cut(_detail(r))) for r in shown]
     costs = summary.get("cost_usd_by_stage") or {}
     stages_table = _table(((stage, n, summary.get("tokens_in_by_stage", {}).get(stage, 0),
                             summary.get("tokens_out_by_stage", {}).get(stage, 0),
@@ -355,11 +358,31 @@ def _run_sections(data: Dataset, plots) -> list[str]:
               "stopped because": summary.get("stop_reason") or ("complete" if summary.get("complete") else "unknown")}
     shown = {key: redact_url(settings[key]) if key == "base_url" else settings[key]
              for key in SETTINGS_SHOWN if key in settings}
+    if settings.get("local") or "base_url" in shown and shown["base_url"] is None:
+        shown["base_url"] = "the embedded llama.cpp server"
+    judged = {"accepted": data.run.get("scores", []),
+              "rejected: low_score": [int(r["detail"].split(":", 1)[0]) for r in data.rejected
+                                      if r["reason"] == "low_score" and re.match(r"[1-5]:", r.get("detail") or "")]}
+    scores = [_section("The judge's scores", _img(plots.scores(judged), "judge score histogram"))] if any(
+        judged.values()) else []
     return [_section("The funnel: from generated to accepted", funnel),
+            *scores,
             _section("Rejected candidates, a few of each rule", _table(samples, ("rule", "instruction", "detail"),
                                                                        empty="None.")),
             _section("Requests, tokens and cost", stages_table + _table(health.items())),
             _section("Settings", _table(shown.items()))]
+
+
+def _detail(rejection: dict) -> str:
+    """A rejection's detail; for too_similar, the closest instruction and its ROUGE-L score."""
+    closest = (rejection.get("most_similar") or [None])[0]
+    if not rejection.get("detail") and isinstance(closest, dict) and "instruction" in closest:
+        return f"{closest.get('score')}: {closest['instruction']}"
+    return rejection.get("detail") or ""
+
+
+def _score(judged) -> bool:
+    return isinstance(judged, dict) and type(judged.get("score")) is int and 1 <= judged["score"] <= 5
 
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}

@@ -92,15 +92,37 @@ def histograms(panels: list[tuple[str, list[float], str]], bins: int | list[floa
     return _png(fig)
 
 
+def funnel_color(label: str) -> str:
+    """Green for accepted, blue for generated, grey for candidates the target made unneeded, red for a rule."""
+    for start, color in (("accepted", "#54A24B"), ("generated", "#4C78A8"), ("not needed", "#BAB0AC")):
+        if label.startswith(start):
+            return color
+    return "#E45756"
+
+
+def scores(counts: dict[str, list[int]]) -> bytes:
+    """The judge's scores (1-5), one bar group per kind of task (accepted, rejected as low_score)."""
+    _style()
+    fig, ax = pyplot().subplots(figsize=(5.5, 3.0))
+    width = 0.8 / max(len(counts), 1)
+    for k, (label, values) in enumerate(counts.items()):
+        heights = [values.count(score) for score in range(1, 6)]
+        bars = ax.bar([score - 0.4 + width * (k + 0.5) for score in range(1, 6)], heights, width, label=label,
+                      color=("#54A24B", "#E45756", "#BAB0AC")[k % 3])
+        ax.bar_label(bars, padding=2, fontsize=8)
+    ax.set(xlabel="score", ylabel="tasks", xticks=range(1, 6))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def funnel(steps: list[tuple[str, int]]) -> bytes:
     """Horizontal bars from generated to accepted, one per rejection rule in between."""
     _style()
     fig, ax = pyplot().subplots(figsize=(7.5, 0.32 * len(steps) + 0.8))
     labels = [label for label, _ in steps][::-1]
     values = [value for _, value in steps][::-1]
-    colors = ["#54A24B" if label.startswith("accepted") else "#4C78A8" if label.startswith("generated")
-              else "#E45756" for label in labels]
-    bars = ax.barh(labels, values, color=colors)
+    bars = ax.barh(labels, values, color=[funnel_color(label) for label in labels])
     ax.bar_label(bars, padding=3, fontsize=8)
     ax.set(xlabel="candidates")
     ax.margins(x=0.12)
