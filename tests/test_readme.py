@@ -597,7 +597,8 @@ def test_serve_command_real(tmp_path, tmp_path_factory):
     port = free_port()
     command = readme.text.replace("--port 8000", f"--port {port}")
     assert command != readme.text
-    shown = [line.replace("127.0.0.1:8000", f"127.0.0.1:{port}") for line in readme.output]
+    shown = [line.replace("127.0.0.1:8000", f"127.0.0.1:{port}").replace("serve-8000", f"serve-{port}")
+             for line in readme.output]
     env = base_env(tmp_path_factory)
     process = subprocess.Popen(argv_of(command, env), cwd=tmp_path, env=env, text=True, stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -609,7 +610,8 @@ def test_serve_command_real(tmp_path, tmp_path_factory):
         while not printed or printed[-1] != shown[-1]:
             printed.append(lines.get(timeout=max(0.1, deadline - time.monotonic())))
         assert_shown_output(shown, "\n".join(printed))
-        assert Path(printed[2].removeprefix("Server log: ")).is_file()
+        log = Path(printed[2].removeprefix("Server log: ").removesuffix(" (kept when it stops)"))
+        assert log.is_file()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=30) as response:
             assert [m["id"] for m in json.load(response)["data"]] == [BUNDLED_MODEL_NAME]
 
@@ -633,6 +635,7 @@ def test_serve_command_real(tmp_path, tmp_path_factory):
         assert "Local model server stopped." in rest
         with pytest.raises(ConnectionRefusedError):  # nothing listens there any more
             socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        assert log.is_file() and log.stat().st_size > 0  # the log it printed is still there
     finally:
         if process.poll() is None:
             process.kill()

@@ -419,6 +419,9 @@ def serve(
     SIGTERM is treated like Ctrl+C, so `kill` also stops the server in order.
     """
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    if log_path is None:  # kept after it stops, where the model is: a temporary log would be gone by then
+        log_path = cache_dir() / "logs" / f"serve-{port}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
     server = LocalServer(
         model_path, host=host, port=port, ctx=ctx, threads=threads, log_path=log_path
     )
@@ -426,7 +429,7 @@ def serve(
     try:
         with server:
             print(f"Serving {server.model} at {server.base_url}", flush=True)
-            print(f"Server log: {server.log_path}", flush=True)
+            print(f"Server log: {server.log_path} (kept when it stops)", flush=True)
             print(f"Generate with it: selfinstruct generate --base-url {server.base_url} --model {server.model}",
                   flush=True)
             print("Press Ctrl+C to stop.", flush=True)
