@@ -17,6 +17,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, 
 from selfinstruct.endpoint.stats import Stats
 
 LINE_SECONDS = 10.0
+MODES = ("off", "lines", "bar")
 RATE_AFTER = 1.0  # seconds into a stage before its rate is shown
 
 
@@ -59,6 +60,7 @@ class ProgressView:
     async def __aexit__(self, *exc) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
+            self._print(self.status())  # where it ended, even for a run shorter than one interval
         self.refresh()
         self._progress.__exit__(*exc)
 

@@ -23,7 +23,7 @@ from selfinstruct.endpoint.batcher import Batcher, batches_in_flight
 from selfinstruct.endpoint.connect import batch_api, local_model_path, model_client, served
 from selfinstruct.endpoint.ledger import RunStopped
 from selfinstruct.endpoint.pricing import Price, price_for
-from selfinstruct.endpoint.progress import ProgressView
+from selfinstruct.endpoint.progress import MODES as PROGRESS_MODES, ProgressView
 from selfinstruct.endpoint.ratelimit import RateLimiter
 from selfinstruct.endpoint.stats import Stats
 from selfinstruct.formats.seeds import load_start_tasks
@@ -50,8 +50,12 @@ class Interrupted(InterruptedBySignal):
 def generate(config: Config, *, progress: str = "off", allow_changes: bool = False,
              notify: Callable[[str], None] | None = None) -> dict:
     """Run (or resume) the loop until ``config.num_instructions`` tasks are accepted; return the summary.
+    ``progress``: "off", "lines" (a status line every 10 s and at the end) or "bar"; ``notify``: where
+    lines for people go (the endpoint line first, then the progress lines), e.g. ``print``.
 
     Raises RunStopped when a stop rule ends the run early (its summary is written too)."""
+    if progress not in PROGRESS_MODES:
+        raise ConfigError(f"progress must be one of {', '.join(PROGRESS_MODES)}, got {progress!r}")
     return asyncio.run(generate_async(config, progress=progress, allow_changes=allow_changes, notify=notify))
 
 
