@@ -368,3 +368,19 @@ def test_serve_runs_until_ctrl_c(model_path, tmp_path):
         if serving.poll() is None:
             serving.kill()
     local._check_port_free("127.0.0.1", port)  # the server let go of its port
+
+
+def test_a_local_runs_concurrency_is_what_the_embedded_server_serves():
+    """The embedded server answers one request at a time: --concurrency 16 left requests in its queue until
+    they timed out and were sent again (4 of 16). A local run sends two at a time and says so."""
+    from selfinstruct.config import Config
+    from selfinstruct.endpoint.connect import LOCAL_SLOTS, fit_to_local
+
+    local = Config(local=True, concurrency=16).resolve()
+    fitted, note = fit_to_local(local)
+    assert fitted.concurrency == LOCAL_SLOTS == 2 and fitted.requests_per_round == local.requests_per_round == 16
+    assert note == ("the embedded server answers one request at a time: requests go 2 at a time, not "
+                    "--concurrency 16 (more would wait in its queue until they time out)")
+    assert fit_to_local(Config(local=True, concurrency=2).resolve())[1] is None
+    remote = Config(base_url="http://127.0.0.1:9/v1", concurrency=16).resolve()
+    assert fit_to_local(remote) == (remote, None)

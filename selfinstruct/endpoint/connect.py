@@ -24,6 +24,20 @@ def local_model_path(config: Config) -> Path:
     return bundled_model_path()
 
 
+# The embedded llama.cpp server answers one request at a time; two in flight keep it busy between answers.
+# More only wait in its queue, where, behind a dozen others, a request outlasts --timeout and is sent again.
+LOCAL_SLOTS = 2
+
+
+def fit_to_local(config: Config) -> tuple[Config, str | None]:
+    """A local run's concurrency, cut to what the embedded server serves, and the line that says so."""
+    if not config.local or config.concurrency <= LOCAL_SLOTS:
+        return config, None
+    return replace(config, concurrency=LOCAL_SLOTS), (
+        f"the embedded server answers one request at a time: requests go {LOCAL_SLOTS} at a time, not "
+        f"--concurrency {config.concurrency} (more would wait in its queue until they time out)")
+
+
 def served(stack: ExitStack, config: Config, log_path: Path, model_path: Path | None = None) -> Config:
     """The config pointed at its endpoint: for a local one, the embedded server started here (and
     stopped when ``stack`` closes) with its log at ``log_path``; any other is returned as it is."""

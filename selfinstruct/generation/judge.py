@@ -24,7 +24,7 @@ from typing import NamedTuple
 from selfinstruct.config import LENGTH_DEFAULTS, Config
 from selfinstruct.endpoint.client import FatalAPIError, redact
 from selfinstruct.endpoint.batcher import Batcher
-from selfinstruct.endpoint.connect import batch_api, model_client, served
+from selfinstruct.endpoint.connect import batch_api, fit_to_local, model_client, served
 from selfinstruct.endpoint.ledger import Call, Ledger, Limits, RunStopped, gather
 from selfinstruct.endpoint.pricing import Price, price_for
 from selfinstruct.endpoint.stats import Stats
@@ -160,6 +160,9 @@ async def _score_records(records, options: JudgeOptions, directory: Path, progre
         # Lines before the ledger held only the key, the record, the text and the tokens.
         journaled = [{"stage": STAGE, "error": None} | r for r in journal.read(repair=True, required=("key", "text"))]
         notify(f"judge: {config.endpoint_line().removeprefix('endpoint: ')}; answers journaled in {directory}")
+        config, local_note = fit_to_local(config)
+        if local_note:
+            notify(f"judge: {local_note}")
         config = served(stack, config, directory / "server.log")
         client = model_client(config)
         batcher = None

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from selfinstruct.config import RESUME_KEYS, REDACTED, Config, ConfigError, read_settings, redact_url
 from selfinstruct.endpoint.client import FatalAPIError, redact
 from selfinstruct.endpoint.batcher import Batcher, batches_in_flight
-from selfinstruct.endpoint.connect import batch_api, local_model_path, model_client, served
+from selfinstruct.endpoint.connect import batch_api, fit_to_local, local_model_path, model_client, served
 from selfinstruct.endpoint.ledger import RunStopped
 from selfinstruct.endpoint.pricing import Price, price_for
 from selfinstruct.endpoint.progress import MODES as PROGRESS_MODES, ProgressView
@@ -110,9 +110,12 @@ async def generate_async(config: Config, *, progress: str = "off", allow_changes
         rundir.close()
         raise ConfigError(f"{rundir.path} has {running} batches at the provider: resume it with --batch to collect "
                           f"their answers, or cancel them first: selfinstruct resume {rundir.path} --cancel-batches")
+    config, local_note = fit_to_local(config)
     if notify:
         notify(f"{config.endpoint_line()}; " + (price.describe() if price else
                                                "price unknown: --price-in and --price-out give the cost"))
+        if local_note:
+            notify(local_note)
         if skipped:
             notify(f"{config.from_dataset}: {skipped} records are not tasks (no instruction or output, or not "
                    "JSON) and were left out")
