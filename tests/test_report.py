@@ -355,3 +355,30 @@ def test_the_run_report_says_what_a_new_reader_asked_for(run):
     assert 'alt="judge score histogram"' in page
     assert plots.funnel_color("not needed: target reached") != plots.funnel_color("too_similar")
     assert plots.funnel_color("accepted") != plots.funnel_color("too_similar")
+
+
+def test_a_cjk_font_installed_after_matplotlib_cached_its_list_is_found(monkeypatch):
+    """The report's hint (install fonts-wqy-microhei) did not work when followed: matplotlib's font list is
+    a cache made on its first run. A font missing from it is looked for again in the system's folders.
+    Here the cache is made stale by taking the CJK fonts out of it (.ci/run installs fonts-wqy-microhei)."""
+    from matplotlib import font_manager
+
+    from selfinstruct.report import plots
+
+    manager = font_manager.fontManager
+    assert plots.cjk_font() == "WenQuanYi Micro Hei"
+    files = {font.fname for font in manager.ttflist if font.name in plots.CJK_FONTS}
+    stale = [font for font in manager.ttflist if font.fname not in files]  # as cached before the install
+    monkeypatch.setattr(manager, "ttflist", stale)
+    assert plots._first_cjk(manager) is None
+    assert plots.cjk_font() == "WenQuanYi Micro Hei"
+
+
+def test_ring_labels_are_big_enough_to_read(monkeypatch):
+    from selfinstruct.report import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "_png", lambda fig: drawn.append(fig) or b"")
+    plots.sunburst([("write", 40, [("poem", 20), ("story", 10)]), ("explain", 30, [("idea", 15)])])
+    sizes = {text.get_text(): text.get_fontsize() for text in drawn[0].axes[0].texts if text.get_text()}
+    assert sizes["write"] >= 10 and sizes["poem"] >= 8 and sizes["idea"] >= 8, sizes

@@ -12,6 +12,7 @@ import warnings
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei",
              "Microsoft YaHei", "SimHei", "PingFang SC", "Heiti SC", "Arial Unicode MS")
 LABELLED_SHARE = 0.035  # narrower verb wedges go unlabelled (the table below the figure names them all)
+VERB_PT, NOUN_PT = 10, 8  # ring labels, in points: 6.5 was too small to read
 
 
 def pyplot():
@@ -25,9 +26,27 @@ def pyplot():
 
 
 def cjk_font() -> str | None:
+    """The first CJK font of CJK_FONTS that matplotlib knows. matplotlib lists fonts from a cache made
+    when it first ran: a font installed since (following the report's own hint) is not in it, so when
+    none is found the system's font folders are read again for files the cache does not know."""
     from matplotlib import font_manager
 
-    installed = {font.name for font in font_manager.fontManager.ttflist}
+    manager = font_manager.fontManager
+    found = _first_cjk(manager)
+    if found is None:
+        known = {font.fname for font in manager.ttflist}
+        for path in font_manager.findSystemFonts():
+            if path not in known:
+                try:
+                    manager.addfont(path)
+                except (OSError, RuntimeError, ValueError):  # a damaged font file: not ours to mend
+                    continue
+        found = _first_cjk(manager)
+    return found
+
+
+def _first_cjk(manager) -> str | None:
+    installed = {font.name for font in manager.ttflist}
     return next((name for name in CJK_FONTS if name in installed), None)
 
 
@@ -54,7 +73,7 @@ def sunburst(top: list[tuple[str, int, list[tuple[str, int]]]]) -> bytes:
     """Verbs in the inner ring, each verb's commonest object nouns in the outer ring (the paper's Figure 2)."""
     _style()
     colors = _colors()
-    fig, ax = pyplot().subplots(figsize=(7.5, 7.5))
+    fig, ax = pyplot().subplots(figsize=(8.5, 8.5))
     inner_sizes, inner_labels, outer_sizes, outer_labels, outer_colors = [], [], [], [], []
     total = sum(count for _, count, _ in top)
     for k, (verb, count, nouns) in enumerate(top):
@@ -64,15 +83,15 @@ def sunburst(top: list[tuple[str, int, list[tuple[str, int]]]]) -> bytes:
         shown = sum(n for _, n in nouns)
         for noun, n in nouns:
             outer_sizes.append(n)
-            outer_labels.append(noun if n >= LABELLED_SHARE / 3 * total else "")
+            outer_labels.append(noun if n >= LABELLED_SHARE / 2 * total else "")
             outer_colors.append((*color[:3], 0.55))
         outer_sizes.append(count - shown)  # the verb's other objects, or none
         outer_labels.append("")
         outer_colors.append((1, 1, 1, 0))
     ax.pie(inner_sizes, radius=0.62, labels=inner_labels, labeldistance=0.62, colors=colors[:len(top)],
-           wedgeprops={"width": 0.42, "edgecolor": "white"}, textprops={"ha": "center", "fontsize": 8})
+           wedgeprops={"width": 0.42, "edgecolor": "white"}, textprops={"ha": "center", "fontsize": VERB_PT})
     ax.pie(outer_sizes, radius=1.0, labels=outer_labels, labeldistance=0.82, colors=outer_colors,
-           wedgeprops={"width": 0.38, "edgecolor": "white"}, textprops={"ha": "center", "fontsize": 6.5},
+           wedgeprops={"width": 0.38, "edgecolor": "white"}, textprops={"ha": "center", "fontsize": NOUN_PT},
            rotatelabels=True)
     ax.set(aspect="equal")
     return _png(fig)
