@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from selfinstruct.config import LENGTH_DEFAULTS
+from selfinstruct.dedup import kernels, layout
 from selfinstruct.dedup.against import Reference, add_dataset
 from selfinstruct.dedup.corpus import CorpusBuilder
 from selfinstruct.dedup.engines import ENGINES
@@ -127,6 +128,9 @@ def filter_dataset(input: Path | str | list[Path | str], output: Path | str, *, 
         if deduplicating and judge is None:
             writing.beside(write)  # each record is written once it is decided, while the rest are
         if deduplicating:
+            if not kernels.compiled(vars(kernels), vars(layout)):
+                notify("filter: compiling its deduplication kernels, once per install (about half a minute "
+                       "on 2 cores); later runs start at once")
             deduplicate(corpus.build(), threshold, engine, workers, into=found,
                         progress=lambda done, total: (tell("dedup", done, total), writing.advance(done)))
             report.notes = found.notes

@@ -6,10 +6,25 @@ numba's cache does not notice a change to another file's function that a cached 
 exception is rouge's F-measure formula, compiled here as it is written there.
 """
 
+import os
+
+import numba
 import numpy as np
 from numba import njit
 
 from selfinstruct.text.rouge import f_measure
+
+def compiled(*namespaces: dict) -> bool:
+    """Whether numba's cache holds every compiled function of these module namespaces (this module's by
+    default): if not, the first use compiles them, about half a minute once per install. Unknown counts
+    as compiled (numba's cache is looked at through its private attributes)."""
+    try:
+        dispatchers = [value for namespace in namespaces or (globals(),) for value in namespace.values()
+                       if isinstance(value, numba.core.registry.CPUDispatcher)]
+        return all(os.path.exists(d._cache._cache_file._index_path) for d in dispatchers)
+    except (AttributeError, TypeError):  # numba's cache looks otherwise in this version: say nothing
+        return True
+
 
 # Bounds are compared with a margin so that rounding in a bound can never skip a pair
 # that passes; the final decision uses the exact float F-measure.
