@@ -382,3 +382,37 @@ def test_ring_labels_are_big_enough_to_read(monkeypatch):
     plots.sunburst([("write", 40, [("poem", 20), ("story", 10)]), ("explain", 30, [("idea", 15)])])
     sizes = {text.get_text(): text.get_fontsize() for text in drawn[0].axes[0].texts if text.get_text()}
     assert sizes["write"] >= 10 and sizes["poem"] >= 8 and sizes["idea"] >= 8, sizes
+
+
+@pytest.mark.slow
+def test_the_report_reads_an_hf_export_directory(run):
+    """It failed with 'not a selfinstruct run directory' though the README says report reads what export
+    writes. The page goes beside the directory, which stays an hf export (exporting again replaces it)."""
+    from selfinstruct import export_run
+    from selfinstruct.report.export import is_hf_export
+
+    export_run(run, "hf")
+    alpaca, count = export_run(run, "alpaca")
+    page = write_report(run / "hf")
+    assert page == run / "hf.report.html" and is_hf_export(run / "hf")
+    from_hf, from_json = numbers_of(page.read_text(encoding="utf-8")), numbers_of(
+        write_report(alpaca).read_text(encoding="utf-8"))
+    assert from_hf["tasks"] == from_json["tasks"] and from_hf == from_json
+    export_run(run, "hf")  # still an export of ours: replaced, not refused
+
+
+def test_a_damaged_hf_export_or_no_datasets_is_one_line(run, monkeypatch, tmp_path):
+    from selfinstruct.report.page import ReportError
+
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    from selfinstruct.report.export import HF_COLUMNS
+
+    for name in ("state.json", "data-00000-of-00001.arrow"):
+        (hf / name).write_text("{}")
+    (hf / "dataset_info.json").write_text(json.dumps({"features": {column: {} for column in HF_COLUMNS}}))
+    with pytest.raises(ReportError, match=r"hf: cannot read this hf export \("):  # its arrow file is not one
+        load(hf)
+    monkeypatch.setitem(sys.modules, "datasets", None)  # `import datasets` raises ImportError
+    with pytest.raises(ReportError, match=r"hf export; reading it needs the datasets package: pip install"):
+        load(hf)

@@ -188,7 +188,7 @@ def _check_target(run_dir: Path, output: Path, spec: Format, card: bool, replace
         if output.exists() and not output.is_dir():
             raise ExportError(f"{output} exists and is not a directory; choose a new or empty directory")
         if output.is_dir() and any(output.iterdir()):
-            if not _is_hf_export(output):
+            if not is_hf_export(output):
                 raise ExportError(f"{output} is not empty and is not a previous hf export; "
                                   "choose a new or empty directory")
             if not replace:
@@ -215,7 +215,7 @@ def _check_target(run_dir: Path, output: Path, spec: Format, card: bool, replace
         raise exists
 
 
-def _is_hf_export(path: Path) -> bool:
+def is_hf_export(path: Path) -> bool:
     """A directory save_to_disk wrote with our columns, holding nothing else but our card."""
     names = {p.name for p in path.iterdir()}
     if not set(HF_FILES) <= names:
@@ -402,3 +402,17 @@ def _text_problem(fields: list[tuple[str, object]]) -> str | None:
         if invalid_text(value):
             return f"field '{name}': {invalid_text(value)}"
     return None
+
+
+def hf_records(path: Path):
+    """(row number, record) of an hf export, for readers of what ``export`` writes (needs ``datasets``)."""
+    try:
+        import datasets  # the 'hf' extra, as when it was written
+    except ImportError:
+        raise ExportError(f"{path} is an hf export; reading it needs the datasets package: "
+                          "pip install 'selfinstruct[hf]'") from None
+    try:
+        dataset = datasets.load_from_disk(str(path))
+    except Exception as exc:  # noqa: BLE001 - a damaged directory is bad input, whatever datasets raises
+        raise ExportError(f"{path}: cannot read this hf export ({type(exc).__name__}: {exc})"[:400]) from None
+    return ((number, dict(row)) for number, row in enumerate(dataset, 1))

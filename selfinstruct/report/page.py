@@ -25,7 +25,7 @@ from selfinstruct.config import read_settings, redact_url
 from selfinstruct.report import plots
 from selfinstruct.report.diversity import compression_ratio, distinct_n, top_pairs, units, verb_noun_pairs
 from selfinstruct.text.lang import detect_lang
-from selfinstruct.report.export import accepted_tasks, rejected_candidates
+from selfinstruct.report.export import ExportError, accepted_tasks, hf_records, is_hf_export, rejected_candidates
 from selfinstruct.store.journal import write_atomic
 from selfinstruct.paths import special_kind, unwritable_target
 from selfinstruct.formats.chat import CHAT_LAYOUTS
@@ -72,12 +72,17 @@ def load(path: Path | str, lang: str = "auto") -> Dataset:
     path = Path(path)
     if not path.exists():
         raise ReportError(f"{path}: no such file or directory")
-    if path.is_dir():
+    hf = path.is_dir() and is_hf_export(path)
+    if path.is_dir() and not hf:
         return _load_run(path)
     tasks: dict[str, Task] = {}
     records = unreadable = 0
     first_bad, chat = "", False
-    for line, record in iter_records(path, skip_bad_lines=True):
+    try:
+        rows = hf_records(path) if hf else iter_records(path, skip_bad_lines=True)
+    except ExportError as exc:
+        raise ReportError(str(exc)) from None
+    for line, record in rows:
         records += 1
         try:
             if isinstance(record, RecordError):
@@ -225,7 +230,8 @@ def write_report(path: Path | str, output: Path | str | None = None, *, seeds: P
     path = Path(path)
     if not path.exists():
         raise ReportError(f"{path}: no such file or directory")
-    output = Path(output) if output else (path / "report.html" if path.is_dir()
+    inside = path.is_dir() and not is_hf_export(path)  # a run's page goes in it; an hf export stays as written
+    output = Path(output) if output else (path / "report.html" if inside
                                           else path.with_name(path.name + ".report.html"))
     _check_output(output)
     data = load(path, lang)
