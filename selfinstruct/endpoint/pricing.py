@@ -1,9 +1,12 @@
 """What tokens cost: prices per model, and token estimates where a server reports no usage.
 
-Prices are USD per million tokens (input, output). The table holds the list prices of
-common models as read from the providers' pricing pages on PRICES_READ; they change,
-so ``--price-in`` / ``--price-out`` override them, and a model that is not listed has
-no known cost until they are given. The embedded model and servers on this machine
+Prices are USD per million tokens (input, output). They come from genai-prices, a maintained
+library of many providers' prices that is updated often (so estimates and budgets stay right
+without a release of ours; its data ships with it, nothing is fetched), for the provider the base
+URL names, at the time the run starts (DeepSeek's off-peak hours are cheaper). A model it does not
+know falls back to our own table (PRICES: Qwen on DashScope, which it does not cover, and common
+models as read on PRICES_READ). ``--price-in`` / ``--price-out`` override both, and a model
+found in neither has no known cost until they are given. The embedded model and servers on this machine
 (localhost, 127.x) cost 0. BATCH_SHARE says which providers' Batch APIs answer at a share of the
 list price (their pricing pages: half, for every model listed here); DeepSeek has no Batch API.
 """
@@ -11,11 +14,16 @@ list price (their pricing pages: half, for every model listed here); DeepSeek ha
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib.metadata import version
 from urllib.parse import urlsplit
+
+from genai_prices import Usage, calc_price
 
 from selfinstruct.text.lang import CJK
 
 PRICES_READ = "2025-06"
+GENAI_PRICES = version("genai-prices")
+OPENAI_URL = "https://api.openai.com/v1"  # where a run without a base URL sends its requests
 # Longest matching prefix wins: "gpt-4o-mini-2024-07-18" is priced as "gpt-4o-mini".
 PRICES = {
     # OpenAI
@@ -65,22 +73,33 @@ def price_for(model: str | None, *, local: bool, base_url: str | None, price_in:
         return Price(price_in or 0.0, price_out or 0.0, "--price-in/--price-out")
     if local or _is_loopback(base_url):
         return FREE
-    listed = list_price(model)
+    listed = maintained_price(model, base_url) or list_price(model)
     if listed is None or not batch:
         return listed
     share = next((share for prefix, share in BATCH_SHARE.items() if (model or "").lower().startswith(prefix)), None)
     if share is None:
         return None
-    return Price(listed.input * share, listed.output * share, f"batch price: {share:.0%} of the {listed.source}")
+    return Price(listed.input * share, listed.output * share, f"batch price: {share:.0%} of {listed.source}")
+
+
+def maintained_price(model: str | None, base_url: str | None) -> Price | None:
+    """A model's price from genai-prices, for the provider of ``base_url`` (OpenAI's by default), now."""
+    try:
+        found = calc_price(Usage(input_tokens=1_000_000, output_tokens=1_000_000), model or "",
+                           provider_api_url=base_url or OPENAI_URL)
+    except (LookupError, ValueError):
+        return None
+    return Price(float(found.input_price), float(found.output_price),
+                 f"genai-prices {GENAI_PRICES}: {found.provider.id} {found.model.id}")
 
 
 def list_price(model: str | None) -> Price | None:
-    """A model's online list price from the table, or None."""
+    """A model's online list price from our table, or None."""
     matches = [name for name in PRICES if (model or "").lower().startswith(name)]
     if not matches:
         return None
     name = max(matches, key=len)
-    return Price(*PRICES[name], f"list price of {name}, read {PRICES_READ}")
+    return Price(*PRICES[name], f"the list price of {name}, read {PRICES_READ}")
 
 
 def estimate_tokens(text: str) -> int:
