@@ -416,3 +416,26 @@ def test_a_damaged_hf_export_or_no_datasets_is_one_line(run, monkeypatch, tmp_pa
     monkeypatch.setitem(sys.modules, "datasets", None)  # `import datasets` raises ImportError
     with pytest.raises(ReportError, match=r"hf export; reading it needs the datasets package: pip install"):
         load(hf)
+
+
+@pytest.mark.slow
+def test_a_file_mixing_chinese_and_english_is_reported_per_language(tmp_path):
+    """A mixed file was reported as one language: its Chinese records left the verb rings and were measured
+    in words. Each language now has its verbs and lengths, in its own units, and the page says so."""
+    records = ([{"instruction": f"Write a short poem about the {thing}.", "input": "", "output": f"A poem on {thing}s."}
+                for thing in ("river", "harbour", "glacier", "orchard", "lantern", "violin", "compass", "meadow")]
+               + [{"instruction": f"写一首关于{thing}的诗。", "input": "", "output": f"{thing}很美丽，我很喜欢。"}
+                  for thing in ("春天", "大海", "月亮", "长江", "高山", "秋风")])
+    source = tmp_path / "mixed.jsonl"
+    source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    data = load(source)
+    assert data.mixed == {"en": 8, "zh": 6}
+    page = write_report(source).read_text(encoding="utf-8")
+    assert "This dataset mixes English (8 tasks) and Chinese (6 tasks)" in page
+    for heading in ("Diversity, English", "Diversity, Chinese", "Lengths, English in words",
+                    "Lengths, Chinese in characters"):
+        assert heading in page, heading
+    assert "<tr><td>写</td><td>6</td><td>诗 6</td></tr>" in page  # the Chinese verb and its object
+    assert "<tr><td>write</td><td>8</td><td>poem 8</td></tr>" in page
+    one = load(source, lang="en")  # a language given: one language, as asked
+    assert one.mixed == {}

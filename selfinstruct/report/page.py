@@ -18,12 +18,13 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from selfinstruct.config import read_settings, redact_url
 from selfinstruct.report import plots
-from selfinstruct.report.diversity import compression_ratio, distinct_n, top_pairs, units, verb_noun_pairs
+from selfinstruct.report.dataset import Dataset
+from selfinstruct.report.figures import Figures, compute
+from selfinstruct.report.diversity import top_pairs
 from selfinstruct.text.lang import detect_lang
 from selfinstruct.report.export import ExportError, accepted_tasks, hf_records, is_hf_export, rejected_candidates
 from selfinstruct.store.journal import write_atomic
@@ -36,11 +37,11 @@ from selfinstruct.resources import default_seeds
 from selfinstruct.store.rundir import RunDirError, completion_note
 from selfinstruct.formats.seeds import load_seed_tasks
 from selfinstruct.formats.task import Instance, Task
-from selfinstruct.text.rouge import RougeIndex
 from selfinstruct.errors import BadInput
 
 MARKER = "<!-- selfinstruct report -->"
-OVERLAP_SAMPLE = 2000  # instructions whose highest ROUGE-L against all the others is plotted
+LANG_NAMES = {"zh": "Chinese", "en": "English"}
+MIXED_SHARE = 0.05  # a file whose second language has this share of the tasks is reported per language
 SAMPLE_TASKS = 20
 CELL_CHARS = 400  # longer texts are cut in the page's tables
 REJECTIONS_SHOWN = 3
@@ -50,22 +51,6 @@ SETTINGS_SHOWN = ("lang", "mode", "model", "base_url", "api", "num_instructions"
 
 class ReportError(BadInput, ValueError):
     """Bad input for a report (exit 2)."""
-
-
-@dataclass
-class Dataset:
-    """The tasks of a run directory or a dataset file, and what is known about how they were made."""
-
-    source: Path
-    lang: str
-    tasks: list[Task]
-    records: int
-    unreadable: int = 0
-    run: dict | None = None  # config settings, summary and rejections, for a run directory
-    rejected: list[dict] = field(default_factory=list)
-    first_bad: str = ""  # where and why the first unreadable record was skipped
-    detected: str = ""  # the language most instructions are in
-    chat: bool = False  # chat records (ShareGPT, messages): a task's input is inside its instruction
 
 
 def load(path: Path | str, lang: str = "auto") -> Dataset:
@@ -102,8 +87,11 @@ def load(path: Path | str, lang: str = "auto") -> Dataset:
     found = list(tasks.values())
     votes = Counter(detect_lang(t.instruction) for t in found[:2000])
     detected = votes.most_common(1)[0][0] if votes else "en"
+    mixed = {}
+    if lang == "auto" and len(votes) > 1 and min(votes.values()) >= MIXED_SHARE * sum(votes.values()):
+        mixed = dict(Counter(detect_lang(t.instruction) for t in found).most_common())
     return Dataset(path, detected if lang == "auto" else lang, found, records, unreadable, first_bad=first_bad,
-                   detected=detected, chat=chat)
+                   detected=detected, chat=chat, mixed=mixed)
 
 
 def _load_run(path: Path) -> Dataset:
@@ -148,75 +136,6 @@ def _summary(path: Path) -> tuple[dict, str | None]:
     return summary, None
 
 
-@dataclass
-class Figures:
-    """Every number and plot of a report, computed once."""
-
-    pairs: list = field(default_factory=list)
-    seed_overlap: list[float] = field(default_factory=list)
-    rest_overlap: list[float] = field(default_factory=list)
-    near_duplicate_groups: int = 0
-    near_duplicates: int = 0
-    lengths: dict[str, list[int]] = field(default_factory=dict)
-    numbers: dict[str, float | int | str] = field(default_factory=dict)
-
-
-def compute(data: Dataset, seed_instructions: list[str], threshold: float = 0.7) -> Figures:
-    instructions = [t.instruction for t in data.tasks]
-    fig = Figures()
-    fig.pairs = verb_noun_pairs(instructions, data.lang)
-    seed_index = RougeIndex(seed_instructions)
-    fig.seed_overlap = seed_index.max_scores(instructions)
-    index = RougeIndex()
-    parent = list(range(len(instructions)))  # near-duplicate groups: union-find over "above threshold" links
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i, text in enumerate(instructions):
-        match = index.first_above(text, threshold)
-        if match:
-            parent[root(i)] = root(match.index)
-            fig.near_duplicates += 1
-        index.add(text)
-    groups = Counter(root(i) for i in range(len(instructions)))
-    fig.near_duplicate_groups = sum(1 for n in groups.values() if n > 1)
-    sample = sorted(random.Random(0).sample(range(len(instructions)), min(OVERLAP_SAMPLE, len(instructions))))
-    for i in sample:
-        others = [m.score for m in index.most_similar(instructions[i], 2) if m.index != i]
-        fig.rest_overlap.append(others[0] if others else 0.0)
-    instances = [instance for t in data.tasks for instance in t.instances]
-    fig.lengths = {"instruction": [len(units(t, data.lang)) for t in instructions],
-                   "input": [len(units(i.input, data.lang)) for i in instances if i.input.strip()],
-                   "output": [len(units(i.output, data.lang)) for i in instances]}
-    known = [t.is_classification for t in data.tasks if t.is_classification is not None]
-    fig.numbers = {
-        "tasks": len(data.tasks),
-        **({} if data.run else {"records": data.records}),  # a run's records are its instances
-        "instances": len(instances),
-        "tasks with an input": "unknown: chat turns hold the input in the prompt" if data.chat else
-        _share(sum(any(i.input.strip() for i in t.instances) for t in data.tasks), len(data.tasks)),
-        "classification tasks": _share(sum(known), len(known)) if known else "unknown",
-        "distinct-1": round(distinct_n(instructions, 1, data.lang), 4),
-        "distinct-2": round(distinct_n(instructions, 2, data.lang), 4),
-        "compression ratio": round(compression_ratio(instructions), 3),
-        f"near-duplicate groups (ROUGE-L > {threshold:g})": fig.near_duplicate_groups,
-        "instructions in them but the first": fig.near_duplicates,
-        "mean ROUGE-L to the closest seed": round(sum(fig.seed_overlap) / len(instructions), 4) if instructions else 0,
-        "instructions with a parsed verb": _share(sum(1 for v, _ in fig.pairs if v), len(instructions)),
-    }
-    if data.unreadable:
-        fig.numbers["unreadable records (skipped)"] = data.unreadable
-    return fig
-
-
-def _share(part: int, whole: int) -> str:
-    return f"{part} ({part / whole:.1%})" if whole else "0"
-
-
 def write_report(path: Path | str, output: Path | str | None = None, *, seeds: Path | str | None = None,
                  lang: str = "auto", notify: Callable[[str], None] | None = None) -> Path:
     """Write the report of a run directory or a dataset file and return where it went; ``notify``
@@ -245,6 +164,9 @@ def write_report(path: Path | str, output: Path | str | None = None, *, seeds: P
         seeds = stored
     seeds = Path(seeds) if seeds else default_seeds(data.lang)
     seed_instructions = [t.instruction for t in load_seed_tasks(seeds)]
+    if data.mixed and seeds == default_seeds(data.lang):  # each language's instructions against its own seeds
+        seed_instructions += [t.instruction for lang in data.mixed if lang != data.lang
+                              for t in load_seed_tasks(default_seeds(lang))]
     threshold = data.run["settings"].get("threshold", 0.7) if data.run else 0.7
     fig = compute(data, seed_instructions, threshold)
     write_atomic(output, _page(data, fig, plots, seeds, notes, time.monotonic() - started))
@@ -290,7 +212,7 @@ def _page(data: Dataset, fig: Figures, plots, seeds: Path, notes: list[str], sec
              f"<p class=meta>{len(data.tasks)} tasks, language {data.lang}; made by selfinstruct {importlib.metadata.version('selfinstruct')} "
              f"on {datetime.date.today().isoformat()}.</p>"]
     parts += [f"<p class=warn>{_e(note)}</p>" for note in notes]
-    if data.lang == "zh" and not plots.cjk_font():
+    if (data.lang == "zh" or "zh" in data.mixed) and not plots.cjk_font():
         parts.append("<p class=warn>No font with Chinese characters was found, so the figures' Chinese labels "
                      "show as boxes; install one (for example fonts-noto-cjk or fonts-wqy-microhei).</p>")
     if data.tasks:
@@ -313,23 +235,36 @@ def _page(data: Dataset, fig: Figures, plots, seeds: Path, notes: list[str], sec
 
 
 def _dataset_sections(data: Dataset, fig: Figures, plots, seeds: Path) -> list[str]:
-    unit = "characters" if data.lang == "zh" else "words"
     seed_name = "the bundled seed tasks" if seeds == default_seeds(data.lang) else seeds.name
-    top = top_pairs(fig.pairs)
+    sample_note = f" (a random sample of {len(fig.rest_overlap)})" if len(fig.rest_overlap) < len(data.tasks) else ""
+    overlap = _section("Overlap: highest ROUGE-L of each instruction (Figure 3)", _img(plots.histograms([
+        (f"against {seed_name}", fig.seed_overlap, "ROUGE-L"),
+        (f"against the rest of the dataset{sample_note}", fig.rest_overlap, "ROUGE-L")],
+        bins=[i / 20 for i in range(21)]), "ROUGE-L histograms"))
+    if not data.mixed:
+        diversity, lengths = _per_language(fig.pairs, fig.lengths, data.lang, plots, "")
+        return [_section("Numbers", _table(fig.numbers.items())), diversity, overlap, lengths]
+    shares = " and ".join(f"{LANG_NAMES[lang]} ({n} tasks)" for lang, n in data.mixed.items())
+    said = (f"<p>This dataset mixes {shares}: verbs and lengths are shown for each language, Chinese in "
+            "characters and English in words.</p>")
+    sections = [_section("Numbers", said + _table(fig.numbers.items()))]
+    for lang, (pairs, lengths) in fig.by_lang.items():
+        sections += _per_language(pairs, lengths, lang, plots, f", {LANG_NAMES[lang]}")
+    return sections + [overlap]
+
+
+def _per_language(pairs: list, lengths: dict[str, list[int]], lang: str, plots, which: str) -> list[str]:
+    """The diversity and length sections of one language's tasks."""
+    unit = "characters" if lang == "zh" else "words"
+    top = top_pairs(pairs)
     verbs_table = _table(((verb, n, ", ".join(f"{noun} {k}" for noun, k in nouns)) for verb, n, nouns in top),
                          ("verb", "tasks", "commonest objects"), empty="No instruction starts with a verb we know.")
-    sample_note = f" (a random sample of {len(fig.rest_overlap)})" if len(fig.rest_overlap) < len(data.tasks) else ""
     return [
-        _section("Numbers", _table(fig.numbers.items())),
-        _section("Diversity: root verbs and their objects (Figure 2 of the Self-Instruct paper)",
+        _section(f"Diversity{which}: root verbs and their objects (Figure 2 of the Self-Instruct paper)",
                  (_img(plots.sunburst(top), "verbs and their objects") if top else "") + verbs_table),
-        _section("Overlap: highest ROUGE-L of each instruction (Figure 3)", _img(plots.histograms([
-            (f"against {seed_name}", fig.seed_overlap, "ROUGE-L"),
-            (f"against the rest of the dataset{sample_note}", fig.rest_overlap, "ROUGE-L")],
-            bins=[i / 20 for i in range(21)]), "ROUGE-L histograms")),
-        _section(f"Lengths in {unit} (Figure 4)", _img(plots.histograms([
-            ("instructions", fig.lengths["instruction"], unit), ("inputs (non-empty)", fig.lengths["input"], unit),
-            ("outputs", fig.lengths["output"], unit)]), "length histograms")),
+        _section(f"Lengths{which} in {unit} (Figure 4)", _img(plots.histograms([
+            ("instructions", lengths["instruction"], unit), ("inputs (non-empty)", lengths["input"], unit),
+            ("outputs", lengths["output"], unit)]), "length histograms")),
     ]
 
 
