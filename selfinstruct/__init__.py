@@ -8,7 +8,7 @@ import importlib
 
 _PUBLIC = {"Config": "config", "generate": "generation.session", "resume": "generation.session",
            "Interrupted": "generation.session", "export_run": "report.export", "filter_dataset": "dedup.command",
-           "RunStopped": "endpoint.ledger", "write_report": "report.page"}
+           "RunStopped": "endpoint.ledger", "FatalAPIError": "endpoint.client", "write_report": "report.page"}
 __all__ = list(_PUBLIC)
 
 

@@ -163,6 +163,9 @@ def resume(
     max_total_tokens: resumed(MaxTotalTokens) = None,
     rpm: resumed(Rpm) = None,
     tpm: resumed(Tpm) = None,
+    batch: Annotated[Optional[bool], typer.Option(
+        "--batch/--no-batch", help="Send through the provider's Batch API, or one by one.  [default: the run's]",
+        show_default=False)] = None,
     cancel_batches: Annotated[bool, typer.Option(
         "--cancel-batches", help="Cancel the run's batches at the provider (keeping what they answered) and stop; "
                                  "a later resume sends the rest again.")] = False,
@@ -181,12 +184,14 @@ def resume(
 
 
 def _cancel_batches(run_dir: Path, overrides: dict) -> None:
+    from selfinstruct.endpoint.batcher import batches_said
     from selfinstruct.generation.session import cancel_batches
 
     with exits():
         cancelled = cancel_batches(run_dir, notify=lambda line: typer.echo(line, err=True), **overrides)
-    typer.echo(f"cancelled {cancelled} batches; what they answered is kept: `selfinstruct resume {run_dir}` goes on"
-               if cancelled else f"{run_dir} has no batch at the provider")
+    typer.echo(f"cancelled {batches_said(cancelled)}; what they answered is kept: `selfinstruct resume {run_dir}` goes on"
+               if cancelled else f"{run_dir} has no batch running at the provider")
+
 
 
 def _run(build: Callable[[], Config], allow_changes: bool, quiet: bool) -> None:

@@ -40,7 +40,8 @@ def print_estimate(config: Config, estimate: Plan) -> None:
     cost = "unknown (give --price-in and --price-out)" if estimate.cost is None else f"${estimate.cost:,.2f}"
     if estimate.batch:
         cost += " at batch prices" + (f" (${estimate.online_cost:,.2f} sent one by one)"
-                                      if estimate.online_cost is not None and estimate.cost is not None else "")
+                                      if estimate.online_cost not in (None, estimate.cost) and estimate.cost is not None
+                                      else "")
         wall = (f"each batch is answered within {WINDOW} (often minutes), and a run sends batches one after "
                 "another as answers come (the README says how many per method)")
     else:

@@ -8,6 +8,7 @@ come through a batch as they come online). It can do what providers do to batch 
 - ``refuse_submits``: answer 429 (Retry-After 0) to that many batch creations;
 - ``expire_after``: end the next batch as expired after that many lines (the rest: batch_expired);
 - ``lose``: answer 404 for the batch created n-th (1-based) when it is polled;
+- ``omit_lines``: leave that many answered lines out of the next completed batch's output file;
 - ``line_delay``: seconds per line; ``validating``: seconds before a batch starts;
 - ``upload_delay``, ``create_delay``: seconds an upload (before the file is kept) and a batch creation (after
   the batch is made, before the answer) take: a client killed then has a batch it never heard of;
@@ -33,11 +34,12 @@ FILE_PATH, BATCH_PATH = "/v1/files", "/v1/batches"
 class BatchServer(ScriptedServer):
     def __init__(self, responder=None, *, size_limit: int | None = None, refuse_submits: int = 0,
                  expire_after: int | None = None, lose: tuple[int, ...] = (), line_delay: float = 0.0,
-                 validating: float = 0.05, upload_delay: float = 0.0, create_delay: float = 0.0):
+                 validating: float = 0.05, upload_delay: float = 0.0, create_delay: float = 0.0,
+                 omit_lines: int = 0):
         super().__init__(responder)
         self.size_limit, self.refuse_submits, self.expire_after = size_limit, refuse_submits, expire_after
         self.lose, self.line_delay, self.validating = set(lose), line_delay, validating
-        self.upload_delay, self.create_delay = upload_delay, create_delay
+        self.upload_delay, self.create_delay, self.omit_lines = upload_delay, create_delay, omit_lines
         self.upload_started = self.create_started = 0
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, dict] = {}  # id -> the batch object, as the API shows it
@@ -150,6 +152,8 @@ class BatchServer(ScriptedServer):
                 batch["request_counts"]["completed" if ok else "failed"] += 1
         with self._lock:
             batch["status"] = "finalizing"
+            if not ended and self.omit_lines:
+                output, self.omit_lines = output[self.omit_lines:], 0
         self._sleep(0.02)
         with self._lock:
             for kind, entries in (("output_file_id", output), ("error_file_id", errors)):

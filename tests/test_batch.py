@@ -92,6 +92,33 @@ def test_failed_lines_are_counted_failures_and_the_run_goes_on(tmp_path):
     assert summary["complete"] and summary["failed_requests_by_reason"] == {"http_500": len(failed)}
 
 
+def test_answers_missing_from_a_completed_batch_are_failures_not_paid_again(tmp_path):
+    with BatchServer(KeyedModel(), omit_lines=2) as server:
+        summary = generate(batch_config(server, tmp_path, mode="alpaca", num_instructions=40))
+        assert answered_twice(server) == []
+    assert summary["complete"] and summary["failed_requests_by_reason"] == {"missing_answer": 2}
+
+
+@pytest.mark.timeout(120)
+def test_a_batch_whose_answers_cannot_be_written_stops_the_run_in_one_line(tmp_path, monkeypatch):
+    """A read-only file system under batches/ left the run waiting forever for a batch it had stopped
+    following; now it stops: JournalError (exit 1) naming the file."""
+    from selfinstruct.endpoint import batcher
+    from selfinstruct.store.journal import JournalError
+
+    real = batcher.write_atomic
+
+    def read_only(path, text):
+        if path.name.endswith(".output.jsonl"):
+            raise OSError(30, "Read-only file system", str(path))
+        real(path, text)
+
+    monkeypatch.setattr(batcher, "write_atomic", read_only)
+    with BatchServer(KeyedModel()) as server:
+        with pytest.raises(JournalError, match=r"cannot write .*00001\.output\.jsonl: Read-only file system"):
+            generate(batch_config(server, tmp_path, mode="alpaca"))
+
+
 def test_an_input_file_over_the_providers_size_limit_is_split(tmp_path):
     notes = []
     with BatchServer(KeyedModel(), size_limit=6_000) as server:
@@ -111,7 +138,7 @@ def test_a_429_on_submit_waits_and_submits_again(tmp_path):
         summary = generate(batch_config(server, tmp_path, mode="alpaca"), notify=notes.append)
         assert server.create_started == server.creates + 2
     assert summary["complete"]
-    assert sum("did not take the batch (429)" in line for line in notes) == 2, notes
+    assert sum("could not submit a batch (429); trying again" in line for line in notes) == 2, notes
 
 
 def test_a_lost_batch_is_sent_again(tmp_path):
@@ -130,12 +157,18 @@ def test_a_provider_that_loses_every_batch_stops_the_run(tmp_path):
         assert server.creates == 3
 
 
-def test_an_endpoint_without_a_batch_api_is_refused_in_one_line(tmp_path):
+def test_an_endpoint_without_a_batch_api_is_refused_before_anything_is_sent(tmp_path):
     from openai_stub import ScriptedServer
 
-    with ScriptedServer(KeyedModel()) as server:  # chat only: /v1/files is a 404
-        with pytest.raises(FatalAPIError, match="has no Batch API"):
+    with ScriptedServer(KeyedModel()) as server:  # chat only: /v1/batches is a 404
+        with pytest.raises(FatalAPIError, match=r"has no Batch API .*drop --batch \(resume --no-batch\)"):
             generate(batch_config(server, tmp_path, mode="alpaca"))
+        assert [r.path.split("?")[0] for r in server.requests] == ["/v1/batches"]  # one look, nothing sent
+        with BatchServer(KeyedModel()) as runs:  # a judge elsewhere without one: said before the run pays
+            with pytest.raises(FatalAPIError, match="has no Batch API"):
+                generate(batch_config(runs, tmp_path, "judged", mode="alpaca", judge=True,
+                                      judge_base_url=server.base_url, judge_model="stub-model"))
+            assert runs.uploads == 0 and runs.creates == 0
 
 
 def test_a_batch_is_submitted_only_if_its_worst_case_fits_the_budget(tmp_path):
@@ -144,9 +177,12 @@ def test_a_batch_is_submitted_only_if_its_worst_case_fits_the_budget(tmp_path):
         with pytest.raises(RunStopped, match="budget reached: max-cost .*worst case"):
             generate(batch_config(server, tmp_path, "poor", mode="alpaca", max_cost=0.002, **prices))
         assert server.creates == 0 and server.uploads == 0
-        with pytest.raises(RunStopped, match="budget reached: max-cost .*worst case .*1 of 4 sent"):
+        with pytest.raises(RunStopped, match=r"budget reached: max-cost .*worst case .*; 0 of \d+ sent"):
             generate(batch_config(server, tmp_path, "one", mode="alpaca", max_cost=0.004, **prices))
-        assert server.batch_lines() == 1  # what fits goes, not a request more
+        # What fits goes; the rest wait for its answer, which frees its worst case, and go while they fit.
+        assert server.creates >= 2 and server.batch_lines() == server.creates  # one at a time, at this budget
+        spent = json.loads((tmp_path / "one" / "summary.json").read_text())["cost_usd"]
+        assert 0 < spent <= 0.004
         with pytest.raises(RunStopped, match="budget reached: max-cost"):
             generate(batch_config(server, tmp_path, "some", mode="alpaca", num_instructions=200, max_cost=0.02,
                                   **prices))
@@ -219,6 +255,21 @@ def test_kill_9_then_resume_follows_the_batch_instead_of_sending_it_again(tmp_pa
     assert (run_dir / "tasks.jsonl").read_bytes() == uninterrupted
 
 
+def test_a_resume_at_another_endpoint_with_batches_in_flight_is_refused(tmp_path):
+    """The batches at the first endpoint would be lost there (404 here) and paid for twice."""
+    with BatchServer(KeyedModel(), line_delay=3) as slow, BatchServer(KeyedModel()) as other:
+        run_dir = tmp_path / "run"
+        process = cli(slow, run_dir, "--quiet")
+        wait_for(lambda: any(b["status"] == "in_progress" for b in list(slow.batches.values())), timeout=60)
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=60)
+        refused = resumed(run_dir, "--base-url", other.base_url)
+        assert refused.returncode == 2, refused.stderr
+        assert (f"has batch 00001 at {slow.base_url}, not at {other.base_url}: give --base-url {slow.base_url} "
+                "again") in refused.stderr
+        assert other.creates == 0 and other.uploads == 0
+
+
 def test_ctrl_c_leaves_the_batches_running_and_cancel_batches_cancels_them(tmp_path, uninterrupted):
     with BatchServer(KeyedModel(), line_delay=3) as server:
         run_dir = tmp_path / "run"
@@ -227,7 +278,7 @@ def test_ctrl_c_leaves_the_batches_running_and_cancel_batches_cancels_them(tmp_p
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=60)
         assert process.returncode == 130, err
-        assert "batches are still at the provider" in err and "--cancel-batches" in err, err
+        assert "1 batch still at the provider (paid for)" in err and "--cancel-batches" in err, err
         assert "Traceback" not in err
         refused = subprocess.run([SCRIPT, "generate", "-o", str(run_dir), "--base-url", server.base_url,
                                   "--model", "gpt-4o-mini", "--lang", "en", "--mode", "alpaca", "-n", "24",
@@ -236,7 +287,7 @@ def test_ctrl_c_leaves_the_batches_running_and_cancel_batches_cancels_them(tmp_p
         assert refused.returncode == 2 and "--cancel-batches" in refused.stderr, refused.stderr
         cancelled = resumed(run_dir, "--cancel-batches")
         assert cancelled.returncode == 0, cancelled.stderr
-        assert "cancelled 1 batches" in cancelled.stdout
+        assert "cancelled 1 batch;" in cancelled.stdout
         assert [b["status"] for b in server.batches.values()] == ["cancelled"]
         server.line_delay = 0
         done = resumed(run_dir)

@@ -69,9 +69,13 @@ def test_a_burst_of_journaled_answers_is_not_a_rate(monkeypatch):
         progress("judge", 901, 1000)
         clock[0] += 2.0
         progress("judge", 941, 1000)  # 40 more in 2 s
-    assert [line.split(" ", 1)[1] for line in printed] == [
+        for _ in range(30):  # then one a tenth of a second: a rate shows, measured past the burst
+            clock[0] += 0.1
+            progress("judge", 941 + _ + 1, 1000)
+    assert [line.split(" ", 1)[1] for line in printed[:3]] == [
         "filter judging: 900 of 1,000 records (90%)", "filter judging: 901 of 1,000 records (90%)",
         "filter judging: 941 of 1,000 records (94%), 20 records/s, ETA 0m02s"]
+    assert printed[-1].endswith("filter judging: 971 of 1,000 records (97%), 14 records/s, ETA 0m02s")
 
 
 def test_progress_lines_report_each_stage_with_rate_and_eta(tmp_path):

@@ -489,7 +489,7 @@ def test_batch_example(tmp_path, tmp_path_factory):
         assert server.creates >= 2 and not server.count(lambda r: r.path.startswith("/v1/chat"))
         cancel = run(item("batch-cancel").text, tmp_path, env)
     assert cancel.returncode == 0, cancel.stderr
-    assert cancel.stdout.strip() == "runs/batch has no batch at the provider"
+    assert cancel.stdout.strip() == "runs/batch has no batch running at the provider"
     assert len(read_jsonl(tmp_path / "runs" / "batch" / "tasks.jsonl")) == 300
 
 

@@ -77,3 +77,13 @@ def test_the_command_line_says_it_in_one_line_and_exits_4(tmp_path):
                       f"nothing listens there: check the host and port, and that the server is running "
                       f"(endpoint http://127.0.0.1:{port}/v1)"]
     assert "Traceback" not in result.output and KEY not in result.output
+
+
+def test_a_batch_run_at_an_unreachable_endpoint_stops_the_same_way(tmp_path):
+    from selfinstruct.endpoint.client import Unreachable
+
+    port = dead_port()
+    config = run_config(Endpoint(f"http://127.0.0.1:{port}/v1"), tmp_path, lang="en", num_instructions=5,
+                        retry_wait=0.01, batch=True)
+    with pytest.raises(Unreachable, match=rf"^cannot reach 127.0.0.1:{port} \(connection refused\)"):
+        generate(config)

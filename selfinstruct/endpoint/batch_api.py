@@ -21,9 +21,9 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import openai
 
 from selfinstruct.config import redact_url
-from selfinstruct.endpoint.client import (ANSWER_TYPES, MAX_BACKOFF, PATHS, Completion, FatalAPIError, RequestFailed,
-                                          Unreadable, Usage, completion_of, message_of, redact,
-                                          retry_after)
+from selfinstruct.endpoint.client import (ANSWER_TYPES, CONNECT_TIMEOUT, MAX_BACKOFF, PATHS, Completion, FatalAPIError,
+                                          RequestFailed, Unreadable, Usage, completion_of, message_of, redact,
+                                          retry_after, unreachable)
 from selfinstruct.endpoint.ratelimit import MAX_PAUSE
 from selfinstruct.errors import StoppedEarly
 
@@ -37,6 +37,7 @@ LIMITS = {
     "api.together.xyz": (50_000, 100 * MB),
 }
 DEFAULT_LIMITS = (50_000, 100 * MB)
+PATIENT_TRIES = 40  # polls and downloads: about 35 minutes of a provider out of reach before the run stops
 ENDED = ("completed", "expired", "cancelled", "failed")
 UNANSWERED = ("batch_expired", "batch_cancelled")  # error codes of lines the batch never got to
 
@@ -124,10 +125,12 @@ class BatchAPI:
         self._secrets = (api_key, *secrets)
         self._max_retries, self._retry_wait = max_retries, retry_wait
         self._notify = notify or (lambda line: None)
+        self._timeout = max(timeout, 600.0)
+        self.reached = False  # the endpoint has answered (any status): a connection failure is then waited out
         parts = urlsplit(base_url)
         self._client = openai.AsyncOpenAI(
             base_url=urlunsplit(parts._replace(query="")), default_query=dict(parse_qsl(parts.query)) or None,
-            api_key=api_key or "no-key", timeout=max(timeout, 600.0), max_retries=0)
+            api_key=api_key or "no-key", timeout=openai.Timeout(self._timeout, connect=CONNECT_TIMEOUT), max_retries=0)
 
     async def close(self) -> None:
         await self._client.close()
@@ -141,11 +144,17 @@ class BatchAPI:
     async def create(self, file_id: str, name: str) -> openai.types.Batch:
         return await self._call("submit a batch", self._client.batches.create, input_file_id=file_id,
                                 endpoint="/v1" + PATHS[self.api], completion_window=WINDOW,
-                                metadata={"selfinstruct": name}, waits_told=True)
+                                metadata={"selfinstruct": name})
+
+    async def check(self) -> None:
+        """That the endpoint has a Batch API (FatalAPIError if not), before anything is sent or paid for."""
+        await self._call("list batches", self._client.batches.list, limit=1)
 
     async def retrieve(self, batch_id: str) -> openai.types.Batch | None:
-        """The batch's state, or None if the provider no longer knows it (404)."""
-        return await self._call("poll a batch", self._client.batches.retrieve, batch_id, missing_ok=True)
+        """The batch's state, or None if the provider no longer knows it (404). A batch may take a day, so
+        a provider out of reach is waited for much longer than a submit is (PATIENT_TRIES)."""
+        return await self._call("poll a batch", self._client.batches.retrieve, batch_id, missing_ok=True,
+                                tries=PATIENT_TRIES)
 
     async def cancel(self, batch_id: str) -> openai.types.Batch | None:
         return await self._call("cancel a batch", self._client.batches.cancel, batch_id, missing_ok=True)
@@ -160,15 +169,20 @@ class BatchAPI:
         return await self._call("list batches", search)
 
     async def download(self, file_id: str) -> bytes:
-        content = await self._call("download a batch's answers", self._client.files.content, file_id)
+        content = await self._call("download a batch's answers", self._client.files.content, file_id,
+                                   tries=PATIENT_TRIES)
         return content.content
 
     async def _call(self, what: str, call, *args, too_large: bool = False, missing_ok: bool = False,
-                    waits_told: bool = False, **kwargs):
-        for attempt in range(self._max_retries + 1):
+                    tries: int = 0, **kwargs):
+        tries = max(tries, self._max_retries + 1)
+        for attempt in range(tries):
             try:
-                return await call(*args, **kwargs)
+                answer = await call(*args, **kwargs)
+                self.reached = True
+                return answer
             except openai.APIStatusError as exc:
+                self.reached = True
                 status = exc.status_code
                 if too_large and (status == 413 or status == 400 and _about_size(exc)):
                     raise TooLarge(self._clean(exc)) from None
@@ -178,23 +192,25 @@ class BatchAPI:
                     raise FatalAPIError(self._refused(what, exc)) from None
                 reason, wait = f"{status}", retry_after(exc)
             except (openai.APIConnectionError, openai.APIResponseValidationError, json.JSONDecodeError) as exc:
+                if not self.reached and isinstance(exc, openai.APIConnectionError) and attempt >= 1:
+                    raise unreachable(self.base_url, exc, self._timeout, self._secrets) from None
                 reason, wait = type(exc).__name__, None
-            if attempt == self._max_retries:
+            if attempt == tries - 1:
                 break
             wait = min(wait, MAX_PAUSE) if wait is not None else (
                 min(MAX_BACKOFF, self._retry_wait * 2 ** attempt) + random.uniform(0, self._retry_wait))
-            if waits_told:
-                self._notify(f"the provider did not take the batch ({reason}); trying again in {wait:.0f} s")
+            self._notify(f"could not {what} ({reason}); trying again in {wait:.0f} s")
             await asyncio.sleep(wait)
-        raise BatchUnavailable(redact(f"could not {what} at {redact_url(self.base_url)} after "
-                                      f"{self._max_retries + 1} tries ({reason}); resume the run later",
-                                      *self._secrets))
+        raise BatchUnavailable(redact(f"could not {what} at {redact_url(self.base_url)} after {tries} tries "
+                                      f"({reason}); resume the run later", *self._secrets))
 
     def _refused(self, what: str, exc: openai.APIStatusError) -> str:
         hint = {401: "the API key was refused; set OPENAI_API_KEY (or --api-key) to a valid key",
                 403: "the API key has no access to the Batch API here",
-                404: "this endpoint has no Batch API (files and batches); drop --batch",
-                405: "this endpoint has no Batch API (files and batches); drop --batch"}.get(
+                404: "this endpoint has no Batch API (files and batches); send one by one: drop --batch "
+                     "(resume --no-batch)",
+                405: "this endpoint has no Batch API (files and batches); send one by one: drop --batch "
+                     "(resume --no-batch)"}.get(
             exc.status_code, "the provider refused it")
         return self._clean_text(f"{exc.status_code} from {redact_url(self.base_url)} when trying to {what}: "
                                 f"{hint} ({message_of(exc)})")

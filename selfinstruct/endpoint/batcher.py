@@ -26,8 +26,10 @@ from pathlib import Path
 
 from selfinstruct.endpoint.batch_api import ENDED, MB, BatchAPI, BatchUnavailable, LineResult, TooLarge, \
     input_line, read_results
+from selfinstruct.config import redact_url
 from selfinstruct.endpoint.call import Call
 from selfinstruct.endpoint.client import Abandoned, Completion, FatalAPIError, RequestFailed, Usage, request_body
+from selfinstruct.errors import BadInput
 from selfinstruct.store.journal import Journal, JournalError, write_atomic
 
 SETTLE_TURNS = 50
@@ -47,19 +49,27 @@ class Sent:
     batch_id: str | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     shown: str = ""  # the last progress line, so that a line is printed only when it changes
+    status: str = ""  # the provider's last word on it
+
+
+class BatchesElsewhere(BadInput, RuntimeError):
+    """A run's batches in flight are at another endpoint than the one given now."""
 
 
 class Batcher:
     """``folder``: where batches.jsonl and batches/ live; ``apis``: by group ("run", "judge");
-    ``fits(calls)``: how many of these calls, in order, the budgets let a batch hold."""
+    ``fits(calls)``: how many of these calls, in order, the budgets let a batch hold, and whether the
+    rest are never to be sent (the ledger stopped) or wait for a batch in flight to free its worst case."""
 
-    def __init__(self, folder: Path, apis: dict[str, BatchAPI], fits: Callable[[list[Call]], int] = len,
+    def __init__(self, folder: Path, apis: dict[str, BatchAPI],
+                 fits: Callable[[list[Call]], tuple[int, bool]] = lambda calls: (len(calls), False),
                  notify: Callable[[str], None] | None = None):
         self.folder, self.files = Path(folder), Path(folder) / "batches"
         self.journal = Journal(self.folder / "batches.jsonl")
         self.apis, self.fits = apis, fits
         self.notify = notify or (lambda line: None)
         self.pending: list[tuple[Call, asyncio.Future]] = []
+        self.held: list[tuple[Call, asyncio.Future]] = []  # over the budgets until a batch in flight ends
         self.results: dict[str, LineResult] = {}
         self.running: dict[str, Sent] = {}  # key -> the batch in flight that holds it
         self.sends: Counter[str] = Counter()  # batches each key went in without an answer
@@ -89,9 +99,7 @@ class Batcher:
                 await batch.ended.wait()
                 continue
             if self.sends[call.key] >= MAX_SENDS:
-                failure = RequestFailed("batch_expired", f"{MAX_SENDS} batches ended without answering it")
-                failure.retries, failure.usage = [], Usage()
-                raise failure
+                raise _failed("batch_expired", f"{MAX_SENDS} batches ended without answering it")
             future = asyncio.get_running_loop().create_future()
             self.pending.append((call, future))
             if self._flusher is None or self._flusher.done():
@@ -108,6 +116,9 @@ class Batcher:
                 for _ in range(SETTLE_TURNS):
                     await asyncio.sleep(0)
             waiting, self.pending = [(c, f) for c, f in self.pending if not f.done()], []
+            if self.error is not None:
+                self._fail(waiting, self.error)
+                continue
             try:
                 await self._send(waiting)
             except Exception as exc:  # noqa: BLE001 - every waiting request hears why
@@ -119,9 +130,11 @@ class Batcher:
 
     async def _send(self, waiting: list[tuple[Call, asyncio.Future]]) -> None:
         waiting.sort(key=lambda item: item[0].priority)
-        allowed = self.fits([call for call, _ in waiting])
-        for _, future in waiting[allowed:]:  # the ledger has stopped: they were never sent
-            future.set_exception(Abandoned([], Usage()))
+        allowed, stopped = self.fits([call for call, _ in waiting])
+        if stopped:  # the ledger has stopped: they were never sent
+            self._fail(waiting[allowed:], Abandoned([], Usage()))
+        else:
+            self.held += waiting[allowed:]
         # One batch per endpoint and model: the judge's requests join the run's when it is the same model.
         same = self.apis.get("judge") is self.apis.get("run")
         for group in GROUPS.values():
@@ -150,18 +163,18 @@ class Batcher:
         data = b"".join(line for _, _, line in part)
         self.files.mkdir(parents=True, exist_ok=True)
         write_atomic(self.files / f"{name}.input.jsonl", data.decode("utf-8"))
-        self._journal(event="input", name=name, group=group, requests=len(part), bytes=len(data))
+        self._journal(event="input", name=name, group=group, requests=len(part), bytes=len(data),
+                      endpoint=redact_url(api.base_url), model=api.model)
         try:
             file_id = await api.upload(data, f"selfinstruct-{name}.jsonl")
         except TooLarge as exc:
             self._journal(event="ended", name=name, status="refused")
             if len(part) == 1:
-                failure = RequestFailed("too_large", f"alone it is more than the provider takes in a batch file ({exc})")
-                failure.retries, failure.usage = [], Usage()
-                part[0][1].set_exception(failure)
+                part[0][1].set_exception(_failed("too_large", f"alone it is more than the provider takes in a batch "
+                                                              f"file ({exc})"))
                 return
             api.limits = (api.limits[0], min(api.limits[1], len(data) // 2))
-            self.notify(f"batch {name}: the provider refused its {len(data) / MB:.1f} MB input file as too large "
+            self.notify(f"batch {name}: the provider refused its {_size(len(data))} input file as too large "
                         f"({exc}); sending it in two halves")
             half = len(part) // 2
             await self._submit(group, part[:half])
@@ -214,11 +227,22 @@ class Batcher:
                     data = await api.download(file_id)
                     write_atomic(self.files / f"{sent.name}.{kind}.jsonl", data.decode("utf-8", "replace"))
                     results.update(read_results(data, api.api, sent.prompts))
+            if batch.status == "completed":  # a line it lost or garbled is that request's failure, not paid again
+                for key in sent.prompts.keys() - results.keys():
+                    results[key] = LineResult(failure=_failed(
+                        "missing_answer", "the batch completed without a readable line for this request"))
             self._journal(event="ended", name=sent.name, status=batch.status)
+            sent.status = batch.status
             self._ended(sent, results)
-        except (FatalAPIError, BatchUnavailable, JournalError) as exc:
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever stops following a batch stops the run, never hangs it
+            if isinstance(exc, OSError):
+                exc = JournalError(f"cannot write {getattr(exc, 'filename', None) or self.files}: "
+                                   f"{exc.strerror or exc}")
             self.error = exc
-            self._ended(sent, {})
+            sent.ended.set()  # its requests hear the error; the batch stays in flight at the provider
+            self._fail(self.held, exc)
 
     def _progress(self, sent: Sent, batch) -> None:
         counts = batch.request_counts
@@ -245,12 +269,25 @@ class Batcher:
                 del self.running[key]
         self.results.update(results)
         sent.ended.set()
+        if self.held:  # its worst case is spent or freed: what waited on the budgets may fit now
+            self.pending += self.held
+            self.held = []
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.ensure_future(self._flush())
+
+    @staticmethod
+    def _fail(waiting: list[tuple[Call, asyncio.Future]], error: BaseException) -> None:
+        for _, future in waiting:
+            if not future.done():
+                future.set_exception(error)
 
     # -- sessions -------------------------------------------------------------------------------
 
     async def start(self, answered: Callable[[str], bool] = lambda key: False) -> None:
         """Take up what an earlier session left: batches in flight are followed, a submit cut off is found
         again, and ended batches' answers not yet ``answered`` (journaled) are kept for their requests."""
+        for api in {id(api): api for api in self.apis.values()}.values():
+            await api.check()  # no Batch API: said now, before a batch is paid for
         ends, records = {}, []
         for record in self.journal.read(repair=True, required=("event", "name")):
             records.append(record)
@@ -274,6 +311,11 @@ class Batcher:
                     if path.is_file():
                         self.results.update(read_results(path.read_bytes(), api.api, prompts))
                 continue
+            if state.get("file_id") and state.get("endpoint", redact_url(api.base_url)) != redact_url(api.base_url):
+                raise BatchesElsewhere(
+                    f"{self.folder} has batch {name} at {state['endpoint']}, not at {redact_url(api.base_url)}: "
+                    f"give --base-url {state['endpoint']} again to collect its answers, or cancel it there first "
+                    f"(--cancel-batches with that --base-url); a batch is never paid for twice")
             batch_id = state.get("batch_id")
             if batch_id is None and state.get("file_id"):
                 batch = await api.find(state["file_id"])
@@ -308,7 +350,9 @@ class Batcher:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(self._follow(sent, cancel=True) for sent in following.values()))
-        return len(following)
+        if self.error is not None:
+            raise self.error
+        return sum(1 for sent in following.values() if sent.status == "cancelled")
 
     def in_flight(self) -> int:
         return len({id(sent) for sent in self.running.values()})
@@ -330,6 +374,21 @@ class Batcher:
     def _journal(self, **record) -> None:
         self.journal.append(record)
         self.journal.sync()
+
+
+def batches_said(n: int) -> str:
+    """'1 batch', '2 batches'."""
+    return f"{n} batch" + ("" if n == 1 else "es")
+
+
+def _size(size: int) -> str:
+    return f"{size / MB:.1f} MB" if size >= MB else f"{size / 1000:.0f} KB"
+
+
+def _failed(reason: str, detail: str) -> RequestFailed:
+    failure = RequestFailed(reason, detail)
+    failure.retries, failure.usage = [], Usage()
+    return failure
 
 
 def batches_in_flight(folder: Path) -> int:

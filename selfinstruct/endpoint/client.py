@@ -286,11 +286,7 @@ class ModelClient:
         wrong address, a server not running, no network. Once it has answered, failures are retried."""
         if self.reached or not isinstance(exc, (openai.APIConnectionError, _TimedOut)):
             return
-        cause, hint = _connection_cause(exc, self._timeout)
-        where = urlsplit(self.base_url)
-        host = f"{where.hostname}:{where.port or (443 if where.scheme == 'https' else 80)}"
-        raise Unreachable(redact(f"cannot reach {host} ({cause}); {hint} (endpoint "
-                                 f"{redact_url(self.base_url)})", *self._secrets))
+        raise unreachable(self.base_url, exc, self._timeout, self._secrets)
 
     async def _attempt(self, prompt, max_tokens, temperature, top_p, stop, usage: Usage,
                        response_format: dict | None = None) -> Completion:
@@ -363,6 +359,15 @@ def _count(usage: object, name: str) -> int:
     """A usage token count; 0 if usage or the count is missing or not a non-negative integer."""
     value = getattr(usage, name, None)
     return value if type(value) is int and value >= 0 else 0
+
+
+def unreachable(base_url: str, exc: BaseException, timeout: float, secrets=()) -> Unreachable:
+    """The one line for an endpoint that cannot be connected to: host, cause, and what to check."""
+    cause, hint = _connection_cause(exc, timeout)
+    where = urlsplit(base_url)
+    host = f"{where.hostname}:{where.port or (443 if where.scheme == 'https' else 80)}"
+    return Unreachable(redact(f"cannot reach {host} ({cause}); {hint} (endpoint {redact_url(base_url)})",
+                              *secrets))
 
 
 def _connection_cause(exc: BaseException, timeout: float) -> tuple[str, str]:

@@ -184,36 +184,39 @@ class Ledger:
             return f"budget reached: max-cost ${limits.max_cost:g} (${stats.cost:.4f} spent)"
         return None
 
-    def _fits(self, calls: list[Call]) -> int:
+    def _fits(self, calls: list[Call]) -> tuple[int, bool]:
         """--batch: how many of these calls (in order) one batch may hold, their worst case (the prompt's
         estimated tokens and max-tokens out, at the batch price) added to what is spent and to the worst case
-        of the batches in flight. The ledger stops when not all fit: nothing is sent past a budget."""
+        of the batches in flight; and whether the ledger stops. The rest wait while a batch in flight (this
+        one included) may free its worst case; with none, the ledger stops: nothing is sent past a budget."""
         if self.stopping():
-            return 0
+            return 0, True
         limits, stats = self.limits, self.stats
+        waiting_on = bool(self.reserved)  # batches in flight, whose worst case is counted until they answer
         requests = stats.attempts + self.in_flight + sum(held["attempts"] for held in self.refused)
         tokens = stats.total_tokens + sum(t for t, _ in self.reserved.values())
         cost = (stats.cost or 0.0) + sum(c for _, c in self.reserved.values())
-        fitting = 0
-        for call in calls:
+        for fitting, call in enumerate(calls):
             prompt_tokens = estimate_tokens(call.prompt)
             price = stats.price_of(call.fields.get("stage", ""))
             worst = price.cost(prompt_tokens, call.max_tokens) if price else 0.0
-            over = (("max-requests", limits.max_requests, requests + 1),
-                    ("max-total-tokens", limits.max_total_tokens, tokens + prompt_tokens + call.max_tokens),
-                    ("max-cost", limits.max_cost, cost + worst))
-            spent = next(((name, budget) for name, budget, needed in over if budget is not None and needed > budget),
-                         None)
+            over = (("max-requests", limits.max_requests, requests, 1),
+                    ("max-total-tokens", limits.max_total_tokens, tokens, prompt_tokens + call.max_tokens),
+                    ("max-cost", limits.max_cost, cost, worst))
+            spent = next(((name, budget, used, need) for name, budget, used, need in over
+                          if budget is not None and used + need > budget), None)
             if spent:
-                budget = f"${spent[1]:g}" if spent[0] == "max-cost" else f"{spent[1]}"
-                self.stop_reason = (f"budget reached: {spent[0]} {budget}: the worst case of the next "
-                                    f"{len(calls) - fitting:,} batched requests does not fit in what is left "
-                                    f"({fitting:,} of {len(calls):,} sent)")
-                break
+                if waiting_on or fitting:  # a batch in flight (or this one) frees its worst case when it answers
+                    return fitting, False
+                name, budget, used, need = spent
+                shown = (lambda v: f"${v:.4f}") if name == "max-cost" else (lambda v: f"{v:,}")
+                self.stop_reason = (f"budget reached: {name} {f'${budget:g}' if name == 'max-cost' else budget}: the "
+                                    f"next batched request's worst case ({shown(need)}) does not fit in what is "
+                                    f"left ({shown(max(budget - used, 0))}); {fitting:,} of {len(calls):,} sent")
+                return fitting, True
             requests, tokens, cost = requests + 1, tokens + prompt_tokens + call.max_tokens, cost + worst
             self.reserved[call.key] = (prompt_tokens + call.max_tokens, worst)
-            fitting += 1
-        return fitting
+        return len(calls), False
 
     def _hold_refusal(self, record: dict, exc: RequestFailed) -> None:
         """A refused request before any success: a wrong setting stops the run rather than fail every request."""

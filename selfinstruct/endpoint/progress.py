@@ -78,7 +78,7 @@ class FileProgress:
         self.mode, self.interval = mode, interval
         self._print = print_line or print
         self._last = time.monotonic()
-        self._stage, self._started, self._base = None, self._last, 0
+        self._stage, self._began, self._started, self._base = None, self._last, self._last, 0
         self._progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[done]}"),
             TextColumn("{task.fields[rate]}"), TextColumn("ETA"), TimeRemainingColumn(),
@@ -93,11 +93,13 @@ class FileProgress:
         now = time.monotonic()
         label, unit = self.STAGES[stage]
         if stage != self._stage:
-            # What a stage reports done at its first call came at once (a journal's answers, say): the rate is
-            # measured from there, and shown once a second has passed, never as a burst's millions per second.
-            self._stage, self._started, self._base = stage, now, done
+            self._stage, self._began, self._started, self._base = stage, now, now, done
             if self.mode == "bar":
                 self._task = self._progress.add_task(label, total=max(total, 1), done="", rate="")
+        elif now - self._began < RATE_AFTER:
+            # What a stage reports within its first second came at once (a journal's answers, say): the rate is
+            # measured from its last report in that second, never as a burst's millions per second.
+            self._started, self._base = now, done
         elapsed = now - self._started
         rate = (done - self._base) / elapsed if elapsed >= RATE_AFTER else None
         if self.mode == "bar":

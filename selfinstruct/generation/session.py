@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from selfinstruct.config import RESUME_KEYS, REDACTED, Config, ConfigError, read_settings, redact_url
 from selfinstruct.endpoint.client import FatalAPIError, redact
-from selfinstruct.endpoint.batcher import Batcher, batches_in_flight
+from selfinstruct.endpoint.batcher import Batcher, batches_in_flight, batches_said
 from selfinstruct.endpoint.connect import batch_api, fit_to_local, local_model_path, model_client, served
 from selfinstruct.endpoint.ledger import RunStopped
 from selfinstruct.endpoint.pricing import Price, price_for
@@ -108,8 +108,9 @@ async def generate_async(config: Config, *, progress: str = "off", allow_changes
     rundir = RunDir.open(config.output, config.to_dict(), config.signature(prompts.files), allow_changes)
     if not config.batch and (running := batches_in_flight(rundir.path)):
         rundir.close()
-        raise ConfigError(f"{rundir.path} has {running} batches at the provider: resume it with --batch to collect "
-                          f"their answers, or cancel them first: selfinstruct resume {rundir.path} --cancel-batches")
+        raise ConfigError(f"{rundir.path} has {batches_said(running)} at the provider: continue it with --batch to "
+                          f"collect their answers, or cancel them first: selfinstruct resume {rundir.path} "
+                          "--cancel-batches")
     config, local_note = fit_to_local(config)
     if notify:
         notify(f"{config.endpoint_line()}; " + (price.describe() if price else
@@ -155,7 +156,7 @@ async def generate_async(config: Config, *, progress: str = "off", allow_changes
                 if batcher:
                     await batcher.close()
                     if batcher.in_flight() and notify:
-                        notify(f"{batcher.in_flight()} batches are still at the provider (paid for): "
+                        notify(f"{batches_said(batcher.in_flight())} still at the provider (paid for): "
                                f"`selfinstruct resume {rundir.path}` collects their answers, "
                                f"`selfinstruct resume {rundir.path} --cancel-batches` cancels them")
         except (asyncio.CancelledError, KeyboardInterrupt):

@@ -45,8 +45,9 @@ MIXED_SHARE = 0.05  # a file whose second language has this share of the tasks i
 SAMPLE_TASKS = 20
 CELL_CHARS = 400  # longer texts are cut in the page's tables
 REJECTIONS_SHOWN = 3
-SETTINGS_SHOWN = ("lang", "mode", "model", "base_url", "api", "num_instructions", "threshold", "temperature",
-                  "top_p", "max_tokens", "concurrency", "instances_per_task", "requests_per_round", "seed")
+SETTINGS_SHOWN = ("lang", "mode", "model", "base_url", "api", "batch", "structured", "num_instructions", "threshold",
+                  "temperature", "top_p", "max_tokens", "concurrency", "instances_per_task", "requests_per_round",
+                  "seed", "judge", "judge_model", "min_score", "max_cost", "max_requests", "max_idle_rounds")
 
 
 class ReportError(BadInput, ValueError):
@@ -149,6 +150,7 @@ def write_report(path: Path | str, output: Path | str | None = None, *, seeds: P
     path = Path(path)
     if not path.exists():
         raise ReportError(f"{path}: no such file or directory")
+    path = path if path.name else path.resolve()  # `report .`: the folder's own name for a page beside it
     inside = path.is_dir() and not is_hf_export(path)  # a run's page goes in it; an hf export stays as written
     output = Path(output) if output else (path / "report.html" if inside
                                           else path.with_name(path.name + ".report.html"))

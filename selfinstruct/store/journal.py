@@ -192,5 +192,8 @@ def write_atomic(path: Path, text: str) -> None:
             os.fsync(out.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # a read-only file system refuses the cleanup too: the first error is the one to tell
+            pass
         raise JournalError(f"cannot write {path}: {exc.strerror or exc}") from None
