@@ -437,5 +437,9 @@ def test_a_file_mixing_chinese_and_english_is_reported_per_language(tmp_path):
         assert heading in page, heading
     assert "<tr><td>写</td><td>6</td><td>诗 6</td></tr>" in page  # the Chinese verb and its object
     assert "<tr><td>write</td><td>8</td><td>poem 8</td></tr>" in page
+    numbers = numbers_of(page)  # each language's distinct-n in its own tokens; every parsed verb counted
+    assert numbers["instructions with a parsed verb"] == "14 (100.0%)"
+    assert {"distinct-1, en", "distinct-2, en", "distinct-1, zh", "distinct-2, zh"} <= set(numbers)
+    assert "14 tasks, languages en and zh;" in page
     one = load(source, lang="en")  # a language given: one language, as asked
     assert one.mixed == {}

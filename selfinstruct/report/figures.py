@@ -70,17 +70,31 @@ def compute(data: Dataset, seed_instructions: list[str], threshold: float = 0.7)
         "tasks with an input": "unknown: chat turns hold the input in the prompt" if data.chat else
         _share(sum(any(i.input.strip() for i in t.instances) for t in data.tasks), len(data.tasks)),
         "classification tasks": _share(sum(known), len(known)) if known else "unknown",
-        "distinct-1": round(distinct_n(instructions, 1, data.lang), 4),
-        "distinct-2": round(distinct_n(instructions, 2, data.lang), 4),
+        **_distinct(data, instructions),
         "compression ratio": round(compression_ratio(instructions), 3),
         f"near-duplicate groups (ROUGE-L > {threshold:g})": fig.near_duplicate_groups,
         "instructions in them but the first": fig.near_duplicates,
         "mean ROUGE-L to the closest seed": round(sum(fig.seed_overlap) / len(instructions), 4) if instructions else 0,
-        "instructions with a parsed verb": _share(sum(1 for v, _ in fig.pairs if v), len(instructions)),
+        "instructions with a parsed verb": _share(sum(1 for pairs in _pairs_by_lang(fig) for v, _ in pairs if v),
+                                                  len(instructions)),
     }
     if data.unreadable:
         fig.numbers["unreadable records (skipped)"] = data.unreadable
     return fig
+
+
+def _distinct(data: Dataset, instructions: list[str]) -> dict[str, float]:
+    """distinct-1 and -2 of the instructions; of each language's apart, in its own tokens, in a mixed file."""
+    if not data.mixed:
+        return {f"distinct-{n}": round(distinct_n(instructions, n, data.lang), 4) for n in (1, 2)}
+    return {f"distinct-{n}, {lang}": round(distinct_n([t.instruction for t in data.tasks if data.lang_of(t) == lang],
+                                                       n, lang), 4)
+            for lang in data.mixed for n in (1, 2)}
+
+
+def _pairs_by_lang(fig: Figures) -> list[list]:
+    """The verb-object pairs of every language read (one list for a file in one language)."""
+    return [pairs for pairs, _ in fig.by_lang.values()] if fig.by_lang else [fig.pairs]
 
 
 def _lengths(tasks: list[Task], lang: str) -> dict[str, list[int]]:

@@ -211,7 +211,7 @@ def _notes(data: Dataset, lang: str) -> list[str]:
 
 def _page(data: Dataset, fig: Figures, plots, seeds: Path, notes: list[str], seconds: float) -> str:
     parts = [f"<h1>{_e(data.source.name)}</h1>",
-             f"<p class=meta>{len(data.tasks)} tasks, language {data.lang}; made by selfinstruct {importlib.metadata.version('selfinstruct')} "
+             f"<p class=meta>{len(data.tasks)} tasks, {_languages(data)}; made by selfinstruct {importlib.metadata.version('selfinstruct')} "
              f"on {datetime.date.today().isoformat()}.</p>"]
     parts += [f"<p class=warn>{_e(note)}</p>" for note in notes]
     if (data.lang == "zh" or "zh" in data.mixed) and not plots.cjk_font():
@@ -314,6 +314,10 @@ def _run_sections(data: Dataset, plots) -> list[str]:
                                                                        empty="None.")),
             _section("Requests, tokens and cost", stages_table + _table(health.items())),
             _section("Settings", _table(shown.items()))]
+
+
+def _languages(data: Dataset) -> str:
+    return f"languages {' and '.join(data.mixed)}" if data.mixed else f"language {data.lang}"
 
 
 def _detail(rejection: dict) -> str:
