@@ -40,6 +40,17 @@ def test_an_existing_run_is_estimated_from_its_own_rates(server, tmp_path):
     assert estimate.requests["classify"] == math.ceil(6 * classify / 6) and estimate.cost > 0
 
 
+def test_a_dry_run_on_a_run_started_with_other_settings_refuses_as_the_run_would(server, tmp_path):
+    """It estimated a Chinese run with another model in an English run's directory, which the run itself
+    refuses; now it says the same, exit 2, and writes nothing."""
+    generate(run_config(server, tmp_path, lang="en", num_instructions=3))
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
+    result = invoke(*common(server, tmp_path / "run", "--lang", "zh", "-n", 10, "--dry-run"))
+    assert result.exit_code == 2, result.output
+    assert "was started with different settings:" in result.output and "lang: \"en\" -> \"zh\"" in result.output
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == before
+
+
 def test_alpaca_mode_and_an_unknown_price(server, tmp_path):
     result = invoke("generate", "--base-url", "https://llm.example.invalid/v1", "--api-key", KEY, "--model",
                     "my-model", "--mode", "alpaca", "-n", 50, "-o", tmp_path / "run", "--dry-run")

@@ -17,7 +17,8 @@ from selfinstruct.generation.candidate import Candidate
 from selfinstruct.generation.methods.registry import METHODS
 from selfinstruct.generation.loop import Run
 from selfinstruct.endpoint.pricing import Price, estimate_tokens
-from selfinstruct.store.rundir import ANSWER_REQUIRED, answer_problem, answered, check_place
+from selfinstruct.store.rundir import (ANSWER_REQUIRED, SignatureMismatch, answer_problem, answered, check_place,
+                                      read_config, signature_changes)
 from selfinstruct.generation.session import load_prompts, prices_of
 from selfinstruct.formats.seeds import load_start_tasks
 
@@ -46,9 +47,12 @@ class Plan:
 def plan(config: Config) -> Plan:
     """The prompts and the estimate for ``config``; nothing is sent and nothing is written."""
     config = config.resolve()
-    check_place(config.output)  # what the run would refuse, the dry run refuses too
     method = METHODS[config.mode]
     prompts = load_prompts(config)
+    if check_place(config.output):  # what the run would refuse, the dry run refuses too: other settings
+        changes = signature_changes(read_config(config.output)["signature"], config.signature(prompts.files))
+        if changes:
+            raise SignatureMismatch(config.output, changes)
     run = Run(config, prompts, load_start_tasks(config)[0])
     firsts = run.method.first_requests()
     rates = method.rates
