@@ -14,8 +14,8 @@ import typer
 
 from selfinstruct.cli_exits import exits, fail
 from selfinstruct.cli_options import (EXPORT_NAMES, AllowChanges, Api, ApiKey, BaseUrl, Concurrency, FailureWindow,
-                                      Format, JudgeApiKey, JudgeBaseUrl, Key, Lang, MaxCost, MaxFailureShare,
-                                      MaxIdleRounds, MaxRequests, MaxRetries, MaxTotalTokens, Mode, PriceIn, PriceOut,
+                                      Format, JudgeApiKey, JudgeBaseUrl, JudgePriceIn, JudgePriceOut, Key, Lang,
+                                      MaxCost, MaxFailureShare, MaxIdleRounds, MaxRequests, MaxRetries, MaxTotalTokens, Mode, PriceIn, PriceOut,
                                       Quiet, Rpm, Timeout, Tpm, option, resumed)
 from selfinstruct.config import Config
 from selfinstruct.endpoint.local import DEFAULT_CTX
@@ -108,6 +108,8 @@ def generate(
     max_failure_share: MaxFailureShare = None,
     price_in: PriceIn = None,
     price_out: PriceOut = None,
+    judge_price_in: JudgePriceIn = None,
+    judge_price_out: JudgePriceOut = None,
     max_cost: MaxCost = None,
     max_requests: MaxRequests = None,
     max_total_tokens: MaxTotalTokens = None,
@@ -158,6 +160,8 @@ def resume(
     max_failure_share: resumed(MaxFailureShare) = None,
     price_in: resumed(PriceIn) = None,
     price_out: resumed(PriceOut) = None,
+    judge_price_in: resumed(JudgePriceIn) = None,
+    judge_price_out: resumed(JudgePriceOut) = None,
     max_cost: resumed(MaxCost) = None,
     max_requests: resumed(MaxRequests) = None,
     max_total_tokens: resumed(MaxTotalTokens) = None,
@@ -276,8 +280,8 @@ def export(
 @app.command(name="filter")
 def filter_command(
     inputs: Annotated[list[Path], typer.Argument(
-        help="Alpaca JSON/JSONL, or seed-task JSONL (also under a .json name); several are deduplicated together, "
-             "in the order given.", metavar="INPUT...")],
+        help="Alpaca JSON/JSONL, seed-task JSONL (also under a .json name), or ShareGPT or messages JSONL; several "
+             "are deduplicated together, in the order given.", metavar="INPUT...")],
     output: Annotated[Path, typer.Option("--output", "-o", help=(
         "Where the kept records go, in the input's layout. With several inputs: an existing directory (each "
         "input's records under its own name) or one file for all."))],
@@ -367,7 +371,8 @@ def filter_command(
 
 @app.command()
 def report(
-    path: Annotated[Path, typer.Argument(help="A run directory, or a dataset file that `filter` reads.")],
+    path: Annotated[Path, typer.Argument(help="A run directory, a dataset file that `filter` reads, or an "
+                                               "`export --format hf` directory.")],
     output: Annotated[Optional[Path], option("--output", "-o", help="The HTML file to write.",
                                              default="PATH/report.html, or PATH.report.html")] = None,
     seeds: Annotated[Optional[Path], option("--seeds", help="Seed tasks the overlap figure compares with.",

@@ -70,6 +70,10 @@ PriceIn = Annotated[Optional[float], option(
     "--price-in", help="USD per million prompt tokens.", default="the built-in table; 0 for local endpoints")]
 PriceOut = Annotated[Optional[float], option(
     "--price-out", help="USD per million completion tokens.", default="the built-in table; 0 for local endpoints")]
+JudgePriceIn = Annotated[Optional[float], option(
+    "--judge-price-in", help="USD per million prompt tokens of the judge's model.", default="the built-in table")]
+JudgePriceOut = Annotated[Optional[float], option(
+    "--judge-price-out", help="USD per million completion tokens of the judge's model.", default="the built-in table")]
 MaxCost = Annotated[Optional[float], option(
     "--max-cost", help="Stop (exit 4) once the run has spent this many USD.", default="no budget")]
 MaxRequests = Annotated[Optional[int], option(

@@ -38,7 +38,8 @@ DATA_KEYS = (
 )
 # What `resume` may change: where requests go and how they are sent, never what they ask.
 RESUME_KEYS = ("num_instructions", "batch", "api_key", "base_url", "judge_api_key", "judge_base_url", "concurrency", "timeout", "max_retries", "retry_wait",
-               "max_idle_rounds", "failure_window", "max_failure_share", "price_in", "price_out", "max_cost",
+               "max_idle_rounds", "failure_window", "max_failure_share", "price_in", "price_out", "judge_price_in",
+               "judge_price_out", "max_cost",
                "max_requests", "max_total_tokens", "rpm", "tpm")
 LENGTH_DEFAULTS = {"en": (4, 150), "zh": (6, 300)}  # words for English, characters for Chinese
 # temperature, top_p, max_tokens. The small bundled base model copies its examples at lower
@@ -113,6 +114,8 @@ class Config:
     judge_model: str | None = None  # None: the run's model
     judge_base_url: str | None = None  # None: the run's endpoint
     judge_api_key: str | None = field(default=None, repr=False)  # None: the run's key
+    judge_price_in: float | None = None  # USD per million tokens of the judge's model; None: as price_in
+    judge_price_out: float | None = None
     # JSON answers that follow a schema per stage (structured.py): "json_schema", or "json_object" for
     # endpoints with JSON mode alone; True means "json_schema". None: the papers' free-text prompts.
     structured: bool | str | None = None
@@ -157,7 +160,8 @@ class Config:
                      "requests_per_round", "tasks_per_request", "ctx", "threads", "min_length", "max_length"):
             _at_least(name, getattr(self, name), 1)
         for name in ("seed_examples", "machine_examples", "max_retries", "max_idle_rounds", "failure_window",
-                     "temperature", "retry_wait", "price_in", "price_out", "max_cost", "max_requests",
+                     "temperature", "retry_wait", "price_in", "price_out", "judge_price_in", "judge_price_out",
+                     "max_cost", "max_requests",
                      "max_total_tokens"):
             _at_least(name, getattr(self, name), 0)
         for name in ("rpm", "tpm"):
@@ -176,7 +180,8 @@ class Config:
                                   f"got {redact_url(getattr(self, name))!r}")
         if self.min_score is not None and not 1 <= self.min_score <= 5:
             raise ConfigError(f"min-score must be from 1 to 5, got {self.min_score}")
-        judging = [f"--{_flag(name)}" for name in ("min_score", "judge_model", "judge_base_url", "judge_api_key")
+        judging = [f"--{_flag(name)}" for name in ("min_score", "judge_model", "judge_base_url", "judge_api_key",
+                                                   "judge_price_in", "judge_price_out")
                    if getattr(self, name) is not None]
         if judging and not self.judge:
             raise ConfigError(f"{', '.join(judging)} needs --judge, which is off")

@@ -76,6 +76,27 @@ def test_a_judge_of_its_own_endpoint_and_model(tmp_path):
         assert "sk-judge-secret" not in path.read_text(encoding="utf-8", errors="replace"), path
 
 
+def test_a_judges_own_price_for_a_budget(tmp_path):
+    """--max-cost with a judge model of unknown price asked for --price-in and --price-out, which were given and
+    price the run's model only: the judge has --judge-price-in/--judge-price-out, shown on the first line."""
+    with ScriptedServer(FakeModel()) as server:
+        values = dict(mode="alpaca", lang="en", num_instructions=4, base_url="https://llm.example.invalid/v1",
+                      api_key="sk-test-key", model="gpt-4o-mini", output=tmp_path / "run", judge=True,
+                      judge_model="some-unknown-model", price_in=1.0, price_out=2.0, max_cost=5.0)
+        with pytest.raises(ConfigError, match="price of some-unknown-model's tokens, which is not known: pass "
+                                              "--judge-price-in and --judge-price-out"):
+            generate(Config(**values))
+        values.update(base_url=server.base_url, judge_price_in=3.0, judge_price_out=4.0)
+        lines = []
+        summary = generate(Config(**values), notify=lines.append)
+    assert lines[0].endswith("; price $1 in / $2 out per million tokens (--price-in/--price-out); judge price $3 in / "
+                             "$4 out per million tokens (--price-in/--price-out)")
+    judged = summary["tokens_in_by_stage"]["judge"] * 3.0 + summary["tokens_out_by_stage"]["judge"] * 4.0
+    assert summary["cost_usd_by_stage"]["judge"] == pytest.approx(judged / 1e6, abs=1e-6)
+    with pytest.raises(ConfigError, match="--judge-price-in needs --judge, which is off"):
+        Config(judge_price_in=1.0)
+
+
 def test_resume_asks_again_for_a_judge_url_that_held_credentials(tmp_path):
     from selfinstruct.generation.session import resume_config
 

@@ -102,9 +102,10 @@ async def generate_async(config: Config, *, progress: str = "off", allow_changes
     model_path = local_model_path(config) if config.local else None
     price, judge_price = prices_of(config)
     if config.max_cost is not None and (price is None or (config.judge and judge_price is None)):
-        model = config.model if price is None else config.judge_model
-        raise ConfigError(f"--max-cost needs the price of {model}'s tokens, which is not in the built-in "
-                          "table: pass --price-in and --price-out (USD per million tokens)")
+        model, flags = (config.model, "--price-in and --price-out") if price is None else (
+            config.judge_model, "--judge-price-in and --judge-price-out")
+        raise ConfigError(f"--max-cost needs the price of {model}'s tokens, which is not known: pass {flags} "
+                          "(USD per million tokens)")
     rundir = RunDir.open(config.output, config.to_dict(), config.signature(prompts.files), allow_changes)
     if not config.batch and (running := batches_in_flight(rundir.path)):
         rundir.close()
@@ -113,8 +114,10 @@ async def generate_async(config: Config, *, progress: str = "off", allow_changes
                           "--cancel-batches")
     config, local_note = fit_to_local(config)
     if notify:
+        judged = judge_price.describe() if judge_price else "price unknown: --judge-price-in and --judge-price-out give it"
         notify(f"{config.endpoint_line()}; " + (price.describe() if price else
-                                               "price unknown: --price-in and --price-out give the cost"))
+                                               "price unknown: --price-in and --price-out give the cost")
+               + (f"; judge {judged}" if config.judge and judge_price is not price else ""))
         if local_note:
             notify(local_note)
         if skipped:
@@ -282,8 +285,10 @@ def prices_of(config: Config) -> tuple[Price | None, Price | None]:
     """The price of the run's tokens, and of the judge's (the same when it is the same model and endpoint)."""
     price = price_for(config.model, local=config.local, base_url=config.base_url, price_in=config.price_in,
                       price_out=config.price_out, batch=config.batch)
-    if not config.judge or (config.judge_model == config.model and not config.judge_base_url):
+    given = config.judge_price_in is not None or config.judge_price_out is not None
+    if not config.judge or (config.judge_model == config.model and not config.judge_base_url and not given):
         return price, price
     elsewhere = config.judge_base_url is not None
     return price, price_for(config.judge_model, local=config.local and not elsewhere,
-                            base_url=config.judge_base_url if elsewhere else config.base_url, batch=config.batch)
+                            base_url=config.judge_base_url if elsewhere else config.base_url,
+                            price_in=config.judge_price_in, price_out=config.judge_price_out, batch=config.batch)
