@@ -38,10 +38,14 @@ def print_estimate(config: Config, estimate: Plan) -> None:
     requests = sum(estimate.requests.values())
     per_stage = ", ".join(f"{stage} {n:,}" for stage, n in estimate.requests.items())
     cost = "unknown (give --price-in and --price-out)" if estimate.cost is None else f"${estimate.cost:,.2f}"
-    if estimate.batch:
+    if estimate.batch and estimate.cost is None and estimate.online_cost is not None:
+        cost = (f"unknown at batch prices: {config.model} has no known batch price (its provider may have no Batch "
+                f"API; DeepSeek has none); ${estimate.online_cost:,.2f} sent one by one")
+    elif estimate.batch:
         cost += " at batch prices" + (f" (${estimate.online_cost:,.2f} sent one by one)"
                                       if estimate.online_cost not in (None, estimate.cost) and estimate.cost is not None
                                       else "")
+    if estimate.batch:
         wall = (f"each batch is answered within {WINDOW} (often minutes), and a run sends batches one after "
                 "another as answers come (the README says how many per method)")
     else:

@@ -342,3 +342,7 @@ def test_the_dry_run_shows_the_batch_price_the_online_price_and_the_window(tmp_p
     assert cost.strip().endswith("sent one by one)") and abs(online - 2 * batch) <= 0.011
     assert "each batch is answered within 24h" in result.output
     assert list(tmp_path.iterdir()) == []  # nothing written
+    deepseek = invoke("generate", "--dry-run", "--batch", "--api-key", "sk-dry-run", "--base-url",
+                      "https://api.deepseek.com", "--model", "deepseek-chat", "-n", "100")
+    assert re.search(r"cost +unknown at batch prices: deepseek-chat has no known batch price \(its provider may "
+                     r"have no Batch API; DeepSeek has none\); \$[\d.]+ sent one by one", deepseek.output), deepseek.output
