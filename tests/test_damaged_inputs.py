@@ -168,7 +168,9 @@ RUN_COMMANDS = {
     "resume": ["resume", "{run}", "-q", "--max-retries", "0", "--failure-window", "2", "--timeout", "2"],
     "export": ["export", "{run}", "-o", "{out}/alpaca.json"],
     "report": ["report", "{run}", "-o", "{out}/report.html"],
-    "dry-run": ["generate", "-o", "{run}", "--dry-run", *ENDPOINT],
+    # With the run's own data settings (a dry run with others refuses, as the run would, before reading it).
+    "dry-run": ["generate", "-o", "{run}", "--dry-run", "--base-url", "http://127.0.0.1:9/v1", "--api-key",
+                "sk-damage-test", "--model", "stub-model", "--lang", "en"],
 }
 
 
