@@ -15,8 +15,9 @@ import typer
 from selfinstruct.cli_exits import exits, fail
 from selfinstruct.cli_options import (EXPORT_NAMES, AllowChanges, Api, ApiKey, BaseUrl, Concurrency, FailureWindow,
                                       Format, JudgeApiKey, JudgeBaseUrl, JudgePriceIn, JudgePriceOut, Key, Lang,
-                                      MaxCost, MaxFailureShare, MaxIdleRounds, MaxRequests, MaxRetries, MaxTotalTokens, Mode, PriceIn, PriceOut,
-                                      Quiet, Rpm, Timeout, Tpm, option, resumed)
+                                      MaxCost, MaxFailureShare, MaxIdleRounds, MaxRequests, MaxRetries,
+                                      MaxTotalTokens, Mode, PriceIn, PriceOut, Quiet, Rpm, Timeout, Tpm, option,
+                                      resumed)
 from selfinstruct.config import Config
 from selfinstruct.endpoint.local import DEFAULT_CTX
 from selfinstruct.errors import BadInput
@@ -195,7 +196,6 @@ def _cancel_batches(run_dir: Path, overrides: dict) -> None:
         cancelled = cancel_batches(run_dir, notify=lambda line: typer.echo(line, err=True), **overrides)
     typer.echo(f"cancelled {batches_said(cancelled)}; what they answered is kept: `selfinstruct resume {run_dir}` goes on"
                if cancelled else f"{run_dir} has no batch running at the provider")
-
 
 
 def _run(build: Callable[[], Config], allow_changes: bool, quiet: bool) -> None:

@@ -97,19 +97,13 @@ class BatchServer(ScriptedServer):
         self._sleep(self.create_delay)
         return 200, self._shown(batch)
 
-    def retrieve(self, batch_id: str) -> tuple[int, dict]:
+    def retrieve(self, batch_id: str, cancel: bool = False) -> tuple[int, dict]:
+        """A batch as the API shows it (404 for one it never made or has lost); ``cancel``: asked to cancel."""
         with self._lock:
             batch = self.batches.get(batch_id)
             if batch is None or batch.get("lost"):
                 return 404, error_body(404, f"No batch found with id '{batch_id}'")
-            return 200, self._shown(batch)
-
-    def cancel(self, batch_id: str) -> tuple[int, dict]:
-        with self._lock:
-            batch = self.batches.get(batch_id)
-            if batch is None or batch.get("lost"):
-                return 404, error_body(404, f"No batch found with id '{batch_id}'")
-            if batch["status"] not in ("completed", "expired", "cancelled", "failed"):
+            if cancel and batch["status"] not in ("completed", "expired", "cancelled", "failed"):
                 batch["status"] = "cancelling"
                 self._cancel.add(batch_id)
             return 200, self._shown(batch)
@@ -212,7 +206,7 @@ class _BatchHandler(_Handler):
             return self._answer_json(*stub.create(request.body))
         if path.startswith(BATCH_PATH + "/") and path.endswith("/cancel"):
             self._read_request()
-            return self._answer_json(*stub.cancel(path.split("/")[3]))
+            return self._answer_json(*stub.retrieve(path.split("/")[3], cancel=True))
         return super().do_POST()
 
     def _answer_json(self, status: int, body: dict) -> None:

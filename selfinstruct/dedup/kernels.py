@@ -14,12 +14,13 @@ from numba import njit
 
 from selfinstruct.text.rouge import f_measure
 
+
 def compiled(*namespaces: dict) -> bool:
-    """Whether numba's cache holds every compiled function of these module namespaces (this module's by
-    default): if not, the first use compiles them, about half a minute once per install. Unknown counts
-    as compiled (numba's cache is looked at through its private attributes)."""
+    """Whether numba's cache holds every compiled function of these module namespaces: if not, the first use
+    compiles them, about half a minute once per install. Unknown counts as compiled (numba's cache is looked
+    at through its private attributes)."""
     try:
-        dispatchers = [value for namespace in namespaces or (globals(),) for value in namespace.values()
+        dispatchers = [value for namespace in namespaces for value in namespace.values()
                        if isinstance(value, numba.core.registry.CPUDispatcher)]
         return all(os.path.exists(d._cache._cache_file._index_path) for d in dispatchers)
     except (AttributeError, TypeError):  # numba's cache looks otherwise in this version: say nothing

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -21,9 +20,9 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import openai
 
 from selfinstruct.config import redact_url
-from selfinstruct.endpoint.client import (ANSWER_TYPES, CONNECT_TIMEOUT, MAX_BACKOFF, PATHS, Completion, FatalAPIError,
-                                          RequestFailed, Unreadable, Usage, completion_of, message_of, redact,
-                                          retry_after, unreachable)
+from selfinstruct.endpoint.client import (ANSWER_TYPES, CONNECT_TIMEOUT, PATHS, Completion, FatalAPIError,
+                                          RequestFailed, Unreadable, Usage, backoff, completion_of, message_of,
+                                          redact, retry_after, unreachable)
 from selfinstruct.endpoint.ratelimit import MAX_PAUSE
 from selfinstruct.errors import StoppedEarly
 
@@ -96,19 +95,20 @@ def _result(line: dict, api: str, prompt: str) -> LineResult:
             exc.usage = usage
             return LineResult(failure=exc)
         except (Unreadable, TypeError, ValueError) as exc:
-            return LineResult(failure=_failed("unreadable_response", str(exc)[:300], usage))
+            return LineResult(failure=failed("unreadable_response", str(exc)[:300], usage))
         completion.usage = usage
         return LineResult(completion=completion)
     if isinstance(status, int):
         message = body.get("error", {}).get("message", "") if isinstance(body, dict) and isinstance(
             body.get("error"), dict) else ""
         reason = "rate_limited" if status == 429 else f"http_{status}"
-        return LineResult(failure=_failed(reason, str(message or (error or {}).get("message", ""))[:300]))
+        return LineResult(failure=failed(reason, str(message or (error or {}).get("message", ""))[:300]))
     code = str((error or {}).get("code") or "batch_error")
-    return LineResult(failure=_failed(code, str((error or {}).get("message", ""))[:300]))
+    return LineResult(failure=failed(code, str((error or {}).get("message", ""))[:300]))
 
 
-def _failed(reason: str, detail: str, usage: Usage | None = None) -> RequestFailed:
+def failed(reason: str, detail: str, usage: Usage | None = None) -> RequestFailed:
+    """A request's failure that no attempt of ours made: a batch's line, or a batch's end."""
     failure = RequestFailed(reason, detail)
     failure.retries, failure.usage = [], usage or Usage()
     return failure
@@ -197,20 +197,16 @@ class BatchAPI:
                 reason, wait = type(exc).__name__, None
             if attempt == tries - 1:
                 break
-            wait = min(wait, MAX_PAUSE) if wait is not None else (
-                min(MAX_BACKOFF, self._retry_wait * 2 ** attempt) + random.uniform(0, self._retry_wait))
+            wait = min(wait, MAX_PAUSE) if wait is not None else backoff(self._retry_wait, attempt)
             self._notify(f"could not {what} ({reason}); trying again in {wait:.0f} s")
             await asyncio.sleep(wait)
         raise BatchUnavailable(redact(f"could not {what} at {redact_url(self.base_url)} after {tries} tries "
                                       f"({reason}); resume the run later", *self._secrets))
 
     def _refused(self, what: str, exc: openai.APIStatusError) -> str:
+        none = "this endpoint has no Batch API (files and batches); send one by one: drop --batch (resume --no-batch)"
         hint = {401: "the API key was refused; set OPENAI_API_KEY (or --api-key) to a valid key",
-                403: "the API key has no access to the Batch API here",
-                404: "this endpoint has no Batch API (files and batches); send one by one: drop --batch "
-                     "(resume --no-batch)",
-                405: "this endpoint has no Batch API (files and batches); send one by one: drop --batch "
-                     "(resume --no-batch)"}.get(
+                403: "the API key has no access to the Batch API here", 404: none, 405: none}.get(
             exc.status_code, "the provider refused it")
         return self._clean_text(f"{exc.status_code} from {redact_url(self.base_url)} when trying to {what}: "
                                 f"{hint} ({message_of(exc)})")

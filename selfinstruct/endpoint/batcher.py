@@ -24,11 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from selfinstruct.endpoint.batch_api import ENDED, MB, BatchAPI, BatchUnavailable, LineResult, TooLarge, \
+from selfinstruct.endpoint.batch_api import ENDED, MB, BatchAPI, BatchUnavailable, LineResult, TooLarge, failed, \
     input_line, read_results
 from selfinstruct.config import redact_url
 from selfinstruct.endpoint.call import Call
-from selfinstruct.endpoint.client import Abandoned, Completion, FatalAPIError, RequestFailed, Usage, request_body
+from selfinstruct.endpoint.client import Abandoned, Completion, FatalAPIError, Usage, request_body
 from selfinstruct.errors import BadInput
 from selfinstruct.store.journal import Journal, JournalError, write_atomic
 
@@ -99,7 +99,7 @@ class Batcher:
                 await batch.ended.wait()
                 continue
             if self.sends[call.key] >= MAX_SENDS:
-                raise _failed("batch_expired", f"{MAX_SENDS} batches ended without answering it")
+                raise failed("batch_expired", f"{MAX_SENDS} batches ended without answering it")
             future = asyncio.get_running_loop().create_future()
             self.pending.append((call, future))
             if self._flusher is None or self._flusher.done():
@@ -124,9 +124,7 @@ class Batcher:
             except Exception as exc:  # noqa: BLE001 - every waiting request hears why
                 if isinstance(exc, (FatalAPIError, BatchUnavailable, JournalError)):
                     self.error = exc
-                for _, future in waiting + self.pending:
-                    if not future.done():
-                        future.set_exception(exc)
+                self._fail(waiting + self.pending, exc)
 
     async def _send(self, waiting: list[tuple[Call, asyncio.Future]]) -> None:
         waiting.sort(key=lambda item: item[0].priority)
@@ -170,7 +168,7 @@ class Batcher:
         except TooLarge as exc:
             self._journal(event="ended", name=name, status="refused")
             if len(part) == 1:
-                part[0][1].set_exception(_failed("too_large", f"alone it is more than the provider takes in a batch "
+                part[0][1].set_exception(failed("too_large", f"alone it is more than the provider takes in a batch "
                                                               f"file ({exc})"))
                 return
             api.limits = (api.limits[0], min(api.limits[1], len(data) // 2))
@@ -229,7 +227,7 @@ class Batcher:
                     results.update(read_results(data, api.api, sent.prompts))
             if batch.status == "completed":  # a line it lost or garbled is that request's failure, not paid again
                 for key in sent.prompts.keys() - results.keys():
-                    results[key] = LineResult(failure=_failed(
+                    results[key] = LineResult(failure=failed(
                         "missing_answer", "the batch completed without a readable line for this request"))
             self._journal(event="ended", name=sent.name, status=batch.status)
             sent.status = batch.status
@@ -288,24 +286,17 @@ class Batcher:
         again, and ended batches' answers not yet ``answered`` (journaled) are kept for their requests."""
         for api in {id(api): api for api in self.apis.values()}.values():
             await api.check()  # no Batch API: said now, before a batch is paid for
-        ends, records = {}, []
-        for record in self.journal.read(repair=True, required=("event", "name")):
-            records.append(record)
-            if record["event"] == "ended":
-                ends[record["name"]] = record
-        by_name: dict[str, dict] = {}
-        for record in records:
-            by_name.setdefault(record["name"], {}).update(record)
-        self._names = len(by_name)
-        for name, state in by_name.items():
-            if state.get("status") == "refused" or state.get("status") == "lost":
+        states = batch_states(self.journal, repair=True)
+        self._names = len(states)
+        for name, state in states.items():
+            if state.get("status") in ("refused", "lost"):
                 continue
             group = state.get("group", "run")
             api = self.apis.get(group)
-            prompts = {key: prompt for key, prompt in self._read_input(name, api).items() if not answered(key)}
+            prompts = {key: prompt for key, prompt in self._read_input(name).items() if not answered(key)}
             if not prompts or api is None:
                 continue
-            if name in ends:
+            if "status" in state:  # ended: its answers are in its kept files
                 for kind in ("output", "errors"):
                     path = self.files / f"{name}.{kind}.jsonl"
                     if path.is_file():
@@ -327,7 +318,7 @@ class Batcher:
                 self.notify(f"batch {name}: still at the provider ({batch_id}), following it")
                 self._running(Sent(name, group, prompts, batch_id))
 
-    def _read_input(self, name: str, api: BatchAPI | None) -> dict[str, str]:
+    def _read_input(self, name: str) -> dict[str, str]:
         """The requests of a batch's kept input file: key -> prompt."""
         path = self.files / f"{name}.input.jsonl"
         prompts = {}
@@ -385,16 +376,15 @@ def _size(size: int) -> str:
     return f"{size / MB:.1f} MB" if size >= MB else f"{size / 1000:.0f} KB"
 
 
-def _failed(reason: str, detail: str) -> RequestFailed:
-    failure = RequestFailed(reason, detail)
-    failure.retries, failure.usage = [], Usage()
-    return failure
+def batch_states(journal: Journal, repair: bool = False) -> dict[str, dict]:
+    """Each batch's state, by name: its journal records merged in order (``status`` once it ended)."""
+    states: dict[str, dict] = {}
+    for record in journal.read(repair=repair, required=("event", "name")):
+        states.setdefault(record["name"], {}).update(record)
+    return states
 
 
 def batches_in_flight(folder: Path) -> int:
-    """Batches that a journal in ``folder`` shows submitted (or being submitted) and not ended."""
-    journal = Journal(Path(folder) / "batches.jsonl")
-    states: dict[str, str] = {}
-    for record in journal.read(required=("event", "name")):
-        states[record["name"]] = record["event"]
-    return sum(1 for event in states.values() if event in ("uploaded", "submitted"))
+    """Batches that a journal in ``folder`` shows uploaded or submitted and not ended."""
+    states = batch_states(Journal(Path(folder) / "batches.jsonl"))
+    return sum(1 for state in states.values() if "file_id" in state and "status" not in state)

@@ -308,8 +308,7 @@ class ModelClient:
                 self._notify(f"the endpoint asked to wait {asked:.0f} s (Retry-After); waiting the maximum, "
                              f"{MAX_PAUSE:.0f} s")
         else:
-            wait = min(MAX_BACKOFF, self._retry_wait * 2 ** (state.attempt_number - 1))
-            wait += random.uniform(0, self._retry_wait)
+            wait = backoff(self._retry_wait, state.attempt_number - 1)
         if isinstance(exc, openai.RateLimitError):
             self.limiter.pause(wait)
         return wait
@@ -359,6 +358,12 @@ def _count(usage: object, name: str) -> int:
     """A usage token count; 0 if usage or the count is missing or not a non-negative integer."""
     value = getattr(usage, name, None)
     return value if type(value) is int and value >= 0 else 0
+
+
+def backoff(first: float, retry: int) -> float:
+    """The wait before retry number ``retry`` (0 for the first): doubling from ``first``, at most MAX_BACKOFF,
+    with up to ``first`` of jitter so that requests failing together do not retry together."""
+    return min(MAX_BACKOFF, first * 2 ** retry) + random.uniform(0, first)
 
 
 def unreachable(base_url: str, exc: BaseException, timeout: float, secrets=()) -> Unreachable:

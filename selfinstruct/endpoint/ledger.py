@@ -172,10 +172,9 @@ class Ledger:
         self.on_record(record)
 
     def _budget_spent(self) -> str | None:
-        """The budget this ledger has used up, if any: then no new attempt is sent. The HTTP requests sent
-        count those journaled (over every session), those of calls in flight and of held refusals."""
+        """The budget this ledger has used up, if any: then no new attempt is sent."""
         limits, stats = self.limits, self.stats
-        sent = stats.attempts + self.in_flight + sum(held["attempts"] for held in self.refused)
+        sent = self._sent()
         if limits.max_requests is not None and sent >= limits.max_requests:
             return f"budget reached: max-requests {limits.max_requests} ({sent} HTTP requests sent, retries included)"
         if limits.max_total_tokens is not None and stats.total_tokens >= limits.max_total_tokens:
@@ -183,6 +182,10 @@ class Ledger:
         if limits.max_cost is not None and stats.cost >= limits.max_cost:
             return f"budget reached: max-cost ${limits.max_cost:g} (${stats.cost:.4f} spent)"
         return None
+
+    def _sent(self) -> int:
+        """HTTP requests sent: those journaled (over every session), of calls in flight and of held refusals."""
+        return self.stats.attempts + self.in_flight + sum(held["attempts"] for held in self.refused)
 
     def _fits(self, calls: list[Call]) -> tuple[int, bool]:
         """--batch: how many of these calls (in order) one batch may hold, their worst case (the prompt's
@@ -193,7 +196,7 @@ class Ledger:
             return 0, True
         limits, stats = self.limits, self.stats
         waiting_on = bool(self.reserved)  # batches in flight, whose worst case is counted until they answer
-        requests = stats.attempts + self.in_flight + sum(held["attempts"] for held in self.refused)
+        requests = self._sent()
         tokens = stats.total_tokens + sum(t for t, _ in self.reserved.values())
         cost = (stats.cost or 0.0) + sum(c for _, c in self.reserved.values())
         for fitting, call in enumerate(calls):

@@ -82,7 +82,8 @@ class Run:
         # Which waiting request gets a free slot first (lower first): the method's order, then the judge.
         self.priority = {**self.method.stages, judge.STAGE: max(self.method.stages.values()) + 1}
         self.order = CommitOrder()
-        self.ahead = AHEAD_BATCH if batcher else AHEAD
+        self.batched = batcher is not None
+        self.ahead = AHEAD_BATCH if self.batched else AHEAD
         self.finished: Counter[bool] = Counter()  # candidates whose later requests ended: with instances or not
         self.idle = 0  # rounds in a row, sent in this session, that accepted nothing
         self.progressed = False  # an answer gave a candidate: the endpoint answers usably
@@ -157,12 +158,13 @@ class Run:
         order = self.order
         per_slot = order.screened_candidates / order.screened_slots if order.screened_slots else 1.0
         unscreened = order.unscreened_slots(self.config.requests_per_round)
-        share = self._finishing() if self.ahead != AHEAD else 1.0
+        share = self._finishing() if self.batched else 1.0
         return self.stats.accepted + (order.alive() + unscreened * per_slot) * share
 
     def _finishing(self) -> float:
         """The share of finished candidates that got instances (one before any finished; at least a tenth)."""
-        return max(0.1, self.finished[True] / sum(self.finished.values())) if sum(self.finished.values()) else 1.0
+        finished = self.finished.total()
+        return max(0.1, self.finished[True] / finished) if finished else 1.0
 
     async def _round(self, state: RoundState) -> None:
         """Send a round's first requests, screen their answers in slot order, and finish its candidates."""
@@ -206,7 +208,7 @@ class Run:
     async def _finish(self, candidate: Candidate) -> None:
         """A candidate's later requests; near the target they wait while those before it could fill it."""
         target, order = self.stats.target, self.order
-        if self.ahead == AHEAD:
+        if not self.batched:
             await self._until(lambda: self.stats.accepted + len(order.pending) < target
                               or self.stats.accepted + order.alive(candidate.seq) < target)
         else:  # with --batch a wait costs a batch: go on with as many as should fill the target at once
