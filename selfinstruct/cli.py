@@ -294,7 +294,7 @@ def filter_command(
         "--against", help="Also drop records similar to this dataset (e.g. an eval set); repeat it for several.")] = None,
     field: Annotated[Optional[str], option("--field", help="Instruction field.", default="instruction")] = None,
     dropped: Annotated[Optional[Path], option("--dropped", help="Where dropped records go.",
-                                              default="OUTPUT_STEM.dropped.jsonl")] = None,
+                                              default="OUTPUT.dropped.jsonl (.jsonl replaced)")] = None,
     key: Annotated[Key, typer.Option(
         help="What ROUGE-L compares: the instruction alone, or the instruction and the input apart: a record is "
              "then a duplicate only when both its instruction and its input score above the threshold against the "

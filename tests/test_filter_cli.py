@@ -49,7 +49,7 @@ def test_against_takes_several_files(tmp_path):
     assert done.returncode == 0, done.stderr
     kept = json.loads((tmp_path / "clean.json").read_text())
     assert [r["instruction"] for r in kept] == ["Write a haiku about the autumn rain."]
-    dropped = [json.loads(line) for line in (tmp_path / "clean.dropped.jsonl").read_text().splitlines()]
+    dropped = [json.loads(line) for line in (tmp_path / "clean.json.dropped.jsonl").read_text().splitlines()]
     assert [(d["reason"], d["similar_to"], d["against"]) for d in dropped] == [
         ("similar_to_against", "List three prime numbers please.", str(tmp_path / "eval_a.json")),
         ("similar_to_against", "Name the capital city of France.", str(tmp_path / "eval_b.jsonl"))]
@@ -132,7 +132,7 @@ def test_several_inputs_are_deduplicated_together_into_a_directory(tmp_path):
     [dropped] = [json.loads(line) for line in (out / "b.dropped.jsonl").read_text().splitlines()]
     assert (dropped["file"], dropped["line"], dropped["reason"]) == (str(second), 1, "duplicate")
     assert dropped["duplicate_of"] == {"file": str(first), "line": 1, "instruction": "Write a haiku about the autumn rain."}
-    assert (out / "a.dropped.jsonl").read_text() == ""
+    assert (out / "a.json.dropped.jsonl").read_text() == ""
     assert f"kept records: {out / 'a.json'}" in done.stdout and f"kept records: {out / 'b.jsonl'}" in done.stdout
 
 
@@ -183,3 +183,29 @@ def test_the_first_filter_after_an_install_says_it_is_compiling(tmp_path):
         assert result.returncode == 0, result.stderr
         said.append("compiling its deduplication kernels, once per install" in result.stderr)
     assert said == [True, False]
+
+
+def test_a_json_and_a_jsonl_output_of_one_name_keep_their_own_dropped_records(tmp_path):
+    """`-o clean.json` then `-o clean.jsonl` in one directory: both are written, neither refused for the
+    other's dropped-records file (they shared clean.dropped.jsonl); an output directory does the same."""
+    from selfinstruct import filter_dataset
+
+    records = [{"instruction": "Write a haiku about the autumn rain.", "output": "x"},
+               {"instruction": "Write a haiku about the autumn rain!", "output": "y"}]
+    source = tmp_path / "data.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in records))
+    for name in ("clean.json", "clean.jsonl"):
+        assert filter_dataset(source, tmp_path / name).dropped == {"duplicate": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "clean.dropped.jsonl", "clean.json", "clean.json.dropped.jsonl", "clean.jsonl", "data.jsonl"]
+    for dropped in ("clean.dropped.jsonl", "clean.json.dropped.jsonl"):
+        [entry] = [json.loads(line) for line in (tmp_path / dropped).read_text().splitlines()]
+        assert (entry["line"], entry["reason"]) == (2, "duplicate")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "in" / "a.json").write_text(json.dumps(records[:1]))
+    (tmp_path / "in" / "a.jsonl").write_text(json.dumps(records[1]) + "\n")
+    filter_dataset([tmp_path / "in" / "a.json", tmp_path / "in" / "a.jsonl"], tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "a.dropped.jsonl", "a.json", "a.json.dropped.jsonl", "a.jsonl"]
+    assert len((tmp_path / "out" / "a.dropped.jsonl").read_text().splitlines()) == 1  # the second copy

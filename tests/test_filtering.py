@@ -44,9 +44,9 @@ def test_alpaca_json_array_keeps_layout_and_explains_drops(tmp_path):
     report = filter_dataset(source, tmp_path / "clean.json")
     assert json.loads((tmp_path / "clean.json").read_text(encoding="utf-8")) == KEPT
     assert (report.total, report.kept) == (9, 3)
-    assert dropped_reasons(tmp_path / "clean.dropped.jsonl") == [
+    assert dropped_reasons(tmp_path / "clean.json.dropped.jsonl") == [
         "duplicate", "duplicate", "unsupported_modality", "bad_record", "empty_output", "bad_record"]
-    drops = [json.loads(line) for line in (tmp_path / "clean.dropped.jsonl").read_text().splitlines()]
+    drops = [json.loads(line) for line in (tmp_path / "clean.json.dropped.jsonl").read_text().splitlines()]
     chinese = drops[1]
     assert chinese["score"] == 1.0 and chinese["duplicate_of"]["instruction"] == "把这句话翻译成英文。"
     assert chinese["index"] == 3 and chinese["record"] == RECORDS[3]
@@ -123,7 +123,7 @@ def test_seed_task_jsonl_under_a_json_name(tmp_path):
     filter_dataset(source, tmp_path / "out.json")
     kept = [json.loads(line) for line in (tmp_path / "out.json").read_text(encoding="utf-8").splitlines()]
     assert [r["id"] for r in kept] == ["a"]
-    assert dropped_reasons(tmp_path / "out.dropped.jsonl") == ["duplicate", "input_equals_output"]
+    assert dropped_reasons(tmp_path / "out.json.dropped.jsonl") == ["duplicate", "input_equals_output"]
 
 
 def test_field_only_and_against(tmp_path):
@@ -203,7 +203,7 @@ def _no_write(tmp_path, inputs, match, **kwargs):
     ("link.jsonl", "clean.jsonl", "sub/../data.jsonl", "sub/../data.jsonl: the dropped-records file is the same"),
     ("data.jsonl", "clean.jsonl", "./clean.jsonl",
      "clean.jsonl: the dropped-records file is the same file as the output (clean.jsonl)"),
-    ("clean.dropped.jsonl", "clean.json", None, "clean.dropped.jsonl: the dropped-records file is the same file as"),
+    ("clean.dropped.jsonl", "clean.jsonl", None, "clean.dropped.jsonl: the dropped-records file is the same file as"),
 ])
 def test_filter_refuses_to_overwrite_its_input_or_write_two_things_to_one_file(tmp_path, input, output, dropped,
                                                                                match):
@@ -290,7 +290,7 @@ def test_lone_surrogates_are_bad_records_and_every_file_stays_utf8(tmp_path, lay
     kept_text = (tmp_path / "clean.out").read_bytes().decode("utf-8")
     kept = json.loads(kept_text) if layout == "array" else [json.loads(line) for line in kept_text.splitlines()]
     assert kept == good
-    drops = [json.loads(line) for line in (tmp_path / "clean.dropped.jsonl").read_bytes().decode("utf-8").splitlines()]
+    drops = [json.loads(line) for line in (tmp_path / "clean.out.dropped.jsonl").read_bytes().decode("utf-8").splitlines()]
     for entry, (record, where) in zip(drops, SURROGATE_RECORDS, strict=True):
         assert entry["reason"] == "bad_record" and entry["record"] == record
         assert entry["error"].startswith(f"field '{where}': ")
@@ -358,7 +358,7 @@ def test_key_instruction_input_keeps_instances_whose_inputs_differ(tmp_path):
     by_input = filter_dataset(source, tmp_path / "all.json", key="instruction+input")
     assert (by_input.total, by_input.kept) == (3, 3) and not by_input.dropped
     assert json.loads((tmp_path / "all.json").read_text()) == ONE_TASK[:3]
-    assert (tmp_path / "all.dropped.jsonl").read_text() == ""
+    assert (tmp_path / "all.json.dropped.jsonl").read_text() == ""
 
 
 def test_key_instruction_input_still_drops_a_repeated_input(tmp_path):
@@ -405,7 +405,7 @@ def test_full_width_duplicates_are_duplicates(tmp_path):
                                   {"instruction": "用Ｐｙｔｈｏｎ写一个计算１０的阶乘的函数", "output": "y"}],
                                  ensure_ascii=False), encoding="utf-8")
     report = filter_dataset(source, tmp_path / "clean.json")
-    assert report.kept == 1 and dropped_reasons(tmp_path / "clean.dropped.jsonl") == ["duplicate"]
+    assert report.kept == 1 and dropped_reasons(tmp_path / "clean.json.dropped.jsonl") == ["duplicate"]
 
 
 def _alpaca_export(tmp_path: Path, instances: list[dict]) -> Path:
@@ -460,7 +460,7 @@ def test_key_instruction_input_against_a_file_checks_the_inputs_too(tmp_path):
     source.write_text(json.dumps(rows))
     report = filter_dataset(source, tmp_path / "clean.json", against=seeds, key="instruction+input")
     assert json.loads((tmp_path / "clean.json").read_text()) == [rows[1]]
-    (drop,) = [json.loads(line) for line in (tmp_path / "clean.dropped.jsonl").read_text().splitlines()]
+    (drop,) = [json.loads(line) for line in (tmp_path / "clean.json.dropped.jsonl").read_text().splitlines()]
     assert drop["reason"] == "similar_to_against" and drop["similar_to"] == rows[0]["instruction"]
     assert drop["similar_to_input"] == "9 8 4 6 5" and drop["input_score"] == 1.0 and drop["score"] == 1.0
     assert drop["against"] == str(seeds)
@@ -533,7 +533,7 @@ def test_an_alpaca_export_against_its_own_seeds_export_drops_everything(tmp_path
     report = filter_dataset(source, tmp_path / "clean.json", against=seeds, key="instruction+input")
     assert (report.total, report.kept, report.dropped) == (3, 0, {"similar_to_against": 3})
     assert json.loads((tmp_path / "clean.json").read_text()) == []
-    drops = [json.loads(line) for line in (tmp_path / "clean.dropped.jsonl").read_text().splitlines()]
+    drops = [json.loads(line) for line in (tmp_path / "clean.json.dropped.jsonl").read_text().splitlines()]
     assert [(d["record"]["input"], d["similar_to_input"], d["input_score"]) for d in drops] == [
         ("", "", 1.0), ("a cat", "a cat", 1.0), ("the weather in Paris", "the weather in Paris", 1.0)]
 

@@ -13,6 +13,7 @@ from fake_model import FakeModel
 from openai_stub import ScriptedServer
 
 from selfinstruct import Config, filter_dataset, generate
+from selfinstruct.dedup.targets import dropped_beside
 from selfinstruct.formats.alpaca import alpaca_records
 from selfinstruct.formats.chat import chat_records, prompt_of, split_prompt
 from selfinstruct.formats.fields import FieldError
@@ -133,7 +134,7 @@ def _filter(source: Path, out: Path, *options: str) -> tuple[bytes, list[dict]]:
     done = subprocess.run([str(SCRIPT), "filter", str(source), "-o", str(out), "-q", *options],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    return out.read_bytes(), drops(out.with_name(out.stem + ".dropped.jsonl"))
+    return out.read_bytes(), drops(dropped_beside(out))
 
 
 @pytest.mark.parametrize("key, threshold", [("instruction", "0.7"), ("instruction", "0.4"),

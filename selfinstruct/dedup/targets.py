@@ -17,8 +17,15 @@ def targets_of(sources: list[Path], output: Path, dropped: Path | None) -> list[
         if dropped:
             raise FilterError("--dropped names one file; with an output directory each input's dropped records "
                               "go beside its kept ones")
-        return [(output / s.name, output / (Path(s.name).stem + ".dropped.jsonl")) for s in sources]
-    return [(output, dropped or output.with_name(output.stem + ".dropped.jsonl"))] * len(sources)
+        return [(output / s.name, dropped_beside(output / s.name)) for s in sources]
+    return [(output, dropped or dropped_beside(output))] * len(sources)
+
+
+def dropped_beside(output: Path) -> Path:
+    """An output's dropped-records file: its ``.jsonl`` made ``.dropped.jsonl``, or ``.dropped.jsonl`` added
+    to any other name, so that ``clean.json`` and ``clean.jsonl`` never share one."""
+    name = output.name.removesuffix(".jsonl") if output.suffix == ".jsonl" else output.name
+    return output.with_name(name + ".dropped.jsonl")
 
 
 def check_paths(input: Path, output: Path, dropped: Path, againsts: list[Path], overwrite: bool) -> None:
