@@ -14,7 +14,6 @@ import typer
 
 from selfinstruct.config import Config
 from selfinstruct.endpoint.batch_api import WINDOW
-from selfinstruct.endpoint.pricing import estimate_tokens
 from selfinstruct.report.export import accepted_tasks
 
 if TYPE_CHECKING:  # each is loaded by its own command only
@@ -31,8 +30,10 @@ def print_estimate(config: Config, estimate: Plan) -> None:
     typer.echo("dry run: nothing is sent and nothing is written.")
     typer.echo(config.endpoint_line() + "; " + (estimate.price.describe() if estimate.price else "price unknown"))
     for stage, prompt in estimate.prompts:
+        tokens, how = estimate.prompt_tokens[stage]
         typer.echo(f"\n--- {stage}: the first prompt as sent ({len(prompt)} characters, "
-                   f"~{estimate_tokens(prompt)} tokens) ---\n{prompt}\n--- end of {stage} prompt ---")
+                   f"{'' if how.startswith('counted') else '~'}{tokens} tokens, {how}) ---\n{prompt}\n"
+                   f"--- end of {stage} prompt ---")
         if stage in estimate.response_formats:
             typer.echo(f"response_format: {json.dumps(estimate.response_formats[stage], ensure_ascii=False)}")
     requests = sum(estimate.requests.values())

@@ -11,7 +11,7 @@ import pytest
 
 from openai_stub import Reply, ScriptedServer
 from selfinstruct.endpoint.client import Completion, FatalAPIError, ModelClient, RequestFailed, Usage
-from selfinstruct.endpoint.pricing import estimate_tokens
+from selfinstruct.endpoint.tokens import estimate_tokens
 
 KEY = "secret-abc123-do-not-leak"  # not shaped like sk-..., so only the exact-key redaction can hide it
 GOOD = "good answer"

@@ -40,7 +40,7 @@ from openai.types import Completion as TextCompletion
 from openai.types.chat import ChatCompletion
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
-from selfinstruct.endpoint.pricing import estimate_tokens
+from selfinstruct.endpoint.tokens import estimate_tokens
 from selfinstruct.config import redact_url
 from selfinstruct.endpoint.ratelimit import MAX_PAUSE, RateLimiter
 from selfinstruct.endpoint.structured import refusal_hint, refuses_format

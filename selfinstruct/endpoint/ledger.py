@@ -21,7 +21,7 @@ from selfinstruct.endpoint.batch_api import BatchUnavailable
 from selfinstruct.endpoint.batcher import Batcher
 from selfinstruct.endpoint.call import Call
 from selfinstruct.endpoint.client import Abandoned, FatalAPIError, ModelClient, RequestFailed, Unreachable, Usage
-from selfinstruct.endpoint.pricing import estimate_tokens
+from selfinstruct.endpoint.tokens import estimate_tokens
 from selfinstruct.endpoint.slots import PrioritySlots
 from selfinstruct.endpoint.stats import Stats
 from selfinstruct.errors import StoppedEarly

@@ -1,4 +1,4 @@
-"""What tokens cost: prices per model, and token estimates where a server reports no usage.
+"""What tokens cost: prices per model.
 
 Prices are USD per million tokens (input, output). They come from genai-prices, a maintained
 library of many providers' prices that is updated often (so estimates and budgets stay right
@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 
 from genai_prices import Usage, calc_price
 
-from selfinstruct.text.lang import CJK
 
 PRICES_READ = "2025-06"
 GENAI_PRICES = version("genai-prices")
@@ -100,12 +99,6 @@ def list_price(model: str | None) -> Price | None:
         return None
     name = max(matches, key=len)
     return Price(*PRICES[name], f"the list price of {name}, read {PRICES_READ}")
-
-
-def estimate_tokens(text: str) -> int:
-    """Roughly what a BPE tokenizer makes of text: a token per CJK character, per 4 other characters."""
-    cjk = len(CJK.findall(text))
-    return cjk + (len(text) - cjk + 3) // 4
 
 
 def _is_loopback(base_url: str | None) -> bool:

@@ -16,7 +16,8 @@ from selfinstruct.generation import judge
 from selfinstruct.generation.candidate import Candidate
 from selfinstruct.generation.methods.registry import METHODS
 from selfinstruct.generation.loop import Run
-from selfinstruct.endpoint.pricing import Price, estimate_tokens
+from selfinstruct.endpoint.pricing import Price
+from selfinstruct.endpoint.tokens import prompt_tokens
 from selfinstruct.store.rundir import (ANSWER_REQUIRED, SignatureMismatch, answer_problem, answered, check_place,
                                       read_config, signature_changes)
 from selfinstruct.generation.session import load_prompts, prices_of
@@ -31,6 +32,7 @@ JUDGED_PER_TASK = 1 / 0.9  # with --min-score some judged tasks are rejected
 class Plan:
     prompts: list[tuple[str, str]]  # (stage, prompt) as a run sends them
     remaining: int  # tasks still to accept
+    prompt_tokens: dict[str, tuple[int, str]] = field(default_factory=dict)  # stage -> (its first prompt's, how)
     requests: dict[str, int] = field(default_factory=dict)  # stage -> requests
     tokens_in: int = 0
     tokens_out: int = 0
@@ -55,16 +57,21 @@ def plan(config: Config) -> Plan:
             raise SignatureMismatch(config.output, changes)
     run = Run(config, prompts, load_start_tasks(config)[0])
     firsts = run.method.first_requests()
-    rates = method.rates
+    rates, counted = method.rates, {}
     if config.judge:  # one judgement per complete candidate: a little more than one per accepted task
         example = Candidate("r0000-0-00", run.seeds[0].instruction, {"round": 0}, [], instances=run.seeds[0].instances)
         firsts[judge.STAGE] = run.judge_request(example)
         rates = {"requests_per_task": {**rates["requests_per_task"], judge.STAGE: JUDGED_PER_TASK},
                  "completion_tokens": {**rates["completion_tokens"], judge.STAGE: 30}}
+    for stage, request in firsts.items():
+        judged_elsewhere = stage == judge.STAGE and config.judge_base_url is not None
+        counter = prompt_tokens(config.judge_model if stage == judge.STAGE else config.model, config.api,
+                                local=config.local and not judged_elsewhere)
+        counted[stage] = (counter.count(request.prompt), counter.says())
     measured = _measured(config)
     remaining = max(config.num_instructions - (measured["accepted"] if measured else 0), 0)
     result = Plan([(stage, request.prompt) for stage, request in firsts.items()], remaining,
-                  rates=f"measured in {config.output}" if measured else "defaults",
+                  prompt_tokens=counted, rates=f"measured in {config.output}" if measured else "defaults",
                   response_formats={stage: run.response_format(request) for stage, request in firsts.items()
                                     if run.response_format(request)})
     defaults, seconds, cost, online = rates, 0.0, 0.0, 0.0
@@ -75,16 +82,16 @@ def plan(config: Config) -> Plan:
         rates = measured["stages"].get(stage) if measured else None
         count = math.ceil(remaining * (rates["requests"] / measured["accepted"] if rates and measured["accepted"]
                                        else per_task))
-        prompt_tokens = rates["prompt_tokens"] if rates else estimate_tokens(firsts[stage].prompt)
+        per_prompt = rates["prompt_tokens"] if rates else counted[stage][0]
         completion = rates["completion_tokens"] if rates else min(defaults["completion_tokens"][stage],
                                                                    firsts[stage].max_tokens)
         result.requests[stage] = count
-        result.tokens_in += round(count * prompt_tokens)
+        result.tokens_in += round(count * per_prompt)
         result.tokens_out += round(count * completion)
         price = judge_price if stage == judge.STAGE else result.price
-        cost = None if cost is None or price is None else cost + price.cost(count * prompt_tokens, count * completion)
+        cost = None if cost is None or price is None else cost + price.cost(count * per_prompt, count * completion)
         price = online_judge_price if stage == judge.STAGE else online_price
-        online = None if online is None or price is None else online + price.cost(count * prompt_tokens,
+        online = None if online is None or price is None else online + price.cost(count * per_prompt,
                                                                                    count * completion)
         seconds += count * (rates["seconds"] if rates and rates["seconds"] else
                             DEFAULT_SECONDS["local" if config.local else "remote"])
