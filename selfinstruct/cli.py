@@ -282,9 +282,9 @@ def filter_command(
     inputs: Annotated[list[Path], typer.Argument(
         help="Alpaca JSON/JSONL, seed-task JSONL (also under a .json name), or ShareGPT or messages JSONL; several "
              "are deduplicated together, in the order given.", metavar="INPUT...")],
-    output: Annotated[Path, typer.Option("--output", "-o", help=(
-        "Where the kept records go, in the input's layout. With several inputs: an existing directory (each "
-        "input's records under its own name) or one file for all."))],
+    output: Annotated[str, typer.Option("--output", "-o", metavar="<path>", help=(
+        "Where the kept records go, in the input's layout: a file (one for all inputs), or an existing "
+        "directory (each input's records under its own name)."))],
     threshold: Annotated[float, typer.Option(
         help="Drop a record whose ROUGE-L against an earlier kept one is above this.")] = 0.7,
     lang: Annotated[Literal["auto", "zh", "en"], typer.Option(
@@ -294,7 +294,8 @@ def filter_command(
         "--against", help="Also drop records similar to this dataset (e.g. an eval set); repeat it for several.")] = None,
     field: Annotated[Optional[str], option("--field", help="Instruction field.", default="instruction")] = None,
     dropped: Annotated[Optional[Path], option("--dropped", help="Where dropped records go.",
-                                              default="OUTPUT.dropped.jsonl (.jsonl replaced)")] = None,
+                                              default="beside the output: clean.jsonl drops to "
+                                                      "clean.dropped.jsonl, any other name to NAME.dropped.jsonl")] = None,
     key: Annotated[Key, typer.Option(
         help="What ROUGE-L compares: the instruction alone, or the instruction and the input apart: a record is "
              "then a duplicate only when both its instruction and its input score above the threshold against the "

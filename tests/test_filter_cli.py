@@ -209,3 +209,55 @@ def test_a_json_and_a_jsonl_output_of_one_name_keep_their_own_dropped_records(tm
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "a.dropped.jsonl", "a.json", "a.json.dropped.jsonl", "a.jsonl"]
     assert len((tmp_path / "out" / "a.dropped.jsonl").read_text().splitlines()) == 1  # the second copy
+
+
+def _records_file(path: Path, *instructions: str) -> Path:
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("".join(json.dumps({"instruction": i, "output": "x"}) + "\n" for i in instructions))
+    return path
+
+
+@pytest.mark.parametrize("names, clash", [
+    (["in/a", "in/a.jsonl"], "out/a.dropped.jsonl: both {0} and {1} would write it"),  # dropped and dropped
+    (["in/x.jsonl", "in/x.dropped.jsonl"], "out/x.dropped.jsonl: both {0} and {1} would write it"),  # dropped, output
+    (["d1/a.jsonl", "d2/a.jsonl"], "out/a.jsonl: both {0} and {1} would write it"),  # output and output
+])
+def test_inputs_whose_files_would_be_one_file_in_the_directory_are_refused(tmp_path, names, clash):
+    """Each of these wrote one input's records over another's and said nothing (exit 0)."""
+    from selfinstruct import filter_dataset
+    from selfinstruct.dedup.result import FilterError
+
+    sources = [_records_file(tmp_path / name, f"Write a haiku about topic number {k}.", "Name three colours.")
+               for k, name in enumerate(names)]
+    (tmp_path / "out").mkdir()
+    with pytest.raises(FilterError) as raised:
+        filter_dataset(sources, tmp_path / "out")
+    assert str(raised.value) == (f"{tmp_path / clash.split(':')[0]}:" + clash.split(":", 1)[1].format(*sources)
+                                 + "; rename one, or filter them apart or into one file")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_one_input_into_a_directory_keeps_its_name_as_several_do(tmp_path):
+    from selfinstruct import filter_dataset
+
+    source = _records_file(tmp_path / "in" / "a.jsonl", "Write a haiku about the autumn rain.",
+                           "Write a haiku about the autumn rain!")
+    (tmp_path / "out").mkdir()
+    report = filter_dataset(source, tmp_path / "out")
+    assert (report.kept, report.dropped) == (1, {"duplicate": 1})
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.dropped.jsonl", "a.jsonl"]
+
+
+@pytest.mark.slow
+def test_an_output_ending_in_a_slash_is_a_directory_that_must_exist(tmp_path):
+    """`-o newdir/` wrote a file named newdir (and newdir.dropped.jsonl)."""
+    _records_file(tmp_path / "data.jsonl", "Name three colours.")
+    done = subprocess.run([str(SCRIPT), "filter", "data.jsonl", "-o", "newdir/"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (2, "error: newdir/: no such directory; create it first, or name a file\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.jsonl"]
+    (tmp_path / "newdir").mkdir()
+    done = subprocess.run([str(SCRIPT), "filter", "data.jsonl", "-o", "newdir/", "-q"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "newdir").iterdir()) == ["data.dropped.jsonl", "data.jsonl"]

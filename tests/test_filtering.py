@@ -239,7 +239,7 @@ def test_filter_refuses_to_overwrite_an_against_file(tmp_path, output, dropped, 
     ("missing.jsonl", "clean.jsonl", None, "missing.jsonl: no such file"),
     ("adir", "clean.jsonl", None, "adir: is a directory, not a dataset file"),
     ("data.jsonl", "nodir/clean.jsonl", None, "nodir/clean.jsonl: cannot write there: "),
-    ("data.jsonl", "adir", None, "adir: is a directory; give a file name to write to"),
+    ("data.jsonl", "nodir/", None, "nodir/: no such directory; create it first, or name a file"),
     ("data.jsonl", "clean.jsonl", "nodir/drops.jsonl", "nodir/drops.jsonl: cannot write there: "),
     ("data.jsonl", "clean.jsonl", "adir", "adir: is a directory; give a file name to write to"),
     ("data.jsonl", "data.jsonl/clean.jsonl", None, "data.jsonl is not an existing directory"),
@@ -247,7 +247,7 @@ def test_filter_refuses_to_overwrite_an_against_file(tmp_path, output, dropped, 
 def test_filter_reports_unusable_paths_in_one_line_and_writes_nothing(tmp_path, input, output, dropped, match):
     source = _data(tmp_path)
     (tmp_path / "adir").mkdir()
-    _no_write(tmp_path, [source], match, input=tmp_path / input, output=tmp_path / output,
+    _no_write(tmp_path, [source], match, input=tmp_path / input, output=f"{tmp_path}/{output}",
               dropped_output=tmp_path / dropped if dropped else None)
 
 

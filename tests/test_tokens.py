@@ -70,7 +70,7 @@ def reference_count(text: str, encoding: str) -> int:
 
 @pytest.mark.parametrize("model, encoding", [
     ("gpt-4o-mini", "o200k_base"), ("gpt-4o-2024-08-06", "o200k_base"), ("gpt-4.1-nano", "o200k_base"),
-    ("openai/gpt-4o", "o200k_base"), ("o3-mini", "o200k_base"), ("gpt-5-mini", "o200k_base"),
+    ("openai/gpt-4o", "o200k_base"), ("ft:gpt-4o-mini-2024-07-18:acme::9xYz", "o200k_base"), ("o3-mini", "o200k_base"), ("gpt-5-mini", "o200k_base"),
     ("gpt-4-turbo", "cl100k_base"), ("gpt-4", "cl100k_base"), ("gpt-3.5-turbo", "cl100k_base"),
     ("deepseek-chat", None), ("qwen-plus", None), ("gemma-3-270m-q4_k_m.gguf", None), (None, None)])
 def test_an_openai_model_has_its_encoding_and_no_other_model_has_one(model, encoding):
@@ -108,7 +108,7 @@ def test_other_models_the_embedded_model_and_a_missing_extra_are_estimated(monke
     try:
         counter = prompt_tokens("gpt-4o-mini", "chat", local=False)
         assert counter.count(text) == estimate_tokens(text)
-        assert counter.says() == "estimated (pip install 'selfinstruct[tokens]' counts them)"
+        assert counter.says() == "estimated; pip install 'selfinstruct[tokens]' counts them"
     finally:
         tokens._has_extra.cache_clear()
 

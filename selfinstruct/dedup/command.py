@@ -57,12 +57,12 @@ def filter_dataset(input: Path | str | list[Path | str], output: Path | str, *, 
                    overwrite: bool = False, engine: str = "local", workers: int | None = None,
                    judge: JudgeOptions | None = None, notify: Callable[[str], None] = lambda line: None) -> FilterReport:
     """Write the kept records to ``output`` (in the input's layout) and the dropped ones, with reasons,
-    to ``dropped_output`` (default: ``<output stem>.dropped.jsonl``).
+    to ``dropped_output`` (default: targets.dropped_beside: ``clean.jsonl`` drops to ``clean.dropped.jsonl``,
+    any other name to the name and ``.dropped.jsonl``).
 
-    ``input`` may be a list: the files are deduplicated together, in the order given. ``output`` is
-    then an existing directory, which gets each input's kept records under its name (and its dropped
-    ones as ``<name stem>.dropped.jsonl``), or one file for all (in the first input's layout; each
-    dropped entry names its ``file``).
+    ``input`` may be a list: the files are deduplicated together, in the order given. ``output`` is an
+    existing directory, which gets each input's kept records under its name (and its dropped ones beside
+    them), or one file for all (in the first input's layout; each dropped entry names its ``file``).
     ``against`` is one dataset or a list of them; ``key`` is one of KEYS (see above); ``progress``,
     if given, is called with (stage, done, total) as the work goes: stage ``read`` and ``write`` count
     the input's lines, ``dedup`` its records. An existing output or dropped file is replaced only with
@@ -75,7 +75,6 @@ def filter_dataset(input: Path | str | list[Path | str], output: Path | str, *, 
     answers are journaled in its directory, so filtering again asks only for what is new."""
     started = time.monotonic()
     sources = [Path(p) for p in (input if isinstance(input, (list, tuple)) else [input])]
-    output = Path(output)
     given = [against] if isinstance(against, (str, os.PathLike)) else list(against or ())
     againsts = [Path(p) for p in given]
     if not sources:
@@ -92,15 +91,14 @@ def filter_dataset(input: Path | str | list[Path | str], output: Path | str, *, 
         raise FilterError(f"unknown --engine {engine!r}; choose {' or '.join(ENGINES)}")
     if workers is not None and workers < 1:
         raise FilterError(f"--workers must be at least 1, got {workers}")
+    targets = targets_of(sources, output, Path(dropped_output) if dropped_output else None)
+    output = Path(output)
     judge_dir = _judge_directory(judge, output) if judge else None
     if engine == "ray" and importlib.util.find_spec("ray") is None:
         raise FilterError("--engine ray needs Ray: pip install 'selfinstruct[ray]'")
-    targets = targets_of(sources, output, Path(dropped_output) if dropped_output else None)
     for out, dropped in dict.fromkeys(targets):
         for source in sources:
             check_paths(source, out, dropped, againsts, overwrite)
-    if len(set(targets)) not in (1, len(sources)):
-        raise FilterError(f"{output}: two inputs have the same name; filter them into a file, or apart")
     tell = progress or (lambda stage, done, total: None)
     corpus = CorpusBuilder(use_inputs=key == "instruction+input")
     reference = Reference()

@@ -11,14 +11,27 @@ from selfinstruct.paths import special_kind, unwritable_target
 from selfinstruct.store.rundir import is_file_of_a_run
 
 
-def targets_of(sources: list[Path], output: Path, dropped: Path | None) -> list[tuple[Path, Path]]:
-    """Each input's (output, dropped-records file)."""
-    if len(sources) > 1 and output.is_dir():
-        if dropped:
-            raise FilterError("--dropped names one file; with an output directory each input's dropped records "
-                              "go beside its kept ones")
-        return [(output / s.name, dropped_beside(output / s.name)) for s in sources]
-    return [(output, dropped or dropped_beside(output))] * len(sources)
+def targets_of(sources: list[Path], output: str | os.PathLike, dropped: Path | None) -> list[tuple[Path, Path]]:
+    """Each input's (output, dropped-records file): into an existing directory, each input's under its own
+    name; else one file for all. FilterError if two inputs' files would be one file."""
+    folder = Path(output).is_dir()
+    if os.fspath(output).endswith(("/", os.sep)) and not folder:  # Path() would drop the slash: a file
+        raise FilterError(f"{os.fspath(output)}: no such directory; create it first, or name a file")
+    output = Path(output)
+    if not folder:
+        return [(output, dropped or dropped_beside(output))] * len(sources)
+    if dropped and len(sources) > 1:
+        raise FilterError("--dropped names one file; with an output directory each input's dropped records "
+                          "go beside its kept ones")
+    targets = [(output / s.name, dropped or dropped_beside(output / s.name)) for s in sources]
+    claimed: dict[Path, Path] = {}
+    for source, paths in zip(sources, targets):
+        for path in paths:
+            if path in claimed:
+                raise FilterError(f"{path}: both {claimed[path]} and {source} would write it; rename one, or "
+                                  "filter them apart or into one file")
+            claimed[path] = source
+    return targets
 
 
 def dropped_beside(output: Path) -> Path:

@@ -35,8 +35,8 @@ def estimate_tokens(text: str) -> int:
 
 
 def encoding_of(model: str | None) -> str | None:
-    """The name of the model's encoding, if it is one of OpenAI's models."""
-    name = (model or "").lower().rsplit("/", 1)[-1]
+    """The name of the model's encoding, if it is one of OpenAI's models (or fine-tuned from one)."""
+    name = (model or "").lower().rsplit("/", 1)[-1].removeprefix("ft:")
     matches = [prefix for prefix in ENCODINGS if name.startswith(prefix)]
     return ENCODINGS[max(matches, key=len)] if matches else None
 
@@ -58,12 +58,13 @@ class PromptTokens:
         """How the count was made, for a dry run's reader."""
         if self.encoding:
             return f"counted with {self.encoding}"
-        return "estimated" + (f" ({EXTRA} counts them)" if self.missing_extra else "")
+        return "estimated" + (f"; {EXTRA} counts them" if self.missing_extra else "")
 
 
 def prompt_tokens(model: str | None, api: str, local: bool) -> PromptTokens:
-    """How to count the prompts sent to ``model``: never by an encoding on a local server, whose model
-    is not OpenAI's whatever its name."""
+    """How to count the prompts sent to ``model``: never by an encoding for the embedded model
+    (``local``), which is not OpenAI's whatever it is called. A server on this machine may be a proxy
+    to OpenAI, so an OpenAI model's name counts there."""
     encoding = None if local else encoding_of(model)
     if encoding is None:
         return PromptTokens(None, api)
