@@ -197,8 +197,8 @@ def build_cases(tmp: Path, made_run: Path) -> list[dict]:
     targets = {k: files[k] for k in ("fifo", "socket", "dev_null", "dev_zero", "directory")}
     for kind, target in targets.items():
         for command, argv in OUTPUT_COMMANDS.items():
-            if command == "generate -o" and kind == "directory":
-                continue  # an empty directory is a new run's
+            if command in ("generate -o", "filter -o", "filter --overwrite") and kind == "directory":
+                continue  # an empty directory is a new run's; filter writes into one (test_filter_cli)
             out = tmp / "out" / f"{command.replace(' ', '_')}-{kind}"
             run = Path(shutil.copytree(made_run, out / "run"))
             add(f"{command} {kind}", [a.format(t=target, out=out, good=good, run=run) for a in argv], out,
