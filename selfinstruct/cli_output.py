@@ -30,10 +30,9 @@ def print_estimate(config: Config, estimate: Plan) -> None:
     typer.echo("dry run: nothing is sent and nothing is written.")
     typer.echo(config.endpoint_line() + "; " + (estimate.price.describe() if estimate.price else "price unknown"))
     for stage, prompt in estimate.prompts:
-        tokens, how = estimate.prompt_tokens[stage]
-        typer.echo(f"\n--- {stage}: the first prompt as sent ({len(prompt)} characters, "
-                   f"{'' if how.startswith('counted') else '~'}{tokens} tokens, {how}) ---\n{prompt}\n"
-                   f"--- end of {stage} prompt ---")
+        tokens, counter = estimate.prompt_tokens[stage]
+        typer.echo(f"\n--- {stage}: the first prompt as sent ({len(prompt)} characters, {counter.shown(tokens)}) "
+                   f"---\n{prompt}\n--- end of {stage} prompt ---")
         if stage in estimate.response_formats:
             typer.echo(f"response_format: {json.dumps(estimate.response_formats[stage], ensure_ascii=False)}")
     requests = sum(estimate.requests.values())

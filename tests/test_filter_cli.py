@@ -261,3 +261,17 @@ def test_an_output_ending_in_a_slash_is_a_directory_that_must_exist(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (tmp_path / "newdir").iterdir()) == ["data.dropped.jsonl", "data.jsonl"]
+
+
+def test_one_input_into_a_directory_with_its_dropped_file_as_the_output_names_the_clash(tmp_path):
+    """It said 'both in/a.jsonl and in/a.jsonl would write it'; the same-file check says what is wrong."""
+    from selfinstruct import filter_dataset
+    from selfinstruct.dedup.result import FilterError
+
+    source = _records_file(tmp_path / "in" / "a.jsonl", "Name three colours.")
+    (tmp_path / "out").mkdir()
+    with pytest.raises(FilterError) as raised:
+        filter_dataset(source, tmp_path / "out", dropped_output=tmp_path / "out" / "a.jsonl")
+    assert str(raised.value).startswith(f"{tmp_path / 'out' / 'a.jsonl'}: the dropped-records file is the same file "
+                                        f"as the output")
+    assert list((tmp_path / "out").iterdir()) == []

@@ -20,10 +20,12 @@ def targets_of(sources: list[Path], output: str | os.PathLike, dropped: Path | N
     output = Path(output)
     if not folder:
         return [(output, dropped or dropped_beside(output))] * len(sources)
-    if dropped and len(sources) > 1:
-        raise FilterError("--dropped names one file; with an output directory each input's dropped records "
-                          "go beside its kept ones")
-    targets = [(output / s.name, dropped or dropped_beside(output / s.name)) for s in sources]
+    if dropped:
+        if len(sources) > 1:
+            raise FilterError("--dropped names one file; with an output directory each input's dropped records "
+                              "go beside its kept ones")
+        return [(output / sources[0].name, dropped)]  # check_paths tells it from the output
+    targets = [(output / s.name, dropped_beside(output / s.name)) for s in sources]
     claimed: dict[Path, Path] = {}
     for source, paths in zip(sources, targets):
         for path in paths:

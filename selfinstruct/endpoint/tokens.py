@@ -60,6 +60,10 @@ class PromptTokens:
             return f"counted with {self.encoding}"
         return "estimated" + (f"; {EXTRA} counts them" if self.missing_extra else "")
 
+    def shown(self, count: int) -> str:
+        """A count as a dry run shows it: ``238 tokens, counted with o200k_base``, ``~915 tokens, estimated``."""
+        return f"{'' if self.encoding else '~'}{count} tokens, {self.says()}"
+
 
 def prompt_tokens(model: str | None, api: str, local: bool) -> PromptTokens:
     """How to count the prompts sent to ``model``: never by an encoding for the embedded model
@@ -68,20 +72,20 @@ def prompt_tokens(model: str | None, api: str, local: bool) -> PromptTokens:
     encoding = None if local else encoding_of(model)
     if encoding is None:
         return PromptTokens(None, api)
-    if not _has_extra():
+    if _library() is None:
         return PromptTokens(None, api, missing_extra=True)
     return PromptTokens(encoding, api)
 
 
 @lru_cache(maxsize=1)
-def _has_extra() -> bool:
+def _library():
+    """The tokens extra's library, or None. Loaded here, not at startup: 0.6 s, for a dry run only."""
     try:
-        importlib.import_module("bpe_openai")  # loaded here, not at startup: 0.6 s, for a dry run only
+        return importlib.import_module("bpe_openai")
     except ImportError:
-        return False
-    return True
+        return None
 
 
 @lru_cache(maxsize=None)
 def _encoder(name: str):
-    return importlib.import_module("bpe_openai").get_encoding(name)
+    return _library().get_encoding(name)

@@ -17,7 +17,7 @@ from selfinstruct.generation.candidate import Candidate
 from selfinstruct.generation.methods.registry import METHODS
 from selfinstruct.generation.loop import Run
 from selfinstruct.endpoint.pricing import Price
-from selfinstruct.endpoint.tokens import prompt_tokens
+from selfinstruct.endpoint.tokens import PromptTokens, prompt_tokens
 from selfinstruct.store.rundir import (ANSWER_REQUIRED, SignatureMismatch, answer_problem, answered, check_place,
                                       read_config, signature_changes)
 from selfinstruct.generation.session import load_prompts, prices_of
@@ -32,7 +32,8 @@ JUDGED_PER_TASK = 1 / 0.9  # with --min-score some judged tasks are rejected
 class Plan:
     prompts: list[tuple[str, str]]  # (stage, prompt) as a run sends them
     remaining: int  # tasks still to accept
-    prompt_tokens: dict[str, tuple[int, str]] = field(default_factory=dict)  # stage -> (its first prompt's, how)
+    # stage -> its first prompt's tokens, and how they were counted
+    prompt_tokens: dict[str, tuple[int, PromptTokens]] = field(default_factory=dict)
     requests: dict[str, int] = field(default_factory=dict)  # stage -> requests
     tokens_in: int = 0
     tokens_out: int = 0
@@ -67,7 +68,7 @@ def plan(config: Config) -> Plan:
         judged_elsewhere = stage == judge.STAGE and config.judge_base_url is not None
         counter = prompt_tokens(config.judge_model if stage == judge.STAGE else config.model, config.api,
                                 local=config.local and not judged_elsewhere)
-        counted[stage] = (counter.count(request.prompt), counter.says())
+        counted[stage] = (counter.count(request.prompt), counter)
     measured = _measured(config)
     remaining = max(config.num_instructions - (measured["accepted"] if measured else 0), 0)
     result = Plan([(stage, request.prompt) for stage, request in firsts.items()], remaining,
